@@ -1,0 +1,126 @@
+// Package step is the boundary between the engine and the step kinds.
+//
+// A step kind (`uses: golangci-lint`, `uses: go-test`, ...) is a Kind value:
+// a name, the outputs it sets and a constructor that decodes its `with:`
+// inputs. The engine only ever sees Kind and Step; it never names a kind.
+// Abilities beyond Run are optional interfaces (Cacheable), checked at run
+// time.
+package step
+
+import (
+	"context"
+	"io"
+	"log/slog"
+)
+
+// Kind describes one built-in step kind.
+type Kind struct {
+	// Name is the value of `uses:`.
+	Name string
+	// Summary is one line for `gantry kinds` and the docs.
+	Summary string
+	// Outputs lists the outputs a step of this kind sets, so that references
+	// such as steps.unit.outputs.coverage are checked when the pipeline file
+	// is validated. Outputs whose names are only known at run time make the
+	// kind set AnyOutputs.
+	Outputs    []string
+	AnyOutputs bool
+	// New decodes and checks the step's `with:` inputs and returns the step.
+	// It is called when the pipeline is validated (inputs may then still hold
+	// unresolved ${...} expressions in strings) and again at run time with
+	// every expression resolved. It must not do I/O.
+	New func(in Inputs) (Step, error)
+}
+
+// Inputs gives a kind its `with:` block.
+type Inputs interface {
+	// Decode decodes the `with:` block strictly into v (a pointer to a
+	// struct with yaml tags). Unknown fields and wrong types are errors that
+	// name file:line:col. An absent block leaves v unchanged.
+	Decode(v any) error
+	// Errorf returns an error located at the `with:` field named by path
+	// (e.g. "thresholds", "tags.1"); an unknown path points at the block.
+	Errorf(path string, format string, args ...any) error
+	// Resolved reports whether expressions have been resolved (run time).
+	Resolved() bool
+}
+
+// Step is one configured step, ready to run.
+type Step interface {
+	// Run performs the step. A returned error fails the step; its text is
+	// shown to the user, so it says what failed and where.
+	Run(ctx context.Context, env *Env) (*Result, error)
+}
+
+// Result is what a successful or failed step reports.
+type Result struct {
+	// Outputs are readable by later steps, gates and `when:` expressions
+	// as steps.NAME.outputs.KEY. Values are numbers, strings, bools, lists
+	// or maps (anything encoding/json can marshal).
+	Outputs map[string]any
+	// Summary is one line shown next to the step's status.
+	Summary string
+}
+
+// Env is what the engine hands a running step.
+type Env struct {
+	RunID string
+	Stage string
+	Step  string
+	// Dir is the workspace: the repository being built.
+	Dir string
+	// TempDir is a private scratch directory, removed after the run.
+	TempDir string
+	// StateDir is gantry's data directory (tool cache, registry, ...).
+	StateDir string
+	// Vars is the environment for child processes (KEY=VALUE), including
+	// the step's env and secrets and the services' connection settings.
+	Vars []string
+	// Stdout receives the step's log. Secrets are masked on the way out.
+	Stdout io.Writer
+	Log    *slog.Logger
+	// Git describes the commit and event being built.
+	Git Git
+	// Artifacts stores files produced by the step.
+	Artifacts ArtifactSink
+	// Outputs of every step that already finished in this run, by
+	// "stage/step", for kinds that need more than their inputs.
+	Outputs func(stage, step string) (map[string]any, bool)
+}
+
+// Git describes the commit and event that triggered the run.
+type Git struct {
+	SHA     string
+	Branch  string
+	Event   string // "push" or "pull_request"
+	BaseRef string // pull_request: the target branch; push: the previous head, if known
+	// Time is the commit time in Unix seconds (reproducible builds).
+	Time int64
+}
+
+// ArtifactSink stores files produced by a step.
+type ArtifactSink interface {
+	// Put stores the file at path (absolute, or relative to Env.Dir) as
+	// the artifact name, with a media type ("" to guess from the name).
+	Put(ctx context.Context, name, path, mediaType string) error
+	// PutBytes stores data as the artifact name.
+	PutBytes(ctx context.Context, name string, data []byte, mediaType string) error
+}
+
+// Cacheable is implemented by steps whose result depends only on their
+// inputs; the engine skips them when an earlier successful run had the same
+// cache key, and restores that run's outputs and artifacts.
+type Cacheable interface {
+	CacheKey(ctx context.Context, env *Env) (CacheKey, error)
+}
+
+// CacheKey lists what a step's result depends on beyond its configuration
+// and env, which the engine always includes.
+type CacheKey struct {
+	// Files are glob patterns relative to Env.Dir ("**/*.go", "go.sum");
+	// their paths and content digests enter the key. Files ignored by git
+	// are skipped. Nil means every file tracked by git.
+	Files []string
+	// Extra holds further facts, such as tool versions.
+	Extra map[string]string
+}

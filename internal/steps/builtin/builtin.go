@@ -1,0 +1,22 @@
+// Package builtin lists gantry's built-in step kinds and services. It is the
+// one place that names them; the engine receives the lists.
+package builtin
+
+import (
+	"github.com/gantry-ci/gantry/internal/service"
+	"github.com/gantry-ci/gantry/internal/step"
+)
+
+// Kinds returns every built-in step kind.
+func Kinds() []step.Kind {
+	return []step.Kind{
+		// Each step-kind package adds its Kind here, one line each.
+	}
+}
+
+// Services returns the services a step can ask for with `services:`.
+func Services() map[string]service.Provider {
+	return map[string]service.Provider{
+		// Each service adds itself here, one line each.
+	}
+}

@@ -1,0 +1,104 @@
+// Package toolcache installs pinned Go tools (golangci-lint, tflint, k6,
+// goaws, ...) on first use with `go install` into gantry's tool cache and
+// reuses them afterwards.
+package toolcache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/gantry-ci/gantry/internal/proc"
+)
+
+// Tool is a Go command pinned to one version.
+type Tool struct {
+	// Name is the binary's name, e.g. "golangci-lint".
+	Name string
+	// Package is the main package path, e.g.
+	// "github.com/golangci/golangci-lint/v2/cmd/golangci-lint".
+	Package string
+	// Version is the module version, e.g. "v2.5.0".
+	Version string
+}
+
+// Cache is a directory of installed tools, one folder per name@version.
+type Cache struct {
+	dir string
+	mu  sync.Mutex
+}
+
+// New returns the cache rooted at dir (usually STATE_DIR/tools).
+func New(dir string) *Cache { return &Cache{dir: dir} }
+
+// ErrNoGo is returned when a tool is missing and cannot be installed
+// because no Go toolchain is on PATH.
+var ErrNoGo = errors.New("the go command is not on PATH")
+
+// Path returns where t is installed, whether or not it is.
+func (c *Cache) Path(t Tool) string {
+	return filepath.Join(c.dir, t.Name+"@"+t.Version, t.Name)
+}
+
+// Ensure returns the path of t's binary, installing it first if needed.
+// Progress of an install goes to progress (may be nil).
+func (c *Cache) Ensure(ctx context.Context, t Tool, progress io.Writer) (string, error) {
+	bin := c.Path(t)
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, nil
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("install %s %s: %w; install Go or put %s on PATH", t.Name, t.Version, ErrNoGo, t.Name)
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	tmp, err := os.MkdirTemp(c.dirOrCreate(), ".install-*")
+	if err != nil {
+		return "", fmt.Errorf("install %s: %w", t.Name, err)
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintf(progress, "installing %s@%s with go install (first use; later runs reuse it)\n", t.Package, t.Version)
+	cmd := proc.Command(ctx, goBin, "install", t.Package+"@"+t.Version)
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	var out bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&out, progress)
+	cmd.Stderr = io.MultiWriter(&out, progress)
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("install %s@%s: %w: %s\n(without network access, install %s %s yourself and put it on PATH or in %s)",
+			t.Package, t.Version, err, strings.TrimSpace(lastLines(out.String(), 5)), t.Name, t.Version, filepath.Dir(bin))
+	}
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", fmt.Errorf("install %s: %w", t.Name, err)
+	}
+	if err := os.Rename(filepath.Join(tmp, t.Name), bin); err != nil {
+		return "", fmt.Errorf("install %s: %w", t.Name, err)
+	}
+	return bin, nil
+}
+
+func (c *Cache) dirOrCreate() string {
+	_ = os.MkdirAll(c.dir, 0o755)
+	return c.dir
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

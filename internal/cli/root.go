@@ -22,6 +22,12 @@ func New() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(
 		newVersionCmd(),
+		newRunCmd(g),
+		newValidateCmd(),
+		newRunsCmd(g),
+		newShowCmd(g),
+		newLogsCmd(g),
+		newArtifactsCmd(g),
 	)
 	return root
 }

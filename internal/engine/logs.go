@@ -176,7 +176,18 @@ func guessMediaType(name string) string {
 	case strings.HasSuffix(name, ".intoto.jsonl"):
 		return "application/vnd.in-toto+json"
 	}
+	switch filepath.Ext(name) {
+	case ".xml":
+		return "application/xml"
+	case ".json":
+		return "application/json"
+	case ".html", ".htm":
+		return "text/html"
+	case ".txt", ".log":
+		return "text/plain"
+	}
 	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
+		t, _, _ = strings.Cut(t, ";")
 		return t
 	}
 	return "application/octet-stream"

@@ -72,7 +72,7 @@ func (in *inputs) Decode(v any) error {
 	if in.node == nil || in.node.Kind == 0 {
 		return nil
 	}
-	d := &yamlx.Decoder{File: in.file}
+	d := &yamlx.Decoder{File: in.file, SkipTemplates: !in.resolved}
 	return d.Decode(in.node, v)
 }
 

@@ -53,6 +53,10 @@ type Unmarshaler interface {
 // Decoder holds the file name used in error positions.
 type Decoder struct {
 	File string
+	// SkipTemplates leaves non-string fields at their zero value when the
+	// YAML holds an unresolved ${...} expression there, for validating a
+	// file before its expressions can be evaluated.
+	SkipTemplates bool
 }
 
 // Pos is a position in a YAML file. A struct field of type Pos is filled
@@ -215,6 +219,9 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value) error {
 	}
 	if n.Kind != yaml.ScalarNode {
 		return d.errorf(n, "expected %s, got %s", typeName(v.Type()), kindName(n))
+	}
+	if d.SkipTemplates && v.Kind() != reflect.String && n.Tag == "!!str" && strings.Contains(n.Value, "${") {
+		return nil
 	}
 	return d.decodeScalar(n, v)
 }

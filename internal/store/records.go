@@ -312,7 +312,7 @@ func (s *Store) Audit(ctx context.Context, e *AuditEntry) error {
 		e.Time = s.now()
 	}
 	if e.Action == "" {
-		return fmt.Errorf("audit: empty action")
+		return errors.New("audit: empty action")
 	}
 	return s.withTx(ctx, "audit "+e.Action, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO audit (time, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,

@@ -57,8 +57,10 @@ func (s *Store) CreateRun(ctx context.Context, r *Run) error {
 
 // FinishRun sets the run's final status, message and finish time and
 // releases its liveness lock. st may also be awaiting_approval: the run
-// then waits, unowned, until ResumeRun.
+// then waits, unowned, until ResumeRun. The write ignores ctx's
+// cancellation, so that the outcome of a cancelled run is still recorded.
 func (s *Store) FinishRun(ctx context.Context, id int64, st Status, msg string, at time.Time) error {
+	ctx = context.WithoutCancel(ctx)
 	if st == "" || st == StatusRunning || st == StatusPending {
 		return fmt.Errorf("finish run %d: status %q is not a final status", id, st)
 	}

@@ -70,12 +70,17 @@ const EventRunInterrupted = "run.interrupted"
 
 // Run is one execution of a pipeline.
 type Run struct {
-	ID                                                  int64
-	Pipeline, Dir, Event, Branch, SHA, BaseRef, Trigger string
-	Status                                              Status
-	Message                                             string
-	Started, Finished                                   time.Time // zero if unset
-	Params                                              map[string]string
+	ID       int64
+	Pipeline string
+	// Dir is the repository the run built.
+	Dir string
+	// Event is "push" or "pull_request"; Trigger says who or what started
+	// the run ("cli", "webhook", ...).
+	Event, Branch, SHA, BaseRef, Trigger string
+	Status                               Status
+	Message                              string
+	Started, Finished                    time.Time // zero if unset
+	Params                               map[string]string
 }
 
 // Stage is one stage of a run.

@@ -69,6 +69,19 @@ func TestRunRoundTrip(t *testing.T) {
 	if got.Status != StatusFailed || got.Message != "gate failed" || !got.Finished.Equal(end) {
 		t.Errorf("after FinishRun: %q %q %v, want failed, gate failed, %v", got.Status, got.Message, got.Finished, end)
 	}
+	// A cancelled run's outcome is recorded even though its ctx is done.
+	r2 := &Run{}
+	if err := s.CreateRun(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.FinishRun(cctx, r2.ID, StatusCancelled, "cancelled by user", end); err != nil {
+		t.Errorf("FinishRun with a cancelled ctx: %v", err)
+	}
+	if got, _ := s.GetRun(ctx, r2.ID); got.Status != StatusCancelled {
+		t.Errorf("status after FinishRun(cancelled) = %q, want cancelled", got.Status)
+	}
 	if err := s.FinishRun(ctx, r.ID, StatusRunning, "", end); err == nil {
 		t.Errorf("FinishRun(running) succeeded, want an error")
 	}

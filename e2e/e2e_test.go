@@ -16,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	// The tests run the gantry binary, which go test cannot see; importing
+	// its command package ties the test cache to gantry's sources.
+	_ "github.com/gantry-ci/gantry/internal/cli"
 )
 
 var gantryBin string

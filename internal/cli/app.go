@@ -38,7 +38,7 @@ func openApp(ctx context.Context, g *options.Global, stderr io.Writer) (*app, er
 		return nil, err
 	}
 	log := newLogger(g, stderr)
-	st, err := store.Open(ctx, filepath.Join(dir, "db"), store.WithLogger(log))
+	st, err := store.Open(ctx, dir, store.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("open run history in %s: %w", dir, err)
 	}

@@ -23,6 +23,7 @@ func New() *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newRunCmd(g),
+		newInitCmd(),
 		newValidateCmd(),
 		newRunsCmd(g),
 		newShowCmd(g),

@@ -42,7 +42,7 @@ func BenchmarkNoopStep(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			const steps = 50
-			f := newFixture(&testing.T{}, engine.WithKinds([]step.Kind{noopKind}))
+			f := newFixture(b, engine.WithKinds([]step.Kind{noopKind}))
 			p := f.pipeline(benchPipeline(steps))
 			ctx := context.Background()
 			req := engine.Request{Dir: f.dir, Git: step.Git{Event: "push", Branch: "main"}, NoCache: !cached}

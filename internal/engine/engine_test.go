@@ -82,7 +82,7 @@ func (s *countStep) CacheKey(context.Context, *step.Env) (step.CacheKey, error) 
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	store *store.Store
 	eng   *engine.Engine
@@ -91,7 +91,7 @@ type fixture struct {
 	logs  []string
 }
 
-func newFixture(t *testing.T, opts ...engine.Option) *fixture {
+func newFixture(t testing.TB, opts ...engine.Option) *fixture {
 	t.Helper()
 	state := t.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(state, "db"))

@@ -129,9 +129,10 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
 	case store.StatusPassed, store.StatusAwaitingApproval:
 		return nil
 	case store.StatusCancelled:
-		return &ExitError{Code: ExitCancelled, Err: fmt.Errorf("run %d cancelled", res.RunID)}
+		return &ExitError{Code: ExitCancelled}
 	default:
-		return failed(fmt.Errorf("run %d %s: %s", res.RunID, res.Status, res.Message))
+		// The summary already said why.
+		return &ExitError{Code: ExitFailed}
 	}
 }
 

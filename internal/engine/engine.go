@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"runtime"
 	"slices"
 	"sync"
@@ -37,6 +38,7 @@ type Recorder interface {
 	LookupCache(ctx context.Context, key string) (*store.Step, error)
 	RequestApproval(ctx context.Context, a *store.Approval) error
 	Approvals(ctx context.Context, runID int64) ([]store.Approval, error)
+	Audit(ctx context.Context, e *store.AuditEntry) error
 }
 
 var _ Recorder = (*store.Store)(nil)
@@ -194,8 +196,10 @@ type Request struct {
 	Stages      []string
 	From, Until string
 	NoCache     bool
-	// Trigger says who started the run ("cli", "webhook", ...).
+	// Trigger says how the run started ("cli", "webhook", ...).
 	Trigger string
+	// Actor is who started it, for the audit log (default: the OS user).
+	Actor string
 }
 
 // Result is the outcome of a run.
@@ -233,6 +237,14 @@ func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Resul
 	}
 	if err := e.rec.CreateRun(ctx, run); err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
+	}
+	actor := req.Actor
+	if actor == "" {
+		actor = currentUser()
+	}
+	if err := e.rec.Audit(ctx, &store.AuditEntry{Time: run.Started, Actor: actor, Action: "run.start",
+		Subject: fmt.Sprintf("run %d", run.ID), Detail: fmt.Sprintf("pipeline %s, %s on %s at %s", p.Name, req.Git.Event, req.Git.Branch, req.Git.SHA)}); err != nil {
+		e.log.Error("audit run start", "run", run.ID, "err", err)
 	}
 	r := &runner{
 		e: e, p: p, req: req, run: run, masker: masker, secrets: secrets, tmp: tmp,
@@ -449,6 +461,13 @@ func (r *runner) setStage(name string, status store.Status) {
 		r.stages[name] = s
 	}
 	s.Status = status
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
 }
 
 func joinComma(xs []string) string {

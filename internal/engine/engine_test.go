@@ -558,6 +558,11 @@ stages:
 		t.Errorf("approvals: got %+v", approvals)
 	}
 
+	audit, err := f.store.AuditLog(context.Background(), 10)
+	if err != nil || len(audit) != 1 || audit[0].Action != "run.start" || audit[0].Subject != fmt.Sprintf("run %d", res.RunID) {
+		t.Errorf("audit log: got %+v %v, want one run.start entry", audit, err)
+	}
+
 	only := f.run(context.Background(), p, engine.Request{Stages: []string{"one"}})
 	if only.Status != store.StatusPassed {
 		t.Errorf("--stage one: got %s", only.Status)

@@ -183,7 +183,7 @@ func TestPaymentFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(cfg, log, backends)
+	a, err := app.New(ctx, cfg, log, backends)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,10 +280,10 @@ func TestPaymentFlow(t *testing.T) {
 		return n >= 12
 	})
 	for _, a := range atts.Data {
-		if a.Succeeded && a.StatusCode != 200 {
+		if a.Succeeded && a.StatusCode != http.StatusOK {
 			t.Errorf("successful attempt with status %d: %+v", a.StatusCode, a)
 		}
-		if !a.Succeeded && (a.StatusCode != 500 || a.NextRetry == nil) {
+		if !a.Succeeded && (a.StatusCode != http.StatusInternalServerError || a.NextRetry == nil) {
 			t.Errorf("failed attempt without retry schedule: %+v", a)
 		}
 	}

@@ -51,7 +51,7 @@ func run() error {
 	} else {
 		log.Warn("running with in-memory storage: data is lost on exit and not shared between replicas")
 	}
-	a, err := app.New(cfg, log, backends)
+	a, err := app.New(ctx, cfg, log, backends)
 	if err != nil {
 		backends.Close()
 		return err

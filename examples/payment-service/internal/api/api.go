@@ -80,12 +80,13 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel value compared as net/http does
 					panic(v)
 				}
-				s.d.Log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				s.d.Log.ErrorContext(ctx, "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
 				writeError(w, http.StatusInternalServerError, "api_error", "internal_error", "", "internal error")
 			}
 		}()
@@ -103,7 +104,9 @@ type apiError struct {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client went away: nothing to do
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		return // the client went away: nothing left to tell it
+	}
 }
 
 func writeError(w http.ResponseWriter, status int, typ, code, param, msg string) {
@@ -126,8 +129,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func (s *Server) validationError(w http.ResponseWriter, err error) bool {
-	var ve *payment.ValidationError
-	if errors.As(err, &ve) {
+	if ve, ok := errors.AsType[*payment.ValidationError](err); ok {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", ve.Field, ve.Error())
 		return true
 	}

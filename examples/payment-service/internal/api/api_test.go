@@ -175,7 +175,7 @@ func TestPaymentFlowWithWebhook(t *testing.T) {
 	res = e.do(t, "GET", "/v1/payment_intents/"+in.ID+"/delivery_attempts", "", nil)
 	var atts struct{ Data []webhook.Attempt }
 	res.decode(t, &atts)
-	if res.status != http.StatusOK || len(atts.Data) != 1 || !atts.Data[0].Succeeded || atts.Data[0].StatusCode != 200 || atts.Data[0].EventType != webhook.EventIntentSucceeded {
+	if res.status != http.StatusOK || len(atts.Data) != 1 || !atts.Data[0].Succeeded || atts.Data[0].StatusCode != http.StatusOK || atts.Data[0].EventType != webhook.EventIntentSucceeded {
 		t.Fatalf("delivery attempts = %d %s", res.status, res.body)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"maps"
 	"net/http"
 
 	"github.com/examplepay/payment-service/internal/idempotency"
@@ -98,9 +99,7 @@ func (s *Server) idempotent(next http.HandlerFunc) http.HandlerFunc {
 		}); err != nil {
 			s.d.Log.ErrorContext(ctx, "store idempotent response", "err", err)
 		}
-		for k, v := range cw.header {
-			w.Header()[k] = v
-		}
+		maps.Copy(w.Header(), cw.header)
 		w.WriteHeader(cw.status)
 		_, _ = w.Write(cw.body.Bytes())
 	}

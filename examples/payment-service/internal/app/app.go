@@ -110,7 +110,7 @@ func ExternalBackends(ctx context.Context, cfg config.Config) (Backends, error) 
 }
 
 // New builds the service on b and starts listening on cfg.Addr.
-func New(cfg config.Config, log *slog.Logger, b Backends) (*App, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, b Backends) (*App, error) {
 	reg := metrics.NewRegistry()
 	if b.PoolStats != nil {
 		reg.MustRegister(metrics.NewPoolCollector(b.PoolStats))
@@ -126,7 +126,7 @@ func New(cfg config.Config, log *slog.Logger, b Backends) (*App, error) {
 		webhook.WithHTTPClient(&http.Client{Timeout: cfg.WebhookTimeout}),
 		webhook.WithPollWait(cfg.QueuePollWait),
 	)
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
@@ -143,7 +143,6 @@ func New(cfg config.Config, log *slog.Logger, b Backends) (*App, error) {
 		closers: []func(){b.Close},
 	}, nil
 }
-
 
 // Addr is the address the service listens on.
 func (a *App) Addr() string { return a.listener.Addr().String() }

@@ -28,7 +28,7 @@ func memConfig(t *testing.T) config.Config {
 
 func post(t *testing.T, url, body string) string {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body)) //nolint:noctx // test helper
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func field(t *testing.T, js, name string) string {
 // intent, waits for the signed webhook and shuts down gracefully.
 func TestRunMemoryEndToEnd(t *testing.T) {
 	cfg := memConfig(t)
-	a, err := New(cfg, slog.New(slog.DiscardHandler), MemoryBackends(cfg))
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), MemoryBackends(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestRunMemoryEndToEnd(t *testing.T) {
 		t.Fatal("no webhook delivered within 20s")
 	}
 
-	resp, err := http.Get(base + "/metrics") //nolint:noctx // test
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestRunMemoryEndToEnd(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run() = %v", err)
 	}
-	if _, err := http.Get(base + "/healthz"); err == nil { //nolint:noctx,bodyclose // expecting a refused connection
+	if _, err := http.Get(base + "/healthz"); err == nil { //nolint:bodyclose // expecting a refused connection, so no body
 		t.Fatal("server still answers after shutdown")
 	}
 }
@@ -119,7 +119,7 @@ func TestRunMemoryEndToEnd(t *testing.T) {
 func TestNewListenError(t *testing.T) {
 	cfg := memConfig(t)
 	cfg.Addr = "256.0.0.1:1"
-	if _, err := New(cfg, slog.New(slog.DiscardHandler), MemoryBackends(cfg)); err == nil || !strings.Contains(err.Error(), "listen on") {
+	if _, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), MemoryBackends(cfg)); err == nil || !strings.Contains(err.Error(), "listen on") {
 		t.Fatalf("New() = %v, want listen error", err)
 	}
 }

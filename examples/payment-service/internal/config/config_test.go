@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +22,8 @@ var full = map[string]string{
 
 func with(extra map[string]string) map[string]string {
 	m := map[string]string{}
-	for k, v := range full {
-		m[k] = v
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
+	maps.Copy(m, full)
+	maps.Copy(m, extra)
 	return m
 }
 
@@ -38,26 +35,31 @@ func TestLoad(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "defaults", env: full, check: func(t *testing.T, c Config) {
+			t.Helper()
 			if c.Addr != ":8080" || c.Storage != StorageExternal || c.WebhookMaxAttempts != 8 || c.IdempotencyTTL != 24*time.Hour || c.LogLevel != slog.LevelInfo {
 				t.Fatalf("got %+v", c)
 			}
 		}},
 		{name: "port", env: with(map[string]string{"PORT": "9090"}), check: func(t *testing.T, c Config) {
+			t.Helper()
 			if c.Addr != ":9090" {
 				t.Fatalf("Addr = %q, want :9090", c.Addr)
 			}
 		}},
 		{name: "addr wins over port", env: with(map[string]string{"PORT": "9090", "ADDR": "127.0.0.1:7000"}), check: func(t *testing.T, c Config) {
+			t.Helper()
 			if c.Addr != "127.0.0.1:7000" {
 				t.Fatalf("Addr = %q", c.Addr)
 			}
 		}},
 		{name: "memory needs nothing", env: map[string]string{"STORAGE": "memory"}, check: func(t *testing.T, c Config) {
+			t.Helper()
 			if c.Storage != StorageMemory {
 				t.Fatalf("Storage = %q", c.Storage)
 			}
 		}},
 		{name: "tuning", env: with(map[string]string{"WEBHOOK_MAX_ATTEMPTS": "3", "WEBHOOK_BACKOFF_BASE": "250ms", "LOG_LEVEL": "debug", "STORAGE": "postgres"}), check: func(t *testing.T, c Config) {
+			t.Helper()
 			if c.WebhookMaxAttempts != 3 || c.WebhookBackoffBase != 250*time.Millisecond || c.LogLevel != slog.LevelDebug {
 				t.Fatalf("got %+v", c)
 			}

@@ -3,7 +3,7 @@ package idempotency
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -49,10 +49,8 @@ func contract(t *testing.T, s Store, expire func(time.Duration)) {
 	var mu sync.Mutex
 	claims := 0
 	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, c, err := s.Begin(ctx, "race", fmt.Sprint(i))
+		wg.Go(func() {
+			_, c, err := s.Begin(ctx, "race", strconv.Itoa(i))
 			if err != nil {
 				t.Error(err)
 			}
@@ -61,7 +59,7 @@ func contract(t *testing.T, s Store, expire func(time.Duration)) {
 				claims++
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if claims != 1 {

@@ -5,6 +5,7 @@ package payment
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -75,12 +76,7 @@ var transitions = map[Status][]Status{
 
 // CanTransition reports whether an intent may move from one status to another.
 func CanTransition(from, to Status) bool {
-	for _, s := range transitions[from] {
-		if s == to {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(transitions[from], to)
 }
 
 // Transition checks that from -> to is allowed and returns a wrapped

@@ -6,6 +6,9 @@ import (
 	"strings"
 )
 
+// cardField names the card number in validation errors.
+const cardField = "card.number"
+
 // Card is the payment method presented at confirmation.
 type Card struct {
 	Number string `json:"number"`
@@ -76,14 +79,14 @@ func (FakeProcessor) Process(ctx context.Context, _ Intent, card Card) (Outcome,
 func ValidateCard(card Card) error {
 	n := card.normalized()
 	if len(n) < 12 || len(n) > 19 {
-		return &ValidationError{Field: "card.number", Reason: "must have 12 to 19 digits"}
+		return &ValidationError{Field: cardField, Reason: "must have 12 to 19 digits"}
 	}
 	sum := 0
 	double := false
 	for i := len(n) - 1; i >= 0; i-- {
 		c := n[i]
 		if c < '0' || c > '9' {
-			return &ValidationError{Field: "card.number", Reason: "must contain only digits"}
+			return &ValidationError{Field: cardField, Reason: "must contain only digits"}
 		}
 		d := int(c - '0')
 		if double {
@@ -96,7 +99,7 @@ func ValidateCard(card Card) error {
 		double = !double
 	}
 	if sum%10 != 0 {
-		return &ValidationError{Field: "card.number", Reason: "fails the Luhn check"}
+		return &ValidationError{Field: cardField, Reason: "fails the Luhn check"}
 	}
 	return nil
 }

@@ -66,13 +66,11 @@ func (m *Memory) notifyLocked() {
 }
 
 // Receive implements Queue.
-func (m *Memory) Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error) {
-	if max <= 0 {
-		max = 1
-	}
+func (m *Memory) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]Message, error) {
+	maxMessages = max(maxMessages, 1)
 	deadline := time.Now().Add(wait)
 	for {
-		msgs, next, changed := m.take(max)
+		msgs, next, changed := m.take(maxMessages)
 		if len(msgs) > 0 {
 			return msgs, nil
 		}
@@ -98,7 +96,7 @@ func (m *Memory) Receive(ctx context.Context, max int, wait time.Duration) ([]Me
 
 // take hands out up to max visible messages. With none visible it returns
 // the earliest future visibility time and the change channel to wait on.
-func (m *Memory) take(max int) ([]Message, time.Time, <-chan struct{}) {
+func (m *Memory) take(maxMessages int) ([]Message, time.Time, <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
@@ -111,7 +109,7 @@ func (m *Memory) take(max int) ([]Message, time.Time, <-chan struct{}) {
 			}
 			continue
 		}
-		if len(out) == max {
+		if len(out) == maxMessages {
 			continue
 		}
 		it.received++

@@ -88,11 +88,9 @@ func TestMemoryDelayAndLongPoll(t *testing.T) {
 	var wg sync.WaitGroup
 	var polled []Message
 	var pollErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		polled, pollErr = q.Receive(ctx, 1, 30*time.Second)
-	}()
+	})
 	if err := q.Send(ctx, []byte("wake"), 0); err != nil {
 		t.Fatal(err)
 	}

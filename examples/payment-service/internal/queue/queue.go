@@ -27,7 +27,7 @@ type Queue interface {
 	// Receive returns up to max visible messages, waiting up to wait for
 	// the first one (long polling). It returns no messages and no error
 	// when wait passes with nothing visible.
-	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
+	Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]Message, error)
 	// Delete acknowledges a received message.
 	Delete(ctx context.Context, receiptHandle string) error
 }

@@ -59,7 +59,7 @@ func (q *SQS) Receive(ctx context.Context, maxMessages int, wait time.Duration) 
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
 	}
 	if q.visibility > 0 {
-		in.VisibilityTimeout = int32(q.visibility / time.Second)
+		in.VisibilityTimeout = int32(min(q.visibility, 12*time.Hour) / time.Second)
 	}
 	out, err := q.client.ReceiveMessage(ctx, in)
 	if err != nil {

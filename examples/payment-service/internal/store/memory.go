@@ -134,4 +134,3 @@ func (m *Memory) ListAttempts(_ context.Context, intentID string) ([]webhook.Att
 
 // Ping implements Repository; memory is always reachable.
 func (m *Memory) Ping(context.Context) error { return nil }
-

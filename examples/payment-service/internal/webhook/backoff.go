@@ -29,7 +29,7 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	}
 	r := b.Rand
 	if r == nil {
-		r = rand.Float64 //nolint:gosec // jitter needs no cryptographic randomness
+		r = rand.Float64
 	}
 	half := d / 2
 	return half + time.Duration(r()*float64(d-half))

@@ -60,7 +60,7 @@ func Verify(secret, header string, body []byte, now time.Time, tolerance time.Du
 	var ts int64
 	var haveTS bool
 	var sigs [][]byte
-	for _, part := range strings.Split(header, ",") {
+	for part := range strings.SplitSeq(header, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
 			return fmt.Errorf("%w: element %q has no '='", ErrMalformedSignature, part)

@@ -111,7 +111,7 @@ func TestDispatchAndDeliverWithRetries(t *testing.T) {
 	atts := &fakeAttempts{}
 	w := NewWorker(q, eps, atts, testLogger(), WithMaxAttempts(5),
 		WithBackoff(Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}), WithPollWait(50*time.Millisecond))
-	for i := 0; i < 3; i++ {
+	for i := range 3 {
 		msgs, err := q.Receive(ctx, 10, 10*time.Second)
 		if err != nil || len(msgs) != 1 {
 			t.Fatalf("round %d: Receive() = %v, %v", i, msgs, err)
@@ -157,7 +157,7 @@ func TestWorkerGivesUpAfterMaxAttempts(t *testing.T) {
 	if _, err := NewDispatcher(eps, q).Publish(ctx, Event{ID: "evt_9", Type: EventIntentCreated}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 2; i++ {
+	for range 2 {
 		msgs, err := q.Receive(ctx, 1, 10*time.Second)
 		if err != nil || len(msgs) != 1 {
 			t.Fatalf("Receive() = %v, %v", msgs, err)
@@ -200,7 +200,7 @@ func TestWorkerRunDeliversUntilCancelled(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run() = %v", err)
 	}
-	if a := atts.all()[0]; !a.Succeeded || a.StatusCode != 200 {
+	if a := atts.all()[0]; !a.Succeeded || a.StatusCode != http.StatusOK {
 		t.Fatalf("attempt = %+v", a)
 	}
 }

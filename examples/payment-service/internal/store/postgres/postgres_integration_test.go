@@ -21,7 +21,7 @@ func TestPostgresContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for i := 0; i < 2; i++ { // migrating twice is a no-op
+	for i := range 2 { // migrating twice is a no-op
 		if err := s.Migrate(ctx); err != nil {
 			t.Fatalf("Migrate() #%d = %v", i+1, err)
 		}

@@ -4,7 +4,8 @@ package storetest
 import (
 	"context"
 	"errors"
-	"fmt"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 func RunContract(t *testing.T, r store.Repository) {
 	t.Helper()
 	ctx := context.Background()
-	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 10)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 
 	in := payment.Intent{ID: "pi_c" + suffix, Amount: 1099, Currency: "usd", Status: payment.StatusRequiresConfirmation, CreatedAt: now, UpdatedAt: now}
@@ -92,7 +93,7 @@ func RunContract(t *testing.T, r store.Repository) {
 	if err != nil || len(gotAtts) != 2 {
 		t.Fatalf("ListAttempts() = %+v, %v; want 2", gotAtts, err)
 	}
-	if a := gotAtts[0]; a.Attempt != 1 || a.StatusCode != 500 || a.Succeeded || a.NextRetryAt == nil || !a.NextRetryAt.Equal(next) || a.Error == "" {
+	if a := gotAtts[0]; a.Attempt != 1 || a.StatusCode != http.StatusInternalServerError || a.Succeeded || a.NextRetryAt == nil || !a.NextRetryAt.Equal(next) || a.Error == "" {
 		t.Fatalf("first attempt = %+v", a)
 	}
 	if a := gotAtts[1]; a.Attempt != 2 || !a.Succeeded || a.NextRetryAt != nil || a.EventType != webhook.EventIntentFailed {

@@ -61,7 +61,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
 		route := pattern[strings.IndexByte(pattern, ' ')+1:]
-		mux.Handle(pattern, s.d.Metrics.Instrument(route, h))
+		mux.Handle(pattern, s.d.Metrics.Instrument(route, s.accessLog(route, h)))
 	}
 	handle("POST /v1/payment_intents", s.idempotent(s.createIntent))
 	handle("GET /v1/payment_intents/{id}", s.getIntent)
@@ -76,6 +76,42 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /metrics", s.d.MetricsHandler)
 	}
 	return s.recoverer(mux)
+}
+
+// accessLog logs each API request (not probes or scrapes) with its route
+// pattern, status and duration; bodies and headers are never logged.
+func (s *Server) accessLog(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if route == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		s.d.Log.InfoContext(r.Context(), "request",
+			"method", r.Method, "route", route, "path", r.URL.Path, "status", sw.status(),
+			"duration_ms", time.Since(start).Milliseconds(), "idempotency_key", r.Header.Get(IdempotencyHeader) != "")
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
 }
 
 func (s *Server) recoverer(next http.Handler) http.Handler {

@@ -1,3 +1,5 @@
+# EKS control plane and managed node group (plain resources, no modules).
+
 data "aws_iam_policy_document" "eks_assume" {
   statement {
     actions = ["sts:AssumeRole"]

@@ -62,9 +62,11 @@ as_pg() {
 }
 
 start() {
-	local dir="${PAYMENT_ENV_DIR:-$(mktemp -d /tmp/payment-env.XXXXXX)}"
+	local dir
+	dir="$(mktemp -d "${TMPDIR:-/tmp}/payment-env.XXXXXX")"
 	mkdir -p "$dir"
 	chmod 755 "$dir"
+	touch "$dir/.payment-env" # marks a directory stop may remove
 	local bin pg_port redis_port sqs_port
 	bin="$(pg_bin)"
 	pg_port="$(free_port)"
@@ -73,7 +75,7 @@ start() {
 
 	# PostgreSQL
 	mkdir -p "$dir/pg"
-	[ "$(id -u)" = 0 ] && chown postgres: "$dir/pg"
+	if [ "$(id -u)" = 0 ]; then chown postgres: "$dir/pg"; fi
 	as_pg "$bin/initdb" -D "$dir/pg/data" -U postgres --auth=trust -E UTF8 >"$dir/pg/initdb.log" 2>&1 || die "initdb failed: see $dir/pg/initdb.log"
 	as_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 30 \
 		-o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" start >/dev/null \
@@ -144,7 +146,9 @@ ENV
 
 stop() {
 	local dir="${1:-${PAYMENT_ENV_DIR:-}}"
-	[ -n "$dir" ] && [ -d "$dir" ] || die "stop: set PAYMENT_ENV_DIR or pass the directory"
+	if [ -z "$dir" ] || [ ! -f "$dir/.payment-env" ]; then
+		die "stop: set PAYMENT_ENV_DIR or pass the directory that start made"
+	fi
 	if [ -f "$dir/sqs.pid" ]; then kill "$(cat "$dir/sqs.pid")" 2>/dev/null || true; fi
 	if [ -f "$dir/redis.pid" ]; then kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; fi
 	if [ -d "$dir/pg/data" ]; then as_pg "$(pg_bin)/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true; fi

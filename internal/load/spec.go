@@ -183,13 +183,13 @@ type header struct {
 }
 
 type compiledRequest struct {
-	name    string
-	method  string
-	url     tmplStr
-	headers []header
-	body    tmplStr
-	weight  int
-	checks  []compiledCheck
+	name      string
+	method    string
+	url       tmplStr
+	headers   []header
+	body      tmplStr
+	weight    int
+	checks    []compiledCheck
 	needsJSON bool
 }
 

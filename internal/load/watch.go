@@ -67,15 +67,15 @@ func (c *WatchConfig) Validate() error {
 // suffix so pgxpool collectors with any prefix and database/sql
 // collectors both work.
 var seriesSources = map[string][]string{
-	"heap_live_bytes":     {"go_gc_heap_live_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes"},
-	"resident_bytes":      {"process_resident_memory_bytes"},
-	"goroutines":          {"go_goroutines"},
-	"open_fds":            {"process_open_fds"},
-	"open_connections":    {"*_open_connections", "*_connections_open", "*_active_connections"},
-	"pool_acquired":       {"*_acquired_conns", "go_sql_in_use_connections"},
-	"pool_idle":           {"*_idle_conns", "go_sql_idle_connections"},
-	"pool_max":            {"*_max_conns", "go_sql_max_open_connections"},
-	"pool_acquire_waits":  {"*_empty_acquire_count", "*_empty_acquire_count_total", "go_sql_wait_count_total"},
+	"heap_live_bytes":    {"go_gc_heap_live_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes"},
+	"resident_bytes":     {"process_resident_memory_bytes"},
+	"goroutines":         {"go_goroutines"},
+	"open_fds":           {"process_open_fds"},
+	"open_connections":   {"*_open_connections", "*_connections_open", "*_active_connections"},
+	"pool_acquired":      {"*_acquired_conns", "go_sql_in_use_connections"},
+	"pool_idle":          {"*_idle_conns", "go_sql_idle_connections"},
+	"pool_max":           {"*_max_conns", "go_sql_max_open_connections"},
+	"pool_acquire_waits": {"*_empty_acquire_count", "*_empty_acquire_count_total", "go_sql_wait_count_total"},
 }
 
 type watcher struct {

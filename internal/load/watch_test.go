@@ -77,7 +77,7 @@ func TestFitTrend(t *testing.T) {
 	for i := range 60 {
 		x := float64(i)
 		ts = append(ts, x)
-		up = append(up, 100+2*x+5*math.Sin(x))   // trend with sawtooth-like noise
+		up = append(up, 100+2*x+5*math.Sin(x))     // trend with sawtooth-like noise
 		flat = append(flat, 100+5*math.Sin(x*1.7)) // no trend
 	}
 	tests := []struct {

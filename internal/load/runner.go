@@ -459,3 +459,9 @@ func (t *Test) do(ctx context.Context, col *Collector, j job) {
 	}
 	col.record(lat, resp.StatusCode >= 400, pass, fail)
 }
+
+// MetricValue reads one statistic of the live metrics (see
+// Snapshot.Value); it lets an analysis measure the running test.
+func (t *Test) MetricValue(metric, stat string) (float64, error) {
+	return t.Snapshot().Value(metric, stat)
+}

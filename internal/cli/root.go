@@ -22,6 +22,8 @@ func New() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(
 		newVersionCmd(),
+		newLoadCmd(),
+		newAnalysisCmd(),
 	)
 	return root
 }

@@ -90,7 +90,7 @@ func (s *analysisStep) Run(ctx context.Context, env *step.Env) (*step.Result, er
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
 		defer cancel()
 	}
-	run, err := RunWithLoad(ctx, tmpl, opts, s.cfg.Load, env)
+	run, err := RunWithLoad(ctx, tmpl, opts, s.cfg.Load)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (s *analysisStep) Run(ctx context.Context, env *step.Env) (*step.Result, er
 
 // RunWithLoad executes the template, with a background load test when lc
 // is set (its metrics feed the gantry provider).
-func RunWithLoad(ctx context.Context, tmpl *analysis.Template, opts analysis.Options, lc *LoadConfig, env *step.Env) (*analysis.Run, error) {
+func RunWithLoad(ctx context.Context, tmpl *analysis.Template, opts analysis.Options, lc *LoadConfig) (*analysis.Run, error) {
 	if lc == nil {
 		return analysis.Execute(ctx, tmpl, opts)
 	}

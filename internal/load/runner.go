@@ -85,6 +85,31 @@ type Test struct {
 	log      *slog.Logger
 	progress func(*Snapshot)
 	col      atomic.Pointer[Collector]
+	// conns counts the generator's open connections, so the soak watch can
+	// tell the target's own connection growth from the generator's.
+	conns atomic.Int64
+}
+
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	n    *atomic.Int64
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.n.Add(-1) })
+	return c.Conn.Close()
+}
+
+func (t *Test) countingDial(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		t.conns.Add(1)
+		return &countedConn{Conn: c, n: &t.conns}, nil
+	}
 }
 
 // New checks cfg and returns a test ready to run.
@@ -145,7 +170,7 @@ func New(cfg Config, opts ...Option) (*Test, error) {
 		t.client = &http.Client{
 			Timeout: cfg.Timeout,
 			Transport: &http.Transport{
-				DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+				DialContext:         t.countingDial((&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
 				MaxIdleConnsPerHost: conns,
 				IdleConnTimeout:     90 * time.Second,
 				DisableCompression:  true,
@@ -267,6 +292,7 @@ func (t *Test) Run(ctx context.Context) (*Result, error) {
 	var watcher *watcher
 	if t.cfg.Watch != nil {
 		watcher = newWatcher(*t.cfg.Watch, t.log)
+		watcher.clientConns = func() float64 { return float64(t.conns.Load()) }
 		bg.Go(func() { watcher.run(ctx, start) })
 	}
 
@@ -298,6 +324,9 @@ func (t *Test) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// queueLen is the length of the hand-off queue of the open model.
+const queueLen = 32
+
 type job struct {
 	seq      int64
 	intended time.Time
@@ -309,12 +338,20 @@ type job struct {
 // intended start, so queueing at the server is not hidden.
 func (t *Test) runOpen(ctx context.Context, col *Collector, start time.Time) {
 	sched := t.cfg.schedule()
-	work := make(chan job)
+	// A short queue in front of the workers absorbs scheduling jitter so
+	// the pool (and its connections) grows only when requests really pile
+	// up; time spent queued counts in the latency, which runs from the
+	// intended start.
+	work := make(chan job, queueLen)
 	var workers sync.WaitGroup
 	spawned := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	const early = 100 * time.Microsecond // sleeping shorter than this overshoots
+	// Arrivals due within this window are sent without sleeping: timers
+	// overshoot short sleeps, and waking once per request costs more than
+	// the request. Latency is measured from the earlier of the intended and
+	// the actual start.
+	const early = time.Millisecond
 loop:
 	for seq := int64(0); ; seq++ {
 		off, ok := sched.next()

@@ -87,6 +87,8 @@ type watcher struct {
 	values  map[string][]float64 // aligned with times; NaN when missing
 	errors  int
 	lastErr string
+	// clientConns is the generator's own open connections (may be nil).
+	clientConns func() float64
 }
 
 func newWatcher(cfg WatchConfig, log *slog.Logger) *watcher {
@@ -141,6 +143,24 @@ func (w *watcher) sample(ctx context.Context, start time.Time) {
 			v = math.NaN()
 		}
 		w.values[name] = append(w.values[name], v)
+	}
+	// Connections the generator opened are not the target's leak: judge
+	// the target's count minus the generator's.
+	client := math.NaN()
+	if w.clientConns != nil {
+		client = w.clientConns()
+	}
+	w.values["client_connections"] = append(w.values["client_connections"], client)
+	// A Go HTTP server serves each connection on its own goroutine, so the
+	// generator's connections are taken out of the goroutine count too.
+	for _, name := range []string{"open_connections", "open_fds", "goroutines"} {
+		v := vals[name]
+		if _, ok := vals[name]; !ok || w.clientConns == nil {
+			v = math.NaN()
+		} else {
+			v -= client
+		}
+		w.values[name+"_excl_client"] = append(w.values[name+"_excl_client"], v)
 	}
 }
 
@@ -328,11 +348,17 @@ func (w *watcher) judge(watch string, s map[string]*SeriesReport) Verdict {
 			names = names[:1] // the heap is the precise signal; RSS only grows
 		}
 	case WatchGoroutines:
-		names = []string{"goroutines"}
+		names = []string{"goroutines_excl_client"}
+		if s[names[0]] == nil {
+			names = []string{"goroutines"}
+		}
 	case WatchConnections:
-		names = []string{"open_connections", "open_fds"}
-		if s["open_connections"] != nil {
-			names = names[:1]
+		names = []string{"open_connections_excl_client", "open_fds_excl_client", "open_connections", "open_fds"}
+		for _, n := range names {
+			if s[n] != nil {
+				names = []string{n}
+				break
+			}
 		}
 	case WatchDBPool:
 		return w.judgePool(s)

@@ -80,7 +80,7 @@ run_open() { # NAME
     if [ "$name" = gantry ]; then
       measure "$work/gantry" load --quiet --url "$url" --rate "$rate" --duration "${STEP_SECONDS}s" --summary-export "$work/s.json"
     else
-      measure env K6_NO_USAGE_REPORT=true k6 run --quiet --no-summary --summary-export "$work/s.json" \
+      measure env K6_NO_USAGE_REPORT=true k6 run --quiet --summary-export "$work/s.json" \
         -e RATE="$rate" -e DUR="${STEP_SECONDS}s" -e URL="$url" "$work/k6.js"
     fi
     if [ ! -s "$work/s.json" ]; then echo "  $name @ $rate/s: no summary"; tail -3 "$work/out"; break; fi

@@ -172,6 +172,7 @@ func New(cfg Config, opts ...Option) (*Test, error) {
 			Transport: &http.Transport{
 				DialContext:         t.countingDial((&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
 				MaxIdleConnsPerHost: conns,
+				MaxConnsPerHost:     min(conns, maxConns),
 				IdleConnTimeout:     90 * time.Second,
 				DisableCompression:  true,
 			},
@@ -324,6 +325,12 @@ func (t *Test) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// maxConns caps the connections per host. Past it, requests wait for a
+// free connection (the wait counts in their latency) instead of dialing:
+// a generator that falls behind would otherwise dial ever more
+// connections and fall further behind.
+const maxConns = 512
+
 // queueLen is the length of the hand-off queue of the open model.
 const queueLen = 32
 
@@ -338,12 +345,12 @@ type job struct {
 // intended start, so queueing at the server is not hidden.
 func (t *Test) runOpen(ctx context.Context, col *Collector, start time.Time) {
 	sched := t.cfg.schedule()
-	// A short queue in front of the workers absorbs scheduling jitter so
-	// the pool (and its connections) grows only when requests really pile
-	// up; time spent queued counts in the latency, which runs from the
-	// intended start.
+	// An arrival goes to an idle worker, else to a new one up to MaxVUs,
+	// else into a short queue, else it is dropped. Time spent queued counts
+	// in the latency, which runs from the intended start.
 	work := make(chan job, queueLen)
 	var workers sync.WaitGroup
+	var idle atomic.Int64 // workers waiting for a job
 	spawned := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -370,21 +377,34 @@ loop:
 			break
 		}
 		j := job{seq: seq, intended: at}
-		select {
-		case work <- j:
-		default:
-			if spawned >= t.cfg.MaxVUs {
-				col.drop()
+		if int64(len(work)) < idle.Load() { // a worker is free for it
+			select {
+			case work <- j:
 				continue
+			default:
 			}
+		}
+		if spawned < t.cfg.MaxVUs {
 			spawned++
 			col.setVUs(int64(spawned))
 			workers.Go(func() {
 				t.do(ctx, col, j)
-				for j := range work {
+				for {
+					idle.Add(1)
+					j, ok := <-work
+					idle.Add(-1)
+					if !ok {
+						return
+					}
 					t.do(ctx, col, j)
 				}
 			})
+			continue
+		}
+		select {
+		case work <- j: // every VU busy: wait in the queue
+		default:
+			col.drop()
 		}
 	}
 	close(work)
@@ -448,22 +468,10 @@ func (t *Test) do(ctx context.Context, col *Collector, j job) {
 		}
 		return ""
 	}
-	var body io.Reader
-	if b := r.body.expand(vars); b != "" {
-		body = strings.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url.expand(vars), body)
+	req, err := r.request(ctx, vars)
 	if err != nil { // URLs are checked by New
 		col.record(time.Since(ref), true, 0, len(r.checks))
 		return
-	}
-	for _, h := range r.headers {
-		v := h.value.expand(vars)
-		if strings.EqualFold(h.name, "Host") {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(h.name, v)
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
@@ -501,4 +509,29 @@ func (t *Test) do(ctx context.Context, col *Collector, j job) {
 // Snapshot.Value); it lets an analysis measure the running test.
 func (t *Test) MetricValue(metric, stat string) (float64, error) {
 	return t.Snapshot().Value(metric, stat)
+}
+
+// request builds the HTTP request. A request without variables and body is
+// built once and shallow-copied, which saves parsing its URL every time.
+func (r *compiledRequest) request(ctx context.Context, vars func(string) string) (*http.Request, error) {
+	if r.fixed != nil {
+		return r.fixed.WithContext(ctx), nil
+	}
+	var body io.Reader
+	if b := r.body.expand(vars); b != "" {
+		body = strings.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url.expand(vars), body)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range r.headers {
+		v := h.value.expand(vars)
+		if strings.EqualFold(h.name, "Host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(h.name, v)
+	}
+	return req, nil
 }

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -191,6 +192,8 @@ type compiledRequest struct {
 	weight    int
 	checks    []compiledCheck
 	needsJSON bool
+	// fixed is the prebuilt request when nothing varies per request.
+	fixed *http.Request
 }
 
 func compileRequest(r Request) (*compiledRequest, error) {
@@ -230,6 +233,16 @@ func compileRequest(r Request) (*compiledRequest, error) {
 			return nil, fmt.Errorf("header %s: %w", k, err)
 		}
 		c.headers = append(c.headers, header{name: k, value: v})
+	}
+	static := c.url.static() && r.Body == ""
+	for _, h := range c.headers {
+		static = static && h.value.static()
+	}
+	if static {
+		var err error
+		if c.fixed, err = c.request(context.Background(), nil); err != nil {
+			return nil, fmt.Errorf("url %q: %w", r.URL, err)
+		}
 	}
 	for i, ch := range r.Checks {
 		cc, err := compileCheck(ch)

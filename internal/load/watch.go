@@ -336,7 +336,8 @@ func (w *watcher) judge(watch string, s map[string]*SeriesReport) Verdict {
 		if sr.Fit.N < minJudged {
 			return fmt.Sprintf("%s: only %d samples after warm-up (need %d; run longer or sample more often)", name, sr.Fit.N, minJudged), false, true
 		}
-		leak := sr.Fit.P < w.cfg.Alpha && sr.Fit.Slope > 0 && sr.GrowthPct/100 > w.cfg.MinGrowth
+		growth := sr.Fit.Slope * (sr.Times[len(sr.Times)-1] - sr.FromT)
+		leak := sr.Fit.P < w.cfg.Alpha && sr.Fit.Slope > 0 && sr.GrowthPct/100 > w.cfg.MinGrowth && growth > minAbsGrowth(name)
 		return fmt.Sprintf("%s slope %s/s (%+.1f%% over the window, Mann–Kendall p=%.2g, n=%d)",
 			name, human(name, sr.Fit.Slope), sr.GrowthPct, sr.Fit.P, sr.Fit.N), leak, true
 	}
@@ -437,4 +438,17 @@ func human(name string, x float64) string {
 		return fmt.Sprintf("%.1f KiB", x/1024)
 	}
 	return fmt.Sprintf("%.3g", x)
+}
+
+// minAbsGrowth is the growth over the judged window below which a series is
+// not called a leak whatever its relative growth: a heap warming up by a
+// few hundred KiB in a short test is not a leak.
+func minAbsGrowth(series string) float64 {
+	switch {
+	case strings.HasSuffix(series, "_bytes"):
+		return 1 << 20
+	case strings.HasPrefix(series, "goroutines"):
+		return 10
+	}
+	return 3
 }

@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 )
 
 // Config describes one test. Exactly one model applies: stages (ramping
@@ -72,44 +70,19 @@ func WithLogger(l *slog.Logger) Option { return func(t *Test) { t.log = l } }
 // runs (from one goroutine; fn must not block for long).
 func WithProgress(fn func(*Snapshot)) Option { return func(t *Test) { t.progress = fn } }
 
-// WithHTTPClient replaces the HTTP client (default: one tuned for load,
-// with the config's timeout).
-func WithHTTPClient(c *http.Client) Option { return func(t *Test) { t.client = c } }
-
 // Test is a configured load test.
 type Test struct {
 	cfg      Config
 	reqs     []*compiledRequest
 	cum      []int // cumulative weights
-	client   *http.Client
+	client   *fasthttp.Client
 	log      *slog.Logger
 	progress func(*Snapshot)
 	col      atomic.Pointer[Collector]
-	// conns counts the generator's open connections, so the soak watch can
-	// tell the target's own connection growth from the generator's.
-	conns atomic.Int64
-}
-
-type countedConn struct {
-	net.Conn
-	once sync.Once
-	n    *atomic.Int64
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() { c.n.Add(-1) })
-	return c.Conn.Close()
-}
-
-func (t *Test) countingDial(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		t.conns.Add(1)
-		return &countedConn{Conn: c, n: &t.conns}, nil
-	}
+	// conns tracks the generator's open connections: the soak watch tells
+	// the target's own connection growth from the generator's, and a
+	// cancelled test closes them to stop requests in flight.
+	conns connSet
 }
 
 // New checks cfg and returns a test ready to run.
@@ -162,23 +135,11 @@ func New(cfg Config, opts ...Option) (*Test, error) {
 	for _, o := range opts {
 		o(t)
 	}
-	if t.client == nil {
-		conns := cfg.MaxVUs
-		if cfg.Model() == "constant-vus" {
-			conns = cfg.VUs
-		}
-		t.client = &http.Client{
-			Timeout: cfg.Timeout,
-			Transport: &http.Transport{
-				DialContext:         t.countingDial((&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
-				MaxIdleConnsPerHost: conns,
-				MaxConnsPerHost:     min(conns, maxConns),
-				IdleConnTimeout:     90 * time.Second,
-				DisableCompression:  true,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+	conns := cfg.MaxVUs
+	if cfg.Model() == "constant-vus" {
+		conns = cfg.VUs
 	}
+	t.client = t.newClient(min(conns, maxConns))
 	return t, nil
 }
 
@@ -290,10 +251,16 @@ func (t *Test) Run(ctx context.Context) (*Result, error) {
 			}
 		}
 	})
+	// Requests take no context: cancelling the test (or its end) closes the
+	// generator's connections, which stops requests in flight.
+	bg.Go(func() {
+		<-ctx.Done()
+		t.conns.closeAll()
+	})
 	var watcher *watcher
 	if t.cfg.Watch != nil {
 		watcher = newWatcher(*t.cfg.Watch, t.log)
-		watcher.clientConns = func() float64 { return float64(t.conns.Load()) }
+		watcher.clientConns = func() float64 { return float64(t.conns.count()) }
 		bg.Go(func() { watcher.run(ctx, start) })
 	}
 
@@ -324,12 +291,6 @@ func (t *Test) Run(ctx context.Context) (*Result, error) {
 	}
 	return res, nil
 }
-
-// maxConns caps the connections per host. Past it, requests wait for a
-// free connection (the wait counts in their latency) instead of dialing:
-// a generator that falls behind would otherwise dial ever more
-// connections and fall further behind.
-const maxConns = 512
 
 // queueLen is the length of the hand-off queue of the open model.
 const queueLen = 32
@@ -468,41 +429,36 @@ func (t *Test) do(ctx context.Context, col *Collector, j job) {
 		}
 		return ""
 	}
-	req, err := r.request(ctx, vars)
-	if err != nil { // URLs are checked by New
-		col.record(time.Since(ref), true, 0, len(r.checks))
-		return
-	}
-	resp, err := t.client.Do(req)
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	r.fill(req, vars)
+	err := t.client.DoTimeout(req, resp, t.cfg.Timeout)
+	lat := time.Since(ref)
 	if err != nil {
 		if ctx.Err() != nil {
 			col.abandon() // interrupted by the end of the test, not a failure
 			return
 		}
 		t.log.Debug("request failed", "request", r.name, "error", err)
-		col.record(time.Since(ref), true, 0, len(r.checks))
+		col.record(lat, true, 0, len(r.checks))
 		return
 	}
+	status := resp.StatusCode()
 	var doc any
-	if r.needsJSON {
-		data, rerr := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody))
-		if rerr == nil && json.Unmarshal(data, &doc) != nil {
-			doc = nil
-		}
-	} else {
-		_, _ = io.Copy(io.Discard, resp.Body)
+	if r.needsJSON && json.Unmarshal(resp.Body(), &doc) != nil {
+		doc = nil
 	}
-	_ = resp.Body.Close()
-	lat := time.Since(ref)
 	pass, fail := 0, 0
 	for _, c := range r.checks {
-		if c.run(resp.StatusCode, doc) {
+		if c.run(status, doc) {
 			pass++
 		} else {
 			fail++
 		}
 	}
-	col.record(lat, resp.StatusCode >= 400, pass, fail)
+	col.record(lat, status >= 400, pass, fail)
 }
 
 // MetricValue reads one statistic of the live metrics (see
@@ -511,27 +467,29 @@ func (t *Test) MetricValue(metric, stat string) (float64, error) {
 	return t.Snapshot().Value(metric, stat)
 }
 
-// request builds the HTTP request. A request without variables and body is
-// built once and shallow-copied, which saves parsing its URL every time.
-func (r *compiledRequest) request(ctx context.Context, vars func(string) string) (*http.Request, error) {
+// fill writes the request into req. A request without variables is built
+// once and copied.
+func (r *compiledRequest) fill(req *fasthttp.Request, vars func(string) string) {
 	if r.fixed != nil {
-		return r.fixed.WithContext(ctx), nil
+		r.fixed.CopyTo(req)
+		return
 	}
-	var body io.Reader
-	if b := r.body.expand(vars); b != "" {
-		body = strings.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url.expand(vars), body)
-	if err != nil {
-		return nil, err
-	}
+	buildRequest(r, req, vars)
+}
+
+func buildRequest(r *compiledRequest, req *fasthttp.Request, vars func(string) string) {
+	req.SetRequestURI(r.url.expand(vars))
+	req.Header.SetMethod(r.method)
 	for _, h := range r.headers {
 		v := h.value.expand(vars)
 		if strings.EqualFold(h.name, "Host") {
-			req.Host = v
+			req.UseHostHeader = true
+			req.Header.SetHost(v)
 			continue
 		}
 		req.Header.Set(h.name, v)
 	}
-	return req, nil
+	if b := r.body.expand(vars); b != "" {
+		req.SetBodyString(b)
+	}
 }

@@ -1,7 +1,6 @@
 package load
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gantry-ci/gantry/internal/yamlx"
@@ -193,7 +193,7 @@ type compiledRequest struct {
 	checks    []compiledCheck
 	needsJSON bool
 	// fixed is the prebuilt request when nothing varies per request.
-	fixed *http.Request
+	fixed *fasthttp.Request
 }
 
 func compileRequest(r Request) (*compiledRequest, error) {
@@ -239,10 +239,8 @@ func compileRequest(r Request) (*compiledRequest, error) {
 		static = static && h.value.static()
 	}
 	if static {
-		var err error
-		if c.fixed, err = c.request(context.Background(), nil); err != nil {
-			return nil, fmt.Errorf("url %q: %w", r.URL, err)
-		}
+		c.fixed = &fasthttp.Request{}
+		buildRequest(c, c.fixed, nil)
 	}
 	for i, ch := range r.Checks {
 		cc, err := compileCheck(ch)

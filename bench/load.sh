@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STEP_SECONDS=${STEP_SECONDS:-5}
-RATES=${RATES:-"1000 2000 3000 5000 7500 10000 15000 20000 30000"}
+RATES=${RATES:-"250 500 1000 2000 3000 5000 7500 10000 15000 20000 30000"}
 WRK_CONNS=${WRK_CONNS:-64}
 work=$(mktemp -d)
 trap 'kill ${server_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -29,6 +29,8 @@ func New() *cobra.Command {
 		newShowCmd(g),
 		newLogsCmd(g),
 		newArtifactsCmd(g),
+		newLoadCmd(),
+		newAnalysisCmd(),
 	)
 	return root
 }

@@ -5,12 +5,18 @@ package builtin
 import (
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/step"
+	analysisstep "github.com/gantry-ci/gantry/internal/steps/analysis"
+	"github.com/gantry-ci/gantry/internal/steps/k6"
+	"github.com/gantry-ci/gantry/internal/steps/loadtest"
 )
 
 // Kinds returns every built-in step kind.
 func Kinds() []step.Kind {
 	return []step.Kind{
 		// Each step-kind package adds its Kind here, one line each.
+		loadtest.Kind,
+		analysisstep.Kind,
+		k6.Kind,
 	}
 }
 

@@ -21,7 +21,7 @@ var messages = []struct {
 	{"unknown type", "feature: add x", []string{"type-enum"}},
 	{"upper type", "FEAT: add x", []string{"type-case", "type-enum"}},
 	{"no type", "add refund endpoint", []string{"subject-empty", "type-empty"}},
-	{"empty subject", "feat: ", []string{"subject-empty", "type-empty"}},
+	{"empty subject", "feat: ", []string{"header-trim", "subject-empty"}},
 	{"missing space", "feat:add x", []string{"subject-empty", "type-empty"}},
 	{"long header", "feat: " + repeat("a", 95), []string{"header-max-length"}},
 	{"header exactly 100", "feat: " + repeat("a", 94), nil},

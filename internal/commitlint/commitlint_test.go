@@ -60,9 +60,9 @@ func TestMessages(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
-		msg                                 string
+		msg                               string
 		typ, scope, subject, body, footer string
-		breaking                            bool
+		breaking                          bool
 	}{
 		{"feat(api)!: drop v1", "feat", "api", "drop v1", "", "", true},
 		{"fix: x\n\nbody one\nbody two\n\nCloses #4\nReviewed-by: me", "fix", "", "x", "body one\nbody two", "Closes #4\nReviewed-by: me", false},

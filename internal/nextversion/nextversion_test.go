@@ -46,10 +46,10 @@ func cutPrefix(s, p string) (string, bool) {
 
 func TestCompute(t *testing.T) {
 	for _, tc := range []struct {
-		name                 string
-		steps                []string
+		name                string
+		steps               []string
 		version, prev, bump string
-		commits              int
+		commits             int
 	}{
 		{"feat", []string{"feat: a", "tag:v1.3.2", "fix: b", "feat(api): c", "docs: d"}, "1.4.0", "1.3.2", "minor", 3},
 		{"fix", []string{"feat: a", "tag:v1.3.2", "fix: b", "chore: c"}, "1.3.3", "1.3.2", "patch", 2},

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli/values"
@@ -39,7 +38,8 @@ type Options struct {
 	ValuesFiles []string
 	// Set are --set values (key=value).
 	Set []string
-	// ReleaseName and Namespace of the rendered release.
+	// ReleaseName and Namespace of the rendered release (defaults
+	// "release-name" and "default", as helm template uses).
 	ReleaseName string
 	Namespace   string
 	// KubeVersion is the cluster version the templates see.
@@ -60,7 +60,7 @@ func (o Options) values(dir string) (map[string]any, error) {
 	return v, nil
 }
 
-var lintLocation = regexp.MustCompile(`^(?:[^:]+: )?(?:\w+ )?([^\s:]+\.(?:yaml|yml|tpl|txt|json))(?::(\d+)(?::(\d+))?)?:?\s*(.*)$`)
+var lintLocation = regexp.MustCompile(`([\w./-]+\.(?:yaml|yml|tpl|txt|json)):(\d+)(?::(\d+))?`)
 
 // Lint runs helm lint on the chart at dir/chartPath. Each lint message
 // becomes a finding: errors as errors, warnings as warnings (errors with
@@ -87,7 +87,7 @@ func Lint(ctx context.Context, dir, chartPath string, o Options) (*findings.Repo
 	abs := filepath.Join(dir, chartPath)
 	res := l.Run([]string{abs}, vals)
 	for _, m := range res.Messages {
-		f := findings.Finding{File: relPath(dir, m.Path), Rule: "helm-lint", Message: m.Err.Error()}
+		f := findings.Finding{File: relPath(dir, filepath.Join(abs, m.Path)), Rule: "helm-lint", Message: m.Err.Error()}
 		switch m.Severity {
 		case support.ErrorSev:
 			f.Severity = findings.Error
@@ -114,11 +114,7 @@ func Lint(ctx context.Context, dir, chartPath string, o Options) (*findings.Repo
 // locate turns "templates/x.yaml:12:3: msg" inside a lint message into a
 // file and line.
 func locate(f *findings.Finding, dir, chartAbs string) {
-	msg := f.Message
-	for _, prefix := range []string{"template: ", "unable to parse YAML: error converting YAML to JSON: yaml: "} {
-		msg = strings.TrimPrefix(msg, prefix)
-	}
-	m := lintLocation.FindStringSubmatch(msg)
+	m := lintLocation.FindStringSubmatch(f.Message)
 	if m == nil {
 		return
 	}
@@ -176,7 +172,7 @@ func Template(ctx context.Context, dir, chartPath string, o Options) ([]byte, *f
 	inst.Replace = true
 	inst.IncludeCRDs = true
 	inst.DisableHooks = false
-	inst.ReleaseName = cmpOr(o.ReleaseName, releaseName(ch))
+	inst.ReleaseName = cmpOr(o.ReleaseName, "release-name")
 	inst.Namespace = cmpOr(o.Namespace, "default")
 	if o.KubeVersion != "" {
 		kv, err := chartutil.ParseKubeVersion(o.KubeVersion)
@@ -201,11 +197,4 @@ func Template(ctx context.Context, dir, chartPath string, o Options) ([]byte, *f
 		fmt.Fprintf(&b, "\n---\n# Source: %s\n%s", h.Path, h.Manifest)
 	}
 	return []byte(b.String()), r, nil
-}
-
-func releaseName(ch *chart.Chart) string {
-	if ch.Metadata != nil && ch.Metadata.Name != "" {
-		return ch.Metadata.Name
-	}
-	return "release-name"
 }

@@ -198,3 +198,6 @@ func Template(ctx context.Context, dir, chartPath string, o Options) ([]byte, *f
 	}
 	return []byte(b.String()), r, nil
 }
+
+// SDKVersion is the Helm SDK version gantry is built with.
+const SDKVersion = "v3.22.0"

@@ -5,12 +5,28 @@ package builtin
 import (
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/steps/commitlint"
+	"github.com/gantry-ci/gantry/internal/steps/golangcilint"
+	"github.com/gantry-ci/gantry/internal/steps/helmlint"
+	"github.com/gantry-ci/gantry/internal/steps/helmtemplate"
+	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
+	"github.com/gantry-ci/gantry/internal/steps/nextversion"
+	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
+	"github.com/gantry-ci/gantry/internal/steps/tflint"
 )
 
 // Kinds returns every built-in step kind.
 func Kinds() []step.Kind {
 	return []step.Kind{
 		// Each step-kind package adds its Kind here, one line each.
+		golangcilint.Kind,
+		terraformfmt.Kind,
+		tflint.Kind,
+		kubeconform.Kind,
+		helmlint.Kind,
+		helmtemplate.Kind,
+		commitlint.Kind,
+		nextversion.Kind,
 	}
 }
 

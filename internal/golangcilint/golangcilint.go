@@ -34,8 +34,9 @@ type Options struct {
 	Config string
 	// Env is the child environment (nil: inherit).
 	Env []string
-	// DefaultSeverity applies to issues without one (default error).
-	DefaultSeverity findings.Severity
+	// DefaultSeverity applies to issues without one: error (default),
+	// warning or note.
+	DefaultSeverity string
 }
 
 // report is the part of golangci-lint's JSON output gantry reads.
@@ -79,13 +80,20 @@ func Run(ctx context.Context, bin, dir string, o Options) (*findings.Report, err
 	cmd.Env = o.Env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	if err != nil {
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			return nil, &ToolError{ExitCode: ee.ExitCode(), Stderr: lastLines(stderr.String(), 20)}
 		}
 		return nil, fmt.Errorf("run golangci-lint: %w", err)
 	}
-	r, err := Parse(stdout.Bytes(), o.DefaultSeverity)
+	def := findings.Error
+	if o.DefaultSeverity != "" {
+		if def, err = findings.ParseSeverity(o.DefaultSeverity); err != nil {
+			return nil, fmt.Errorf("default severity: %w", err)
+		}
+	}
+	r, err := Parse(stdout.Bytes(), def)
 	if err != nil {
 		return nil, fmt.Errorf("%w (stderr: %s)", err, lastLines(stderr.String(), 5))
 	}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/gantry-ci/gantry/internal/findings"
@@ -58,6 +60,11 @@ type report struct {
 		Range    *rng   `json:"range"`
 	} `json:"errors"`
 }
+
+var (
+	ansi   = regexp.MustCompile("\x1b\\[[0-9;]*m")
+	hclPos = regexp.MustCompile(`([\w./-]+\.tf(?:vars)?):(\d+),(\d+)`)
+)
 
 // Run runs the tflint binary bin recursively in dir.
 func Run(ctx context.Context, bin, dir string, o Options) (*findings.Report, error) {
@@ -107,12 +114,22 @@ func Parse(data []byte) (*findings.Report, error) {
 			Rule: is.Rule.Name, Severity: sev, Message: is.Message})
 	}
 	for _, e := range rep.Errors {
-		f := findings.Finding{Rule: "tflint-error", Severity: findings.Error, Message: strings.TrimSuffix(e.Summary+": "+e.Message, ": ")}
-		if e.Summary == "" {
-			f.Message = e.Message
+		msg := ansi.ReplaceAllString(e.Message, "")
+		// Keep the first paragraph; the rest repeats it with source lines.
+		if i := strings.Index(msg, ":\n\n"); i > 0 {
+			msg = msg[:i]
 		}
+		msg = strings.Join(strings.Fields(msg), " ")
+		if e.Summary != "" {
+			msg = e.Summary + ": " + msg
+		}
+		f := findings.Finding{Rule: "tflint-error", Severity: findings.Error, Message: msg}
 		if e.Range != nil {
 			f.File, f.Line, f.Column = filepath.ToSlash(e.Range.Filename), e.Range.Start.Line, e.Range.Start.Column
+		} else if m := hclPos.FindStringSubmatch(msg); m != nil {
+			f.File = m[1]
+			f.Line, _ = strconv.Atoi(m[2])
+			f.Column, _ = strconv.Atoi(m[3])
 		}
 		r.Add(f)
 	}

@@ -66,7 +66,7 @@ func (e *ToolError) Error() string {
 
 // Run runs the golangci-lint binary bin in dir and returns its findings.
 func Run(ctx context.Context, bin, dir string, o Options) (*findings.Report, error) {
-	args := []string{"run", "--output.json.path=stdout", "--output.text.path=stderr", "--show-stats=false", "--issues-exit-code=0"}
+	args := []string{"run", "--output.json.path=stdout", "--output.text.path=stderr", "--show-stats=false", "--issues-exit-code=0", "--allow-parallel-runners"}
 	if o.Config != "" {
 		args = append(args, "--config="+filepath.Join(dir, o.Config))
 	}

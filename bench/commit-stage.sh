@@ -9,8 +9,10 @@
 #            commitlint — then the same again (second, warm run);
 #   tools:   golangci-lint run, terraform fmt -check -diff -recursive
 #            (if terraform is installed), tflint, helm lint, helm template,
-#            kubeconform (only with KUBECONFORM_SCHEMAS=DIR: it cannot
-#            download schemas offline), commitlint --from --to (npm).
+#            kustomize build | kubeconform and helm template | kubeconform
+#            (schemas generated offline from the same definitions by the
+#            manifests peer test; kustomize only if on PATH),
+#            commitlint --from --to (npm).
 # Prints each command's wall time, the totals and the ratio.
 # Needs: go, git; helm (go install helm.sh/helm/v3/cmd/helm@v3.22.0),
 # commitlint (npm i -g @commitlint/cli @commitlint/config-conventional).
@@ -73,8 +75,19 @@ if command -v helm >/dev/null; then
 	run "helm lint" helm lint "$chart"
 	run "helm template" helm template "$chart"
 fi
-if command -v kubeconform >/dev/null && [ -n "${KUBECONFORM_SCHEMAS:-}" ]; then
-	run "kubeconform" kubeconform -strict -schema-location "$KUBECONFORM_SCHEMAS" "${paths[@]}"
+if command -v kubeconform >/dev/null; then
+	schemas=$state/kubeconform-schemas
+	(cd "$root" && KUBECONFORM_SCHEMAS_OUT=$schemas go test -count=1 -run TestSameVerdictsAsKubeconform ./internal/manifests/ >/dev/null)
+	loc="$schemas/{{ .ResourceKind }}_{{ .Group }}_{{ .ResourceAPIVersion }}.json"
+	run "kubeconform files" kubeconform -strict -schema-location "$loc" "${paths[@]}"
+	if command -v helm >/dev/null; then
+		run "helm template | kubeconform" sh -c "helm template $chart | kubeconform -strict -schema-location '$loc' -"
+	fi
+	if command -v kustomize >/dev/null; then
+		for o in deploy/overlays/*/; do
+			run "kustomize ${o%/} | kubeconform" sh -c "kustomize build ${o%/} | kubeconform -strict -schema-location '$loc' -"
+		done
+	fi
 fi
 if command -v commitlint >/dev/null; then
 	run "commitlint (npm)" commitlint --from "$from" --to HEAD

@@ -252,7 +252,13 @@ func lintMessage(cmd *cobra.Command, o *options.Check, paths []string) error {
 		cfg.CommentChar = "#"
 		source = o.Edit
 	} else {
-		msg, err = io.ReadAll(cmd.InOrStdin())
+		in := cmd.InOrStdin()
+		if f, ok := in.(*os.File); ok {
+			if fi, statErr := f.Stat(); statErr == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return usageErr(errors.New("commitlint: give --from/--to, --edit FILE, or a message on standard input"))
+			}
+		}
+		msg, err = io.ReadAll(in)
 	}
 	if err != nil {
 		return usageErr(fmt.Errorf("read commit message: %w", err))

@@ -137,11 +137,19 @@ func FormatFile(name string, src []byte) (File, hcl.Diagnostics) {
 }
 
 // cleanBody applies terraform fmt's rewrites beyond layout: attribute
-// values that are a single interpolation lose the quotes and "${ }".
-func cleanBody(body *hclwrite.Body, _ bool) {
+// values that are a single interpolation lose the quotes and "${ }", and
+// legacy quoted type names in variable blocks become type expressions.
+func cleanBody(body *hclwrite.Body, inVariable bool) {
 	for name, attr := range body.Attributes() {
-		if toks, ok := unwrapInterpolation(attr.Expr().BuildTokens(nil)); ok {
-			body.SetAttributeRaw(name, toks)
+		toks := attr.Expr().BuildTokens(nil)
+		if inVariable && name == "type" {
+			if t, ok := legacyType(toks); ok {
+				body.SetAttributeRaw(name, t)
+				continue
+			}
+		}
+		if t, ok := unwrapInterpolation(toks); ok {
+			body.SetAttributeRaw(name, t)
 		}
 	}
 	for _, b := range body.Blocks() {
@@ -161,6 +169,15 @@ func unwrapInterpolation(toks hclwrite.Tokens) (hclwrite.Tokens, bool) {
 		return nil, false
 	}
 	inner := toks[2 : len(toks)-2]
+	for len(inner) > 0 && inner[0].Type == hclsyntax.TokenNewline {
+		inner = inner[1:]
+	}
+	for len(inner) > 0 && inner[len(inner)-1].Type == hclsyntax.TokenNewline {
+		inner = inner[:len(inner)-1]
+	}
+	if len(inner) == 0 {
+		return nil, false
+	}
 	quotes := 0
 	multiline := false
 	for _, t := range inner {
@@ -195,6 +212,26 @@ func unwrapInterpolation(toks hclwrite.Tokens) (hclwrite.Tokens, bool) {
 		out = append(out, &hclwrite.Token{Type: hclsyntax.TokenCParen, Bytes: []byte(")")})
 	}
 	return out, true
+}
+
+// legacyType rewrites type = "string" / "list" / "map" (Terraform 0.11
+// syntax) as terraform fmt does.
+func legacyType(toks hclwrite.Tokens) (hclwrite.Tokens, bool) {
+	if len(toks) != 3 || toks[0].Type != hclsyntax.TokenOQuote || toks[1].Type != hclsyntax.TokenQuotedLit || toks[2].Type != hclsyntax.TokenCQuote {
+		return nil, false
+	}
+	var expr string
+	switch string(toks[1].Bytes) {
+	case "string":
+		expr = "string"
+	case "list":
+		expr = "list(string)"
+	case "map":
+		expr = "map(string)"
+	default:
+		return nil, false
+	}
+	return hclwrite.Tokens{{Type: hclsyntax.TokenIdent, Bytes: []byte(expr)}}, true
 }
 
 // firstChange returns the 1-based line of the first difference.

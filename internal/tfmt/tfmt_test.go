@@ -17,8 +17,9 @@ func TestCheck(t *testing.T) {
 		want    []string
 	}{
 		{"testdata/clean", 3, nil},
-		{"testdata/dirty", 3, []string{
+		{"testdata/dirty", 4, []string{
 			"main.tf:3:1: error: file is not formatted (run terraform fmt) [terraform-fmt]",
+			"sub/legacy.tf:2:1: error: file is not formatted (run terraform fmt) [terraform-fmt]",
 			"sub/outputs.tf:2:1: error: file is not formatted (run terraform fmt) [terraform-fmt]",
 			"sub/vars.tfvars:1:1: error: file is not formatted (run terraform fmt) [terraform-fmt]",
 		}},

@@ -20,7 +20,7 @@ func TestStep(t *testing.T) {
 		fails    bool
 	}{
 		{"clean", 0, false},
-		{"dirty", 3, true},
+		{"dirty", 4, true},
 		{"broken", 2, true},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {

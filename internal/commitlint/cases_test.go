@@ -50,6 +50,22 @@ var messages = []struct {
 	{"url with hash not ref", "docs: x\n\nsee https://example.com/#anchor\nmore body", nil},
 	{"windows newlines", "feat: add x\r\n\r\nbody line\r\n", nil},
 	{"trailing newlines", "feat: add x\n\n\n", nil},
+	{"bang with footer", "feat(api)!: drop v1\n\nBREAKING CHANGE: v1 is gone", nil},
+	{"release skip ci", "chore(release): v1.2.3 [skip ci]", nil},
+	{"merge tag", "Merge tag 'v1.2.0'", nil},
+	{"automatic merge", "Automatic merge from release", nil},
+	{"reapply", "Reapply \"feat: x\"", nil},
+	{"lowercase brand", "feat: iOS support", nil},
+	{"acronym start", "feat: URL parsing", []string{"subject-case"}},
+	{"quote start", "feat: 'Quoted' start", nil},
+	{"trailers", "fix: x\n\nbody\n\nSigned-off-by: A <a@example.com>\nRefs: #12", []string{"!footer-leading-blank"}},
+	{"hash in body", "fix: x\n\nsee issue #12 for details\nmore", nil},
+	{"emoji long body", "docs: x\n\n" + repeat("😀", 60), []string{"body-max-line-length"}},
+	{"scope with slash", "fix(api/v2): handle x", nil},
+	{"empty scope", "fix(): handle x", nil},
+	{"type with digits", "feat2: x", []string{"type-enum"}},
+	{"subject with colon", "fix: a: b", nil},
+	{"tab in header", "fix:\tx", []string{"subject-empty", "type-empty"}},
 }
 
 func repeat(s string, n int) string {

@@ -173,14 +173,14 @@ func TestPlantedDefects(t *testing.T) {
 		file  string
 	}{
 		{"go-lint", "", func(t *testing.T, dir string, _ []string) {
-			write(t, dir, "internal/planted/planted.go", "// Package planted has one unchecked error.\npackage planted\n\nimport \"os\"\n\n// Clean removes a file.\nfunc Clean() {\n\tos.Remove(\"x\")\n}\n")
+			write(t, dir, "internal/planted/planted.go", "// Package planted has one unchecked error.\npackage planted\n\nimport \"strconv\"\n\n// Parse parses a number and drops the error.\nfunc Parse() {\n\tstrconv.Atoi(\"42\")\n}\n")
 		}, "errcheck", "internal/planted/planted.go"},
 		{"tf-fmt", "", func(t *testing.T, dir string, _ []string) {
 			write(t, dir, "deploy/terraform/planted.tf", "locals {\n  planted=1\n}\n")
 		}, "terraform-fmt", "planted.tf"},
 		{"tflint", "{dir: deploy/terraform, fail_on: warning}", func(t *testing.T, dir string, _ []string) {
-			write(t, dir, "deploy/terraform/planted.tf", "variable \"planted\" {\n  type = string\n}\n")
-		}, "terraform_unused_declarations", "planted.tf"},
+			appendFile(t, dir, "deploy/terraform/variables.tf", "\nvariable \"planted\" {\n  description = \"A variable nothing uses.\"\n  type        = string\n}\n")
+		}, "terraform_unused_declarations", "variables.tf"},
 		{"manifests", "", func(t *testing.T, dir string, _ []string) {
 			write(t, dir, "kubernetes/planted.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: planted\nspec:\n  selector: {app: x}\n  ports:\n    - port: 80\n      targetPortt: 8080\n")
 		}, "unknown-field", "kubernetes/planted.yaml"},
@@ -192,34 +192,36 @@ func TestPlantedDefects(t *testing.T) {
 		}, "subject-full-stop", "commit "},
 	} {
 		t.Run(tc.step, func(t *testing.T) {
-			dir, env := copyRepo(t, src)
-			tc.plant(t, dir, env)
-			res := runStage(t, dir, env, tc.step, tc.with)
-			o, ok := res[tc.step]
+			// The same step on the unplanted copy gives the baseline; the
+			// planted defect must add exactly one finding.
+			clean, cenv := copyRepo(t, src)
+			base, ok := runStage(t, clean, cenv, tc.step, tc.with)[tc.step]
 			if !ok {
 				t.Skip("tool not available")
 			}
+			dir, env := copyRepo(t, src)
+			tc.plant(t, dir, env)
+			o := runStage(t, dir, env, tc.step, tc.with)[tc.step]
 			var fe *checkstep.FailedError
 			if !errors.As(o.err, &fe) {
 				t.Fatalf("step did not fail on the planted defect: %v\n%s", o.err, o.log)
 			}
-			var got []findings.Finding
+			seen := map[string]bool{}
+			for _, r := range base.sarif {
+				for _, f := range r.Findings {
+					seen[f.Rule+" "+f.File+" "+f.Message] = true
+				}
+			}
+			var added []findings.Finding
 			for _, r := range o.sarif {
-				got = append(got, r.Findings...)
-			}
-			var match []findings.Finding
-			for _, f := range got {
-				if f.Rule == tc.rule && strings.HasPrefix(f.File, tc.file) {
-					match = append(match, f)
+				for _, f := range r.Findings {
+					if !seen[f.Rule+" "+f.File+" "+f.Message] {
+						added = append(added, f)
+					}
 				}
 			}
-			if len(match) != 1 {
-				t.Errorf("want exactly one %s finding in %s, got %d; all findings:\n%s", tc.rule, tc.file, len(match), o.log)
-			}
-			for _, f := range got {
-				if f.Rule != tc.rule && f.Severity >= findings.Warning && tc.step != "commits" {
-					t.Errorf("unexpected finding besides the planted one: %s", f)
-				}
+			if len(added) != 1 || added[0].Rule != tc.rule || !strings.HasPrefix(added[0].File, tc.file) {
+				t.Errorf("want exactly one new %s finding in %s, got %v\n%s", tc.rule, tc.file, added, o.log)
 			}
 		})
 	}
@@ -232,6 +234,18 @@ func write(t *testing.T, dir, rel, data string) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendFile(t *testing.T, dir, rel, data string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, rel), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(data); err != nil {
 		t.Fatal(err)
 	}
 }

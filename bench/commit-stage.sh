@@ -41,8 +41,10 @@ run() { # name cmd...
 	printf '  %-34s %7.2fs  exit %d\n' "$name" "$dt" "$rc"
 }
 
+overlays=()
+for o in "$ex"/deploy/overlays/*/; do [ -f "$o/kustomization.yaml" ] && o=${o#"$ex"/} && overlays+=("${o%/}"); done
 k_args=()
-for o in deploy/overlays/*/; do [ -f "$ex/$o/kustomization.yaml" ] && k_args+=(--kustomize "${o%/}"); done
+for o in "${overlays[@]}"; do k_args+=(--kustomize "$o"); done
 paths=()
 [ -d "$ex/kubernetes" ] && paths+=(kubernetes)
 chart=deploy/chart
@@ -70,7 +72,7 @@ run "golangci-lint run" "$gl" run ./...
 if command -v terraform >/dev/null; then
 	run "terraform fmt" terraform fmt -check -diff -recursive deploy/terraform
 fi
-run "tflint" "$tfl" --recursive --chdir=deploy/terraform
+run "tflint" sh -c "cd deploy/terraform && '$tfl' --recursive"
 if command -v helm >/dev/null; then
 	run "helm lint" helm lint "$chart"
 	run "helm template" helm template "$chart"
@@ -84,8 +86,8 @@ if command -v kubeconform >/dev/null; then
 		run "helm template | kubeconform" sh -c "helm template $chart | kubeconform -strict -schema-location '$loc' -"
 	fi
 	if command -v kustomize >/dev/null; then
-		for o in deploy/overlays/*/; do
-			run "kustomize ${o%/} | kubeconform" sh -c "kustomize build ${o%/} | kubeconform -strict -schema-location '$loc' -"
+		for o in "${overlays[@]}"; do
+			run "kustomize $o | kubeconform" sh -c "kustomize build $o | kubeconform -strict -schema-location '$loc' -"
 		done
 	fi
 fi

@@ -103,7 +103,9 @@ func (e *APIError) Error() string {
 }
 
 // Temporary reports whether retrying may help (5xx, 429).
-func (e *APIError) Temporary() bool { return e.StatusCode >= 500 || e.StatusCode == http.StatusTooManyRequests }
+func (e *APIError) Temporary() bool {
+	return e.StatusCode >= 500 || e.StatusCode == http.StatusTooManyRequests
+}
 
 // StageContext is the status context of a pipeline stage.
 func StageContext(stage string) string { return "gantry/" + stage }

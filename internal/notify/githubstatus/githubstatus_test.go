@@ -116,3 +116,25 @@ func TestLongDescription(t *testing.T) {
 		t.Errorf("description has %d characters, want 140", n)
 	}
 }
+
+func TestReporterPostsInOrder(t *testing.T) {
+	srv, got := server(t, http.StatusCreated, "{}")
+	c, err := New("t", WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReporter(c, "o/r", "abc", nil)
+	r.StageStarted("commit", "")
+	r.StageFinished("commit", true, "all checks passed", "")
+	r.StageStarted("build-test", "")
+	r.StageFinished("build-test", false, "coverage 72% < 80%", "")
+	r.Close()
+	var seq []string
+	for _, rec := range *got {
+		seq = append(seq, rec.body["context"]+"="+rec.body["state"])
+	}
+	want := []string{"gantry/commit=pending", "gantry/commit=success", "gantry/build-test=pending", "gantry/build-test=failure"}
+	if strings.Join(seq, " ") != strings.Join(want, " ") {
+		t.Errorf("posted %v, want %v", seq, want)
+	}
+}

@@ -133,7 +133,7 @@ func runCheck(ctx context.Context, cmd *cobra.Command, g *options.Global, o *opt
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // scratch space; leftovers are harmless
 	env := &step.Env{RunID: "check", Stage: "check", Step: kind, Dir: absDir, TempDir: tmp, StateDir: stateDir,
 		Vars: os.Environ(), Stdout: out, Git: step.Git{SHA: "HEAD"},
 		Artifacts: &fileSink{kind: kind, sarif: o.SARIF, dir: o.Artifacts}}

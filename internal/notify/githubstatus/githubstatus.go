@@ -148,7 +148,7 @@ func (c *Client) Post(ctx context.Context, repo, sha string, s Status) error {
 	if err != nil {
 		return fmt.Errorf("post commit status %s for %s@%s: %w", s.Context, repo, short(sha), redact(err, c.token))
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read fully below; nothing to report
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
 		var m struct {

@@ -86,10 +86,8 @@ func Finish(ctx context.Context, env *step.Env, kind string, g Gate, extra map[s
 	for k, v := range extra {
 		res.Outputs[k] = v
 	}
-	switch {
-	case total == 0:
-		res.Summary = "no findings"
-	default:
+	res.Summary = "no findings"
+	if total > 0 {
 		res.Summary = fmt.Sprintf("%d finding(s): %d error(s), %d warning(s)", total, errs, warns)
 	}
 	if failing > 0 {

@@ -34,7 +34,7 @@ var Kind = step.Kind{
 		if err := in.Decode(&c); err != nil {
 			return nil, err
 		}
-		if err := c.Gate.Check(in); err != nil {
+		if err := c.Check(in); err != nil {
 			return nil, err
 		}
 		return &Step{cfg: c}, nil
@@ -73,7 +73,9 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 		rng = from + ".." + to
 	}
 	if env.Stdout != nil {
-		fmt.Fprintf(env.Stdout, "linting %d commit(s) in %s\n", n, rng)
+		if _, err := fmt.Fprintf(env.Stdout, "linting %d commit(s) in %s\n", n, rng); err != nil {
+			return nil, fmt.Errorf("write step log: %w", err)
+		}
 	}
 	return checkstep.Finish(ctx, env, Kind.Name, s.cfg.Gate, map[string]any{"commits": n, "range": rng}, r)
 }

@@ -37,7 +37,7 @@ var Kind = step.Kind{
 		if c.Chart == "" {
 			return nil, in.Errorf("chart", "helm-lint needs chart (the chart directory)")
 		}
-		if err := c.Gate.Check(in); err != nil {
+		if err := c.Check(in); err != nil {
 			return nil, err
 		}
 		return &Step{cfg: c}, nil

@@ -49,7 +49,7 @@ var Kind = step.Kind{
 		default:
 			return nil, in.Errorf("unknown_kinds", "unknown_kinds must be reject or skip, not %q", c.UnknownKinds)
 		}
-		if err := c.Gate.Check(in); err != nil {
+		if err := c.Check(in); err != nil {
 			return nil, err
 		}
 		return &Step{cfg: c}, nil

@@ -57,7 +57,7 @@ var Kind = step.Kind{
 		if err := in.Decode(&c); err != nil {
 			return nil, err
 		}
-		if err := c.Gate.Check(in); err != nil {
+		if err := c.Check(in); err != nil {
 			return nil, err
 		}
 		switch c.UnknownKinds {

@@ -54,7 +54,9 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 		from = res.Tag
 	}
 	if env.Stdout != nil {
-		fmt.Fprintf(env.Stdout, "%d commit(s) since %s: %s bump -> %s\n", res.Commits, from, res.Bump, res.Version)
+		if _, err := fmt.Fprintf(env.Stdout, "%d commit(s) since %s: %s bump -> %s\n", res.Commits, from, res.Bump, res.Version); err != nil {
+			return nil, fmt.Errorf("write step log: %w", err)
+		}
 	}
 	return &step.Result{
 		Outputs: map[string]any{"version": res.Version, "previous": prev, "bump": res.Bump.String(), "tag": "v" + res.Version},

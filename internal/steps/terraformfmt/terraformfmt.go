@@ -29,7 +29,7 @@ var Kind = step.Kind{
 		if err := in.Decode(&c); err != nil {
 			return nil, err
 		}
-		if err := c.Gate.Check(in); err != nil {
+		if err := c.Check(in); err != nil {
 			return nil, err
 		}
 		return &Step{cfg: c}, nil
@@ -53,7 +53,9 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 	}
 	if diff := res.Diff(); diff != "" {
 		if env.Stdout != nil {
-			fmt.Fprint(env.Stdout, diff)
+			if _, err := fmt.Fprint(env.Stdout, diff); err != nil {
+				return nil, fmt.Errorf("write step log: %w", err)
+			}
 		}
 		if env.Artifacts != nil {
 			if err := env.Artifacts.PutBytes(ctx, "terraform-fmt.diff", []byte(diff), "text/x-diff"); err != nil {

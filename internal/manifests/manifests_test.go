@@ -94,6 +94,7 @@ func TestRegistryKinds(t *testing.T) {
 	for _, g := range []GVK{
 		{"apps", "v1", "Deployment"}, {"", "v1", "Service"}, {"networking.k8s.io", "v1", "Ingress"},
 		{"argoproj.io", "v1alpha1", "Rollout"}, {"argoproj.io", "v1alpha1", "AnalysisTemplate"}, {"kyverno.io", "v1", "ClusterPolicy"},
+		{"kyverno.io", "v1", "Policy"}, {"argoproj.io", "v1alpha1", "ClusterAnalysisTemplate"},
 	} {
 		if _, ok := reg.Lookup(g); !ok {
 			t.Errorf("no schema for %v", g)

@@ -142,6 +142,13 @@ func NewRegistry() (*Registry, error) {
 			return nil, err
 		}
 	}
+	// Kinds whose spec is the same as a bundled one's.
+	for alias, of := range map[GVK]GVK{
+		{"kyverno.io", "v1", "Policy"}:                         {"kyverno.io", "v1", "ClusterPolicy"},
+		{"argoproj.io", "v1alpha1", "ClusterAnalysisTemplate"}: {"argoproj.io", "v1alpha1", "AnalysisTemplate"},
+	} {
+		r.kinds[alias], r.crds[alias] = r.kinds[of], r.crds[of]
+	}
 	return r, nil
 }
 

@@ -31,6 +31,7 @@ func New() *cobra.Command {
 		newArtifactsCmd(g),
 		newLoadCmd(),
 		newAnalysisCmd(),
+		newCheckCmd(g),
 	)
 	return root
 }

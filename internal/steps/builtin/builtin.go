@@ -6,8 +6,16 @@ import (
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/step"
 	analysisstep "github.com/gantry-ci/gantry/internal/steps/analysis"
+	"github.com/gantry-ci/gantry/internal/steps/commitlint"
+	"github.com/gantry-ci/gantry/internal/steps/golangcilint"
+	"github.com/gantry-ci/gantry/internal/steps/helmlint"
+	"github.com/gantry-ci/gantry/internal/steps/helmtemplate"
 	"github.com/gantry-ci/gantry/internal/steps/k6"
+	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
 	"github.com/gantry-ci/gantry/internal/steps/loadtest"
+	"github.com/gantry-ci/gantry/internal/steps/nextversion"
+	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
+	"github.com/gantry-ci/gantry/internal/steps/tflint"
 )
 
 // Kinds returns every built-in step kind.
@@ -17,6 +25,14 @@ func Kinds() []step.Kind {
 		loadtest.Kind,
 		analysisstep.Kind,
 		k6.Kind,
+		golangcilint.Kind,
+		terraformfmt.Kind,
+		tflint.Kind,
+		kubeconform.Kind,
+		helmlint.Kind,
+		helmtemplate.Kind,
+		commitlint.Kind,
+		nextversion.Kind,
 	}
 }
 

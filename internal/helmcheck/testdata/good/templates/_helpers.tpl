@@ -1,0 +1,1 @@
+{{- define "payment.name" -}}{{ .Chart.Name }}{{- end -}}

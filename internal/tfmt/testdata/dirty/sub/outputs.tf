@@ -1,0 +1,3 @@
+output "id" {
+  value = "${aws_s3_bucket.b.id}"
+}

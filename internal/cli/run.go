@@ -101,8 +101,17 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
 	defer a.Close()
 
 	view := newProgress(cmd.OutOrStdout(), o.Progress)
+	var obs engine.Observer = view
+	status, err := newStatusObserver(p, dir, gitInfo.SHA, a.log)
+	if err != nil {
+		return usageErr(err)
+	}
+	if status != nil {
+		defer status.Close()
+		obs = observers{view, status}
+	}
 	opts := []engine.Option{
-		engine.WithObserver(view),
+		engine.WithObserver(obs),
 		engine.WithNotifier(notify.NewWebhook()),
 	}
 	if o.Jobs > 0 {

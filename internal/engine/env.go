@@ -2,9 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -17,38 +14,12 @@ import (
 // resolveSecrets reads every declared secret and returns a masker hiding
 // them.
 func resolveSecrets(p *spec.Pipeline, dir string) (*mask.Masker, map[string]string, error) {
-	m := mask.New()
-	vals := map[string]string{}
-	names := make([]string, 0, len(p.Secrets))
-	for n := range p.Secrets {
-		names = append(names, n)
+	vals, err := spec.ResolveSecrets(p, dir)
+	if err != nil {
+		return nil, nil, err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		s := p.Secrets[name]
-		var v string
-		switch {
-		case s.Env != "":
-			v = os.Getenv(s.Env)
-		case s.File != "":
-			path := s.File
-			if strings.HasPrefix(path, "~/") {
-				if home, err := os.UserHomeDir(); err == nil {
-					path = filepath.Join(home, path[2:])
-				}
-			} else if !filepath.IsAbs(path) {
-				path = filepath.Join(dir, path)
-			}
-			b, err := os.ReadFile(path)
-			if err != nil && !os.IsNotExist(err) {
-				return nil, nil, fmt.Errorf("secret %s: read %s: %w", name, s.File, err)
-			}
-			v = strings.TrimRight(string(b), "\r\n")
-		}
-		if v == "" {
-			continue // an unset secret is empty; steps that need it say so
-		}
-		vals[name] = v
+	m := mask.New()
+	for _, v := range vals {
 		m.Add(v)
 	}
 	return m, vals, nil

@@ -150,6 +150,18 @@ func (v *validator) validate() {
 	for k, val := range p.Env {
 		v.checkTemplate(val, p.At["env"], scope{stage: -1, key: k})
 	}
+	if cs := p.CommitStatus; cs != nil {
+		if !repoRE.MatchString(cs.Repository) {
+			v.errAt(cs.At["repository"], "commit_status.repository must be owner/name, not %q", cs.Repository)
+		}
+		if _, ok := p.Secrets[cs.Token]; !ok {
+			v.errAt(cs.At["token"], "commit_status.token must name a secret of the secrets block, not %q", cs.Token)
+		}
+		if cs.APIURL != "" && !strings.HasPrefix(cs.APIURL, "https://") && !strings.HasPrefix(cs.APIURL, "http://") {
+			v.errAt(cs.At["api_url"], "commit_status.api_url must be an http(s) URL")
+		}
+		v.checkTemplate(cs.TargetURL, cs.At["target_url"], scope{stage: -1})
+	}
 	if len(p.Stages) == 0 {
 		v.errAt(p.Pos, "pipeline needs at least one stage")
 	}
@@ -297,6 +309,8 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 		}
 	}
 }
+
+var repoRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

@@ -30,6 +30,9 @@ type Pipeline struct {
 	Secrets map[string]Secret `yaml:"secrets"`
 	// Notify configures the targets of `on_failure: [{notify: NAME}]`.
 	Notify map[string]NotifyTarget `yaml:"notify"`
+	// CommitStatus posts one commit status per stage (GitHub's statuses
+	// API, also GitHub Enterprise and Gitea).
+	CommitStatus *CommitStatus `yaml:"commit_status"`
 	// Jobs bounds how many steps of a stage run at once (default: CPUs).
 	Jobs   int     `yaml:"jobs"`
 	Stages []Stage `yaml:"stages"`
@@ -66,6 +69,21 @@ type NotifyTarget struct {
 	// Webhook is the URL, usually "${secrets.SLACK_WEBHOOK_URL}".
 	Webhook string    `yaml:"webhook"`
 	Pos     yamlx.Pos `yaml:"-"`
+}
+
+// CommitStatus says where stage verdicts are posted as commit statuses.
+type CommitStatus struct {
+	// Repository is "owner/name".
+	Repository string `yaml:"repository"`
+	// Token names a secret (from the secrets block) holding the API token.
+	Token string `yaml:"token"`
+	// APIURL is the API base: https://api.github.com (default), a GitHub
+	// Enterprise https://HOST/api/v3, or a Gitea https://HOST/api/v1.
+	APIURL string `yaml:"api_url"`
+	// TargetURL links each status to the run; ${run.id} may be used.
+	TargetURL string          `yaml:"target_url"`
+	Pos       yamlx.Pos       `yaml:"-"`
+	At        yamlx.Positions `yaml:"-"`
 }
 
 // Stage is an ordered group of steps with a gate.

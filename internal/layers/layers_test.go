@@ -57,9 +57,11 @@ func TestLayers(t *testing.T) {
 			banned:  func(imp string) bool { return strings.HasPrefix(imp, "github.com/spf13/") },
 		},
 		{
-			name:    "only the CLI and the engine's caller know the built-in kinds",
-			applies: func(p string) bool { return !under(p, "internal/cli") && !under(p, "cmd") && !under(p, "internal/steps/builtin") },
-			banned:  func(imp string) bool { return imp == module+"/internal/steps/builtin" },
+			name: "only the CLI and the engine's caller know the built-in kinds",
+			applies: func(p string) bool {
+				return !under(p, "internal/cli") && !under(p, "cmd") && !under(p, "internal/steps/builtin")
+			},
+			banned: func(imp string) bool { return imp == module+"/internal/steps/builtin" },
 		},
 		{
 			name:    "the engine names no step kind",

@@ -102,3 +102,16 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// DirEnv overrides where tools are cached, so several state directories
+// (or CI jobs) can share one tool cache.
+const DirEnv = "GANTRY_TOOL_CACHE"
+
+// Dir returns the tool cache directory for a state directory:
+// $GANTRY_TOOL_CACHE if set, else STATE_DIR/tools.
+func Dir(stateDir string) string {
+	if d := os.Getenv(DirEnv); d != "" {
+		return d
+	}
+	return filepath.Join(stateDir, "tools")
+}

@@ -65,7 +65,7 @@ func Find(ctx context.Context, stateDir string, progress io.Writer) (string, err
 	if p, err := exec.LookPath("k6"); err == nil {
 		return p, nil
 	}
-	return toolcache.New(filepath.Join(stateDir, "tools")).Ensure(ctx, Tool, progress)
+	return toolcache.New(toolcache.Dir(stateDir)).Ensure(ctx, Tool, progress)
 }
 
 // Run runs `k6 run` and turns its summary export into outputs; exit code 99

@@ -49,7 +49,7 @@ var (
 
 // Run installs tflint if needed and lints.
 func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
-	bin, err := toolcache.New(filepath.Join(env.StateDir, "tools")).Ensure(ctx, lint.Tool, env.Stdout)
+	bin, err := toolcache.New(toolcache.Dir(env.StateDir)).Ensure(ctx, lint.Tool, env.Stdout)
 	if err != nil {
 		return nil, err
 	}

@@ -18,13 +18,13 @@ type junitSuites struct {
 }
 
 type junitSuite struct {
-	Name      string          `xml:"name,attr"`
-	Tests     int             `xml:"tests,attr"`
-	Failures  int             `xml:"failures,attr"`
-	Errors    int             `xml:"errors,attr"`
-	Skipped   int             `xml:"skipped,attr"`
-	Time      string          `xml:"time,attr"`
-	Cases     []junitCase     `xml:"testcase"`
+	Name      string         `xml:"name,attr"`
+	Tests     int            `xml:"tests,attr"`
+	Failures  int            `xml:"failures,attr"`
+	Errors    int            `xml:"errors,attr"`
+	Skipped   int            `xml:"skipped,attr"`
+	Time      string         `xml:"time,attr"`
+	Cases     []junitCase    `xml:"testcase"`
 	SystemOut *junitCharData `xml:"system-out,omitempty"`
 }
 

@@ -226,7 +226,7 @@ func (p *Profile) Coverage(src SourceFunc) (*Coverage, error) {
 }
 
 type funcExtent struct {
-	name                                   string
+	name                                 string
 	startLine, startCol, endLine, endCol int
 }
 

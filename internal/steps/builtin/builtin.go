@@ -4,13 +4,18 @@ package builtin
 
 import (
 	"github.com/gantry-ci/gantry/internal/service"
+	"github.com/gantry-ci/gantry/internal/service/postgres"
+	"github.com/gantry-ci/gantry/internal/service/redis"
+	"github.com/gantry-ci/gantry/internal/service/sqs"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/steps/gotest"
 )
 
 // Kinds returns every built-in step kind.
 func Kinds() []step.Kind {
 	return []step.Kind{
 		// Each step-kind package adds its Kind here, one line each.
+		gotest.Kind,
 	}
 }
 
@@ -18,5 +23,8 @@ func Kinds() []step.Kind {
 func Services() map[string]service.Provider {
 	return map[string]service.Provider{
 		// Each service adds itself here, one line each.
+		"postgres": postgres.Provider{},
+		"redis":    redis.Provider{},
+		"sqs":      sqs.Provider{},
 	}
 }

@@ -538,4 +538,3 @@ func storeCache(dir, key string, r *Result) error {
 	}
 	return os.Rename(tmp, filepath.Join(dir, key+".json"))
 }
-

@@ -22,6 +22,7 @@ func New() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(
 		newVersionCmd(),
+		newRegistryCmd(g),
 	)
 	return root
 }

@@ -42,8 +42,9 @@ type Handler struct {
 
 // NewHandler returns a handler whose content lives under root.
 //
-// distribution logs through logrus' standard logger; NewHandler lowers it
-// to warnings so that every request does not print a line.
+// distribution logs every request through logrus' standard logger (a
+// global it offers no way around); unless logger is at debug level,
+// NewHandler sends that output nowhere.
 func NewHandler(ctx context.Context, root string, logger *slog.Logger) (h *Handler, err error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -53,7 +54,9 @@ func NewHandler(ctx context.Context, root string, logger *slog.Logger) (h *Handl
 			return nil, fmt.Errorf("registry root: %w", err)
 		}
 	}
-	logrus.SetLevel(logrus.WarnLevel)
+	if !logger.Enabled(ctx, slog.LevelDebug) {
+		logrus.SetOutput(io.Discard)
+	}
 	cfg := &configuration.Configuration{}
 	cfg.Storage = configuration.Storage{
 		"filesystem":  configuration.Parameters{"rootdirectory": filepath.Join(root, "distribution")},

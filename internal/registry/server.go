@@ -90,6 +90,11 @@ func (s *Server) Close(ctx context.Context) error {
 		_ = os.Remove(s.stateFile)
 	}
 	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		// Connections that never became idle (a client's spare
+		// keep-alive connections) are cut once ctx is done.
+		err = s.srv.Close()
+	}
 	if serr := <-s.done; err == nil {
 		err = serr
 	}
@@ -117,10 +122,23 @@ func Ensure(ctx context.Context, stateDir string, env []string, logger *slog.Log
 			return st.Addr, noop, nil
 		}
 	}
-	s, err := Serve(ctx, Root(stateDir), "127.0.0.1:0", "", logger)
+	// Prefer the address an earlier in-process registry had, so that
+	// image references (host:port/repo@digest) recorded by earlier steps
+	// stay valid.
+	pref := filepath.Join(stateDir, "registry", "addr")
+	addr = "127.0.0.1:0"
+	if b, err := os.ReadFile(pref); err == nil && strings.TrimSpace(string(b)) != "" {
+		addr = strings.TrimSpace(string(b))
+	}
+	s, err := Serve(ctx, Root(stateDir), addr, "", logger)
+	if err != nil && addr != "127.0.0.1:0" {
+		s, err = Serve(ctx, Root(stateDir), "127.0.0.1:0", "", logger)
+	}
 	if err != nil {
 		return "", nil, err
 	}
+	_ = os.MkdirAll(filepath.Dir(pref), 0o755)
+	_ = writeFileAtomic(pref, []byte(s.Addr()))
 	return s.Addr(), s.Close, nil
 }
 

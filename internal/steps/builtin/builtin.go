@@ -9,6 +9,8 @@ import (
 	"github.com/gantry-ci/gantry/internal/service/sqs"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/gotest"
+	"github.com/gantry-ci/gantry/internal/steps/imagebuild"
+	"github.com/gantry-ci/gantry/internal/steps/imagepush"
 )
 
 // Kinds returns every built-in step kind.
@@ -16,6 +18,8 @@ func Kinds() []step.Kind {
 	return []step.Kind{
 		// Each step-kind package adds its Kind here, one line each.
 		gotest.Kind,
+		imagebuild.Kind,
+		imagepush.Kind,
 	}
 }
 

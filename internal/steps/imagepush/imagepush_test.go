@@ -124,4 +124,3 @@ func TestNewRejectsBadTag(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
-

@@ -23,6 +23,8 @@ func New() *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newRegistryCmd(g),
+		newTestCmd(g),
+		newBuildCmd(g),
 	)
 	return root
 }

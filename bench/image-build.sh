@@ -37,6 +37,12 @@ reg="127.0.0.1:$port"
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2-$1:.3f}')"; }
 
+# Work on a snapshot so that edits or commits during the run cannot change
+# the inputs between the cold and the warm build.
+cp -r "$svc" "$work/svc"
+svc="$work/svc"
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+
 pkg=.
 if [ -d "$svc/cmd" ] && [ "$(ls -1 "$svc/cmd" | wc -l)" = 1 ]; then pkg=./cmd/$(ls -1 "$svc/cmd"); fi
 

@@ -48,6 +48,11 @@ func newTestCmd(g *options.Global) *cobra.Command {
 				f := false
 				cfg.Coverage = &f
 			}
+			for _, n := range o.Services {
+				if _, ok := builtin.Services()[n]; !ok {
+					return usageErr(fmt.Errorf("--services: unknown service %q (have postgres, redis, sqs)", n))
+				}
+			}
 			s, err := gotest.New(structInputs{cfg})
 			if err != nil {
 				return usageErr(err)
@@ -94,7 +99,7 @@ func startServices(ctx context.Context, names []string, dir string, vars *[]stri
 	for _, n := range names {
 		p, ok := providers[n]
 		if !ok {
-			return stop, usageErr(fmt.Errorf("unknown service %q (have postgres, redis, sqs)", n))
+			return stop, fmt.Errorf("unknown service %q", n)
 		}
 		inst, err := p.Start(ctx, filepath.Join(dir, "services", n))
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,7 +16,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.New().ExecuteContext(ctx)
 	stop()
-	if err != nil {
+	var quiet *cli.ExitError
+	if err != nil && !(errors.As(err, &quiet) && quiet.Err == nil) {
 		fmt.Fprintln(os.Stderr, "gantry:", err)
 	}
 	os.Exit(cli.Code(err))

@@ -25,6 +25,15 @@ func New() *cobra.Command {
 		newRegistryCmd(g),
 		newTestCmd(g),
 		newBuildCmd(g),
+		newRunCmd(g),
+		newInitCmd(),
+		newValidateCmd(),
+		newRunsCmd(g),
+		newShowCmd(g),
+		newLogsCmd(g),
+		newArtifactsCmd(g),
+		newLoadCmd(),
+		newAnalysisCmd(),
 	)
 	return root
 }

@@ -9,6 +9,7 @@ package step
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 )
@@ -124,3 +125,7 @@ type CacheKey struct {
 	// Extra holds further facts, such as tool versions.
 	Extra map[string]string
 }
+
+// ErrNotCacheable, returned by CacheKey, says this step cannot be cached
+// in its current configuration; the engine runs it normally.
+var ErrNotCacheable = errors.New("step is not cacheable")

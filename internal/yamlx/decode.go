@@ -53,9 +53,46 @@ type Unmarshaler interface {
 // Decoder holds the file name used in error positions.
 type Decoder struct {
 	File string
+	// SkipTemplates leaves non-string fields at their zero value when the
+	// YAML holds an unresolved ${...} expression there, for validating a
+	// file before its expressions can be evaluated.
+	SkipTemplates bool
+}
+
+// Pos is a position in a YAML file. A struct field of type Pos is filled
+// with the position of the struct's own mapping.
+type Pos struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
+}
+
+// Positions maps each key of a struct's mapping to the position of its
+// value. A struct field of this type is filled while decoding.
+type Positions map[string]Pos
+
+// PosOf returns the position of n.
+func PosOf(n *yaml.Node) Pos { return Pos{Line: n.Line, Column: n.Column} }
+
+// Errorf returns an *Error at p in file.
+func (p Pos) Errorf(file string, format string, args ...any) *Error {
+	return &Error{File: file, Line: p.Line, Column: p.Column, Msg: fmt.Sprintf(format, args...)}
+}
+
+// String is a string scalar that remembers where it was written.
+type String struct {
+	Value string
+	Pos   Pos
+}
+
+// UnmarshalYAMLNode implements Unmarshaler.
+func (s *String) UnmarshalYAMLNode(d *Decoder, n *yaml.Node) error {
+	s.Pos = PosOf(n)
+	return d.decode(n, reflect.ValueOf(&s.Value).Elem())
 }
 
 var (
+	posType        = reflect.TypeFor[Pos]()
+	positionsType  = reflect.TypeFor[Positions]()
 	durationType   = reflect.TypeFor[time.Duration]()
 	nodeType       = reflect.TypeFor[yaml.Node]()
 	unmarshalerTyp = reflect.TypeFor[Unmarshaler]()
@@ -183,6 +220,9 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value) error {
 	if n.Kind != yaml.ScalarNode {
 		return d.errorf(n, "expected %s, got %s", typeName(v.Type()), kindName(n))
 	}
+	if d.SkipTemplates && v.Kind() != reflect.String && n.Tag == "!!str" && strings.Contains(n.Value, "${") {
+		return nil
+	}
 	return d.decodeScalar(n, v)
 }
 
@@ -191,6 +231,14 @@ func (d *Decoder) decodeStruct(n *yaml.Node, v reflect.Value) error {
 		return d.errorf(n, "expected a mapping, got %s", kindName(n))
 	}
 	fields := structFields(v.Type())
+	if fields.pos != nil {
+		v.FieldByIndex(fields.pos).Set(reflect.ValueOf(PosOf(n)))
+	}
+	var positions Positions
+	if fields.positions != nil {
+		positions = Positions{}
+		v.FieldByIndex(fields.positions).Set(reflect.ValueOf(positions))
+	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -205,6 +253,9 @@ func (d *Decoder) decodeStruct(n *yaml.Node, v reflect.Value) error {
 			return d.errorf(k, "field %q set twice", k.Value)
 		}
 		seen[k.Value] = true
+		if positions != nil {
+			positions[k.Value] = PosOf(resolveAlias(val))
+		}
 		if err := d.decode(val, v.FieldByIndex(idx)); err != nil {
 			return err
 		}
@@ -334,8 +385,10 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 type fieldSet struct {
-	byName map[string][]int
-	names  []string
+	byName    map[string][]int
+	names     []string
+	pos       []int
+	positions []int
 }
 
 func structFields(t reflect.Type) fieldSet {
@@ -348,6 +401,14 @@ func structFields(t reflect.Type) fieldSet {
 				continue
 			}
 			idx := append(append([]int(nil), index...), i)
+			switch f.Type {
+			case posType:
+				fs.pos = idx
+				continue
+			case positionsType:
+				fs.positions = idx
+				continue
+			}
 			tag := f.Tag.Get("yaml")
 			name, opts, _ := strings.Cut(tag, ",")
 			if name == "-" {

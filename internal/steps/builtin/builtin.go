@@ -8,9 +8,12 @@ import (
 	"github.com/gantry-ci/gantry/internal/service/redis"
 	"github.com/gantry-ci/gantry/internal/service/sqs"
 	"github.com/gantry-ci/gantry/internal/step"
+	analysisstep "github.com/gantry-ci/gantry/internal/steps/analysis"
 	"github.com/gantry-ci/gantry/internal/steps/gotest"
 	"github.com/gantry-ci/gantry/internal/steps/imagebuild"
 	"github.com/gantry-ci/gantry/internal/steps/imagepush"
+	"github.com/gantry-ci/gantry/internal/steps/k6"
+	"github.com/gantry-ci/gantry/internal/steps/loadtest"
 )
 
 // Kinds returns every built-in step kind.
@@ -20,6 +23,9 @@ func Kinds() []step.Kind {
 		gotest.Kind,
 		imagebuild.Kind,
 		imagepush.Kind,
+		loadtest.Kind,
+		analysisstep.Kind,
+		k6.Kind,
 	}
 }
 

@@ -1,0 +1,125 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gantry-ci/gantry/internal/proc"
+)
+
+// startPrometheus runs Debian's prometheus scraping target every 100 ms and
+// returns its address once the target's metrics are queryable.
+func startPrometheus(t *testing.T, target string) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("prometheus not installed (Debian package prometheus)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\nscrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: [%q]\n", target)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := proc.Command(ctx, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/api/v1/query?query=gantry_test_p99_good")
+		if err == nil {
+			var buf [512]byte
+			n, _ := resp.Body.Read(buf[:])
+			_ = resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(buf[:n]), `"value":[`) {
+				return base
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("prometheus did not scrape the target within 30s")
+	return ""
+}
+
+func TestPrometheusProviderPhases(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for name, v := range map[string]float64{"gantry_test_p99_good": 0.1, "gantry_test_p99_bad": 0.5, "gantry_test_nan": math.NaN()} {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: name})
+		g.Set(v)
+		reg.MustRegister(g)
+	}
+	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer target.Close()
+	prom := startPrometheus(t, target.Listener.Addr().String())
+
+	tmpl := func(metric string) *Template {
+		src := "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  args: [{name: prometheus}]\n  metrics:\n" + metric
+		tm, err := ParseTemplate("t.yaml", []byte(src), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	prov := `provider: {prometheus: {address: "{{args.prometheus}}", query: %s}}`
+	tests := []struct {
+		name    string
+		metric  string
+		timeout time.Duration
+		want    Phase
+	}{
+		{"successful", `  - {name: p99, interval: 200ms, count: 3, successCondition: "result[0] < 0.25", ` + fmt.Sprintf(prov, "gantry_test_p99_good") + "}\n", 0, PhaseSuccessful},
+		{"failed", `  - {name: p99, interval: 200ms, count: 3, successCondition: "result[0] < 0.25", ` + fmt.Sprintf(prov, "gantry_test_p99_bad") + "}\n", 0, PhaseFailed},
+		{"inconclusive", `  - {name: p99, interval: 200ms, count: 3, successCondition: "result[0] < 0.05", failureCondition: "result[0] > 0.4", ` + fmt.Sprintf(prov, "gantry_test_p99_good") + "}\n", 0, PhaseInconclusive},
+		{"error on empty vector", `  - {name: p99, interval: 100ms, count: 3, consecutiveErrorLimit: 1, successCondition: "result[0] < 0.25", ` + fmt.Sprintf(prov, "gantry_test_missing") + "}\n", 0, PhaseError},
+		{"error on bad query", `  - {name: p99, interval: 100ms, count: 3, consecutiveErrorLimit: 0, ` + fmt.Sprintf(prov, `"sum(("`) + "}\n", 0, PhaseError},
+		{"scalar and isNaN", `  - {name: nan, successCondition: "isNaN(result[0]) && len(result) == 1", ` + fmt.Sprintf(prov, "gantry_test_nan") + "}\n" +
+			`  - {name: scalar, successCondition: "result == 2", ` + fmt.Sprintf(prov, `"scalar(vector(2))"`) + "}\n", 0, PhaseSuccessful},
+		{"stopped", `  - {name: p99, interval: 200ms, count: 10, successCondition: "result[0] < 0.25", ` + fmt.Sprintf(prov, "gantry_test_p99_good") + "}\n", 500 * time.Millisecond, PhaseStopped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+			run, err := Execute(ctx, tmpl(tt.metric), Options{Args: map[string]string{"prometheus": prom}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Phase != tt.want {
+				t.Errorf("phase = %s, want %s: %s (%+v)", run.Phase, tt.want, run.Message, run.Metrics)
+			}
+			for _, m := range run.Metrics {
+				for _, ms := range m.Measurements {
+					t.Logf("%s %s %s %s", m.Name, ms.Phase, ms.Value, ms.Message)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/engine"
+	"github.com/gantry-ci/gantry/internal/expression"
+	"github.com/gantry-ci/gantry/internal/notify"
+	"github.com/gantry-ci/gantry/internal/spec"
+	"github.com/gantry-ci/gantry/internal/steps/builtin"
+	"github.com/gantry-ci/gantry/internal/store"
+	"github.com/gantry-ci/gantry/internal/workspace"
+)
+
+// ExitCancelled is returned when a run was cancelled (Ctrl-C), as shells
+// report SIGINT.
+const ExitCancelled = 130
+
+func builtinRegistry() spec.Registry {
+	names := make([]string, 0)
+	for n := range builtin.Services() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return spec.NewRegistry(builtin.Kinds(), names)
+}
+
+func pipelinePath(dir, file string) string {
+	if file != "" {
+		return file
+	}
+	return filepath.Join(dir, spec.DefaultPath)
+}
+
+func newRunCmd(g *options.Global) *cobra.Command {
+	o := &options.Run{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the pipeline on a repository",
+		Long: `Run the pipeline of a repository (.gantry/pipeline.yaml) on its current
+checkout: stages in order, steps in dependency order, gates and failure
+actions. The run is recorded in the state directory; see gantry runs,
+gantry show, gantry logs and gantry artifacts.
+
+Exit status: 0 the run passed (or waits for approval), 1 a step or gate
+failed, 2 bad usage or a bad pipeline file, 130 cancelled.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return usageErr(err)
+			}
+			return runPipeline(cmd, g, o)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
+	ctx := cmd.Context()
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return usageErr(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usageErr(fmt.Errorf("--dir %s is not a directory", o.Dir))
+	}
+	p, err := spec.Load(pipelinePath(dir, o.Pipeline), builtinRegistry())
+	if err != nil {
+		return usageErr(err)
+	}
+	gitInfo, err := workspace.Describe(ctx, dir)
+	if err != nil {
+		return err
+	}
+	gitInfo.Event = o.Event
+	if o.Branch != "" {
+		gitInfo.Branch = o.Branch
+	}
+	gitInfo.BaseRef = o.Base
+	if o.Event == "pull_request" && gitInfo.BaseRef == "" {
+		gitInfo.BaseRef = "main"
+	}
+	if !triggered(p.On, gitInfo.Event, gitInfo.Branch, gitInfo.BaseRef) {
+		fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s is not triggered by %s on %s (see on: in %s)\n",
+			p.Name, gitInfo.Event, describeBranch(gitInfo.Event, gitInfo.Branch, gitInfo.BaseRef), p.File)
+		return nil
+	}
+
+	a, err := openApp(ctx, g, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	view := newProgress(cmd.OutOrStdout(), o.Progress)
+	opts := []engine.Option{
+		engine.WithObserver(view),
+		engine.WithNotifier(notify.NewWebhook()),
+	}
+	if o.Jobs > 0 {
+		opts = append(opts, engine.WithJobs(o.Jobs))
+	}
+	eng, err := registryEngine(a, opts...)
+	if err != nil {
+		return err
+	}
+	view.Start()
+	res, err := eng.Run(ctx, p, engine.Request{
+		Dir: dir, Git: gitInfo, Stages: o.Stages, From: o.From, Until: o.Until,
+		NoCache: o.NoCache, Trigger: "cli",
+	})
+	view.Stop()
+	if err != nil {
+		if errors.Is(err, engine.ErrStageNotFound) {
+			return usageErr(err)
+		}
+		return err
+	}
+	view.Summary(res)
+	switch res.Status {
+	case store.StatusPassed, store.StatusAwaitingApproval:
+		return nil
+	case store.StatusCancelled:
+		return &ExitError{Code: ExitCancelled}
+	default:
+		// The summary already said why.
+		return &ExitError{Code: ExitFailed}
+	}
+}
+
+// triggered applies the pipeline's on: block.
+func triggered(t spec.Triggers, event, branch, base string) bool {
+	if t.Push == nil && t.PullRequest == nil {
+		return true
+	}
+	var f *spec.BranchFilter
+	name := branch
+	switch event {
+	case "push":
+		f = t.Push
+	case "pull_request":
+		f = t.PullRequest
+		name = base
+	}
+	if f == nil {
+		return false
+	}
+	for _, pat := range f.BranchesIgnore {
+		if expression.GlobMatch(pat, name) {
+			return false
+		}
+	}
+	if len(f.Branches) == 0 {
+		return true
+	}
+	for _, pat := range f.Branches {
+		if expression.GlobMatch(pat, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func describeBranch(event, branch, base string) string {
+	if event == "pull_request" {
+		return fmt.Sprintf("a pull request into %q", base)
+	}
+	if branch == "" {
+		return "a detached HEAD"
+	}
+	return fmt.Sprintf("branch %q", branch)
+}

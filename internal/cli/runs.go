@@ -1,0 +1,518 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/store"
+)
+
+func parseRunID(s string) (int64, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usageErr(fmt.Errorf("run id must be a positive number, not %q", s))
+	}
+	return id, nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return usageErr(err)
+	}
+	return err
+}
+
+func newRunsCmd(g *options.Global) *cobra.Command {
+	out := &options.Output{}
+	var pipeline, status string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List recorded runs, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.Validate(); err != nil {
+				return usageErr(err)
+			}
+			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			runs, err := a.store.ListRuns(cmd.Context(), store.ListOptions{Pipeline: pipeline, Status: store.Status(status), Limit: limit})
+			if err != nil {
+				return err
+			}
+			views := make([]runView, len(runs))
+			for i, r := range runs {
+				views[i] = newRunView(r)
+			}
+			return printAs(cmd.OutOrStdout(), out.Format, views, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tPIPELINE\tSTATUS\tEVENT\tBRANCH\tCOMMIT\tSTARTED\tDURATION")
+				for _, r := range runs {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Pipeline, r.Status, r.Event,
+						dash(r.Branch), dash(shortSHA(r.SHA)), r.Started.Local().Format("2006-01-02 15:04:05"), runDuration(r))
+				}
+			})
+		},
+	}
+	out.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&pipeline, "pipeline", "", "only runs of this pipeline")
+	cmd.Flags().StringVar(&status, "status", "", "only runs with this status")
+	cmd.Flags().IntVar(&limit, "limit", 20, "show at most this many runs (0 = all)")
+	return cmd
+}
+
+// runView is the JSON/YAML shape of a run.
+type runView struct {
+	ID       int64             `json:"id"`
+	Pipeline string            `json:"pipeline"`
+	Status   store.Status      `json:"status"`
+	Message  string            `json:"message,omitempty"`
+	Event    string            `json:"event"`
+	Branch   string            `json:"branch,omitempty"`
+	Base     string            `json:"base,omitempty"`
+	SHA      string            `json:"sha,omitempty"`
+	Dir      string            `json:"dir"`
+	Trigger  string            `json:"trigger,omitempty"`
+	Started  time.Time         `json:"started"`
+	Finished *time.Time        `json:"finished,omitempty"`
+	Duration float64           `json:"duration_seconds,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+}
+
+func newRunView(r store.Run) runView {
+	v := runView{ID: r.ID, Pipeline: r.Pipeline, Status: r.Status, Message: r.Message, Event: r.Event,
+		Branch: r.Branch, Base: r.BaseRef, SHA: r.SHA, Dir: r.Dir, Trigger: r.Trigger, Started: r.Started, Params: r.Params}
+	if !r.Finished.IsZero() {
+		f := r.Finished
+		v.Finished = &f
+		v.Duration = r.Finished.Sub(r.Started).Seconds()
+	}
+	return v
+}
+
+type stageView struct {
+	Name       string       `json:"name"`
+	Status     store.Status `json:"status"`
+	Message    string       `json:"message,omitempty"`
+	Gate       string       `json:"gate,omitempty"`
+	GateResult *bool        `json:"gate_passed,omitempty"`
+	Duration   float64      `json:"duration_seconds,omitempty"`
+	Steps      []stepJSON   `json:"steps"`
+}
+
+type stepJSON struct {
+	Name       string         `json:"name"`
+	Kind       string         `json:"kind"`
+	Status     store.Status   `json:"status"`
+	Attempt    int            `json:"attempt,omitempty"`
+	Message    string         `json:"message,omitempty"`
+	Summary    string         `json:"summary,omitempty"`
+	CachedFrom int64          `json:"cached_from,omitempty"`
+	Duration   float64        `json:"duration_seconds,omitempty"`
+	Outputs    map[string]any `json:"outputs,omitempty"`
+	Artifacts  []artifactJSON `json:"artifacts,omitempty"`
+}
+
+type artifactJSON struct {
+	Stage     string `json:"stage,omitempty"`
+	Step      string `json:"step,omitempty"`
+	Name      string `json:"name"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"media_type"`
+}
+
+type showView struct {
+	runView
+	Stages []stageView `json:"stages"`
+}
+
+func newShowCmd(g *options.Global) *cobra.Command {
+	out := &options.Output{}
+	cmd := &cobra.Command{
+		Use:   "show RUN",
+		Short: "Show a run: its stages, steps, gates, outputs and artifacts",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.Validate(); err != nil {
+				return usageErr(err)
+			}
+			id, err := parseRunID(args[0])
+			if err != nil {
+				return err
+			}
+			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			v, err := loadShow(cmd, a, id)
+			if err != nil {
+				return err
+			}
+			return printAs(cmd.OutOrStdout(), out.Format, v, func(tw *tabwriter.Writer) {
+				writeShowTable(tw, v)
+			})
+		},
+	}
+	out.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func loadShow(cmd *cobra.Command, a *app, id int64) (*showView, error) {
+	ctx := cmd.Context()
+	r, err := a.store.GetRun(ctx, id)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	stages, err := a.store.Stages(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := a.store.Steps(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	arts, err := a.store.Artifacts(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &showView{runView: newRunView(*r)}
+	index := map[string]int{}
+	for _, st := range stages {
+		sv := stageView{Name: st.Name, Status: st.Status, Message: st.Message, Gate: st.Gate, GateResult: st.GateResult, Steps: []stepJSON{}}
+		if !st.Finished.IsZero() && !st.Started.IsZero() {
+			sv.Duration = st.Finished.Sub(st.Started).Seconds()
+		}
+		index[st.Name] = len(v.Stages)
+		v.Stages = append(v.Stages, sv)
+	}
+	for _, s := range steps {
+		i, ok := index[s.Stage]
+		if !ok {
+			index[s.Stage] = len(v.Stages)
+			i = len(v.Stages)
+			v.Stages = append(v.Stages, stageView{Name: s.Stage, Status: store.StatusPending, Steps: []stepJSON{}})
+		}
+		sj := stepJSON{Name: s.Name, Kind: s.Kind, Status: s.Status, Attempt: s.Attempt, Message: s.Message,
+			Summary: s.Summary, CachedFrom: s.CachedFrom, Outputs: s.Outputs}
+		if !s.Finished.IsZero() && !s.Started.IsZero() {
+			sj.Duration = s.Finished.Sub(s.Started).Seconds()
+		}
+		for _, art := range arts {
+			if art.Stage == s.Stage && art.Step == s.Name {
+				sj.Artifacts = append(sj.Artifacts, artifactJSON{Name: art.Name, Digest: art.Digest, Size: art.Size, MediaType: art.MediaType})
+			}
+		}
+		v.Stages[i].Steps = append(v.Stages[i].Steps, sj)
+	}
+	return v, nil
+}
+
+func writeShowTable(tw *tabwriter.Writer, v *showView) {
+	fmt.Fprintf(tw, "run %d\t%s\t%s\n", v.ID, v.Pipeline, v.Status)
+	if v.Message != "" {
+		fmt.Fprintf(tw, "message\t%s\n", v.Message)
+	}
+	fmt.Fprintf(tw, "commit\t%s (%s %s)\n", dash(v.SHA), v.Event, dash(v.Branch))
+	fmt.Fprintf(tw, "dir\t%s\n", v.Dir)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "STAGE/STEP\tKIND\tSTATUS\tDURATION\tDETAIL")
+	for _, st := range v.Stages {
+		detail := st.Message
+		if st.Gate != "" {
+			detail = strings.TrimSpace("gate " + st.Gate + "; " + detail)
+		}
+		fmt.Fprintf(tw, "%s\t\t%s\t%s\t%s\n", st.Name, st.Status, secs(st.Duration), firstLineOf(detail))
+		for _, s := range st.Steps {
+			detail := s.Message
+			if detail == "" {
+				detail = s.Summary
+			}
+			if s.CachedFrom != 0 {
+				detail = strings.TrimSpace(fmt.Sprintf("from run %d; %s", s.CachedFrom, detail))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.Status, secs(s.Duration), firstLineOf(detail))
+			keys := make([]string, 0, len(s.Outputs))
+			for k := range s.Outputs {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				val := fmt.Sprint(s.Outputs[k])
+				if len(val) > 80 {
+					val = val[:77] + "..."
+				}
+				fmt.Fprintf(tw, "    · %s\t\t\t\t%s\n", k, val)
+			}
+		}
+	}
+}
+
+func newLogsCmd(g *options.Global) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs RUN [STEP]",
+		Short: "Print a run's logs, or one step's (STEP as stage/step or a unique step name)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseRunID(args[0])
+			if err != nil {
+				return err
+			}
+			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ctx := cmd.Context()
+			if _, err := a.store.GetRun(ctx, id); err != nil {
+				return notFound(err)
+			}
+			stage, stepName := "", ""
+			if len(args) == 2 {
+				stage, stepName, err = findStep(cmd, a, id, args[1])
+				if err != nil {
+					return err
+				}
+			}
+			return printLogs(cmd, a, id, stage, stepName, follow)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the run ends")
+	return cmd
+}
+
+func findStep(cmd *cobra.Command, a *app, id int64, arg string) (string, string, error) {
+	steps, err := a.store.Steps(cmd.Context(), id)
+	if err != nil {
+		return "", "", err
+	}
+	if stage, name, ok := strings.Cut(arg, "/"); ok {
+		for _, s := range steps {
+			if s.Stage == stage && s.Name == name {
+				return stage, name, nil
+			}
+		}
+		return "", "", usageErr(fmt.Errorf("run %d has no step %s", id, arg))
+	}
+	var matches []store.Step
+	for _, s := range steps {
+		if s.Name == arg {
+			matches = append(matches, s)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", "", usageErr(fmt.Errorf("run %d has no step %s", id, arg))
+	case 1:
+		return matches[0].Stage, matches[0].Name, nil
+	}
+	return "", "", usageErr(fmt.Errorf("step name %s is in several stages of run %d; write it as stage/step", arg, id))
+}
+
+func printLogs(cmd *cobra.Command, a *app, id int64, stage, step string, follow bool) error {
+	ctx := cmd.Context()
+	w := cmd.OutOrStdout()
+	prefix := stage == ""
+	seen := map[string]int64{}
+	for {
+		lines, err := a.store.Logs(ctx, id, stage, step, 0)
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			key := l.Stage + "/" + l.Step
+			if l.Seq <= seen[key] {
+				continue
+			}
+			seen[key] = l.Seq
+			writeLogLine(w, l, prefix)
+		}
+		if !follow {
+			return nil
+		}
+		r, err := a.store.GetRun(ctx, id)
+		if err != nil {
+			return err
+		}
+		if r.Status.Done() || r.Status == store.StatusAwaitingApproval {
+			// One more read for lines flushed just before the end.
+			lines, err := a.store.Logs(ctx, id, stage, step, 0)
+			if err != nil {
+				return err
+			}
+			for _, l := range lines {
+				if key := l.Stage + "/" + l.Step; l.Seq > seen[key] {
+					seen[key] = l.Seq
+					writeLogLine(w, l, prefix)
+				}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func writeLogLine(w io.Writer, l store.LogLine, prefix bool) {
+	text := l.Text
+	if l.Stream == "sys" {
+		text = "» " + text
+	}
+	if prefix {
+		fmt.Fprintf(w, "[%s/%s] %s\n", l.Stage, l.Step, text)
+		return
+	}
+	fmt.Fprintln(w, text)
+}
+
+func newArtifactsCmd(g *options.Global) *cobra.Command {
+	out := &options.Output{}
+	var get, to string
+	cmd := &cobra.Command{
+		Use:   "artifacts RUN [--get NAME --to PATH]",
+		Short: "List a run's artifacts, or copy one out",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.Validate(); err != nil {
+				return usageErr(err)
+			}
+			if (get == "") != (to == "") {
+				return usageErr(errors.New("--get and --to go together"))
+			}
+			id, err := parseRunID(args[0])
+			if err != nil {
+				return err
+			}
+			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if _, err := a.store.GetRun(cmd.Context(), id); err != nil {
+				return notFound(err)
+			}
+			arts, err := a.store.Artifacts(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if get != "" {
+				return copyArtifact(cmd, a, id, arts, get, to)
+			}
+			views := make([]artifactJSON, len(arts))
+			for i, art := range arts {
+				views[i] = artifactJSON{Stage: art.Stage, Step: art.Step, Name: art.Name, Digest: art.Digest, Size: art.Size, MediaType: art.MediaType}
+			}
+			return printAs(cmd.OutOrStdout(), out.Format, views, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "STEP\tNAME\tSIZE\tTYPE\tDIGEST")
+				for _, v := range views {
+					fmt.Fprintf(tw, "%s/%s\t%s\t%d\t%s\t%s\n", v.Stage, v.Step, v.Name, v.Size, v.MediaType, shortDigest(v.Digest))
+				}
+			})
+		},
+	}
+	out.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&get, "get", "", "artifact to copy out: NAME, or stage/step/NAME when names repeat")
+	cmd.Flags().StringVar(&to, "to", "", "where to write the artifact (a file path, or - for stdout)")
+	return cmd
+}
+
+func copyArtifact(cmd *cobra.Command, a *app, id int64, arts []store.Artifact, name, to string) error {
+	var matches []store.Artifact
+	for _, art := range arts {
+		if art.Name == name || art.Stage+"/"+art.Step+"/"+art.Name == name {
+			matches = append(matches, art)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return usageErr(fmt.Errorf("run %d has no artifact %q", id, name))
+	case 1:
+	default:
+		return usageErr(fmt.Errorf("several steps of run %d have an artifact %q; name it as stage/step/%s", id, name, name))
+	}
+	rc, err := a.artifacts.Open(matches[0].Digest)
+	if err != nil {
+		return fmt.Errorf("artifact %s: %w", name, err)
+	}
+	defer rc.Close()
+	if to == "-" {
+		_, err := io.Copy(cmd.OutOrStdout(), rc)
+		return err
+	}
+	if fi, err := os.Stat(to); err == nil && fi.IsDir() {
+		to = filepath.Join(to, filepath.Base(matches[0].Name))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(to), ".gantry-artifact-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", to, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, rc); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", to, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", to, err)
+	}
+	if err := os.Rename(tmp.Name(), to); err != nil {
+		return fmt.Errorf("write %s: %w", to, err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes, %s)\n", to, matches[0].Size, matches[0].Digest)
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortSHA(s string) string {
+	if len(s) > 10 {
+		return s[:10]
+	}
+	return s
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+func runDuration(r store.Run) string {
+	if r.Finished.IsZero() {
+		if r.Status == store.StatusRunning {
+			return fmtDur(time.Since(r.Started)) + "…"
+		}
+		return "-"
+	}
+	return fmtDur(r.Finished.Sub(r.Started))
+}
+
+func secs(s float64) string {
+	if s <= 0 {
+		return "-"
+	}
+	return fmtDur(time.Duration(s * float64(time.Second)))
+}

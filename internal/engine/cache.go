@@ -1,0 +1,304 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/gantry-ci/gantry/internal/spec"
+	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/store"
+)
+
+// fromCache looks the step up in the cache. On a hit it records the
+// earlier outputs and artifacts for this run and returns ok.
+func (r *runner) fromCache(ctx context.Context, s *spec.Step, impl step.Step, env *step.Env, rec *store.Step, logs *logSink) (*step.Result, bool) {
+	if r.req.NoCache || (s.Cache != nil && !*s.Cache) {
+		return nil, false
+	}
+	c, ok := impl.(step.Cacheable)
+	if !ok {
+		return nil, false
+	}
+	ck, err := c.CacheKey(ctx, env)
+	if errors.Is(err, step.ErrNotCacheable) {
+		return nil, false
+	}
+	if err != nil {
+		logs.sys("cache: " + err.Error() + " (running the step)")
+		return nil, false
+	}
+	key, err := r.cacheKey(s, env, ck)
+	if err != nil {
+		logs.sys("cache: " + err.Error() + " (running the step)")
+		return nil, false
+	}
+	rec.CacheKey = key
+	hit, err := r.e.rec.LookupCache(ctx, key)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			logs.sys("cache: " + err.Error())
+		}
+		return nil, false
+	}
+	arts, err := r.e.rec.StepArtifacts(ctx, hit.RunID, hit.Stage, hit.Name)
+	if err != nil {
+		logs.sys("cache: " + err.Error())
+		return nil, false
+	}
+	for _, a := range arts {
+		if _, err := r.e.artifacts.Path(a.Digest); err != nil {
+			logs.sys(fmt.Sprintf("cache: artifact %s of run %d is gone; running the step", a.Name, hit.RunID))
+			return nil, false
+		}
+	}
+	for _, a := range arts {
+		a.RunID, a.Stage, a.Step = r.run.ID, rec.Stage, rec.Name
+		if err := r.e.rec.AddArtifact(ctx, &a); err != nil {
+			logs.sys("cache: " + err.Error())
+			return nil, false
+		}
+	}
+	from := hit.RunID
+	if hit.CachedFrom != 0 {
+		from = hit.CachedFrom
+	}
+	rec.Status = store.StatusCached
+	rec.CachedFrom = from
+	logs.sys(fmt.Sprintf("cache hit: reusing the result of run %d (%s)", from, shortKey(key)))
+	summary := hit.Summary
+	if summary == "" {
+		summary = fmt.Sprintf("cached from run %d", from)
+	}
+	return &step.Result{Outputs: hit.Outputs, Summary: summary}, true
+}
+
+func shortKey(k string) string {
+	if len(k) > 19 {
+		return k[:19]
+	}
+	return k
+}
+
+// keyDoc is hashed into a cache key.
+type keyDoc struct {
+	Version  string            `json:"version"`
+	Kind     string            `json:"kind"`
+	Run      string            `json:"run,omitempty"`
+	Shell    string            `json:"shell,omitempty"`
+	With     any               `json:"with,omitempty"`
+	Env      []string          `json:"env"`
+	Services []string          `json:"services,omitempty"`
+	Files    []string          `json:"files"`
+	Extra    map[string]string `json:"extra,omitempty"`
+}
+
+// cacheKey digests everything the step's result depends on: its kind and
+// resolved configuration, its environment (secrets by digest), its services
+// and the content of its input files.
+func (r *runner) cacheKey(s *spec.Step, env *step.Env, ck step.CacheKey) (string, error) {
+	doc := keyDoc{Version: r.e.version, Kind: kindOf(s), Shell: s.Shell, Extra: ck.Extra}
+	exprEnv := r.exprEnv(env.Stage)
+	if s.Run != "" {
+		script, err := render(s.Run, exprEnv)
+		if err != nil {
+			return "", err
+		}
+		doc.Run = script
+	}
+	if s.HasWith() {
+		with, err := resolveNode(&s.With, exprEnv)
+		if err != nil {
+			return "", err
+		}
+		var v any
+		if err := with.Decode(&v); err != nil {
+			return "", fmt.Errorf("with: %w", err)
+		}
+		doc.With = v
+	}
+	secretNames := map[string]bool{}
+	for _, sec := range s.Secrets {
+		secretNames[sec.Value] = true
+	}
+	for _, m := range []map[string]string{r.p.Env, s.Env} {
+		for k, v := range m {
+			val, err := render(v, exprEnv)
+			if err != nil {
+				return "", err
+			}
+			doc.Env = append(doc.Env, k+"="+val)
+		}
+	}
+	for name := range secretNames {
+		sum := sha256.Sum256([]byte(r.secrets[name]))
+		doc.Env = append(doc.Env, "secret:"+name+"="+hex.EncodeToString(sum[:]))
+	}
+	sort.Strings(doc.Env)
+	for _, svc := range s.Services {
+		doc.Services = append(doc.Services, svc.Value)
+	}
+	files, err := r.inputFiles(ck.Files)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		d, err := r.fileDigest(f)
+		if err != nil {
+			return "", err
+		}
+		doc.Files = append(doc.Files, f+"@"+d)
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// workspaceFiles lists the workspace's files (relative, slash-separated):
+// those git tracks or would track, or every file outside .git when the
+// workspace is not a git checkout.
+func (r *runner) workspaceFiles() ([]string, error) {
+	r.filesOnce.Do(func() {
+		r.files, r.filesErr = listFiles(r.req.Dir)
+	})
+	return r.files, r.filesErr
+}
+
+func listFiles(dir string) ([]string, error) {
+	cmd := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err == nil {
+		seen := map[string]bool{}
+		var files []string
+		for _, f := range strings.Split(out.String(), "\x00") {
+			if f == "" || seen[f] {
+				continue
+			}
+			seen[f] = true
+			// Deleted but still in the index: skip.
+			if fi, err := os.Lstat(filepath.Join(dir, f)); err != nil || fi.IsDir() {
+				continue
+			}
+			files = append(files, f)
+		}
+		sort.Strings(files)
+		return files, nil
+	}
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list workspace files: %w", err)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// inputFiles returns the workspace files matching patterns (all when nil).
+func (r *runner) inputFiles(patterns []string) ([]string, error) {
+	all, err := r.workspaceFiles()
+	if err != nil {
+		return nil, err
+	}
+	if patterns == nil {
+		return all, nil
+	}
+	for _, p := range patterns {
+		if !doublestar.ValidatePattern(p) {
+			return nil, fmt.Errorf("invalid input pattern %q", p)
+		}
+	}
+	var out []string
+	for _, f := range all {
+		for _, p := range patterns {
+			if ok, _ := doublestar.Match(p, f); ok || strings.HasPrefix(f, strings.TrimSuffix(p, "/")+"/") {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// fileDigest returns a file's content digest, computed once per run.
+func (r *runner) fileDigest(rel string) (string, error) {
+	r.digestMu.Lock()
+	if d, ok := r.digests[rel]; ok {
+		r.digestMu.Unlock()
+		return d, nil
+	}
+	r.digestMu.Unlock()
+	path := filepath.Join(r.req.Dir, rel)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return "", fmt.Errorf("digest %s: %w", rel, err)
+	}
+	h := sha256.New()
+	if fi.Mode()&os.ModeSymlink != 0 {
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "", fmt.Errorf("digest %s: %w", rel, err)
+		}
+		h.Write([]byte("symlink:" + target))
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("digest %s: %w", rel, err)
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("digest %s: %w", rel, err)
+		}
+		if fi.Mode()&0o111 != 0 {
+			h.Write([]byte{1})
+		}
+	}
+	d := hex.EncodeToString(h.Sum(nil))
+	r.digestMu.Lock()
+	if r.digests == nil {
+		r.digests = map[string]string{}
+	}
+	r.digests[rel] = d
+	r.digestMu.Unlock()
+	return d, nil
+}
+
+// fileCache holds per-run memoised workspace facts.
+type fileCache struct {
+	filesOnce sync.Once
+	files     []string
+	filesErr  error
+	digestMu  sync.Mutex
+	digests   map[string]string
+}

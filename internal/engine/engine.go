@@ -1,0 +1,489 @@
+// Package engine runs a pipeline: stages in order, the steps of a stage as
+// a DAG with bounded parallelism, gates, failure actions, the step cache and
+// cancellation. It records everything through a Recorder (the run store)
+// and reports progress to an Observer; it never prints and never names a
+// step kind.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/artifact"
+	"github.com/gantry-ci/gantry/internal/mask"
+	"github.com/gantry-ci/gantry/internal/service"
+	"github.com/gantry-ci/gantry/internal/spec"
+	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/store"
+)
+
+// Recorder is the part of the run store the engine writes to.
+type Recorder interface {
+	CreateRun(ctx context.Context, r *store.Run) error
+	FinishRun(ctx context.Context, id int64, st store.Status, msg string, at time.Time) error
+	PutStage(ctx context.Context, st *store.Stage) error
+	PutStep(ctx context.Context, st *store.Step) error
+	AppendLogs(ctx context.Context, runID int64, stage, step string, lines []store.LogLine) error
+	AddArtifact(ctx context.Context, a *store.Artifact) error
+	StepArtifacts(ctx context.Context, runID int64, stage, step string) ([]store.Artifact, error)
+	AddEvent(ctx context.Context, e *store.Event) error
+	LookupCache(ctx context.Context, key string) (*store.Step, error)
+	RequestApproval(ctx context.Context, a *store.Approval) error
+	Approvals(ctx context.Context, runID int64) ([]store.Approval, error)
+	Audit(ctx context.Context, e *store.AuditEntry) error
+}
+
+var _ Recorder = (*store.Store)(nil)
+
+// Notifier delivers failure notifications (`on_failure: [{notify: NAME}]`).
+type Notifier interface {
+	Notify(ctx context.Context, webhook string, n Notification) error
+}
+
+// Notification describes a failed stage.
+type Notification struct {
+	Pipeline, Stage, Message string
+	RunID                    int64
+	SHA, Branch              string
+	FailedSteps              []string
+}
+
+// Rollbacker rolls an environment back (`on_failure: [{rollback: ENV}]`).
+type Rollbacker interface {
+	Rollback(ctx context.Context, environment string) error
+}
+
+// Engine runs pipelines. Build one with New.
+type Engine struct {
+	kinds     map[string]step.Kind
+	services  map[string]service.Provider
+	rec       Recorder
+	artifacts *artifact.Store
+	log       *slog.Logger
+	obs       Observer
+	notifier  Notifier
+	rollback  Rollbacker
+	jobs      int
+	version   string
+	stateDir  string
+}
+
+// Option configures an Engine.
+type Option func(*Engine) error
+
+// WithKinds sets the step kinds `uses:` may name.
+func WithKinds(kinds []step.Kind) Option {
+	return func(e *Engine) error {
+		for _, k := range kinds {
+			if k.Name == "" || k.New == nil {
+				return fmt.Errorf("step kind %q needs a name and a constructor", k.Name)
+			}
+			e.kinds[k.Name] = k
+		}
+		return nil
+	}
+}
+
+// WithServices sets the services `services:` may name.
+func WithServices(s map[string]service.Provider) Option {
+	return func(e *Engine) error {
+		for name, p := range s {
+			e.services[name] = p
+		}
+		return nil
+	}
+}
+
+// WithLogger sets the logger for the engine's own diagnostics (default:
+// discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(e *Engine) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		e.log = l
+		return nil
+	}
+}
+
+// WithObserver receives progress events (default: none).
+func WithObserver(o Observer) Option {
+	return func(e *Engine) error { e.obs = o; return nil }
+}
+
+// WithJobs bounds how many steps run at once (default: number of CPUs;
+// the pipeline's jobs: overrides it).
+func WithJobs(n int) Option {
+	return func(e *Engine) error {
+		if n <= 0 {
+			return fmt.Errorf("jobs must be at least 1, got %d", n)
+		}
+		e.jobs = n
+		return nil
+	}
+}
+
+// WithNotifier delivers failure notifications (default: none; a notify
+// action then fails with a clear message).
+func WithNotifier(n Notifier) Option {
+	return func(e *Engine) error { e.notifier = n; return nil }
+}
+
+// WithRollbacker performs rollback actions (default: none; a rollback
+// action is then recorded as not possible).
+func WithRollbacker(r Rollbacker) Option {
+	return func(e *Engine) error { e.rollback = r; return nil }
+}
+
+// WithVersion is gantry's version, part of every cache key.
+func WithVersion(v string) Option {
+	return func(e *Engine) error { e.version = v; return nil }
+}
+
+// New returns an engine that records into rec, keeps artifacts in arts and
+// keeps tool caches under stateDir.
+func New(rec Recorder, arts *artifact.Store, stateDir string, opts ...Option) (*Engine, error) {
+	if rec == nil || arts == nil {
+		return nil, errors.New("engine needs a recorder and an artifact store")
+	}
+	e := &Engine{
+		kinds:     map[string]step.Kind{},
+		services:  map[string]service.Provider{},
+		rec:       rec,
+		artifacts: arts,
+		log:       slog.New(slog.DiscardHandler),
+		obs:       nopObserver{},
+		jobs:      runtime.NumCPU(),
+		stateDir:  stateDir,
+	}
+	for _, o := range opts {
+		if err := o(e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// Registry returns what pipeline files run by this engine may refer to.
+func (e *Engine) Registry() spec.Registry {
+	kinds := make([]step.Kind, 0, len(e.kinds))
+	for _, k := range e.kinds {
+		kinds = append(kinds, k)
+	}
+	names := make([]string, 0, len(e.services))
+	for n := range e.services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return spec.NewRegistry(kinds, names)
+}
+
+// Request says what to run.
+type Request struct {
+	// Dir is the workspace (the repository).
+	Dir string
+	Git step.Git
+	// Stages, if set, runs only these stages; From and Until bound the
+	// range of stages run (inclusive).
+	Stages      []string
+	From, Until string
+	NoCache     bool
+	// Trigger says how the run started ("cli", "webhook", ...).
+	Trigger string
+	// Actor is who started it, for the audit log (default: the OS user).
+	Actor string
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	RunID   int64
+	Status  store.Status
+	Message string
+}
+
+// ErrStageNotFound is returned for --stage/--from/--until names that the
+// pipeline lacks.
+var ErrStageNotFound = errors.New("no such stage")
+
+// Run runs p. The returned error is for problems that prevented running at
+// all; a failed pipeline is a Result with Status failed.
+func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Result, error) {
+	selected, err := selectStages(p, req)
+	if err != nil {
+		return nil, err
+	}
+	masker, secrets, err := resolveSecrets(p, req.Dir)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "gantry-run-*")
+	if err != nil {
+		return nil, fmt.Errorf("create run temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	run := &store.Run{
+		Pipeline: p.Name, Dir: req.Dir, Event: req.Git.Event, Branch: req.Git.Branch,
+		SHA: req.Git.SHA, BaseRef: req.Git.BaseRef, Trigger: req.Trigger,
+		Status: store.StatusRunning, Started: time.Now(),
+	}
+	if err := e.rec.CreateRun(ctx, run); err != nil {
+		return nil, fmt.Errorf("record run: %w", err)
+	}
+	actor := req.Actor
+	if actor == "" {
+		actor = currentUser()
+	}
+	if err := e.rec.Audit(ctx, &store.AuditEntry{Time: run.Started, Actor: actor, Action: "run.start",
+		Subject: fmt.Sprintf("run %d", run.ID), Detail: fmt.Sprintf("pipeline %s, %s on %s at %s", p.Name, req.Git.Event, req.Git.Branch, req.Git.SHA)}); err != nil {
+		e.log.Error("audit run start", "run", run.ID, "err", err)
+	}
+	r := &runner{
+		e: e, p: p, req: req, run: run, masker: masker, secrets: secrets, tmp: tmp,
+		stages: map[string]*stageState{},
+		jobs:   e.jobs,
+	}
+	if p.Jobs > 0 {
+		r.jobs = p.Jobs
+	}
+	e.obs.Observe(Event{Type: RunStarted, RunID: run.ID, Time: run.Started})
+
+	status, msg := r.runStages(ctx, selected)
+
+	// Record the end even when ctx was cancelled.
+	cctx := context.WithoutCancel(ctx)
+	msg = masker.Mask(msg)
+	now := time.Now()
+	if err := e.rec.FinishRun(cctx, run.ID, status, msg, now); err != nil {
+		return nil, fmt.Errorf("record end of run %d: %w", run.ID, err)
+	}
+	e.obs.Observe(Event{Type: RunFinished, RunID: run.ID, Status: status, Message: msg, Time: now, Elapsed: now.Sub(run.Started)})
+	return &Result{RunID: run.ID, Status: status, Message: msg}, nil
+}
+
+func selectStages(p *spec.Pipeline, req Request) ([]bool, error) {
+	index := map[string]int{}
+	for i, st := range p.Stages {
+		index[st.Name] = i
+	}
+	lookup := func(flag, name string) (int, error) {
+		i, ok := index[name]
+		if !ok {
+			return 0, fmt.Errorf("%s %q: %w in pipeline %q", flag, name, ErrStageNotFound, p.Name)
+		}
+		return i, nil
+	}
+	sel := make([]bool, len(p.Stages))
+	from, until := 0, len(p.Stages)-1
+	if req.From != "" {
+		i, err := lookup("--from", req.From)
+		if err != nil {
+			return nil, err
+		}
+		from = i
+	}
+	if req.Until != "" {
+		i, err := lookup("--until", req.Until)
+		if err != nil {
+			return nil, err
+		}
+		until = i
+	}
+	only := map[int]bool{}
+	for _, name := range req.Stages {
+		i, err := lookup("--stage", name)
+		if err != nil {
+			return nil, err
+		}
+		only[i] = true
+	}
+	for i := range sel {
+		sel[i] = i >= from && i <= until && (len(only) == 0 || only[i])
+	}
+	return sel, nil
+}
+
+// runner is the state of one run.
+type runner struct {
+	e       *Engine
+	p       *spec.Pipeline
+	req     Request
+	run     *store.Run
+	masker  *mask.Masker
+	secrets map[string]string
+	tmp     string
+	jobs    int
+
+	mu     sync.Mutex
+	stages map[string]*stageState
+
+	fileCache
+}
+
+// stageState is what expressions see of a stage.
+type stageState struct {
+	Status store.Status
+	Steps  map[string]*stepState
+}
+
+type stepState struct {
+	Status  store.Status
+	Summary string
+	Outputs map[string]any
+}
+
+func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, string) {
+	var failedStage string
+	for i := range r.p.Stages {
+		st := &r.p.Stages[i]
+		if ctx.Err() != nil {
+			r.skipStage(ctx, i, st, "the run was cancelled")
+			continue
+		}
+		if !selected[i] {
+			continue
+		}
+		run, reason, err := r.shouldRun(st, failedStage)
+		if err != nil {
+			r.failStage(ctx, i, st, err.Error())
+			failedStage = st.Name
+			continue
+		}
+		if !run {
+			r.skipStage(ctx, i, st, reason)
+			continue
+		}
+		if st.Approval != nil && st.Approval.Required {
+			approved, err := r.approved(ctx, i, st)
+			if err != nil {
+				r.failStage(ctx, i, st, err.Error())
+				return store.StatusFailed, err.Error()
+			}
+			if !approved {
+				return store.StatusAwaitingApproval, fmt.Sprintf("stage %q waits for approval", st.Name)
+			}
+		}
+		status := r.runStage(ctx, i, st)
+		switch status {
+		case store.StatusCancelled:
+			return store.StatusCancelled, "the run was cancelled"
+		case store.StatusFailed:
+			failedStage = st.Name
+		}
+	}
+	if ctx.Err() != nil {
+		return store.StatusCancelled, "the run was cancelled"
+	}
+	if failedStage != "" {
+		return store.StatusFailed, fmt.Sprintf("stage %q failed", failedStage)
+	}
+	return store.StatusPassed, ""
+}
+
+// shouldRun decides a stage's trigger: its when: expression, or by default
+// that no earlier stage failed.
+func (r *runner) shouldRun(st *spec.Stage, failedStage string) (bool, string, error) {
+	if st.When == "" {
+		if failedStage != "" {
+			return false, fmt.Sprintf("stage %q failed", failedStage), nil
+		}
+		return true, "", nil
+	}
+	ok, err := r.evalBool(st.When, nil)
+	if err != nil {
+		return false, "", fmt.Errorf("when: %w", err)
+	}
+	if !ok {
+		return false, fmt.Sprintf("when: %s is false", st.When), nil
+	}
+	return true, "", nil
+}
+
+func (r *runner) approved(ctx context.Context, i int, st *spec.Stage) (bool, error) {
+	approvals, err := r.e.rec.Approvals(ctx, r.run.ID)
+	if err != nil {
+		return false, fmt.Errorf("read approvals: %w", err)
+	}
+	for _, a := range approvals {
+		if a.Stage == st.Name && a.Status == "approved" {
+			return true, nil
+		}
+	}
+	a := &store.Approval{
+		RunID: r.run.ID, Stage: st.Name, Status: "pending",
+		RequestedRoles: joinComma(st.Approval.Roles), Requested: time.Now(),
+	}
+	if err := r.e.rec.RequestApproval(ctx, a); err != nil {
+		return false, fmt.Errorf("request approval: %w", err)
+	}
+	stage := &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusAwaitingApproval,
+		Message: "waiting for approval by " + orAnyone(st.Approval.Roles)}
+	if err := r.e.rec.PutStage(ctx, stage); err != nil {
+		return false, fmt.Errorf("record stage %s: %w", st.Name, err)
+	}
+	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusAwaitingApproval, Message: stage.Message, Time: time.Now()})
+	return false, nil
+}
+
+func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, reason string) {
+	r.setStage(st.Name, store.StatusSkipped)
+	cctx := context.WithoutCancel(ctx)
+	if err := r.e.rec.PutStage(cctx, &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusSkipped, Message: reason}); err != nil {
+		r.e.log.Error("record skipped stage", "stage", st.Name, "err", err)
+	}
+	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusSkipped, Message: reason, Time: time.Now()})
+}
+
+func (r *runner) failStage(ctx context.Context, i int, st *spec.Stage, msg string) {
+	r.setStage(st.Name, store.StatusFailed)
+	msg = r.masker.Mask(msg)
+	now := time.Now()
+	if err := r.e.rec.PutStage(context.WithoutCancel(ctx), &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusFailed, Message: msg, Started: now, Finished: now}); err != nil {
+		r.e.log.Error("record failed stage", "stage", st.Name, "err", err)
+	}
+	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusFailed, Message: msg, Time: now})
+}
+
+func (r *runner) setStage(name string, status store.Status) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stages[name]
+	if s == nil {
+		s = &stageState{Steps: map[string]*stepState{}}
+		r.stages[name] = s
+	}
+	s.Status = status
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+func joinComma(xs []string) string {
+	out := ""
+	for i, x := range xs {
+		if i > 0 {
+			out += ","
+		}
+		out += x
+	}
+	return out
+}
+
+func orAnyone(roles []string) string {
+	if len(roles) == 0 {
+		return "anyone"
+	}
+	return "role " + joinComma(roles)
+}

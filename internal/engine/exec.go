@@ -1,0 +1,358 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/artifact"
+	"github.com/gantry-ci/gantry/internal/service"
+	"github.com/gantry-ci/gantry/internal/spec"
+	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/steps/shell"
+	"github.com/gantry-ci/gantry/internal/store"
+)
+
+// serviceStopTimeout bounds tearing a service down.
+const serviceStopTimeout = 30 * time.Second
+
+func (r *runner) skipStep(ctx context.Context, st *spec.Stage, s *spec.Step, status store.Status, reason string) store.Status {
+	now := time.Now()
+	rec := &store.Step{RunID: r.run.ID, Stage: st.Name, Name: s.Name, Kind: kindOf(s), Status: status, Message: reason, Started: now, Finished: now}
+	if err := r.e.rec.PutStep(context.WithoutCancel(ctx), rec); err != nil {
+		r.e.log.Error("record step", "step", spec.ID(st.Name, s.Name), "err", err)
+	}
+	r.setStep(st.Name, s.Name, &stepState{Status: status})
+	r.e.obs.Observe(Event{Type: StepFinished, Stage: st.Name, Step: s.Name, Status: status, Message: reason, Time: now})
+	return status
+}
+
+func kindOf(s *spec.Step) string {
+	if s.Uses != "" {
+		return s.Uses
+	}
+	return "run"
+}
+
+func (r *runner) setStep(stage, name string, st *stepState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stages[stage]
+	if s == nil {
+		s = &stageState{Steps: map[string]*stepState{}}
+		r.stages[stage] = s
+	}
+	s.Steps[name] = st
+}
+
+func (r *runner) stepOutputs(stage, name string) (map[string]any, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stages[stage]
+	if s == nil || s.Steps[name] == nil {
+		return nil, false
+	}
+	return s.Steps[name].Outputs, true
+}
+
+// runStep runs one step with its services, cache, timeout and retries, and
+// records the outcome.
+func (r *runner) runStep(ctx context.Context, st *spec.Stage, s *spec.Step) store.Status {
+	rec := &store.Step{RunID: r.run.ID, Stage: st.Name, Name: s.Name, Kind: kindOf(s), Status: store.StatusRunning, Attempt: 1, Started: time.Now()}
+	if err := r.e.rec.PutStep(ctx, rec); err != nil {
+		r.e.log.Error("record step", "step", spec.ID(st.Name, s.Name), "err", err)
+	}
+	r.setStep(st.Name, s.Name, &stepState{Status: store.StatusRunning})
+	r.e.obs.Observe(Event{Type: StepStarted, Stage: st.Name, Step: s.Name, Time: rec.Started})
+
+	logs := r.newLogSink(ctx, st.Name, s.Name)
+	res, err := r.execute(ctx, st, s, rec, logs)
+	if err != nil {
+		logs.sys("error: " + err.Error())
+	}
+	logs.Close()
+
+	rec.Finished = time.Now()
+	switch {
+	case rec.Status == store.StatusCached || rec.Status == store.StatusSkipped:
+		// Decided inside execute.
+	case err == nil:
+		rec.Status = store.StatusPassed
+	case ctx.Err() != nil:
+		rec.Status = store.StatusCancelled
+	default:
+		rec.Status = store.StatusFailed
+	}
+	if err != nil {
+		rec.Message = r.masker.Mask(err.Error())
+		rec.CacheKey = ""
+	}
+	if res != nil {
+		rec.Summary = r.masker.Mask(res.Summary)
+		rec.Outputs = maskOutputs(r.masker.Mask, res.Outputs)
+	}
+	if rec.Status == store.StatusSkipped && rec.Message == "" {
+		rec.Message = rec.Summary
+	}
+	if perr := r.e.rec.PutStep(context.WithoutCancel(ctx), rec); perr != nil {
+		r.e.log.Error("record step", "step", spec.ID(st.Name, s.Name), "err", perr)
+	}
+	r.setStep(st.Name, s.Name, &stepState{Status: rec.Status, Summary: rec.Summary, Outputs: rec.Outputs})
+	msg := rec.Message
+	if msg == "" {
+		msg = rec.Summary
+	}
+	r.e.obs.Observe(Event{Type: StepFinished, Stage: st.Name, Step: s.Name, Status: rec.Status, Message: msg, Time: rec.Finished, Elapsed: rec.Finished.Sub(rec.Started)})
+	return rec.Status
+}
+
+// execute does the work of runStep; rec.Status is set to cached or skipped
+// when the step did not run.
+func (r *runner) execute(ctx context.Context, st *spec.Stage, s *spec.Step, rec *store.Step, logs *logSink) (*step.Result, error) {
+	env := r.exprEnv(st.Name)
+	if s.If != "" {
+		ok, err := r.evalBool(s.If, env)
+		if err != nil {
+			return nil, fmt.Errorf("if: %w", err)
+		}
+		if !ok {
+			rec.Status = store.StatusSkipped
+			return &step.Result{Summary: "if: " + s.If + " is false"}, nil
+		}
+	}
+	impl, err := r.build(s, env)
+	if err != nil {
+		return nil, err
+	}
+	vars, err := r.stepVars(st, s, env)
+	if err != nil {
+		return nil, err
+	}
+	senv := &step.Env{
+		RunID: fmt.Sprint(r.run.ID), Stage: st.Name, Step: s.Name,
+		Dir: r.req.Dir, TempDir: r.tmp, StateDir: r.e.stateDir,
+		Vars: vars, Stdout: logs, Log: r.e.log.With("step", spec.ID(st.Name, s.Name)),
+		Git:       r.req.Git,
+		Artifacts: &artifactSink{r: r, stage: st.Name, step: s.Name},
+		Outputs:   r.stepOutputs,
+	}
+
+	if res, ok := r.fromCache(ctx, s, impl, senv, rec, logs); ok {
+		return res, nil
+	}
+
+	stop, err := r.startServices(ctx, s, senv, logs)
+	defer stop()
+	if err != nil {
+		return nil, err
+	}
+
+	if s.Run != "" {
+		logs.sys("$ " + firstLine(s.Run))
+	}
+	var res *step.Result
+	for attempt := 1; ; attempt++ {
+		rec.Attempt = attempt
+		res, err = r.attempt(ctx, s, impl, senv)
+		if err == nil || ctx.Err() != nil || attempt > s.Retries {
+			break
+		}
+		logs.sys(fmt.Sprintf("attempt %d failed: %v; retrying (%d left)", attempt, err, s.Retries-attempt+1))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
+	}
+	if cerr := r.collectArtifacts(ctx, st, s); cerr != nil {
+		if err == nil {
+			err = cerr
+		} else {
+			logs.sys("artifacts: " + cerr.Error())
+		}
+	}
+	return res, err
+}
+
+func (r *runner) attempt(ctx context.Context, s *spec.Step, impl step.Step, env *step.Env) (*step.Result, error) {
+	actx := ctx
+	if s.Timeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+	}
+	res, err := impl.Run(actx, env)
+	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return res, fmt.Errorf("timed out after %s", s.Timeout)
+	}
+	return res, err
+}
+
+// build makes the step.Step for s, resolving the with: block.
+func (r *runner) build(s *spec.Step, env map[string]any) (step.Step, error) {
+	if s.Run != "" {
+		script, err := render(s.Run, env)
+		if err != nil {
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		return &shell.Step{Script: script, Shell: s.Shell, Inputs: s.Inputs}, nil
+	}
+	kind, ok := r.e.kinds[s.Uses]
+	if !ok {
+		return nil, fmt.Errorf("unknown step kind %q", s.Uses)
+	}
+	with, err := resolveNode(&s.With, env)
+	if err != nil {
+		return nil, fmt.Errorf("with: %w", err)
+	}
+	impl, err := kind.New(spec.Inputs(r.p.File, with, true))
+	if err != nil {
+		return nil, err
+	}
+	return impl, nil
+}
+
+// stepVars is the environment of the step's processes.
+func (r *runner) stepVars(st *spec.Stage, s *spec.Step, env map[string]any) ([]string, error) {
+	vars := os.Environ()
+	add := func(k, v string) { vars = append(vars, k+"="+v) }
+	g := r.req.Git
+	add("CI", "true")
+	add("GANTRY", "true")
+	add("GANTRY_RUN_ID", fmt.Sprint(r.run.ID))
+	add("GANTRY_PIPELINE", r.p.Name)
+	add("GANTRY_STAGE", st.Name)
+	add("GANTRY_STEP", s.Name)
+	add("GANTRY_SHA", g.SHA)
+	add("GANTRY_BRANCH", g.Branch)
+	add("GANTRY_EVENT", g.Event)
+	add("GANTRY_WORKSPACE", r.req.Dir)
+	for _, m := range []map[string]string{r.p.Env, s.Env} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v, err := render(m[k], env)
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", k, err)
+			}
+			add(k, v)
+		}
+	}
+	for _, sec := range s.Secrets {
+		add(sec.Value, r.secrets[sec.Value])
+	}
+	return vars, nil
+}
+
+// startServices starts the step's services and adds their settings to
+// env.Vars. The returned stop function always tears down what started.
+func (r *runner) startServices(ctx context.Context, s *spec.Step, env *step.Env, logs *logSink) (func(), error) {
+	var running []service.Instance
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), serviceStopTimeout)
+		defer cancel()
+		for i := len(running) - 1; i >= 0; i-- {
+			if err := running[i].Stop(sctx); err != nil {
+				logs.sys("stop service: " + err.Error())
+			}
+		}
+	}
+	for _, name := range s.Services {
+		p, ok := r.e.services[name.Value]
+		if !ok {
+			return stop, fmt.Errorf("unknown service %q", name.Value)
+		}
+		dir, err := os.MkdirTemp(r.tmp, "svc-"+name.Value+"-*")
+		if err != nil {
+			return stop, fmt.Errorf("service %s: %w", name.Value, err)
+		}
+		logs.sys("starting service " + name.Value)
+		started := time.Now()
+		inst, err := p.Start(ctx, dir)
+		if err != nil {
+			return stop, fmt.Errorf("start service %s: %w", name.Value, err)
+		}
+		running = append(running, inst)
+		keys := make([]string, 0)
+		svcEnv := inst.Env()
+		for k := range svcEnv {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			env.Vars = append(env.Vars, k+"="+svcEnv[k])
+		}
+		logs.sys(fmt.Sprintf("service %s ready in %s (%v)", name.Value, time.Since(started).Round(time.Millisecond), keys))
+	}
+	return stop, nil
+}
+
+// collectArtifacts stores the files the step declared.
+func (r *runner) collectArtifacts(ctx context.Context, st *spec.Stage, s *spec.Step) error {
+	if len(s.Artifacts) == 0 {
+		return nil
+	}
+	files, err := artifact.Collect(r.req.Dir, s.Artifacts)
+	if err != nil {
+		return err
+	}
+	sink := &artifactSink{r: r, stage: st.Name, step: s.Name}
+	for _, f := range files {
+		rel, err := filepath.Rel(r.req.Dir, f)
+		if err != nil {
+			return err
+		}
+		if err := sink.Put(context.WithoutCancel(ctx), filepath.ToSlash(rel), f, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func maskOutputs(maskFn func(string) string, in map[string]any) map[string]any {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		out[k] = maskValue(maskFn, v)
+	}
+	return out
+}
+
+func maskValue(maskFn func(string) string, v any) any {
+	switch x := v.(type) {
+	case string:
+		return maskFn(x)
+	case map[string]any:
+		return maskOutputs(maskFn, x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = maskValue(maskFn, e)
+		}
+		return out
+	case []string:
+		out := make([]string, len(x))
+		for i, e := range x {
+			out[i] = maskFn(e)
+		}
+		return out
+	}
+	return v
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i] + " …"
+		}
+	}
+	return s
+}

@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"mime"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/mask"
+	"github.com/gantry-ci/gantry/internal/store"
+)
+
+// logFlushInterval is how often buffered log lines are written to the
+// store, so that `gantry logs -f` in another process sees them.
+const logFlushInterval = 250 * time.Millisecond
+
+// maxLogLine bounds one stored line; longer lines are split.
+const maxLogLine = 16 << 10
+
+// logSink is a step's log: it masks secrets, splits lines, reports them to
+// the observer and stores them in batches. It is an io.Writer for the step.
+type logSink struct {
+	r           *runner
+	ctx         context.Context
+	stage, step string
+	masked      *mask.Writer
+
+	mu      sync.Mutex
+	partial []byte
+	batch   []store.LogLine
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (r *runner) newLogSink(ctx context.Context, stage, step string) *logSink {
+	l := &logSink{r: r, ctx: context.WithoutCancel(ctx), stage: stage, step: step,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	l.masked = mask.NewWriter(r.masker, lineWriter{l})
+	go l.flushLoop()
+	return l
+}
+
+// Write implements io.Writer for the step's output.
+func (l *logSink) Write(p []byte) (int, error) { return l.masked.Write(p) }
+
+// lineWriter receives masked text.
+type lineWriter struct{ l *logSink }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	l := w.l
+	l.mu.Lock()
+	l.partial = append(l.partial, p...)
+	var lines []string
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		lines = append(lines, string(bytes.TrimRight(l.partial[:i], "\r")))
+		l.partial = l.partial[i+1:]
+	}
+	for len(l.partial) > maxLogLine {
+		lines = append(lines, string(l.partial[:maxLogLine]))
+		l.partial = l.partial[maxLogLine:]
+	}
+	l.mu.Unlock()
+	for _, line := range lines {
+		l.add("out", line)
+	}
+	return len(p), nil
+}
+
+// sys records a line written by gantry itself.
+func (l *logSink) sys(line string) {
+	for _, part := range strings.Split(strings.TrimRight(l.r.masker.Mask(line), "\n"), "\n") {
+		l.add("sys", part)
+	}
+}
+
+func (l *logSink) add(stream, line string) {
+	now := time.Now()
+	l.mu.Lock()
+	l.batch = append(l.batch, store.LogLine{Time: now, Stream: stream, Text: line})
+	l.mu.Unlock()
+	l.r.e.obs.Observe(Event{Type: StepLog, Stage: l.stage, Step: l.step, Line: line, Time: now})
+}
+
+func (l *logSink) flushLoop() {
+	defer close(l.done)
+	t := time.NewTicker(logFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			l.flush()
+		case <-l.stop:
+			l.flush()
+			return
+		}
+	}
+}
+
+func (l *logSink) flush() {
+	l.mu.Lock()
+	batch := l.batch
+	l.batch = nil
+	l.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := l.r.e.rec.AppendLogs(l.ctx, l.r.run.ID, l.stage, l.step, batch); err != nil {
+		l.r.e.log.Error("store log lines", "step", l.stage+"/"+l.step, "err", err)
+	}
+}
+
+// Close writes out what is buffered and waits for the last flush.
+func (l *logSink) Close() {
+	_ = l.masked.Close()
+	l.mu.Lock()
+	rest := string(l.partial)
+	l.partial = nil
+	l.mu.Unlock()
+	if rest != "" {
+		l.add("out", rest)
+	}
+	close(l.stop)
+	<-l.done
+}
+
+// artifactSink stores a step's files in the artifact store and records
+// them for the run.
+type artifactSink struct {
+	r           *runner
+	stage, step string
+}
+
+func (a *artifactSink) Put(ctx context.Context, name, path, mediaType string) error {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(a.r.req.Dir, path)
+	}
+	digest, size, err := a.r.e.artifacts.PutFile(ctx, path)
+	if err != nil {
+		return err
+	}
+	return a.record(ctx, name, digest, size, mediaType)
+}
+
+func (a *artifactSink) PutBytes(ctx context.Context, name string, data []byte, mediaType string) error {
+	digest, size, err := a.r.e.artifacts.Put(ctx, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	return a.record(ctx, name, digest, size, mediaType)
+}
+
+func (a *artifactSink) record(ctx context.Context, name, digest string, size int64, mediaType string) error {
+	if mediaType == "" {
+		mediaType = guessMediaType(name)
+	}
+	return a.r.e.rec.AddArtifact(ctx, &store.Artifact{
+		RunID: a.r.run.ID, Stage: a.stage, Step: a.step, Name: name,
+		Digest: digest, Size: size, MediaType: mediaType, Created: time.Now(),
+	})
+}
+
+func guessMediaType(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".sarif"):
+		return "application/sarif+json"
+	case strings.HasSuffix(name, ".cdx.json"):
+		return "application/vnd.cyclonedx+json"
+	case strings.HasSuffix(name, ".intoto.jsonl"):
+		return "application/vnd.in-toto+json"
+	}
+	switch filepath.Ext(name) {
+	case ".xml":
+		return "application/xml"
+	case ".json":
+		return "application/json"
+	case ".html", ".htm":
+		return "text/html"
+	case ".txt", ".log":
+		return "text/plain"
+	}
+	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
+		t, _, _ = strings.Cut(t, ";")
+		return t
+	}
+	return "application/octet-stream"
+}

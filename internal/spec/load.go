@@ -1,0 +1,548 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/gantry-ci/gantry/internal/expression"
+	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/yamlx"
+)
+
+// Registry is what a pipeline file may refer to.
+type Registry struct {
+	Kinds    map[string]step.Kind
+	Services []string
+}
+
+// NewRegistry indexes kinds by name.
+func NewRegistry(kinds []step.Kind, services []string) Registry {
+	r := Registry{Kinds: make(map[string]step.Kind, len(kinds)), Services: services}
+	for _, k := range kinds {
+		r.Kinds[k.Name] = k
+	}
+	return r
+}
+
+// Load reads, decodes and validates the pipeline file at path.
+func Load(path string, reg Registry) (*Pipeline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline: %w", err)
+	}
+	return Parse(path, data, reg)
+}
+
+// Parse decodes and validates a pipeline file's contents. Every problem
+// found is reported, each as a *yamlx.Error (joined with errors.Join).
+func Parse(file string, data []byte, reg Registry) (*Pipeline, error) {
+	p := &Pipeline{}
+	if err := yamlx.Decode(file, data, p); err != nil {
+		return nil, err
+	}
+	p.File = file
+	v := &validator{p: p, reg: reg}
+	v.validate()
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	return p, nil
+}
+
+// Inputs returns the step.Inputs of a step's with: block. A resolved
+// node (expressions evaluated) is passed at run time.
+func Inputs(file string, with *yaml.Node, resolved bool) step.Inputs {
+	return &inputs{file: file, node: with, resolved: resolved}
+}
+
+type inputs struct {
+	file     string
+	node     *yaml.Node
+	resolved bool
+}
+
+func (in *inputs) Decode(v any) error {
+	if in.node == nil || in.node.Kind == 0 {
+		return nil
+	}
+	d := &yamlx.Decoder{File: in.file, SkipTemplates: !in.resolved}
+	return d.Decode(in.node, v)
+}
+
+func (in *inputs) Resolved() bool { return in.resolved }
+
+func (in *inputs) Errorf(path string, format string, args ...any) error {
+	n := in.node
+	if n == nil || n.Kind == 0 {
+		return &yamlx.Error{File: in.file, Msg: fmt.Sprintf(format, args...)}
+	}
+	for _, seg := range strings.Split(path, ".") {
+		if seg == "" {
+			continue
+		}
+		next := childNode(n, seg)
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return yamlx.Errorf(in.file, n, format, args...)
+}
+
+func childNode(n *yaml.Node, key string) *yaml.Node {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	case yaml.SequenceNode:
+		var idx int
+		if _, err := fmt.Sscanf(key, "%d", &idx); err == nil && idx >= 0 && idx < len(n.Content) {
+			return n.Content[idx]
+		}
+	}
+	return nil
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]*$`)
+
+// Roots are the names expressions may start with.
+var Roots = []string{"event", "branch", "base", "sha", "git", "stages", "steps", "env", "secrets", "run", "pipeline"}
+
+type validator struct {
+	p    *Pipeline
+	reg  Registry
+	errs []error
+}
+
+func (v *validator) errAt(pos yamlx.Pos, format string, args ...any) {
+	v.errs = append(v.errs, pos.Errorf(v.p.File, format, args...))
+}
+
+func (v *validator) validate() {
+	p := v.p
+	if p.Name == "" {
+		v.errAt(p.Pos, "pipeline needs a name")
+	}
+	if p.Jobs < 0 {
+		v.errAt(p.At["jobs"], "jobs must be at least 1")
+	}
+	for name, s := range p.Secrets {
+		if (s.Env == "") == (s.File == "") {
+			v.errAt(s.Pos, "secret %q needs exactly one of env or file", name)
+		}
+	}
+	for name, t := range p.Notify {
+		if t.Webhook == "" {
+			v.errAt(t.Pos, "notify target %q needs a webhook", name)
+		}
+		v.checkTemplate(t.Webhook, t.Pos, scope{stage: -1})
+	}
+	for k, val := range p.Env {
+		v.checkTemplate(val, p.At["env"], scope{stage: -1, key: k})
+	}
+	if len(p.Stages) == 0 {
+		v.errAt(p.Pos, "pipeline needs at least one stage")
+	}
+	seen := map[string]bool{}
+	for i := range p.Stages {
+		st := &p.Stages[i]
+		if !nameRE.MatchString(st.Name) {
+			v.errAt(st.Pos, "stage name %q must start with a letter and hold only letters, digits, - and _", st.Name)
+		}
+		if seen[st.Name] {
+			v.errAt(st.At["name"], "stage %q is defined twice", st.Name)
+		}
+		seen[st.Name] = true
+		v.validateStage(i)
+	}
+}
+
+func (v *validator) validateStage(si int) {
+	st := &v.p.Stages[si]
+	if len(st.Steps) == 0 {
+		v.errAt(st.Pos, "stage %q has no steps", st.Name)
+	}
+	if st.When != "" {
+		v.checkExpr(st.When, st.At["when"], scope{stage: si, gate: true, when: true})
+	}
+	if st.Approval != nil && !st.Approval.Required && len(st.Approval.Roles) > 0 {
+		v.errAt(st.At["approval"], "approval lists roles but required is false")
+	}
+	byName := map[string]*Step{}
+	for i := range st.Steps {
+		s := &st.Steps[i]
+		if !nameRE.MatchString(s.Name) {
+			v.errAt(s.Pos, "step name %q must start with a letter and hold only letters, digits, - and _", s.Name)
+		}
+		if byName[s.Name] != nil {
+			v.errAt(s.At["name"], "step %q is defined twice in stage %q", s.Name, st.Name)
+		}
+		byName[s.Name] = s
+	}
+	for i := range st.Steps {
+		v.validateStep(si, &st.Steps[i], byName)
+	}
+	v.checkCycles(st, byName)
+	if !st.Gate.IsAllPassed() {
+		for _, g := range st.Gate.Exprs {
+			if g.Value == AllPassed {
+				continue
+			}
+			v.checkExpr(g.Value, g.Pos, scope{stage: si, gate: true})
+		}
+	}
+	for _, a := range st.OnFailure {
+		n := 0
+		if a.Notify != "" {
+			n++
+			if _, ok := v.p.Notify[a.Notify]; !ok {
+				v.errAt(a.Pos, "notify target %q is not defined in the pipeline's notify block", a.Notify)
+			}
+		}
+		if a.Rollback != "" {
+			n++
+		}
+		if a.Stop {
+			n++
+		}
+		if n != 1 {
+			v.errAt(a.Pos, "a failure action needs exactly one of notify, rollback or stop")
+		}
+	}
+}
+
+func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
+	st := &v.p.Stages[si]
+	sc := scope{stage: si, step: s}
+	switch {
+	case s.Uses != "" && s.Run != "":
+		v.errAt(s.At["run"], "step %q has both uses and run; give one", s.Name)
+	case s.Uses == "" && s.Run == "":
+		v.errAt(s.Pos, "step %q needs uses (a step kind) or run (a shell command)", s.Name)
+	case s.Uses != "":
+		kind, ok := v.reg.Kinds[s.Uses]
+		if !ok {
+			v.errAt(s.At["uses"], "unknown step kind %q (known: %s)", s.Uses, strings.Join(v.kindNames(), ", "))
+			break
+		}
+		if s.Shell != "" {
+			v.errAt(s.At["shell"], "shell applies only to run steps")
+		}
+		if len(s.Outputs) > 0 {
+			v.errAt(s.At["outputs"], "outputs are declared only for run steps; %s sets its own", s.Uses)
+		}
+		if _, err := kind.New(Inputs(v.p.File, &s.With, false)); err != nil {
+			v.errs = append(v.errs, locate(err, v.p.File, s.At["with"], s.Pos))
+		}
+		v.checkWithTemplates(&s.With, sc)
+	case s.Run != "":
+		if s.HasWith() {
+			v.errAt(s.At["with"], "with applies only to uses steps")
+		}
+		v.checkTemplate(s.Run, s.At["run"], sc)
+		for _, o := range s.Outputs {
+			if !nameRE.MatchString(o) {
+				v.errAt(s.At["outputs"], "output name %q must start with a letter and hold only letters, digits, - and _", o)
+			}
+		}
+	}
+	if s.If != "" {
+		v.checkExpr(s.If, s.At["if"], sc)
+	}
+	if s.Timeout < 0 {
+		v.errAt(s.At["timeout"], "timeout must not be negative")
+	}
+	if s.Retries < 0 || s.Retries > 10 {
+		v.errAt(s.At["retries"], "retries must be between 0 and 10")
+	}
+	for k, val := range s.Env {
+		if !envNameRE.MatchString(k) {
+			v.errAt(s.At["env"], "env name %q is not a valid variable name", k)
+		}
+		v.checkTemplate(val, s.At["env"], sc)
+	}
+	for _, n := range s.Needs {
+		switch {
+		case n.Value == s.Name:
+			v.errAt(n.Pos, "step %q needs itself", s.Name)
+		case byName[n.Value] == nil:
+			v.errAt(n.Pos, "step %q needs %q, which is not a step of stage %q", s.Name, n.Value, st.Name)
+		}
+	}
+	for _, sec := range s.Secrets {
+		if _, ok := v.p.Secrets[sec.Value]; !ok {
+			v.errAt(sec.Pos, "secret %q is not declared in the pipeline's secrets block", sec.Value)
+		}
+	}
+	for _, svc := range s.Services {
+		if !slices.Contains(v.reg.Services, svc.Value) {
+			known := slices.Clone(v.reg.Services)
+			sort.Strings(known)
+			v.errAt(svc.Pos, "unknown service %q (known: %s)", svc.Value, strings.Join(known, ", "))
+		}
+	}
+	for _, a := range s.Artifacts {
+		if strings.HasPrefix(a, "/") || slices.Contains(strings.Split(a, "/"), "..") {
+			v.errAt(s.At["artifacts"], "artifact path %q must stay inside the workspace (no absolute paths or ..)", a)
+		}
+	}
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (v *validator) kindNames() []string {
+	names := make([]string, 0, len(v.reg.Kinds))
+	for n := range v.reg.Kinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// locate makes sure err carries a position.
+func locate(err error, file string, at, fallback yamlx.Pos) error {
+	var ye *yamlx.Error
+	if errors.As(err, &ye) && ye.Line > 0 {
+		return err
+	}
+	if at.Line == 0 {
+		at = fallback
+	}
+	return at.Errorf(file, "%v", err)
+}
+
+func (v *validator) checkCycles(st *Stage, byName map[string]*Step) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var visit func(s *Step) bool
+	visit = func(s *Step) bool {
+		color[s.Name] = grey
+		stack = append(stack, s.Name)
+		for _, n := range s.Needs {
+			dep := byName[n.Value]
+			if dep == nil || dep == s {
+				continue
+			}
+			switch color[dep.Name] {
+			case grey:
+				start := slices.Index(stack, dep.Name)
+				cycle := append(slices.Clone(stack[start:]), dep.Name)
+				v.errAt(n.Pos, "needs form a cycle in stage %q: %s", st.Name, strings.Join(cycle, " -> "))
+				return false
+			case white:
+				if !visit(dep) {
+					return false
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[s.Name] = black
+		return true
+	}
+	for i := range st.Steps {
+		s := &st.Steps[i]
+		if color[s.Name] == white {
+			stack = stack[:0]
+			if !visit(s) {
+				return
+			}
+		}
+	}
+}
+
+// scope is where an expression appears, which decides what it may read.
+type scope struct {
+	stage int   // index of the stage, -1 for pipeline level
+	step  *Step // the step whose fields hold the expression, if any
+	gate  bool  // a stage gate or when: may read every step of the stage
+	when  bool  // a stage's when: runs before its steps
+	key   string
+}
+
+func (v *validator) checkWithTemplates(n *yaml.Node, sc scope) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if strings.Contains(n.Value, "${") {
+			v.checkTemplate(n.Value, yamlx.PosOf(n), sc)
+		}
+	case yaml.MappingNode, yaml.SequenceNode, yaml.DocumentNode:
+		for _, c := range n.Content {
+			v.checkWithTemplates(c, sc)
+		}
+	}
+}
+
+func (v *validator) checkTemplate(s string, pos yamlx.Pos, sc scope) {
+	if !strings.Contains(s, "${") {
+		return
+	}
+	t, err := expression.ParseTemplate(s)
+	if err != nil {
+		v.errAt(pos, "%v", err)
+		return
+	}
+	for _, prog := range t.Programs() {
+		v.checkRefs(prog.String(), pos, sc)
+	}
+}
+
+func (v *validator) checkExpr(src string, pos yamlx.Pos, sc scope) {
+	if _, err := expression.Compile(src); err != nil {
+		v.errAt(pos, "%v", err)
+		return
+	}
+	v.checkRefs(src, pos, sc)
+}
+
+func (v *validator) checkRefs(src string, pos yamlx.Pos, sc scope) {
+	refs, err := expression.Refs(src)
+	if err != nil {
+		v.errAt(pos, "%v", err)
+		return
+	}
+	for _, r := range refs {
+		if msg := v.checkRef(r, sc); msg != "" {
+			v.errAt(pos, "%s (in %q)", msg, src)
+		}
+	}
+}
+
+// checkRef returns a message when r refers to something that cannot exist
+// at the point where the expression is evaluated.
+func (v *validator) checkRef(r expression.Ref, sc scope) string {
+	if len(r) == 1 && !slices.Contains(Roots, r[0]) {
+		return fmt.Sprintf("unknown name %q (expressions start with one of %s)", r[0], strings.Join(Roots, ", "))
+	}
+	switch r[0] {
+	case "steps":
+		if len(r) < 2 {
+			return ""
+		}
+		if sc.stage < 0 {
+			return "steps.* can only be read inside a stage"
+		}
+		if sc.when {
+			return "a stage's when: is decided before its steps run; read earlier stages with stages.NAME"
+		}
+		st := &v.p.Stages[sc.stage]
+		target := findStep(st, r[1])
+		if target == nil {
+			return fmt.Sprintf("stage %q has no step %q", st.Name, r[1])
+		}
+		if sc.step != nil && !sc.gate && !dependsOn(st, sc.step, target.Name) {
+			return fmt.Sprintf("step %q reads step %q but does not need it (add it to needs)", sc.step.Name, target.Name)
+		}
+		return v.checkOutputRef(target, r[2:])
+	case "stages":
+		if len(r) < 2 {
+			return ""
+		}
+		idx := -1
+		for i := range v.p.Stages {
+			if v.p.Stages[i].Name == r[1] {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			return fmt.Sprintf("there is no stage %q", r[1])
+		}
+		if sc.stage >= 0 && idx >= sc.stage {
+			return fmt.Sprintf("stage %q does not run before %q", r[1], v.p.Stages[sc.stage].Name)
+		}
+		if sc.stage < 0 {
+			return "stages.* can only be read inside a stage"
+		}
+		if len(r) >= 4 && r[2] == "steps" {
+			target := findStep(&v.p.Stages[idx], r[3])
+			if target == nil {
+				return fmt.Sprintf("stage %q has no step %q", r[1], r[3])
+			}
+			return v.checkOutputRef(target, r[4:])
+		}
+		if len(r) >= 3 && !slices.Contains([]string{"status", "passed", "steps"}, r[2]) {
+			return fmt.Sprintf("stages.%s has no field %q (status, passed, steps)", r[1], r[2])
+		}
+	case "secrets":
+		if len(r) >= 2 {
+			if _, ok := v.p.Secrets[r[1]]; !ok {
+				return fmt.Sprintf("secret %q is not declared in the pipeline's secrets block", r[1])
+			}
+		}
+	}
+	return ""
+}
+
+// checkOutputRef checks the part of a reference after steps.NAME.
+func (v *validator) checkOutputRef(s *Step, rest []string) string {
+	if len(rest) == 0 {
+		return ""
+	}
+	switch rest[0] {
+	case "status", "summary":
+		return ""
+	case "outputs":
+	default:
+		return fmt.Sprintf("step %q has no field %q (status, summary, outputs)", s.Name, rest[0])
+	}
+	if len(rest) < 2 {
+		return ""
+	}
+	out := rest[1]
+	if s.Run != "" {
+		if !slices.Contains(s.Outputs, out) {
+			return fmt.Sprintf("step %q declares no output %q (declared: %s)", s.Name, out, strings.Join(s.Outputs, ", "))
+		}
+		return ""
+	}
+	kind, ok := v.reg.Kinds[s.Uses]
+	if !ok || kind.AnyOutputs || slices.Contains(kind.Outputs, out) {
+		return ""
+	}
+	return fmt.Sprintf("step %q (%s) has no output %q (it sets: %s)", s.Name, s.Uses, out, strings.Join(kind.Outputs, ", "))
+}
+
+func findStep(st *Stage, name string) *Step {
+	for i := range st.Steps {
+		if st.Steps[i].Name == name {
+			return &st.Steps[i]
+		}
+	}
+	return nil
+}
+
+// dependsOn reports whether s needs target, directly or through others.
+func dependsOn(st *Stage, s *Step, target string) bool {
+	seen := map[string]bool{}
+	var walk func(s *Step) bool
+	walk = func(s *Step) bool {
+		for _, n := range s.Needs {
+			if n.Value == target {
+				return true
+			}
+			if seen[n.Value] {
+				continue
+			}
+			seen[n.Value] = true
+			if dep := findStep(st, n.Value); dep != nil && walk(dep) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(s)
+}

@@ -1,0 +1,5 @@
+package loadtest
+
+import "encoding/json"
+
+func jsonIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }

@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// AppendLogs appends lines to a step's log in one transaction. It assigns
+// each line the next Seq of (run, stage, step), starting at 1, and sets it
+// in lines; a zero Time becomes now and an empty Stream "out".
+func (s *Store) AppendLogs(ctx context.Context, runID int64, stage, step string, lines []LogLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	now := s.now()
+	return s.withTx(ctx, fmt.Sprintf("append %d log lines to %s/%s of run %d", len(lines), stage, step, runID), func(tx *sql.Tx) error {
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM logs WHERE run_id = ? AND stage = ? AND step = ?`,
+			runID, stage, step).Scan(&seq); err != nil {
+			return err
+		}
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO logs (run_id, stage, step, seq, time, stream, text) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for i := range lines {
+			l := &lines[i]
+			seq++
+			l.Seq, l.Stage, l.Step = seq, stage, step
+			if l.Time.IsZero() {
+				l.Time = now
+			}
+			if l.Stream == "" {
+				l.Stream = "out"
+			}
+			if _, err := ins.ExecContext(ctx, runID, stage, step, l.Seq, toNanos(l.Time), l.Stream, l.Text); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Logs returns log lines with Seq > afterSeq. With stage and step set it
+// returns that step's log in Seq order. An empty stage or step matches
+// every stage or step: Logs(ctx, id, "", "", 0) is the whole run's log,
+// ordered by time, then Seq. Seq numbers each step's lines separately, so
+// afterSeq is only a cursor when one step is asked for.
+func (s *Store) Logs(ctx context.Context, runID int64, stage, step string, afterSeq int64) ([]LogLine, error) {
+	where := []string{"run_id = ?", "seq > ?"}
+	args := []any{runID, afterSeq}
+	if stage != "" {
+		where = append(where, "stage = ?")
+		args = append(args, stage)
+	}
+	if step != "" {
+		where = append(where, "step = ?")
+		args = append(args, step)
+	}
+	order := "time, seq, rowid"
+	if stage != "" && step != "" {
+		order = "seq"
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT stage, step, seq, time, stream, text FROM logs WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY `+order, args...)
+	if err != nil {
+		return nil, fmt.Errorf("logs of %s/%s of run %d: %w", stage, step, runID, err)
+	}
+	defer rows.Close()
+	var out []LogLine
+	for rows.Next() {
+		var l LogLine
+		var t int64
+		if err := rows.Scan(&l.Stage, &l.Step, &l.Seq, &t, &l.Stream, &l.Text); err != nil {
+			return nil, fmt.Errorf("logs of %s/%s of run %d: %w", stage, step, runID, err)
+		}
+		l.Time = fromNanos(t)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("logs of %s/%s of run %d: %w", stage, step, runID, err)
+	}
+	return out, nil
+}

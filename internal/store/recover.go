@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+)
+
+// RecoverInterrupted marks as interrupted every run that is still
+// "running" although no live process holds its lock: its gantry process
+// was killed or crashed. The run's running and pending stages and steps
+// become interrupted too, with InterruptedMessage, and an
+// EventRunInterrupted event is recorded. Runs held by a live process (this
+// one or another) are left alone. Open calls it; it returns the IDs of the
+// runs it marked.
+func (s *Store) RecoverInterrupted(ctx context.Context) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM runs WHERE status = 'running' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("recover interrupted runs: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("recover interrupted runs: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recover interrupted runs: %w", err)
+	}
+	var marked []int64
+	for _, id := range ids {
+		ok, err := s.recoverRun(ctx, id)
+		if err != nil {
+			return marked, err
+		}
+		if ok {
+			s.log.WarnContext(ctx, "run interrupted: its gantry process stopped", "run", id)
+			marked = append(marked, id)
+		}
+	}
+	return marked, nil
+}
+
+// recoverRun checks and marks one run inside a write transaction, so that
+// no other process can finish or resume it between the lock probe and the
+// update.
+func (s *Store) recoverRun(ctx context.Context, id int64) (bool, error) {
+	var lockFile *os.File
+	marked := false
+	err := s.withTx(ctx, fmt.Sprintf("recover run %d", id), func(tx *sql.Tx) error {
+		var st string
+		if err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&st); err != nil {
+			return err
+		}
+		if Status(st) != StatusRunning {
+			return nil // finished meanwhile
+		}
+		dead, f, err := s.locks.probe(id)
+		if err != nil {
+			return err
+		}
+		if !dead {
+			return nil
+		}
+		lockFile = f
+		now := toNanos(s.now())
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', message = ?, finished = ? WHERE id = ?`,
+			InterruptedMessage, now, id); err != nil {
+			return err
+		}
+		var stages, steps []string
+		for _, q := range []struct {
+			table string
+			names *[]string
+			col   string
+		}{{"stages", &stages, "name"}, {"steps", &steps, "stage || '/' || name"}} {
+			r, err := tx.QueryContext(ctx, `UPDATE `+q.table+` SET status = 'interrupted', message = ?, finished = ?
+				WHERE run_id = ? AND status IN ('running', 'pending') RETURNING `+q.col, InterruptedMessage, now, id)
+			if err != nil {
+				return err
+			}
+			for r.Next() {
+				var n string
+				if err := r.Scan(&n); err != nil {
+					r.Close()
+					return err
+				}
+				*q.names = append(*q.names, n)
+			}
+			r.Close()
+			if err := r.Err(); err != nil {
+				return err
+			}
+		}
+		data, err := toJSON(map[string]any{"message": InterruptedMessage, "stages": stages, "steps": steps})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (run_id, time, type, stage, step, data) VALUES (?, ?, ?, '', '', ?)`,
+			id, now, EventRunInterrupted, data); err != nil {
+			return err
+		}
+		marked = true
+		return nil
+	})
+	if lockFile != nil {
+		if err == nil {
+			s.locks.removeLocked(id, lockFile)
+		} else {
+			unlockClose(lockFile)
+		}
+	}
+	return marked, err
+}

@@ -1,0 +1,306 @@
+// Package store keeps gantry's run history: runs, stages, steps, their logs,
+// artifacts, events, approvals and the audit log, in one SQLite database
+// (modernc.org/sqlite, pure Go) under the state directory.
+//
+// The database runs in WAL mode with a busy timeout, so a `gantry runs`
+// in one process can read while a run writes in another. Within a process
+// every write goes through a single connection (database/sql pool of one),
+// which serialises the engine's parallel steps; reads use their own pool.
+//
+// A run that is open in a process holds an exclusive flock on
+// dir/locks/run-<id>.lock. When the process dies, however it dies, the
+// kernel drops the lock; the next Open (RecoverInterrupted) finds the run
+// still "running" with a free lock and marks it interrupted.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Status is the state of a run, stage or step.
+type Status string
+
+// Statuses of runs, stages and steps.
+const (
+	StatusPending          Status = "pending"
+	StatusRunning          Status = "running"
+	StatusPassed           Status = "passed"
+	StatusFailed           Status = "failed"
+	StatusSkipped          Status = "skipped"
+	StatusCancelled        Status = "cancelled"
+	StatusInterrupted      Status = "interrupted"
+	StatusCached           Status = "cached"
+	StatusAwaitingApproval Status = "awaiting_approval"
+)
+
+// Done reports whether s is final: nothing more will happen to the run,
+// stage or step.
+func (s Status) Done() bool {
+	switch s {
+	case StatusPassed, StatusFailed, StatusSkipped, StatusCancelled, StatusInterrupted, StatusCached:
+		return true
+	}
+	return false
+}
+
+// Approval statuses.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalRejected = "rejected"
+)
+
+// InterruptedMessage is the message of runs, stages and steps whose gantry
+// process stopped without finishing them.
+const InterruptedMessage = "the gantry process running it stopped (killed or crashed)"
+
+// EventRunInterrupted is the type of the event RecoverInterrupted records.
+const EventRunInterrupted = "run.interrupted"
+
+// Run is one execution of a pipeline.
+type Run struct {
+	ID       int64
+	Pipeline string
+	// Dir is the repository the run built.
+	Dir string
+	// Event is "push" or "pull_request"; Trigger says who or what started
+	// the run ("cli", "webhook", ...).
+	Event, Branch, SHA, BaseRef, Trigger string
+	Status                               Status
+	Message                              string
+	Started, Finished                    time.Time // zero if unset
+	Params                               map[string]string
+}
+
+// Stage is one stage of a run.
+type Stage struct {
+	RunID   int64
+	Name    string
+	Index   int
+	Status  Status
+	Message string
+	Gate    string
+	// GateResult is nil until the gate has been evaluated.
+	GateResult        *bool
+	Started, Finished time.Time
+}
+
+// Step is one step of a stage.
+type Step struct {
+	RunID             int64
+	Stage, Name, Kind string
+	Status            Status
+	Attempt           int
+	Message, Summary  string
+	CacheKey          string
+	CachedFrom        int64 // run whose result a cached step reused
+	Outputs           map[string]any
+	Started, Finished time.Time
+}
+
+// LogLine is one line of a step's log.
+type LogLine struct {
+	// Seq numbers the lines of one (run, stage, step) from 1; AppendLogs
+	// assigns it.
+	Seq  int64
+	Time time.Time
+	// Stream is "out" (the step's output) or "sys" (gantry's own lines).
+	Stream string
+	Text   string
+	// Stage and Step are set by Logs.
+	Stage, Step string
+}
+
+// Artifact records a blob of the artifact store produced by a step.
+type Artifact struct {
+	RunID             int64
+	Stage, Step, Name string
+	Digest            string // "sha256:<hex>"
+	MediaType         string
+	Size              int64
+	Created           time.Time
+}
+
+// Event is something that happened during a run, for the timeline and
+// for notifications.
+type Event struct {
+	ID, RunID         int64
+	Time              time.Time
+	Type, Stage, Step string
+	Data              map[string]any
+}
+
+// Approval is a manual gate's request and its decision.
+type Approval struct {
+	ID, RunID int64
+	Stage     string
+	// Status is ApprovalPending, ApprovalApproved or ApprovalRejected.
+	Status string
+	// RequestedRoles lists the roles that may decide, comma separated.
+	RequestedRoles     string
+	Actor, Comment     string
+	Requested, Decided time.Time
+}
+
+// AuditEntry records who did what.
+type AuditEntry struct {
+	ID                             int64
+	Time                           time.Time
+	Actor, Action, Subject, Detail string
+}
+
+// ListOptions filters ListRuns.
+type ListOptions struct {
+	Pipeline string
+	Status   Status
+	Limit    int // 0: all
+}
+
+// ErrNotFound is returned (wrapped, naming what was looked up) when a run,
+// approval or cache entry does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrAlreadyDecided is returned by DecideApproval for an approval that is
+// no longer pending.
+var ErrAlreadyDecided = errors.New("approval already decided")
+
+// Store is the run history. It is safe for concurrent use.
+type Store struct {
+	dir    string
+	w      *sql.DB // the single writer connection
+	r      *sql.DB // readers
+	log    *slog.Logger
+	now    func() time.Time
+	locks  *runLocks
+	closed sync.Once
+}
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// Open opens (creating if needed) the store in dir: the database
+// dir/gantry.db and the run locks in dir/locks/. It applies pending schema
+// migrations, refuses a database written by a newer gantry, and marks runs
+// whose process died as interrupted (RecoverInterrupted).
+func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
+	return open(ctx, dir, migrationFiles, opts...)
+}
+
+func open(ctx context.Context, dir string, migs migrationSource, opts ...Option) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(abs, "locks"), 0o755); err != nil {
+		return nil, fmt.Errorf("open store: create %s: %w", abs, err)
+	}
+	s := &Store{
+		dir:   abs,
+		log:   slog.New(slog.DiscardHandler),
+		now:   time.Now,
+		locks: newRunLocks(filepath.Join(abs, "locks")),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	dbPath := filepath.Join(abs, "gantry.db")
+	if s.w, err = sql.Open("sqlite", dsn(dbPath, false)); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, s.w, migs); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
+	}
+	if s.r, err = sql.Open("sqlite", dsn(dbPath, true)); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
+	}
+	s.r.SetMaxOpenConns(4)
+	s.r.SetMaxIdleConns(4)
+	if _, err := s.RecoverInterrupted(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
+	}
+	return s, nil
+}
+
+// dsn builds the modernc.org/sqlite data source name: WAL, a busy timeout
+// for other processes' writes, foreign keys, and BEGIN IMMEDIATE so that a
+// writer never has to upgrade a read lock (the classic SQLITE_BUSY trap).
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close releases the locks of runs still open in this process (the next
+// Open marks them interrupted) and closes the database.
+func (s *Store) Close() error {
+	var err error
+	s.closed.Do(func() {
+		s.locks.releaseAll()
+		var errs []error
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		if s.w != nil {
+			errs = append(errs, s.w.Close())
+		}
+		if e := errors.Join(errs...); e != nil {
+			err = fmt.Errorf("close store %s: %w", s.dir, e)
+		}
+	})
+	return err
+}
+
+// withTx runs fn in a write transaction and commits it.
+func (s *Store) withTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the error from fn is the one that matters
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", what, err)
+	}
+	return nil
+}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/service"
-	"github.com/gantry-ci/gantry/internal/service/localproc"
 	"github.com/gantry-ci/gantry/internal/service/postgres"
 	"github.com/gantry-ci/gantry/internal/service/redis"
 	"github.com/gantry-ci/gantry/internal/service/sqs"
@@ -156,4 +155,3 @@ func TestCtrlC(t *testing.T) {
 	}
 }
 
-var _ = localproc.FreePort

@@ -22,6 +22,9 @@ func New() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(
 		newVersionCmd(),
+		newRegistryCmd(g),
+		newTestCmd(g),
+		newBuildCmd(g),
 		newRunCmd(g),
 		newInitCmd(),
 		newValidateCmd(),

@@ -4,12 +4,18 @@ package builtin
 
 import (
 	"github.com/gantry-ci/gantry/internal/service"
+	"github.com/gantry-ci/gantry/internal/service/postgres"
+	"github.com/gantry-ci/gantry/internal/service/redis"
+	"github.com/gantry-ci/gantry/internal/service/sqs"
 	"github.com/gantry-ci/gantry/internal/step"
 	analysisstep "github.com/gantry-ci/gantry/internal/steps/analysis"
 	"github.com/gantry-ci/gantry/internal/steps/commitlint"
 	"github.com/gantry-ci/gantry/internal/steps/golangcilint"
+	"github.com/gantry-ci/gantry/internal/steps/gotest"
 	"github.com/gantry-ci/gantry/internal/steps/helmlint"
 	"github.com/gantry-ci/gantry/internal/steps/helmtemplate"
+	"github.com/gantry-ci/gantry/internal/steps/imagebuild"
+	"github.com/gantry-ci/gantry/internal/steps/imagepush"
 	"github.com/gantry-ci/gantry/internal/steps/k6"
 	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
 	"github.com/gantry-ci/gantry/internal/steps/loadtest"
@@ -22,6 +28,9 @@ import (
 func Kinds() []step.Kind {
 	return []step.Kind{
 		// Each step-kind package adds its Kind here, one line each.
+		gotest.Kind,
+		imagebuild.Kind,
+		imagepush.Kind,
 		loadtest.Kind,
 		analysisstep.Kind,
 		k6.Kind,
@@ -40,5 +49,8 @@ func Kinds() []step.Kind {
 func Services() map[string]service.Provider {
 	return map[string]service.Provider{
 		// Each service adds itself here, one line each.
+		"postgres": postgres.Provider{},
+		"redis":    redis.Provider{},
+		"sqs":      sqs.Provider{},
 	}
 }

@@ -1,0 +1,162 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// EnvAddr names the environment variable through which the engine hands
+// steps the address of the embedded registry it runs.
+const EnvAddr = "GANTRY_REGISTRY"
+
+// Server is a running embedded registry.
+type Server struct {
+	h         *Handler
+	srv       *http.Server
+	ln        net.Listener
+	stateFile string
+	done      chan error
+}
+
+// Root returns the registry's data directory under gantry's state dir.
+func Root(stateDir string) string { return filepath.Join(stateDir, "registry", "data") }
+
+// StateFile is where a serving registry records its address.
+func StateFile(stateDir string) string { return filepath.Join(stateDir, "registry", "serve.json") }
+
+type state struct {
+	Addr string `json:"addr"`
+	Pid  int    `json:"pid"`
+}
+
+// Serve starts a registry on addr ("127.0.0.1:0" for a free port) with its
+// content under root. When stateFile is set, the address is written there
+// so that other gantry processes find it (see Ensure); it is removed on
+// Close.
+func Serve(ctx context.Context, root, addr, stateFile string, logger *slog.Logger) (*Server, error) {
+	h, err := NewHandler(ctx, root, logger)
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("registry: listen on %s: %w", addr, err)
+	}
+	s := &Server{
+		h:         h,
+		srv:       &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
+		ln:        ln,
+		stateFile: stateFile,
+		done:      make(chan error, 1),
+	}
+	if stateFile != "" {
+		b, _ := json.Marshal(state{Addr: s.Addr(), Pid: os.Getpid()})
+		if err := os.MkdirAll(filepath.Dir(stateFile), 0o755); err == nil {
+			err = writeFileAtomic(stateFile, b)
+		}
+		if err != nil {
+			ln.Close()
+			_ = h.Close()
+			return nil, fmt.Errorf("registry: write state file: %w", err)
+		}
+	}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// Addr is host:port the registry listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the server, waiting for requests in flight until ctx is done.
+func (s *Server) Close(ctx context.Context) error {
+	if s.stateFile != "" {
+		_ = os.Remove(s.stateFile)
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		// Connections that never became idle (a client's spare
+		// keep-alive connections) are cut once ctx is done.
+		err = s.srv.Close()
+	}
+	if serr := <-s.done; err == nil {
+		err = serr
+	}
+	if herr := s.h.Close(); err == nil {
+		err = herr
+	}
+	return err
+}
+
+// Ensure returns the address of a running embedded registry: the one named
+// by GANTRY_REGISTRY in env, else one recorded in the state file that
+// answers, else a new one started in this process on a free loopback port
+// with its content under stateDir. stop ends what Ensure started (a no-op
+// for a registry that was already running).
+func Ensure(ctx context.Context, stateDir string, env []string, logger *slog.Logger) (addr string, stop func(context.Context) error, err error) {
+	noop := func(context.Context) error { return nil }
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, EnvAddr+"="); ok && v != "" {
+			return v, noop, nil
+		}
+	}
+	if b, err := os.ReadFile(StateFile(stateDir)); err == nil {
+		var st state
+		if json.Unmarshal(b, &st) == nil && st.Addr != "" && Ping(ctx, st.Addr) == nil {
+			return st.Addr, noop, nil
+		}
+	}
+	// Prefer the address an earlier in-process registry had, so that
+	// image references (host:port/repo@digest) recorded by earlier steps
+	// stay valid.
+	pref := filepath.Join(stateDir, "registry", "addr")
+	addr = "127.0.0.1:0"
+	if b, err := os.ReadFile(pref); err == nil && strings.TrimSpace(string(b)) != "" {
+		addr = strings.TrimSpace(string(b))
+	}
+	s, err := Serve(ctx, Root(stateDir), addr, "", logger)
+	if err != nil && addr != "127.0.0.1:0" {
+		s, err = Serve(ctx, Root(stateDir), "127.0.0.1:0", "", logger)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	_ = os.MkdirAll(filepath.Dir(pref), 0o755)
+	_ = writeFileAtomic(pref, []byte(s.Addr()))
+	return s.Addr(), s.Close, nil
+}
+
+// Ping checks that addr serves the distribution API (GET /v2/).
+func Ping(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("registry at %s: GET /v2/: %s", addr, resp.Status)
+	}
+	return nil
+}

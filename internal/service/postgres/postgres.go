@@ -1,0 +1,232 @@
+// Package postgres provides the `postgres` service: a throwaway PostgreSQL
+// server from the installed server binaries (initdb, postgres), on a free
+// loopback port with its own data directory.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/service"
+	"github.com/gantry-ci/gantry/internal/service/localproc"
+)
+
+const install = "apt-get install postgresql (Debian/Ubuntu) or put PostgreSQL's bin directory on PATH"
+
+// Provider starts PostgreSQL servers.
+type Provider struct {
+	// BinDir holds initdb and postgres; "" finds them on PATH or in
+	// /usr/lib/postgresql/<newest>/bin.
+	BinDir string
+	// User runs the server when gantry runs as root (PostgreSQL refuses
+	// root); default "postgres".
+	User string
+	// Database is created for the step; default "gantry".
+	Database string
+}
+
+var _ service.Provider = Provider{}
+
+// Instance is a running server.
+type Instance struct {
+	proc    *localproc.Process
+	dataDir string
+	env     map[string]string
+}
+
+var _ service.Instance = (*Instance)(nil)
+
+func (p Provider) bin(name string) (string, error) {
+	if p.BinDir != "" {
+		b := filepath.Join(p.BinDir, name)
+		if fi, err := os.Stat(b); err != nil || fi.IsDir() {
+			return "", fmt.Errorf("%s not found in %s: %w; install it with: %s", name, p.BinDir, localproc.ErrNotInstalled, install)
+		}
+		return b, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	return localproc.LookPath(name, install, dirs...)
+}
+
+func version(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+// Start implements service.Provider.
+func (p Provider) Start(ctx context.Context, dir string) (service.Instance, error) {
+	initdb, err := p.bin("initdb")
+	if err != nil {
+		return nil, fmt.Errorf("postgres service: %w", err)
+	}
+	// Debian links initdb into PATH; the other programs sit beside the
+	// link's target.
+	if real, err := filepath.EvalSymlinks(initdb); err == nil {
+		initdb = real
+	}
+	server := filepath.Join(filepath.Dir(initdb), "postgres")
+	if _, err := os.Stat(server); err != nil {
+		if server, err = p.bin("postgres"); err != nil {
+			return nil, fmt.Errorf("postgres service: %w", err)
+		}
+	}
+	createdb := filepath.Join(filepath.Dir(initdb), "createdb")
+
+	cred, err := p.credential()
+	if err != nil {
+		return nil, err
+	}
+	// The data directory must be reachable by the server's user: as root
+	// it gets a fresh directory of its own under the system temp dir,
+	// since the step's dir may sit below directories only root can enter.
+	base := dir
+	if cred != nil {
+		base = ""
+		sweep(os.TempDir())
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("postgres service: %w", err)
+	}
+	dataDir, err := os.MkdirTemp(base, "gantry-postgres-")
+	if err != nil {
+		return nil, fmt.Errorf("postgres service: create data dir: %w", err)
+	}
+	inst := &Instance{dataDir: dataDir}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(dataDir)
+		}
+	}()
+	if cred != nil {
+		if err := os.Chown(dataDir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("postgres service: chown data dir: %w", err)
+		}
+	}
+	pgdata := filepath.Join(dataDir, "data")
+	const superuser = "gantry"
+	run := func(name string, args ...string) error {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = dataDir
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C", "LC_ALL=C"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %w: %s", filepath.Base(name), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if err := run(initdb, "-D", pgdata, "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"); err != nil {
+		return nil, fmt.Errorf("postgres service: %w", err)
+	}
+	port, err := localproc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(server, "-D", pgdata, "-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+dataDir,
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Env = []string{"LANG=C", "LC_ALL=C"}
+	inst.proc, err = localproc.Start("postgres", cmd)
+	if err != nil {
+		return nil, fmt.Errorf("postgres service: %w", err)
+	}
+	isready := filepath.Join(filepath.Dir(initdb), "pg_isready")
+	ready := localproc.TCPReady(localproc.Addr(port))
+	if _, err := os.Stat(isready); err == nil {
+		ready = func(ctx context.Context) error {
+			out, err := exec.CommandContext(ctx, isready, "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", superuser, "-d", "postgres").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("pg_isready: %w %s", err, out)
+			}
+			return nil
+		}
+	}
+	if err := inst.proc.WaitReady(ctx, ready); err != nil {
+		_ = inst.proc.Stop(context.WithoutCancel(ctx), syscall.SIGQUIT)
+		return nil, fmt.Errorf("postgres service: %w", err)
+	}
+	db := p.Database
+	if db == "" {
+		db = "gantry"
+	}
+	if err := run(createdb, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", superuser, db); err != nil {
+		_ = inst.proc.Stop(context.WithoutCancel(ctx), syscall.SIGQUIT)
+		return nil, fmt.Errorf("postgres service: %w", err)
+	}
+	u := url.URL{Scheme: "postgres", User: url.User(superuser), Host: localproc.Addr(port), Path: "/" + db, RawQuery: "sslmode=disable"}
+	inst.env = map[string]string{
+		"DATABASE_URL": u.String(),
+		"PGHOST":       "127.0.0.1",
+		"PGPORT":       strconv.Itoa(port),
+		"PGUSER":       superuser,
+		"PGDATABASE":   db,
+		"PGSSLMODE":    "disable",
+	}
+	ok = true
+	return inst, nil
+}
+
+// sweep removes data directories of earlier servers whose gantry was
+// killed before it could stop them: no postmaster.pid naming a live
+// process, and older than a minute (a directory being initialised has no
+// pid file yet).
+func sweep(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "gantry-postgres-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			first, _, _ := strings.Cut(string(b), "\n")
+			if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && syscall.Kill(pid, 0) == nil {
+				continue
+			}
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
+func (p Provider) credential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	name := p.User
+	if name == "" {
+		name = "postgres"
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("postgres service: PostgreSQL does not run as root and user %q does not exist (%v); create it or %s", name, err, install)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+}
+
+// Env implements service.Instance.
+func (i *Instance) Env() map[string]string { return i.env }
+
+// Pid is the server's process id.
+func (i *Instance) Pid() int { return i.proc.Pid() }
+
+// Stop implements service.Instance: an immediate shutdown, then the data
+// directory is removed.
+func (i *Instance) Stop(ctx context.Context) error {
+	err := i.proc.Stop(ctx, syscall.SIGQUIT)
+	if rerr := os.RemoveAll(i.dataDir); rerr != nil && err == nil {
+		err = fmt.Errorf("remove postgres data dir: %w", rerr)
+	}
+	return err
+}

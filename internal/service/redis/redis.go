@@ -1,0 +1,115 @@
+// Package redis provides the `redis` service: a throwaway redis-server on a
+// free loopback port with its own data directory and no persistence.
+package redis
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/service"
+	"github.com/gantry-ci/gantry/internal/service/localproc"
+)
+
+// Provider starts redis-server.
+type Provider struct {
+	// Bin is the server binary; "" finds redis-server on PATH.
+	Bin string
+}
+
+var _ service.Provider = Provider{}
+
+// Instance is a running server.
+type Instance struct {
+	proc    *localproc.Process
+	dataDir string
+	env     map[string]string
+}
+
+var _ service.Instance = (*Instance)(nil)
+
+// Start implements service.Provider.
+func (p Provider) Start(ctx context.Context, dir string) (service.Instance, error) {
+	bin := p.Bin
+	if bin == "" {
+		var err error
+		if bin, err = localproc.LookPath("redis-server", "apt-get install redis-server (Debian/Ubuntu)"); err != nil {
+			return nil, fmt.Errorf("redis service: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("redis service: %w", err)
+	}
+	dataDir, err := os.MkdirTemp(dir, "redis-")
+	if err != nil {
+		return nil, fmt.Errorf("redis service: create data dir: %w", err)
+	}
+	port, err := localproc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dataDir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes")
+	cmd.Dir = dataDir
+	proc, err := localproc.Start("redis-server", cmd)
+	if err != nil {
+		_ = os.RemoveAll(dataDir)
+		return nil, fmt.Errorf("redis service: %w", err)
+	}
+	addr := localproc.Addr(port)
+	inst := &Instance{proc: proc, dataDir: dataDir, env: map[string]string{
+		"REDIS_URL":  "redis://" + addr + "/0",
+		"REDIS_ADDR": addr,
+	}}
+	if err := proc.WaitReady(ctx, ping(addr)); err != nil {
+		_ = inst.Stop(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("redis service: %w", err)
+	}
+	return inst, nil
+}
+
+// ping checks that the server answers PING with PONG.
+func ping(addr string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("PING\r\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(line) != "+PONG" {
+			return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+		}
+		return nil
+	}
+}
+
+// Env implements service.Instance.
+func (i *Instance) Env() map[string]string { return i.env }
+
+// Pid is the server's process id.
+func (i *Instance) Pid() int { return i.proc.Pid() }
+
+// Stop implements service.Instance.
+func (i *Instance) Stop(ctx context.Context) error {
+	err := i.proc.Stop(ctx, syscall.SIGTERM)
+	if rerr := os.RemoveAll(i.dataDir); rerr != nil && err == nil {
+		err = fmt.Errorf("remove redis data dir: %w", rerr)
+	}
+	return err
+}

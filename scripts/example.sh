@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+. scripts/env.sh
 mkdir -p bin
 echo "==> building gantry"
 go build -o bin/gantry ./cmd/gantry

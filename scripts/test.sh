@@ -7,10 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+. scripts/env.sh
 
 echo "==> go vet"
 go vet ./...
-echo "==> gantry tests"
-go test -count=1 ./...
+echo "==> gantry tests (unit, integration with real services and peer tools, e2e)"
+go test -count=1 -timeout 30m ./...
 echo "==> race detector on the concurrent core"
-go test -count=1 -race ./internal/engine/ ./internal/store/ ./internal/mask/
+go test -count=1 -race ./internal/engine/ ./internal/store/ ./internal/mask/ ./internal/load/
+echo "==> examples/payment-service unit tests"
+(cd examples/payment-service && go vet ./... && go test -count=1 -race ./...)

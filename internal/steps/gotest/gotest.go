@@ -6,8 +6,12 @@ package gotest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -164,7 +168,11 @@ func (s *testStep) evalCoverage(ctx context.Context, env *step.Env, dir, profile
 	if err := os.WriteFile(merged, buf.Bytes(), 0o644); err != nil {
 		return 0, fmt.Errorf("write merged profile: %w", err)
 	}
-	out["profile"] = profile
+	kept, err := keepProfile(env.StateDir, profile)
+	if err != nil {
+		return 0, err
+	}
+	out["profile"] = kept
 	var src gotest.SourceFunc
 	if mp, err := gotest.ModulePath(dir); err == nil {
 		src = gotest.ModuleSource(dir, mp)
@@ -199,6 +207,73 @@ func (s *testStep) evalCoverage(ctx context.Context, env *step.Env, dir, profile
 	fmt.Fprintf(env.Stdout, "coverage %6.1f%%  total (%d of %d statements)\n", cov.Total.Percent(), cov.Total.Covered, cov.Total.Total)
 	return cov.Total.Percent(), nil
 }
+
+// keepProfile copies a step's own coverage profile to a content-addressed
+// file under the state dir, so that the `profile` output stays valid when a
+// later run reuses this step from the cache and another step merges it.
+func keepProfile(stateDir, profile string) (string, error) {
+	b, err := os.ReadFile(profile)
+	if os.IsNotExist(err) {
+		b, err = nil, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("keep coverage profile: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	dir := filepath.Join(stateDir, "go-test", "profiles")
+	path := filepath.Join(dir, hex.EncodeToString(sum[:])+".out")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("keep coverage profile: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".profile-*")
+	if err != nil {
+		return "", fmt.Errorf("keep coverage profile: %w", err)
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("keep coverage profile: %v", errors.Join(werr, cerr))
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("keep coverage profile: %w", err)
+	}
+	return path, nil
+}
+
+// CacheKey implements step.Cacheable: the result depends on the module's
+// files, the Go toolchain and, for merged coverage, the merged profiles
+// (whose paths name their content). Services are part of the engine's key.
+func (s *testStep) CacheKey(ctx context.Context, env *step.Env) (step.CacheKey, error) {
+	cmd := exec.CommandContext(ctx, "go", "env", "GOVERSION")
+	cmd.Dir = env.Dir
+	cmd.Env = env.Vars
+	v, err := cmd.Output()
+	if err != nil {
+		return step.CacheKey{}, fmt.Errorf("go env GOVERSION: %w", err)
+	}
+	key := step.CacheKey{Extra: map[string]string{"go": strings.TrimSpace(string(v))}}
+	if d := filepath.ToSlash(filepath.Clean(s.cfg.Dir)); d != "." {
+		key.Files = []string{d + "/**"}
+	}
+	for _, other := range s.cfg.Merge {
+		var o map[string]any
+		if env.Outputs != nil {
+			o, _ = env.Outputs(env.Stage, other)
+		}
+		p, _ := o["profile"].(string)
+		if p == "" {
+			return step.CacheKey{}, step.ErrNotCacheable
+		}
+		key.Extra["merge/"+other] = filepath.Base(p)
+	}
+	return key, nil
+}
+
+var _ step.Cacheable = (*testStep)(nil)
 
 // report prints failed tests with their own output and every race report,
 // and returns an error when anything failed.

@@ -26,7 +26,7 @@ func TestNewRejects(t *testing.T) {
 		{"json in args", "args: [-json]\n", "args.0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := New(inputs{c.yaml})
+			_, err := New(inputs{YAML: c.yaml})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("New(%q) error = %v, want it to mention %q", c.yaml, err, c.want)
 			}
@@ -39,7 +39,7 @@ func TestRunUnitAndIntegrationMerged(t *testing.T) {
 	dir, _ := filepath.Abs("testdata")
 	env, log, art := newEnv(t, dir)
 
-	unit, err := New(inputs{"dir: cover\n"})
+	unit, err := New(inputs{YAML: "dir: cover\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestRunUnitAndIntegrationMerged(t *testing.T) {
 		}
 		return nil, false
 	}
-	integ, err := New(inputs{"dir: cover\ntags: [integration]\nmerge: [unit]\n"})
+	integ, err := New(inputs{YAML: "dir: cover\ntags: [integration]\nmerge: [unit]\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestRunFailingTest(t *testing.T) {
 	needGo(t)
 	dir, _ := filepath.Abs("testdata")
 	env, log, _ := newEnv(t, dir)
-	s, err := New(inputs{"dir: fail\ncoverage: false\n"})
+	s, err := New(inputs{YAML: "dir: fail\ncoverage: false\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestRunRace(t *testing.T) {
 	needGo(t)
 	dir, _ := filepath.Abs("testdata")
 	env, log, _ := newEnv(t, dir)
-	s, err := New(inputs{"dir: race\nrace: true\n"})
+	s, err := New(inputs{YAML: "dir: race\nrace: true\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestMinCoverageGate(t *testing.T) {
 		}
 	}
 	env, log, _ := newEnv(t, dir)
-	s, err := New(inputs{"min_coverage: 80\n"})
+	s, err := New(inputs{YAML: "min_coverage: 80\n"})
 	if err != nil {
 		t.Fatal(err)
 	}

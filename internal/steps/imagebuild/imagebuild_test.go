@@ -19,7 +19,7 @@ func TestNewRejects(t *testing.T) {
 		{"platfroms: [linux/amd64]\n", "pipeline.yaml:1:1"},
 		{"dir: /abs\n", "dir"},
 	} {
-		if _, err := New(inputs{c.yaml}); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := New(inputs{YAML: c.yaml}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%q) = %v, want error mentioning %q", c.yaml, err, c.want)
 		}
 	}
@@ -39,7 +39,7 @@ func TestBuildProvenance(t *testing.T) {
 	env, log, art := newEnv(t, dir)
 	env.RunID, env.Stage, env.Step = "run-1", "build-test", "image"
 	env.Git = step.Git{SHA: "0123456789abcdef0123456789abcdef01234567", Time: 1700000000}
-	s, err := New(inputs{"platforms: [linux/amd64, linux/arm64]\n"})
+	s, err := New(inputs{YAML: "platforms: [linux/amd64, linux/arm64]\n"})
 	if err != nil {
 		t.Fatal(err)
 	}

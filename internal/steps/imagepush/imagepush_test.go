@@ -36,7 +36,7 @@ func TestBuildPushPull(t *testing.T) {
 	defer srv.Close(ctx)
 	env.Vars = append(env.Vars, registry.EnvAddr+"="+srv.Addr())
 
-	b, _ := imagebuild.New(inputs{""})
+	b, _ := imagebuild.New(inputs{YAML: ""})
 	built, err := b.Run(ctx, env)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log)
@@ -47,7 +47,7 @@ func TestBuildPushPull(t *testing.T) {
 		}
 		return nil, false
 	}
-	p, err := New(inputs{"tags: [0123456789ab, 1.4.0, \"\"]\n"})
+	p, err := New(inputs{YAML: "tags: [0123456789ab, 1.4.0, \"\"]\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestBuildPushPull(t *testing.T) {
 }
 
 func TestNewRejectsBadTag(t *testing.T) {
-	if _, err := New(inputs{"tags: [\"bad tag\"]\n"}); err == nil || !strings.Contains(err.Error(), "tags.0") {
+	if _, err := New(inputs{YAML: "tags: [\"bad tag\"]\n"}); err == nil || !strings.Contains(err.Error(), "tags.0") {
 		t.Errorf("err = %v", err)
 	}
 }

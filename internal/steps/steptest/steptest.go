@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/yamlx"
@@ -64,4 +66,18 @@ func Env(dir, stateDir, tmp string, log *bytes.Buffer) (*step.Env, *Sink) {
 	sink := &Sink{Dir: tmp}
 	return &step.Env{RunID: "test", Stage: "commit", Step: "check", Dir: dir, TempDir: tmp, StateDir: stateDir,
 		Vars: os.Environ(), Stdout: log, Artifacts: sink}, sink
+}
+
+// NewEnv returns an environment for a step of stage running in dir, with
+// fresh temporary, state and artifact directories. It returns the log and
+// the artifact directory.
+func NewEnv(t testing.TB, dir, stage, stepName string) (*step.Env, *bytes.Buffer, string) {
+	t.Helper()
+	var log bytes.Buffer
+	art := t.TempDir()
+	return &step.Env{
+		RunID: "test", Stage: stage, Step: stepName, Dir: dir, TempDir: t.TempDir(), StateDir: t.TempDir(),
+		Vars: os.Environ(), Stdout: &log, Log: slog.New(slog.NewTextHandler(&log, nil)),
+		Artifacts: &Sink{Dir: art},
+	}, &log, art
 }

@@ -154,4 +154,3 @@ func TestCtrlC(t *testing.T) {
 		})
 	}
 }
-

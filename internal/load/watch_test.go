@@ -42,8 +42,8 @@ func TestWatchFlagsPlantedLeak(t *testing.T) {
 }
 
 func TestWatchPassesSteadyServer(t *testing.T) {
-	// A well-behaved server in a separate process (the payment-service
-	// example is wired by the pipeline tests).
+	// A well-behaved server in a separate process; payment_test.go runs
+	// the same watch against the payment-service example.
 	res := soak(t, "steady", WatchMemory, WatchGoroutines, WatchConnections)
 	for w, v := range verdicts(res) {
 		t.Logf("%s: %s", w, v.Reason)

@@ -95,3 +95,22 @@ func Finish(ctx context.Context, env *step.Env, kind string, g Gate, extra map[s
 	}
 	return res, nil
 }
+
+// Checker is a check kind's `with:` block: it validates itself once
+// decoded. Embedding Gate provides a Check that validates fail_on.
+type Checker interface {
+	Check(in step.Inputs) error
+}
+
+// Decode decodes a check kind's `with:` block into a C and validates it,
+// the common first half of every check kind's New.
+func Decode[C Checker](in step.Inputs) (C, error) {
+	var c C
+	if err := in.Decode(&c); err != nil {
+		return c, err
+	}
+	if err := c.Check(in); err != nil {
+		return c, err
+	}
+	return c, nil
+}

@@ -30,11 +30,8 @@ var Kind = step.Kind{
 	Summary: "check commit messages against Conventional Commits (config-conventional + .commitlintrc)",
 	Outputs: append([]string{"commits", "range"}, checkstep.Outputs...),
 	New: func(in step.Inputs) (step.Step, error) {
-		var c Config
-		if err := in.Decode(&c); err != nil {
-			return nil, err
-		}
-		if err := c.Check(in); err != nil {
+		c, err := checkstep.Decode[Config](in)
+		if err != nil {
 			return nil, err
 		}
 		return &Step{cfg: c}, nil

@@ -31,11 +31,8 @@ var Kind = step.Kind{
 	Summary: "lint Go code with a pinned golangci-lint (" + lint.Tool.Version + ") and the repository's .golangci.yml",
 	Outputs: checkstep.Outputs,
 	New: func(in step.Inputs) (step.Step, error) {
-		var c Config
-		if err := in.Decode(&c); err != nil {
-			return nil, err
-		}
-		if err := c.Check(in); err != nil {
+		c, err := checkstep.Decode[Config](in)
+		if err != nil {
 			return nil, err
 		}
 		return &Step{cfg: c}, nil

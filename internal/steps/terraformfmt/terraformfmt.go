@@ -25,11 +25,8 @@ var Kind = step.Kind{
 	Summary: "check Terraform formatting in-process (same verdict and diff as terraform fmt -check -diff -recursive)",
 	Outputs: append([]string{"files"}, checkstep.Outputs...),
 	New: func(in step.Inputs) (step.Step, error) {
-		var c Config
-		if err := in.Decode(&c); err != nil {
-			return nil, err
-		}
-		if err := c.Check(in); err != nil {
+		c, err := checkstep.Decode[Config](in)
+		if err != nil {
 			return nil, err
 		}
 		return &Step{cfg: c}, nil

@@ -169,3 +169,34 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Instance is a running service process with its data directory: the
+// service.Instance that the local services share.
+type Instance struct {
+	Name    string // for messages: "postgres", "redis", "sqs"
+	Proc    *Process
+	DataDir string
+	Vars    map[string]string
+	// StopSignal ends the server (SIGTERM by default).
+	StopSignal syscall.Signal
+}
+
+// Env implements service.Instance.
+func (i *Instance) Env() map[string]string { return i.Vars }
+
+// Pid is the server's process id.
+func (i *Instance) Pid() int { return i.Proc.Pid() }
+
+// Stop implements service.Instance: the server is signalled (and killed if
+// it lingers), then its data directory is removed.
+func (i *Instance) Stop(ctx context.Context) error {
+	sig := i.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	err := i.Proc.Stop(ctx, sig)
+	if rerr := os.RemoveAll(i.DataDir); rerr != nil && err == nil {
+		err = fmt.Errorf("remove %s data dir: %w", i.Name, rerr)
+	}
+	return err
+}

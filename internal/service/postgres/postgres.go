@@ -38,10 +38,9 @@ type Provider struct {
 var _ service.Provider = Provider{}
 
 // Instance is a running server.
+// Instance is a running server.
 type Instance struct {
-	proc    *localproc.Process
-	dataDir string
-	env     map[string]string
+	localproc.Instance
 }
 
 var _ service.Instance = (*Instance)(nil)
@@ -101,7 +100,7 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	if err != nil {
 		return nil, fmt.Errorf("postgres service: create data dir: %w", err)
 	}
-	inst := &Instance{dataDir: dataDir}
+	inst := &Instance{localproc.Instance{Name: "postgres", DataDir: dataDir, StopSignal: syscall.SIGQUIT}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -137,7 +136,7 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Env = []string{"LANG=C", "LC_ALL=C"}
-	inst.proc, err = localproc.Start("postgres", cmd)
+	inst.Proc, err = localproc.Start("postgres", cmd)
 	if err != nil {
 		return nil, fmt.Errorf("postgres service: %w", err)
 	}
@@ -152,8 +151,8 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 			return nil
 		}
 	}
-	if err := inst.proc.WaitReady(ctx, ready); err != nil {
-		_ = inst.proc.Stop(context.WithoutCancel(ctx), syscall.SIGQUIT)
+	if err := inst.Proc.WaitReady(ctx, ready); err != nil {
+		_ = inst.Proc.Stop(context.WithoutCancel(ctx), syscall.SIGQUIT)
 		return nil, fmt.Errorf("postgres service: %w", err)
 	}
 	db := p.Database
@@ -161,11 +160,11 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 		db = "gantry"
 	}
 	if err := run(createdb, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", superuser, db); err != nil {
-		_ = inst.proc.Stop(context.WithoutCancel(ctx), syscall.SIGQUIT)
+		_ = inst.Proc.Stop(context.WithoutCancel(ctx), syscall.SIGQUIT)
 		return nil, fmt.Errorf("postgres service: %w", err)
 	}
 	u := url.URL{Scheme: "postgres", User: url.User(superuser), Host: localproc.Addr(port), Path: "/" + db, RawQuery: "sslmode=disable"}
-	inst.env = map[string]string{
+	inst.Vars = map[string]string{
 		"DATABASE_URL": u.String(),
 		"PGHOST":       "127.0.0.1",
 		"PGPORT":       strconv.Itoa(port),
@@ -213,20 +212,4 @@ func (p Provider) credential() (*syscall.Credential, error) {
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-}
-
-// Env implements service.Instance.
-func (i *Instance) Env() map[string]string { return i.env }
-
-// Pid is the server's process id.
-func (i *Instance) Pid() int { return i.proc.Pid() }
-
-// Stop implements service.Instance: an immediate shutdown, then the data
-// directory is removed.
-func (i *Instance) Stop(ctx context.Context) error {
-	err := i.proc.Stop(ctx, syscall.SIGQUIT)
-	if rerr := os.RemoveAll(i.dataDir); rerr != nil && err == nil {
-		err = fmt.Errorf("remove postgres data dir: %w", rerr)
-	}
-	return err
 }

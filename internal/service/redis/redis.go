@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/service"
@@ -27,10 +26,9 @@ type Provider struct {
 var _ service.Provider = Provider{}
 
 // Instance is a running server.
+// Instance is a running server.
 type Instance struct {
-	proc    *localproc.Process
-	dataDir string
-	env     map[string]string
+	localproc.Instance
 }
 
 var _ service.Instance = (*Instance)(nil)
@@ -64,10 +62,10 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 		return nil, fmt.Errorf("redis service: %w", err)
 	}
 	addr := localproc.Addr(port)
-	inst := &Instance{proc: proc, dataDir: dataDir, env: map[string]string{
+	inst := &Instance{localproc.Instance{Name: "redis", Proc: proc, DataDir: dataDir, Vars: map[string]string{
 		"REDIS_URL":  "redis://" + addr + "/0",
 		"REDIS_ADDR": addr,
-	}}
+	}}}
 	if err := proc.WaitReady(ctx, ping(addr)); err != nil {
 		_ = inst.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("redis service: %w", err)
@@ -97,19 +95,4 @@ func ping(addr string) func(context.Context) error {
 		}
 		return nil
 	}
-}
-
-// Env implements service.Instance.
-func (i *Instance) Env() map[string]string { return i.env }
-
-// Pid is the server's process id.
-func (i *Instance) Pid() int { return i.proc.Pid() }
-
-// Stop implements service.Instance.
-func (i *Instance) Stop(ctx context.Context) error {
-	err := i.proc.Stop(ctx, syscall.SIGTERM)
-	if rerr := os.RemoveAll(i.dataDir); rerr != nil && err == nil {
-		err = fmt.Errorf("remove redis data dir: %w", rerr)
-	}
-	return err
 }

@@ -57,7 +57,7 @@ func TestStartUseStop(t *testing.T) {
 		c.Close()
 		t.Errorf("%s still listening", addr)
 	}
-	if _, err := os.Stat(r.dataDir); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(r.DataDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("data dir left: %v", err)
 	}
 }

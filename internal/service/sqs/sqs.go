@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/service"
@@ -49,10 +48,9 @@ type Provider struct {
 var _ service.Provider = Provider{}
 
 // Instance is a running server.
+// Instance is a running server.
 type Instance struct {
-	proc    *localproc.Process
-	dataDir string
-	env     map[string]string
+	localproc.Instance
 }
 
 var _ service.Instance = (*Instance)(nil)
@@ -156,14 +154,14 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 		return nil, fmt.Errorf("sqs service: %w", err)
 	}
 	endpoint := "http://" + localproc.Addr(port)
-	inst := &Instance{proc: proc, dataDir: dataDir, env: map[string]string{
+	inst := &Instance{localproc.Instance{Name: "sqs", Proc: proc, DataDir: dataDir, Vars: map[string]string{
 		"SQS_ENDPOINT":          endpoint,
 		"AWS_ENDPOINT_URL_SQS":  endpoint,
 		"AWS_REGION":            Region,
 		"AWS_DEFAULT_REGION":    Region,
 		"AWS_ACCESS_KEY_ID":     "test",
 		"AWS_SECRET_ACCESS_KEY": "test",
-	}}
+	}}}
 	c := &Client{Endpoint: endpoint}
 	ready := func(ctx context.Context) error {
 		_, err := c.Call(ctx, "ListQueues", map[string]any{})
@@ -184,30 +182,15 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 			return nil, fmt.Errorf("sqs service: %w", err)
 		}
 		if i == 0 {
-			inst.env["SQS_QUEUE_URL"] = url
+			inst.Vars["SQS_QUEUE_URL"] = url
 		}
-		inst.env["SQS_QUEUE_URL_"+envName(q)] = url
+		inst.Vars["SQS_QUEUE_URL_"+envName(q)] = url
 	}
 	return inst, nil
 }
 
 func envName(q string) string {
 	return strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToUpper(q))
-}
-
-// Env implements service.Instance.
-func (i *Instance) Env() map[string]string { return i.env }
-
-// Pid is the server's process id.
-func (i *Instance) Pid() int { return i.proc.Pid() }
-
-// Stop implements service.Instance.
-func (i *Instance) Stop(ctx context.Context) error {
-	err := i.proc.Stop(ctx, syscall.SIGTERM)
-	if rerr := os.RemoveAll(i.dataDir); rerr != nil && err == nil {
-		err = fmt.Errorf("remove sqs data dir: %w", rerr)
-	}
-	return err
 }
 
 // Client is a minimal SQS client over the AWS JSON 1.0 protocol, enough to

@@ -55,7 +55,7 @@ func TestStartUseStop(t *testing.T) {
 		c.Close()
 		t.Errorf("%s still listening", u.Host)
 	}
-	if _, err := os.Stat(s.dataDir); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(s.DataDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("data dir left: %v", err)
 	}
 }

@@ -68,7 +68,7 @@ func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
 
 func (e *env) gantry(args ...string) result {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := e.cmd(ctx, args...)
 	var out, errb bytes.Buffer

@@ -62,6 +62,23 @@ install_go_tool() { # binary package@version
 	log "go install $2"
 	CGO_ENABLED=0 go install "$2"
 }
+# gantry's pinned linters, installed the way its tool cache lays them out
+# (DIR/NAME@VERSION/NAME), so that tests and runs find them instead of
+# installing them concurrently. The versions are gantry's pins
+# (internal/golangcilint, internal/tflint; a test keeps them in step).
+tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
+install_cached_tool() { # name package version
+	local dest="$tool_cache/$1@$3/$1" tmp
+	[ -x "$dest" ] && return
+	log "go install $2@$3 into the tool cache"
+	tmp=$(mktemp -d)
+	GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install "$2@$3"
+	mkdir -p "$(dirname "$dest")"
+	mv "$tmp/$1" "$dest"
+	rm -rf "$tmp"
+}
+install_cached_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint v2.15.0
+install_cached_tool tflint github.com/terraform-linters/tflint v0.64.0
 install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 log "prerequisites ready"

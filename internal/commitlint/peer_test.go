@@ -22,6 +22,8 @@ func runCommitlint(t *testing.T, bin, dir, msg string) []string {
 	t.Helper()
 	cmd := proc.Command(context.Background(), bin)
 	cmd.Dir = dir
+	// Plain output: commitlint colours it when it detects CI.
+	cmd.Env = append(os.Environ(), "FORCE_COLOR=0", "NO_COLOR=1")
 	cmd.Stdin = strings.NewReader(msg)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

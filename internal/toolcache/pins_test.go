@@ -1,0 +1,37 @@
+package toolcache_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gantry-ci/gantry/internal/golangcilint"
+	"github.com/gantry-ci/gantry/internal/tflint"
+	"github.com/gantry-ci/gantry/internal/toolcache"
+)
+
+// TestDepsScriptMatchesPins keeps scripts/deps.sh, which fills the tool
+// cache ahead of the tests, on the versions gantry pins.
+func TestDepsScriptMatchesPins(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/deps.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []toolcache.Tool{golangcilint.Tool, tflint.Tool} {
+		want := "install_cached_tool " + tool.Name + " " + tool.Package + " " + tool.Version
+		if !strings.Contains(string(b), want) {
+			t.Errorf("scripts/deps.sh lacks %q", want)
+		}
+	}
+}
+
+func TestDir(t *testing.T) {
+	t.Setenv(toolcache.DirEnv, "")
+	if got, want := toolcache.Dir("/state"), "/state/tools"; got != want {
+		t.Errorf("Dir: got %s, want %s", got, want)
+	}
+	t.Setenv(toolcache.DirEnv, "/shared/tools")
+	if got, want := toolcache.Dir("/state"), "/shared/tools"; got != want {
+		t.Errorf("Dir with %s: got %s, want %s", toolcache.DirEnv, got, want)
+	}
+}

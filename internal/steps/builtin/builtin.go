@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
 	"github.com/gantry-ci/gantry/internal/steps/loadtest"
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
+	saststep "github.com/gantry-ci/gantry/internal/steps/sast"
 	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
 	"github.com/gantry-ci/gantry/internal/steps/tflint"
 )
@@ -42,6 +43,7 @@ func Kinds() []step.Kind {
 		helmtemplate.Kind,
 		commitlint.Kind,
 		nextversion.Kind,
+		saststep.Kind,
 	}
 }
 

@@ -36,6 +36,7 @@ func New() *cobra.Command {
 		newAnalysisCmd(),
 		newCheckCmd(g),
 		newSASTCmd(g),
+		newLicensesCmd(g),
 	)
 	return root
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/imagepush"
 	"github.com/gantry-ci/gantry/internal/steps/k6"
 	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
+	"github.com/gantry-ci/gantry/internal/steps/licensecheck"
 	"github.com/gantry-ci/gantry/internal/steps/loadtest"
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
 	saststep "github.com/gantry-ci/gantry/internal/steps/sast"
@@ -44,6 +45,7 @@ func Kinds() []step.Kind {
 		commitlint.Kind,
 		nextversion.Kind,
 		saststep.Kind,
+		licensecheck.Kind,
 	}
 }
 

@@ -38,7 +38,9 @@ func TestGPLFlagged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct{ Violations []struct{ Module, Rule string } }
+	var doc struct {
+		Violations []struct{ Module, Rule string }
+	}
 	if err := json.Unmarshal(data, &doc); err != nil || len(doc.Violations) != 2 || doc.Violations[0].Rule != "copyleft" {
 		t.Errorf("licenses.json = %s (%v)", data, err)
 	}

@@ -7,8 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/mod/modfile"
 
 	"github.com/gantry-ci/gantry/internal/license"
 	"github.com/gantry-ci/gantry/internal/step"
@@ -49,7 +52,34 @@ var Kind = step.Kind{
 // Step runs the check.
 type Step struct{ cfg Config }
 
-var _ step.Step = (*Step)(nil)
+var (
+	_ step.Step      = (*Step)(nil)
+	_ step.Cacheable = (*Step)(nil)
+)
+
+// CacheKey covers go.mod, go.sum (which pin every module and so its
+// licence files) and the policy file. Modules replaced by local
+// directories are read afresh: such a module makes the step uncacheable.
+func (s *Step) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, error) {
+	data, err := os.ReadFile(filepath.Join(env.Dir, s.cfg.Dir, "go.mod"))
+	if err != nil {
+		return step.CacheKey{}, step.ErrNotCacheable
+	}
+	mf, err := modfile.Parse("go.mod", data, nil)
+	if err != nil {
+		return step.CacheKey{}, step.ErrNotCacheable
+	}
+	for _, r := range mf.Replace {
+		if r.New.Version == "" {
+			return step.CacheKey{}, step.ErrNotCacheable
+		}
+	}
+	d := s.cfg.Dir
+	return step.CacheKey{
+		Files: []string{filepath.Join(d, "go.mod"), filepath.Join(d, "go.sum"), s.cfg.Policy},
+		Extra: map[string]string{"licensecheck": "v0.3.1"},
+	}, nil
+}
 
 // Run lists, detects, evaluates, and stores licenses.json and
 // license-check.sarif.

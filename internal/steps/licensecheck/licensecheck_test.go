@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/checkstep"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 )
@@ -52,5 +53,21 @@ func TestGPLFlagged(t *testing.T) {
 func TestNewErrors(t *testing.T) {
 	if _, err := Kind.New(steptest.Inputs{YAML: "policy: /etc/x\n"}); err == nil {
 		t.Error("absolute policy: want error")
+	}
+}
+
+func TestCacheKey(t *testing.T) {
+	st, err := Kind.New(steptest.Inputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _, _ := steptest.NewEnv(t, "../../../examples/payment-service", "security", "licenses")
+	key, err := st.(*Step).CacheKey(context.Background(), env)
+	if err != nil || len(key.Files) != 3 || key.Files[2] != ".gantry/licenses.yaml" {
+		t.Errorf("key = %+v, %v", key, err)
+	}
+	env.Dir = "../../license/testdata/app" // local replacements: not cacheable
+	if _, err := st.(*Step).CacheKey(context.Background(), env); !errors.Is(err, step.ErrNotCacheable) {
+		t.Errorf("err = %v, want ErrNotCacheable", err)
 	}
 }

@@ -178,3 +178,27 @@ func TestPaymentServiceClean(t *testing.T) {
 		t.Errorf("findings = %v\n%s", res.Outputs["findings"], log)
 	}
 }
+
+func TestSecretSuppressed(t *testing.T) {
+	dir := t.TempDir()
+	val := "q8Z#v2Lm" + "!R7x@Kp4"
+	src := "package cfg\n\n// gantry:ignore generic-secret -- fake value the parser tests need\nconst fixtureToken = \"" + val + "\"\n\nvar apiToken = \"" + val + "x\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "cfg.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Kind.New(steptest.Inputs{YAML: "history: none\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, log, _ := steptest.NewEnv(t, dir, "security", "sast")
+	res, err := st.Run(context.Background(), env)
+	if err == nil {
+		t.Fatalf("want gate failure for the unsuppressed secret\n%s", log)
+	}
+	if res.Outputs["secrets"] != 1 || res.Outputs["suppressed"] != 1 {
+		t.Errorf("outputs = %v\n%s", res.Outputs, log)
+	}
+	if !strings.Contains(log.String(), "cfg.go:6:17: error: high-entropy secret assigned to a credential name q8Z#****") || strings.Contains(log.String(), val) {
+		t.Errorf("log:\n%s", log)
+	}
+}

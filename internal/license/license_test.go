@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gantry-ci/gantry/internal/yamlx"
 )
 
 func policyIn(t *testing.T, yaml string) *Policy {
@@ -104,7 +106,8 @@ func TestBadPolicy(t *testing.T) {
 		{"unknown field", "threshhold: 80\n", ".gantry/licenses.yaml:1:1"},
 		{"bad CEL", "rules:\n  - name: x\n    deny: 'licenses.exists(l, '\n", ".gantry/licenses.yaml:3:11: rule x"},
 		{"not bool", "rules:\n  - name: y\n    deny: 'module'\n", ".gantry/licenses.yaml:3:11: rule y: deny must be a bool"},
-		{"allow without reason", "allow:\n  - module: a\n", "needs a module and a reason"},
+		{"allow without reason", "allow:\n  - module: a\n", ".gantry/licenses.yaml:2:5: allow entry \"a\" needs a module and a reason"},
+		{"rule without deny", "rules:\n  - name: z\n", ".gantry/licenses.yaml:2:5: a rule needs a name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -120,4 +123,23 @@ func TestBadPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzPolicy(f *testing.F) {
+	f.Add("threshold: 80\nrules:\n  - name: x\n    deny: 'coverage < threshold'\n")
+	f.Add("rules:\n  - name: y\n    deny: 'licenses.exists(l, '\n")
+	f.Add("allow:\n  - {module: a, reason: b}\noverrides:\n  - {module: c, license: MIT}\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		var c Config
+		if err := yamlx.Decode(PolicyFile, []byte(data), &c); err != nil {
+			return
+		}
+		p, err := Compile(PolicyFile, c)
+		if err != nil {
+			return
+		}
+		if _, err := p.Evaluate(Module{Path: "m", Licenses: []string{"MIT"}, Coverage: 90}, nil); err != nil {
+			t.Logf("evaluate: %v", err)
+		}
+	})
 }

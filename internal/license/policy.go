@@ -23,18 +23,21 @@ type Rule struct {
 	Name    string       `yaml:"name"`
 	Deny    yamlx.String `yaml:"deny"`
 	Message string       `yaml:"message"`
+	Pos     yamlx.Pos
 }
 
 // Allow exempts a module from the policy.
 type Allow struct {
 	Module string `yaml:"module"`
 	Reason string `yaml:"reason"`
+	Pos    yamlx.Pos
 }
 
 // Override sets the licence of a module the classifier cannot detect.
 type Override struct {
 	Module  string `yaml:"module"`
 	License string `yaml:"license"`
+	Pos     yamlx.Pos
 }
 
 // Config is the content of .gantry/licenses.yaml.
@@ -112,8 +115,8 @@ func Compile(file string, c Config) (*Policy, error) {
 		rules = DefaultRules()
 	}
 	for _, r := range rules {
-		if r.Name == "" {
-			return nil, r.Deny.Pos.Errorf(file, "rule without a name")
+		if r.Name == "" || r.Deny.Value == "" {
+			return nil, r.Pos.Errorf(file, "a rule needs a name and a deny expression")
 		}
 		ast, iss := env.Compile(r.Deny.Value)
 		if iss != nil && iss.Err() != nil {
@@ -130,13 +133,13 @@ func Compile(file string, c Config) (*Policy, error) {
 	}
 	for _, a := range c.Allow {
 		if a.Module == "" || strings.TrimSpace(a.Reason) == "" {
-			return nil, fmt.Errorf("%s: allow entry %q needs a module and a reason", file, a.Module)
+			return nil, a.Pos.Errorf(file, "allow entry %q needs a module and a reason", a.Module)
 		}
 		p.allow[a.Module] = a.Reason
 	}
 	for _, o := range c.Overrides {
 		if o.Module == "" || o.License == "" {
-			return nil, fmt.Errorf("%s: override entry %q needs a module and a license", file, o.Module)
+			return nil, o.Pos.Errorf(file, "override entry %q needs a module and a license", o.Module)
 		}
 		p.overrides[o.Module] = o.License
 	}

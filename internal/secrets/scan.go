@@ -116,8 +116,9 @@ func (s *Scanner) ScanTree(ctx context.Context, dir string, r *findings.Report) 
 }
 
 // ScanHistory scans the lines added by the commits in revRange (a git
-// revision range such as "base..head", or one commit) of the repository at
-// dir and adds the findings to r. A secret also present in the tree
+// revision range such as "base..head", or one commit) to the files under
+// dir (a repository or a directory within one; paths are relative to dir)
+// and adds the findings to r. A secret also present in the tree
 // scanned before by ScanTree is reported once, for the tree.
 func (s *Scanner) ScanHistory(ctx context.Context, dir string, revRange []string, r *findings.Report) error {
 	rules := s.rules()
@@ -125,7 +126,7 @@ func (s *Scanner) ScanHistory(ctx context.Context, dir string, revRange []string
 		s.seen = map[string]bool{}
 	}
 	args := append([]string{"-C", dir, "-c", "core.quotePath=false", "log", "-p", "--no-color", "--no-ext-diff",
-		"--no-renames", "-U0", "--format=commit %H", "--end-of-options"}, revRange...)
+		"--no-renames", "--relative", "-U0", "--format=commit %H", "--end-of-options"}, revRange...)
 	cmd := proc.Command(ctx, "git", args...)
 	cmd.Env = s.Env
 	var stderr bytes.Buffer

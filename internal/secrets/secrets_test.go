@@ -134,9 +134,31 @@ func TestHistorySecretCommittedThenRemoved(t *testing.T) {
 		t.Errorf("message %q: want commit %s and no secret", f.Message, added[:12])
 	}
 
+	// Scanning a subdirectory: paths relative to it, other directories left out.
+	sub := &findings.Report{Tool: Tool}
+	if err := (&Scanner{}).ScanHistory(context.Background(), filepath.Join(dir, "config"), []string{base + "..HEAD"}, sub); err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.Findings) != 1 || sub.Findings[0].Location() != "app.yaml:3:10" {
+		t.Errorf("config/ history findings = %v, want one at app.yaml:3:10", sub.Findings)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "other"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "other", "x.txt"), "x\n")
+	git(t, dir, "add", ".")
+	git(t, dir, "commit", "-q", "-m", "chore: other")
+	none := &findings.Report{Tool: Tool}
+	if err := (&Scanner{}).ScanHistory(context.Background(), filepath.Join(dir, "other"), []string{base + "..HEAD"}, none); err != nil {
+		t.Fatal(err)
+	}
+	if len(none.Findings) != 0 {
+		t.Errorf("other/ history findings = %v, want none", none.Findings)
+	}
+
 	// Only the last commit: the secret was removed there, not added.
 	r2 := &findings.Report{Tool: Tool}
-	if err := (&Scanner{}).ScanHistory(context.Background(), dir, []string{"HEAD^!"}, r2); err != nil {
+	if err := (&Scanner{}).ScanHistory(context.Background(), dir, []string{"HEAD~1^!"}, r2); err != nil {
 		t.Fatal(err)
 	}
 	if len(r2.Findings) != 0 {

@@ -128,9 +128,9 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 			return nil, err
 		}
 		if rng := s.historyRange(env); rng != nil {
-			if !isRepo(ctx, env.Dir, env.Vars) {
-				fmt.Fprintf(out, "sast: %s is not a git repository; history not scanned\n", env.Dir)
-			} else if err := sc.ScanHistory(ctx, env.Dir, rng, sr); err != nil {
+			if !isRepo(ctx, dir, env.Vars) {
+				fmt.Fprintf(out, "sast: %s is not in a git repository; history not scanned\n", dir)
+			} else if err := sc.ScanHistory(ctx, dir, rng, sr); err != nil {
 				return nil, err
 			}
 		}

@@ -94,7 +94,11 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 	}
 	if env.Stdout != nil {
 		for _, m := range r.Modules {
-			fmt.Fprintf(env.Stdout, "%s %s: %v %.1f%% (%s)\n", m.Path, m.Version, m.Licenses, m.Coverage, m.Source)
+			name := m.Path + "@" + m.Version
+			if m.Main {
+				name = "project " + m.Path
+			}
+			fmt.Fprintf(env.Stdout, "%s: %v %.1f%% (%s)\n", name, m.Licenses, m.Coverage, m.Source)
 		}
 		for _, a := range r.Allowed {
 			reason, _ := p.Allowed(a.Module)

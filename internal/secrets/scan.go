@@ -150,12 +150,18 @@ func (s *Scanner) ScanHistory(ctx context.Context, dir string, revRange []string
 
 // parseLog reads `git log -p -U0 --format='commit %H'` output.
 func (s *Scanner) parseLog(rd io.Reader, rules []Rule, r *findings.Report) error {
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(make([]byte, 64<<10), MaxFileSize)
+	br := bufio.NewReaderSize(rd, 64<<10)
 	var commit, file string
 	line := 0
-	for sc.Scan() {
-		t := sc.Text()
+	for {
+		t, rerr := br.ReadString('\n')
+		if rerr != nil && rerr != io.EOF {
+			return fmt.Errorf("read git log: %w", rerr)
+		}
+		if rerr == io.EOF && t == "" {
+			return nil
+		}
+		t = strings.TrimSuffix(t, "\n")
 		switch {
 		case strings.HasPrefix(t, "commit "):
 			commit, file = strings.TrimPrefix(t, "commit "), ""
@@ -190,11 +196,10 @@ func (s *Scanner) parseLog(rd io.Reader, rules []Rule, r *findings.Report) error
 		case strings.HasPrefix(t, " "):
 			line++
 		}
+		if rerr == io.EOF {
+			return nil
+		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read git log: %w", err)
-	}
-	return nil
 }
 
 // hunkStart reads the new-file start line of "@@ -a,b +c,d @@".

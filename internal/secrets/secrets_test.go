@@ -191,3 +191,15 @@ func FuzzParseLog(f *testing.F) {
 		_ = (&Scanner{seen: map[string]bool{}}).parseLog(strings.NewReader(log), Rules(), r)
 	})
 }
+
+func TestParseLogLongLine(t *testing.T) {
+	long := strings.Repeat("x", 3<<20)
+	log := "commit 0123456789abcdef\ndiff --git a/a.min.js b/a.min.js\n+++ b/a.min.js\n@@ -0,0 +1,2 @@\n+" + long + "\n+k = " + awsKey
+	r := &findings.Report{}
+	if err := (&Scanner{seen: map[string]bool{}}).parseLog(strings.NewReader(log), Rules(), r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) != 1 || r.Findings[0].Location() != "a.min.js:2:5" {
+		t.Errorf("got %v, want one finding at a.min.js:2:5", r.Findings)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/findings"
+	sastlib "github.com/gantry-ci/gantry/internal/sast"
 	"github.com/gantry-ci/gantry/internal/steps/checkstep"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 )
@@ -200,5 +201,17 @@ func TestSecretSuppressed(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "cfg.go:6:17: error: high-entropy secret assigned to a credential name q8Z#****") || strings.Contains(log.String(), val) {
 		t.Errorf("log:\n%s", log)
+	}
+}
+
+func TestSnykRequired(t *testing.T) {
+	st, err := Kind.New(steptest.Inputs{YAML: "history: none\nsecrets: false\nsnyk: required\nrules: [G402]\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _, _ := steptest.NewEnv(t, t.TempDir(), "security", "sast")
+	env.Vars = []string{"PATH=/nonexistent", "SNYK_TOKEN=tok"}
+	if _, err := st.Run(context.Background(), env); !errors.Is(err, sastlib.ErrSnykUnavailable) {
+		t.Errorf("err = %v, want ErrSnykUnavailable", err)
 	}
 }

@@ -43,15 +43,13 @@ type Options struct {
 	// ExcludeDirs are regular expressions of directories skipped
 	// (testdata, vendor and .git always are).
 	ExcludeDirs []string
-	// Concurrency bounds the packages analysed at once (default 1).
-	Concurrency int
 }
 
 // Gosec analyses the Go packages under dir (a module or a directory within
 // one) with gosec's rules and analyzers. gosec's own #nosec comments are
 // not honoured: suppressions go through Suppress, which demands a reason.
-// gosec reads no context: cancellation takes effect between packages only
-// through the caller abandoning the result.
+// gosec reads no context: cancellation takes effect between packages.
+// gosec loads packages with the go command in gantry's own environment.
 func Gosec(ctx context.Context, dir string, o Options) (*findings.Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -62,11 +60,7 @@ func Gosec(ctx context.Context, dir string, o Options) (*findings.Report, error)
 	}
 	conf := gosec.NewConfig()
 	conf.SetGlobal(gosec.Nosec, "true") // ignore #nosec; gantry:ignore with a reason instead
-	n := o.Concurrency
-	if n <= 0 {
-		n = 1
-	}
-	an := gosec.NewAnalyzer(conf, o.Tests, true, false, n, log.New(io.Discard, "", 0))
+	an := gosec.NewAnalyzer(conf, o.Tests, true, false, 1, log.New(io.Discard, "", 0))
 	var rf []rules.RuleFilter
 	var af []analyzers.AnalyzerFilter
 	if len(o.Include) > 0 {
@@ -117,8 +111,15 @@ func Gosec(ctx context.Context, dir string, o Options) (*findings.Report, error)
 	if len(pkgs) == 0 {
 		return r, nil
 	}
-	if err := an.Process(o.BuildTags, pkgs...); err != nil {
-		return nil, fmt.Errorf("gosec %s: %w", dir, err)
+	// One package at a time, so that cancellation takes effect between
+	// packages (gosec itself takes no context); results accumulate.
+	for _, p := range pkgs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := an.Process(o.BuildTags, p); err != nil {
+			return nil, fmt.Errorf("gosec %s: %w", p, err)
+		}
 	}
 	issues, _, errs := an.Report()
 	for _, is := range issues {

@@ -2,6 +2,7 @@ package sast
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -137,5 +138,13 @@ func TestSnyk(t *testing.T) {
 	}
 	if _, err := Snyk(context.Background(), dir, []string{"PATH=/nonexistent", "SNYK_TOKEN=x"}); err != ErrSnykUnavailable {
 		t.Errorf("no snyk: err = %v, want ErrSnykUnavailable", err)
+	}
+}
+
+func TestGosecCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Gosec(ctx, "testdata/vulnapp", Options{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }

@@ -35,6 +35,8 @@ func New() *cobra.Command {
 		newLoadCmd(),
 		newAnalysisCmd(),
 		newCheckCmd(g),
+		newSASTCmd(g),
+		newLicensesCmd(g),
 	)
 	return root
 }

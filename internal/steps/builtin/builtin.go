@@ -18,8 +18,10 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/imagepush"
 	"github.com/gantry-ci/gantry/internal/steps/k6"
 	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
+	"github.com/gantry-ci/gantry/internal/steps/licensecheck"
 	"github.com/gantry-ci/gantry/internal/steps/loadtest"
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
+	saststep "github.com/gantry-ci/gantry/internal/steps/sast"
 	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
 	"github.com/gantry-ci/gantry/internal/steps/tflint"
 )
@@ -42,6 +44,8 @@ func Kinds() []step.Kind {
 		helmtemplate.Kind,
 		commitlint.Kind,
 		nextversion.Kind,
+		saststep.Kind,
+		licensecheck.Kind,
 	}
 }
 

@@ -1,0 +1,3 @@
+module example.com/gpllib
+
+go 1.26.0

@@ -1,0 +1,5 @@
+// Package gpllib is GPL-licensed.
+package gpllib
+
+// Name names it.
+func Name() string { return "gpl" }

@@ -1,0 +1,5 @@
+// Package mystery has no licence file.
+package mystery
+
+// Name names it.
+func Name() string { return "?" }

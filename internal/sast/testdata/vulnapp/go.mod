@@ -1,0 +1,3 @@
+module example.com/vulnapp
+
+go 1.26.0

@@ -118,6 +118,13 @@ func scanStep(sc scanner) (*Step, error) {
 	return &st, nil
 }
 
+// lookupCacheQuery finds the newest reusable step with a cache key. The
+// redundant `cache_key <> ''` lets SQLite use the partial index.
+const lookupCacheQuery = `SELECT ` + stepColumns + `
+	FROM steps s JOIN runs r ON r.id = s.run_id
+	WHERE s.cache_key = ? AND s.cache_key <> '' AND s.status IN ('passed', 'cached')
+	ORDER BY s.run_id DESC, s.finished DESC LIMIT 1`
+
 // LookupCache returns the newest step recorded with the cache key whose
 // status is passed or cached, or an error wrapping ErrNotFound. Steps of
 // deleted runs are gone with their run.
@@ -125,10 +132,7 @@ func (s *Store) LookupCache(ctx context.Context, key string) (*Step, error) {
 	if key == "" {
 		return nil, fmt.Errorf("look up cache: empty key: %w", ErrNotFound)
 	}
-	row := s.r.QueryRowContext(ctx, `SELECT `+stepColumns+`
-		FROM steps s JOIN runs r ON r.id = s.run_id
-		WHERE s.cache_key = ? AND s.status IN ('passed', 'cached')
-		ORDER BY s.run_id DESC, s.finished DESC LIMIT 1`, key)
+	row := s.r.QueryRowContext(ctx, lookupCacheQuery, key)
 	st, err := scanStep(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("look up cache key %s: %w", key, ErrNotFound)

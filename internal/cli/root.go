@@ -35,6 +35,7 @@ func New() *cobra.Command {
 		newLoadCmd(),
 		newAnalysisCmd(),
 		newCheckCmd(g),
+		newScanCmd(g),
 	)
 	return root
 }

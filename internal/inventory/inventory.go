@@ -40,7 +40,7 @@ type Binary struct {
 	// Platform is os/arch[/variant] of the image holding the binary.
 	Platform string `json:"platform,omitempty"`
 	// GoVersion is the toolchain that built it ("go1.26.8"); for a source
-	// tree, the go.mod toolchain or go line.
+	// tree, the go.mod toolchain line ("" without one).
 	GoVersion string   `json:"go_version"`
 	Main      Module   `json:"main"`
 	Deps      []Module `json:"deps"`

@@ -13,7 +13,7 @@ import (
 
 // FromSource reads a Go source tree from its go.mod and go.sum. Every
 // required module (direct and indirect) is a dependency; sums come from
-// go.sum. The Go version is the toolchain line, else the go line.
+// go.sum. The Go version is the toolchain line, if any.
 func FromSource(gomod string) (*Inventory, error) {
 	data, err := os.ReadFile(gomod)
 	if err != nil {
@@ -31,11 +31,10 @@ func FromSource(gomod string) (*Inventory, error) {
 	if mf.Module != nil {
 		b.Main = Module{Path: mf.Module.Mod.Path, Version: "(devel)"}
 	}
-	switch {
-	case mf.Toolchain != nil:
+	// The go line is a minimum, not the toolchain that will build the
+	// code, so only a toolchain line names the standard library version.
+	if mf.Toolchain != nil {
 		b.GoVersion = mf.Toolchain.Name
-	case mf.Go != nil:
-		b.GoVersion = "go" + mf.Go.Version
 	}
 	replaces := map[string]*modfile.Replace{}
 	for _, r := range mf.Replace {

@@ -22,6 +22,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
 	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
 	"github.com/gantry-ci/gantry/internal/steps/tflint"
+	"github.com/gantry-ci/gantry/internal/steps/vulnscan"
 )
 
 // Kinds returns every built-in step kind.
@@ -42,6 +43,7 @@ func Kinds() []step.Kind {
 		helmtemplate.Kind,
 		commitlint.Kind,
 		nextversion.Kind,
+		vulnscan.Kind,
 	}
 }
 

@@ -36,6 +36,7 @@ func New() *cobra.Command {
 		newAnalysisCmd(),
 		newCheckCmd(g),
 		newScanCmd(g),
+		newSBOMCmd(),
 	)
 	return root
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
 	"github.com/gantry-ci/gantry/internal/steps/loadtest"
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
+	sbomstep "github.com/gantry-ci/gantry/internal/steps/sbom"
 	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
 	"github.com/gantry-ci/gantry/internal/steps/tflint"
 	"github.com/gantry-ci/gantry/internal/steps/vulnscan"
@@ -44,6 +45,7 @@ func Kinds() []step.Kind {
 		commitlint.Kind,
 		nextversion.Kind,
 		vulnscan.Kind,
+		sbomstep.Kind,
 	}
 }
 

@@ -88,7 +88,7 @@ func (g Gate) Apply(fs []Finding, now time.Time) *Verdict {
 	if within == 0 {
 		within = 14 * 24 * time.Hour
 	}
-	v := &Verdict{Counts: map[string]int{}}
+	v := &Verdict{Findings: []Finding{}, Counts: map[string]int{}}
 	unscoredWarned := 0
 	for _, f := range fs {
 		f.Status, f.Fails, f.Reason, f.Exception = StatusOpen, false, "", nil

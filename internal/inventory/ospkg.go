@@ -12,8 +12,12 @@ import (
 // installed packages are returned ("Status: ... installed", or no Status
 // field as in status.d).
 func ParseDpkgStatus(data []byte, db string) ([]Package, error) {
+	paras, err := paragraphs(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", db, err)
+	}
 	var out []Package
-	for n, para := range paragraphs(data) {
+	for n, para := range paras {
 		fields := map[string]string{}
 		last := ""
 		for _, line := range para {
@@ -49,8 +53,12 @@ func ParseDpkgStatus(data []byte, db string) ([]Package, error) {
 // ParseApkInstalled reads Alpine's lib/apk/db/installed: paragraphs of
 // one-letter "K:value" lines (P name, V version, A arch, L licence, o origin).
 func ParseApkInstalled(data []byte, db string) ([]Package, error) {
+	paras, err := paragraphs(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", db, err)
+	}
 	var out []Package
-	for n, para := range paragraphs(data) {
+	for n, para := range paras {
 		p := Package{Type: "apk", DB: db}
 		for _, line := range para {
 			if len(line) < 2 || line[1] != ':' {
@@ -78,7 +86,7 @@ func ParseApkInstalled(data []byte, db string) ([]Package, error) {
 }
 
 // paragraphs splits data at blank lines.
-func paragraphs(data []byte) [][]string {
+func paragraphs(data []byte) ([][]string, error) {
 	var out [][]string
 	var cur []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -97,5 +105,5 @@ func paragraphs(data []byte) [][]string {
 	if len(cur) > 0 {
 		out = append(out, cur)
 	}
-	return out
+	return out, sc.Err()
 }

@@ -53,6 +53,8 @@ type Config struct {
 	Platform string `yaml:"platform"`
 }
 
+var _ step.Step = (*sbomStep)(nil)
+
 type sbomStep struct {
 	cfg Config
 	now func() time.Time

@@ -103,7 +103,7 @@ func Load(ctx context.Context, target string, o Options) (*Inventory, error) {
 	if fi, err := os.Stat(target); err == nil {
 		if fi.IsDir() {
 			if isLayout(target) {
-				return nil, fmt.Errorf("read %s: an OCI layout needs a digest: %s@sha256:...", target, target)
+				return nil, fmt.Errorf("read %s: an OCI layout needs a digest (%s@sha256:<hex>)", target, target)
 			}
 			return FromSource(filepath.Join(target, "go.mod"))
 		}

@@ -1,6 +1,7 @@
 package vuln
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,7 +46,9 @@ func (r *Report) JSON() ([]byte, error) {
 
 // WriteTable prints a readable table and summary.
 func (r *Report) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// Rendered into memory (writes cannot fail there), written once.
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Target: %s (%d Go binaries, %d modules, %d OS packages; %d database entries)\n",
 		r.Target, r.Binaries, r.Modules, r.Packages, r.Entries)
 	if len(r.Findings) > 0 {
@@ -70,18 +73,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, sev, f.Package, f.Version, fixed, loc, status)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	_ = tw.Flush()
 	for _, f := range r.Findings {
 		if f.Reason != "" {
-			fmt.Fprintf(w, "%s: %s\n", f.ID, f.Reason)
+			fmt.Fprintf(&buf, "%s: %s\n", f.ID, f.Reason)
 		}
 	}
 	for _, s := range r.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", s)
+		fmt.Fprintf(&buf, "warning: %s\n", s)
 	}
-	_, err := fmt.Fprintln(w, r.Summary())
+	fmt.Fprintln(&buf, r.Summary())
+	_, err := w.Write(buf.Bytes())
 	return err
 }
 

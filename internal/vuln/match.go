@@ -184,21 +184,43 @@ type event struct {
 }
 
 func inRange(r Range, v string) bool {
+	return inRangeCmp(r, v, osvSemver, semver.Compare)
+}
+
+// inRangeCmp walks r's events in version order (norm turns an event value
+// into a comparable version, cmp orders versions) and reports whether v is
+// affected.
+func inRangeCmp(r Range, v string, norm func(string) string, cmp func(a, b string) int) bool {
 	var evs []event
 	for _, e := range r.Events {
 		switch {
 		case e.Introduced != "":
-			evs = append(evs, event{osvSemver(e.Introduced), 'i'})
+			evs = append(evs, event{e.Introduced, 'i'})
 		case e.Fixed != "":
-			evs = append(evs, event{osvSemver(e.Fixed), 'f'})
+			evs = append(evs, event{e.Fixed, 'f'})
 		case e.LastAffected != "":
-			evs = append(evs, event{osvSemver(e.LastAffected), 'l'})
+			evs = append(evs, event{e.LastAffected, 'l'})
 		}
 	}
-	slices.SortStableFunc(evs, func(a, b event) int { return semver.Compare(a.v, b.v) })
+	order := func(a, b event) int {
+		// "0" means the beginning of time in every ecosystem.
+		switch {
+		case a.v == "0" && b.v == "0":
+			return 0
+		case a.v == "0":
+			return -1
+		case b.v == "0":
+			return 1
+		}
+		return cmp(norm(a.v), norm(b.v))
+	}
+	slices.SortStableFunc(evs, order)
 	affected := false
 	for _, e := range evs {
-		c := semver.Compare(v, e.v)
+		c := 1
+		if e.v != "0" {
+			c = cmp(v, norm(e.v))
+		}
 		switch e.kind {
 		case 'i':
 			if c >= 0 {
@@ -236,10 +258,10 @@ func lowestFixed(a *Affected, v string) string {
 	return best
 }
 
-// matchOS matches an OS package by the entries' explicit version lists.
-// OSV's ECOSYSTEM ranges for Debian and Alpine need the distributions'
-// version orderings, which gantry does not implement yet; such entries are
-// matched only when they enumerate the installed version.
+// matchOS matches an OS package by the entries' version lists and, for
+// Debian, by ECOSYSTEM ranges ordered as dpkg orders versions. Alpine
+// ranges need apk's version ordering, which is not implemented: Alpine
+// entries match only when they list the installed version.
 func matchOS(db *DB, p inventory.Package) []Finding {
 	eco := map[string]string{"deb": "Debian", "apk": "Alpine"}[p.Type]
 	if eco == "" {
@@ -248,14 +270,28 @@ func matchOS(db *DB, p inventory.Package) []Finding {
 	var found []Finding
 	names := []string{p.Name}
 	if p.Source != "" && p.Source != p.Name {
-		names = append(names, p.Source)
+		names = append(names, p.Source) // Debian advisories name source packages
 	}
+	ident := func(s string) string { return s }
 	for _, name := range names {
 		for _, e := range db.lookup(eco, name) {
 			for i := range e.Affected {
 				a := &e.Affected[i]
-				if slices.Contains(a.Versions, p.Version) {
-					f := newFinding(e, a, p.Version, "", p.DB, p.Platform)
+				hit, fixed := slices.Contains(a.Versions, p.Version), ""
+				if eco == "Debian" {
+					for _, r := range a.Ranges {
+						if r.Type == "ECOSYSTEM" && inRangeCmp(r, p.Version, ident, compareDeb) {
+							hit = true
+							for _, ev := range r.Events {
+								if ev.Fixed != "" && compareDeb(ev.Fixed, p.Version) > 0 && (fixed == "" || compareDeb(ev.Fixed, fixed) < 0) {
+									fixed = ev.Fixed
+								}
+							}
+						}
+					}
+				}
+				if hit {
+					f := newFinding(e, a, p.Version, fixed, p.DB, p.Platform)
 					f.Package = p.Name
 					found = append(found, f)
 					break

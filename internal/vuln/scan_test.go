@@ -189,3 +189,36 @@ func TestStdlib(t *testing.T) {
 		t.Errorf("GO-2023-1621 = %+v, want fixed go1.20.2", f)
 	}
 }
+
+// TestDebianRanges matches dpkg packages (by source package too) against
+// Debian OSV ECOSYSTEM ranges with dpkg's version order.
+func TestDebianRanges(t *testing.T) {
+	var e Entry
+	if err := json.Unmarshal([]byte(`{"id":"DSA-5678-1","aliases":["CVE-2024-0001"],
+	  "severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
+	  "affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},
+	    "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.14-1~deb12u1"}]}]}]}`), &e); err != nil {
+		t.Fatal(err)
+	}
+	db := NewDB("test", []*Entry{&e})
+	for _, tc := range []struct {
+		version string
+		want    bool
+	}{
+		{"3.0.13-1~deb12u1", true},
+		{"3.0.14-1~deb12u1", false},
+		{"3.0.14-1~deb12u2", false},
+		{"3.0.14-1~deb11u1", true},
+		{"1:1.0", false},
+	} {
+		inv := &inventory.Inventory{Packages: []inventory.Package{{Type: "deb", Name: "libssl3", Source: "openssl", Version: tc.version, DB: "/var/lib/dpkg/status"}}}
+		fs := Scan(inv, db)
+		if got := len(fs) == 1; got != tc.want {
+			t.Errorf("libssl3 %s: affected = %v, want %v (%+v)", tc.version, got, tc.want, fs)
+			continue
+		}
+		if tc.want && (fs[0].Package != "libssl3" || fs[0].Fixed != "3.0.14-1~deb12u1" || fs[0].Severity.Level != High || fs[0].Ecosystem != "Debian") {
+			t.Errorf("finding %+v", fs[0])
+		}
+	}
+}

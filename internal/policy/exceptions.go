@@ -28,12 +28,11 @@ type Exception struct {
 	// licence identifier (GPL-3.0-only).
 	ID string `yaml:"id"`
 	// Package limits the exception to one package ("" for any).
-	Package       string          `yaml:"package"`
-	Justification string          `yaml:"justification"`
-	Owner         string          `yaml:"owner"`
-	Expires       Date            `yaml:"expires"`
-	Pos           yamlx.Pos       `yaml:"-"`
-	Keys          yamlx.Positions `yaml:"-"`
+	Package       string    `yaml:"package"`
+	Justification string    `yaml:"justification"`
+	Owner         string    `yaml:"owner"`
+	Expires       Date      `yaml:"expires"`
+	Pos           yamlx.Pos `yaml:"-"`
 
 	// File is the exceptions file; Until is the first instant the
 	// exception no longer applies (the day after Expires, 00:00 UTC).

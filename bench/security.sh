@@ -41,6 +41,8 @@ if [ -d "$svc/cmd" ] && [ "$(ls -1 "$svc/cmd" | wc -l)" = 1 ]; then pkg=./cmd/$(
 digest=$("$gantry" --state-dir "$work/state" build "$svc" --package "$pkg" --platform linux/amd64 2>"$work/build.log" | tail -1)
 image="$work/state/oci/layout@$digest"
 (cd "$svc" && CGO_ENABLED=0 go build -trimpath -o "$work/app" "$pkg")
+# A binary with known findings (golang.org/x/text v0.3.0) for the ID comparison.
+(cd "$root/internal/vuln/testdata/vulnapp" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$work/vulnapp" .)
 
 median() { # command... : prints the median wall time in seconds
   local ts=()
@@ -52,38 +54,43 @@ median() { # command... : prints the median wall time in seconds
 }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
-# Findings: gantry (module level) vs govulncheck on the same binary.
-"$gantry" scan "$work/app" --db "$db" -o json --unscored ignore >"$work/gantry-scan.json" || true
-python3 - "$work/gantry-scan.json" >"$work/gantry-ids" <<'PY'
+# Findings: gantry (module level) vs govulncheck on the same binaries.
+cat >"$work/gantry_ids.py" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
-print("\n".join(sorted({f"{f['id']} {f['package']} {f.get('fixed','')}" for f in r["findings"]})))
+r = json.load(sys.stdin)
+print("\n".join(sorted({"%s %s %s" % (f["id"], f["package"], f.get("fixed", "")) for f in r["findings"]})))
 PY
-"$govulncheck" -mode=binary -scan=module -format=json -db "file://$dbdir" "$work/app" >"$work/gv.json" || true
-python3 - "$work/gv.json" >"$work/gv-ids" <<'PY'
+cat >"$work/gv_ids.py" <<'PY'
 import json, sys
-s, dec, i, out = open(sys.argv[1]).read(), json.JSONDecoder(), 0, set()
+s, dec, i, out = sys.stdin.read(), json.JSONDecoder(), 0, set()
 while i < len(s):
     while i < len(s) and s[i].isspace(): i += 1
     if i >= len(s): break
     o, i = dec.raw_decode(s, i)
     f = o.get("finding")
-    if f: out.add(f"{f['osv']} {f['trace'][0]['module']} {f.get('fixed_version','')}")
+    if f: out.add("%s %s %s" % (f["osv"], f["trace"][0]["module"], f.get("fixed_version", "")))
 print("\n".join(sorted(out)))
 PY
-same_findings=yes; diff -q "$work/gantry-ids" "$work/gv-ids" >/dev/null || same_findings=no
+gantry_ids() { "$gantry" scan "$1" --db "$db" -o json --unscored ignore | python3 "$work/gantry_ids.py"; }
+gv_ids() { "$govulncheck" -mode=binary -scan=module -format=json -db "file://$dbdir" "$1" | python3 "$work/gv_ids.py"; }
+same_findings=yes
+for b in app vulnapp; do
+  gantry_ids "$work/$b" >"$work/$b.gantry-ids" || true
+  gv_ids "$work/$b" >"$work/$b.gv-ids" || true
+  diff -q "$work/$b.gantry-ids" "$work/$b.gv-ids" >/dev/null || { same_findings=no; diff "$work/$b.gantry-ids" "$work/$b.gv-ids" || true; }
+done
+cp "$work/app.gantry-ids" "$work/gantry-ids"
 
 t_gscan_img=$(median "$gantry" scan "$image" --db "$db" -o json)
 t_gscan_bin=$(median "$gantry" scan "$work/app" --db "$db" -o json)
 t_gscan_dir=$(median "$gantry" scan "$work/app" --db "$dbdir" -o json)
 t_gv=$(median "$govulncheck" -mode=binary -scan=module -format=json -db "file://$dbdir" "$work/app")
 
-echo "vulnerability scan ($(grep -c . "$work/gantry-ids" || true) findings; same IDs/modules/fixed as govulncheck: $same_findings)"
+echo "vulnerability scan (example: $(grep -c . "$work/app.gantry-ids" || true) findings, vulnapp: $(grep -c . "$work/vulnapp.gantry-ids" || true); same IDs/modules/fixed as govulncheck: $same_findings)"
 echo "  gantry scan image (tar.gz db):   ${t_gscan_img}s"
 echo "  gantry scan binary (tar.gz db):  ${t_gscan_bin}s"
 echo "  gantry scan binary (dir db):     ${t_gscan_dir}s"
 echo "  govulncheck -mode=binary (dir):  ${t_gv}s   ratio govulncheck/gantry(binary, tar.gz) = $(ratio "$t_gv" "$t_gscan_bin")"
-[ "$same_findings" = yes ] || diff "$work/gantry-ids" "$work/gv-ids" || true
 
 if [ -n "$syft" ] && [ -x "$syft" ]; then
   export SYFT_CHECK_FOR_APP_UPDATE=false
@@ -95,6 +102,10 @@ b=json.load(open(sys.argv[1]))
 print('\n'.join(sorted({c['purl'] for c in b.get('components',[]) if c.get('purl','').startswith('pkg:golang/') and '@' in c['purl'] and 'stdlib' not in c['purl']})))" "$1"; }
   mods "$work/gantry.cdx.json" >"$work/g-mods"; mods "$work/syft.cdx.json" >"$work/s-mods"
   same_mods=yes; diff -q "$work/g-mods" "$work/s-mods" >/dev/null || same_mods=no
+  "$gantry" sbom "$image" --platform linux/amd64 -o "$work/gantry-img.cdx.json"
+  "$syft" scan "oci-dir:$work/state/oci/layout" -o "cyclonedx-json=$work/syft-img.cdx.json" >/dev/null 2>&1
+  mods "$work/gantry-img.cdx.json" >"$work/gi-mods"; mods "$work/syft-img.cdx.json" >"$work/si-mods"
+  diff -q "$work/gi-mods" "$work/si-mods" >/dev/null || { same_mods=no; diff "$work/gi-mods" "$work/si-mods" || true; }
   t_gsbom_img=$(median "$gantry" sbom "$image" -o "$work/x.json")
   t_gsbom_bin=$(median "$gantry" sbom "$work/app" -o "$work/x.json")
   t_syft_bin=$(median "$syft" scan "file:$work/app" -o cyclonedx-json)

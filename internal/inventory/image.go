@@ -13,9 +13,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	kgzip "github.com/klauspost/compress/gzip"
 )
 
 // maxBinary bounds how much of one file is read to look for Go build info.
@@ -139,77 +139,180 @@ func platformString(p v1.Platform) string {
 	return s
 }
 
-// addImage walks the image's squashed filesystem (whiteouts applied).
+// addImage walks the image's layers top-down as one filesystem: a file is
+// read from the highest layer holding it; whiteouts (.wh.NAME) and opaque
+// directories (.wh..wh..opq) hide what lower layers hold.
 func addImage(ctx context.Context, inv *Inventory, img v1.Image, plat string) error {
 	if plat == "" {
 		if cf, err := img.ConfigFile(); err == nil {
 			plat = platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
 		}
 	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	return walkTar(ctx, inv, rc, plat)
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("read image layers: %w", err)
+	}
+	fsys := &squashed{seen: map[string]bool{}, hidden: map[string]bool{}}
+	for i := len(layers) - 1; i >= 0; i-- {
+		if err := fsys.walkLayer(ctx, inv, layers[i], plat); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func walkTar(ctx context.Context, inv *Inventory, r io.Reader, plat string) error {
-	tr := tar.NewReader(r)
+// squashed tracks what upper layers decided about paths.
+type squashed struct {
+	// seen: paths already provided by an upper layer.
+	seen map[string]bool
+	// hidden: paths (files or whole directories) deleted by an upper
+	// layer's whiteout or opaque marker.
+	hidden map[string]bool
+}
+
+// visible reports whether p of a lower layer is still part of the image.
+func (s *squashed) visible(p string) bool {
+	if s.seen[p] {
+		return false
+	}
+	for q := p; q != "/"; q = path.Dir(q) {
+		if s.hidden[q] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *squashed) walkLayer(ctx context.Context, inv *Inventory, l v1.Layer, plat string) error {
+	rc, err := uncompressed(l)
+	if err != nil {
+		return fmt.Errorf("read image layer: %w", err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var hide, opaque []string // applied to lower layers only
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		h, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			break
 		}
 		if err != nil {
-			return fmt.Errorf("read image filesystem: %w", err)
+			return fmt.Errorf("read image layer: %w", err)
 		}
+		p := path.Clean("/" + h.Name)
+		dir, base := path.Split(p)
+		if base == ".wh..wh..opq" {
+			opaque = append(opaque, path.Clean(dir))
+			continue
+		}
+		if name, ok := strings.CutPrefix(base, ".wh."); ok {
+			hide = append(hide, path.Join(dir, name))
+			continue
+		}
+		if !s.visible(p) {
+			continue
+		}
+		s.seen[p] = true
 		if h.Typeflag != tar.TypeReg || h.Size < 4 {
 			continue
 		}
-		p := "/" + strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		switch {
-		case p == "/var/lib/dpkg/status" || strings.HasPrefix(p, "/var/lib/dpkg/status.d/") && !strings.HasSuffix(p, ".md5sums"):
-			data, err := io.ReadAll(io.LimitReader(tr, maxBinary))
-			if err != nil {
-				return fmt.Errorf("read %s: %w", p, err)
-			}
-			pkgs, err := ParseDpkgStatus(data, p)
-			if err != nil {
-				return err
-			}
-			addPackages(inv, pkgs, plat)
-		case p == "/lib/apk/db/installed":
-			data, err := io.ReadAll(io.LimitReader(tr, maxBinary))
-			if err != nil {
-				return fmt.Errorf("read %s: %w", p, err)
-			}
-			pkgs, err := ParseApkInstalled(data, p)
-			if err != nil {
-				return err
-			}
-			addPackages(inv, pkgs, plat)
-		case h.Size <= maxBinary:
-			var magic [4]byte
-			if _, err := io.ReadFull(tr, magic[:]); err != nil {
-				return fmt.Errorf("read %s: %w", p, err)
-			}
-			if string(magic[:]) != "\x7fELF" {
-				continue
-			}
-			buf := bytes.NewBuffer(make([]byte, 0, h.Size))
-			buf.Write(magic[:])
-			if _, err := io.Copy(buf, tr); err != nil {
-				return fmt.Errorf("read %s: %w", p, err)
-			}
-			b, err := ReadBinary(bytes.NewReader(buf.Bytes()), p)
-			if err != nil {
-				continue // an ELF file that is not a Go binary
-			}
-			b.Platform = plat
-			inv.Binaries = append(inv.Binaries, *b)
+		if err := readFile(inv, tr, h, p, plat); err != nil {
+			return err
 		}
 	}
+	for _, p := range hide {
+		s.hidden[p] = true
+	}
+	for _, d := range opaque {
+		// Everything below d in lower layers is gone; d itself stays.
+		s.seen[d] = true
+		s.hidden[d] = true
+	}
+	return nil
+}
+
+// uncompressed opens a layer's tar stream, decompressing gzip with
+// klauspost/compress (faster than compress/gzip).
+func uncompressed(l v1.Layer) (io.ReadCloser, error) {
+	mt, err := l.MediaType()
+	if err != nil || (mt != types.DockerLayer && mt != types.OCILayer) {
+		return l.Uncompressed()
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	zr, err := kgzip.NewReader(rc)
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return &layerReader{zr: zr, rc: rc}, nil
+}
+
+type layerReader struct {
+	zr *kgzip.Reader
+	rc io.ReadCloser
+}
+
+func (r *layerReader) Read(b []byte) (int, error) { return r.zr.Read(b) }
+
+func (r *layerReader) Close() error {
+	zerr := r.zr.Close()
+	if err := r.rc.Close(); err != nil {
+		return err
+	}
+	return zerr
+}
+
+// readFile inspects one visible regular file: a package database or an
+// executable that may be a Go binary.
+func readFile(inv *Inventory, r io.Reader, h *tar.Header, p, plat string) error {
+	switch {
+	case p == "/var/lib/dpkg/status" || strings.HasPrefix(p, "/var/lib/dpkg/status.d/") && !strings.HasSuffix(p, ".md5sums"):
+		data, err := io.ReadAll(io.LimitReader(r, maxBinary))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		pkgs, err := ParseDpkgStatus(data, p)
+		if err != nil {
+			return err
+		}
+		addPackages(inv, pkgs, plat)
+	case p == "/lib/apk/db/installed":
+		data, err := io.ReadAll(io.LimitReader(r, maxBinary))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		pkgs, err := ParseApkInstalled(data, p)
+		if err != nil {
+			return err
+		}
+		addPackages(inv, pkgs, plat)
+	case h.Mode&0o111 != 0 && h.Size <= maxBinary:
+		var magic [4]byte
+		if _, err := io.ReadFull(r, magic[:]); err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		if string(magic[:]) != "\x7fELF" {
+			return nil
+		}
+		buf := make([]byte, h.Size)
+		copy(buf, magic[:])
+		if _, err := io.ReadFull(r, buf[4:]); err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		b, err := ReadBinary(bytes.NewReader(buf), p)
+		if err != nil {
+			return nil // an ELF file that is not a Go binary
+		}
+		b.Platform = plat
+		inv.Binaries = append(inv.Binaries, *b)
+	}
+	return nil
 }
 
 func addPackages(inv *Inventory, pkgs []Package, plat string) {

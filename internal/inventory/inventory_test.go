@@ -121,7 +121,9 @@ func layer(t *testing.T, files ...file) v1.Layer {
 }
 
 // testIndex is a two-platform index. Both images carry a dpkg database and
-// a Go binary; a second layer deletes an older binary with a whiteout.
+// a Go binary that replaces a script of the lower layer; the upper layer
+// deletes three lower binaries: a file whiteout, an opaque directory and a
+// directory whiteout.
 func testIndex(t *testing.T) v1.ImageIndex {
 	t.Helper()
 	dpkg, _ := os.ReadFile("testdata/dpkg-status")
@@ -129,8 +131,9 @@ func testIndex(t *testing.T) v1.ImageIndex {
 	for _, arch := range []string{"amd64", "arm64"} {
 		bin := goBinary(t, arch)
 		img, err := mutate.AppendLayers(empty.Image,
-			layer(t, file{"var/lib/dpkg/status.d/base", dpkg}, file{"usr/bin/old", bin}, file{"etc/hostname", []byte("x\n")}),
-			layer(t, file{"app/server", bin}, file{"usr/bin/.wh.old", nil}),
+			layer(t, file{"var/lib/dpkg/status.d/base", dpkg}, file{"usr/bin/old", bin}, file{"etc/hostname", []byte("x\n")},
+				file{"opt/tool/bin/tool", bin}, file{"srv/gone/bin/x", bin}, file{"app/server", []byte("#!/bin/sh\n")}),
+			layer(t, file{"app/server", bin}, file{"usr/bin/.wh.old", nil}, file{"opt/tool/.wh..wh..opq", nil}, file{"srv/.wh.gone", nil}),
 		)
 		if err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/inventory"
 	"github.com/gantry-ci/gantry/internal/policy"
+	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/vuln"
 )
@@ -125,6 +126,18 @@ func (s *scanStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 	db, err := vuln.Open(dbPath)
 	if err != nil {
 		return nil, err
+	}
+	if loopback(target) {
+		// An image pushed to the embedded registry: the registry may have
+		// stopped with the push step; Ensure restarts it on its address.
+		addr, stop, err := registry.Ensure(ctx, env.StateDir, env.Vars, env.Log)
+		if err != nil {
+			return nil, fmt.Errorf("vuln-scan: embedded registry: %w", err)
+		}
+		defer func() { _ = stop(context.WithoutCancel(ctx)) }()
+		if host, rest, ok := strings.Cut(target, "/"); ok && host != addr {
+			target = addr + "/" + rest
+		}
 	}
 	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: s.cfg.Platform, Insecure: loopback(target)})
 	if err != nil {

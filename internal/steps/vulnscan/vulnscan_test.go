@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/findings"
 	"github.com/gantry-ci/gantry/internal/oci"
+	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 	"github.com/gantry-ci/gantry/internal/vuln"
 )
@@ -175,4 +176,54 @@ func TestScanImage(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// TestScanPushedImage scans the image by digest in the embedded registry
+// (from: build-test/push), served in-process.
+func TestScanPushedImage(t *testing.T) {
+	db := goVulnDB(t)
+	image := buildImage(t)
+	lay, dig, _ := strings.Cut(image, "@")
+	h, err := v1.NewHash(dig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := oci.ReadLayout(lay, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	srv, err := registry.Serve(t.Context(), registry.Root(state), "127.0.0.1:0", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Close(context.Background()) }()
+	repo, err := oci.Repository(srv.Addr()+"/examplepay/vulnapp", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := oci.PushIndex(t.Context(), idx, repo, nil, oci.PushOptions{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(steptest.Inputs{YAML: "db: " + db + "\nfrom: build-test/push\nunscored: warn\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, log, _ := steptest.NewEnv(t, t.TempDir(), "security", "trivy")
+	env.StateDir = state
+	env.Vars = append(env.Vars, registry.EnvAddr+"="+srv.Addr())
+	env.Outputs = func(stage, name string) (map[string]any, bool) {
+		if stage == "build-test" && name == "push" {
+			return map[string]any{"image": ref.String()}, true
+		}
+		return nil, false
+	}
+	res, err := s.Run(context.Background(), env)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if res.Outputs["findings"] != 4 || !strings.Contains(log.String(), "Target: "+ref.String()) {
+		t.Errorf("outputs %v\n%s", res.Outputs, log)
+	}
 }

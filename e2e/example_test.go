@@ -41,11 +41,18 @@ func copyTree(t *testing.T, src, dst string) {
 // TestExamplePipeline is the end-to-end test of the seed pipeline: gantry
 // runs examples/payment-service's own .gantry/pipeline.yaml on a git copy
 // of it, through every stage that exists, with embedded defaults (local
-// PostgreSQL, Redis and SQS services, the embedded registry), then reads
+// PostgreSQL, Redis and SQS services, the embedded registry, the offline
+// vulnerability database of $GANTRY_VULN_DB), then reads
 // the run back with `gantry show --output json`.
 func TestExamplePipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the example pipeline takes minutes")
+	}
+	if os.Getenv("GANTRY_VULN_DB") == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("GANTRY_VULN_DB is not set in CI: run the tests through scripts/test.sh")
+		}
+		t.Skip("GANTRY_VULN_DB is not set (scripts/env.sh sets it to the shared Go vulnerability database)")
 	}
 	e := newEnv(t)
 	copyTree(t, "../examples/payment-service", e.repo)
@@ -64,7 +71,7 @@ func TestExamplePipeline(t *testing.T) {
 	for _, st := range v.Stages {
 		names = append(names, st.Name+"="+st.Status)
 	}
-	if got, want := strings.Join(names, " "), "commit=passed build-test=passed"; got != want {
+	if got, want := strings.Join(names, " "), "commit=passed build-test=passed security=passed"; got != want {
 		t.Errorf("stages: got %s, want %s", got, want)
 	}
 	for _, s := range []string{"go-lint", "tf-fmt", "tflint", "manifests", "chart-lint", "chart-render", "commits", "version"} {
@@ -90,6 +97,14 @@ func TestExamplePipeline(t *testing.T) {
 	if !strings.HasPrefix(digest, "sha256:") || !strings.Contains(push["image"].(string), "@"+digest) {
 		t.Errorf("push outputs: got %v, want the image by digest", push)
 	}
+	for _, s := range []string{"trivy", "sast", "sbom", "licenses"} {
+		if status, _, _ := v.step("security", s); status != "passed" {
+			t.Errorf("security/%s: got %q, want passed", s, status)
+		}
+	}
+	if _, lic, _ := v.step("security", "licenses"); lic["violations"] != 0.0 || lic["modules"].(float64) < 10 {
+		t.Errorf("licence outputs: got %v", lic)
+	}
 	arts := map[string]bool{}
 	for _, st := range v.Stages {
 		for _, s := range st.Steps {
@@ -98,7 +113,7 @@ func TestExamplePipeline(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"build-test/unit/junit.xml", "build-test/integration/coverage.html", "commit/go-lint/golangci-lint.sarif"} {
+	for _, want := range []string{"build-test/unit/junit.xml", "build-test/integration/coverage.html", "commit/go-lint/golangci-lint.sarif", "security/sbom/sbom.cdx.json", "security/trivy/vuln-report.json"} {
 		if !arts[want] {
 			t.Errorf("artifact %s missing; have %v", want, arts)
 		}

@@ -14,3 +14,8 @@ if [ -z "${GANTRY_TEST_DATA:-}" ]; then
 	GANTRY_TEST_DATA="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/shared/data"
 	export GANTRY_TEST_DATA
 fi
+# The offline OSV database the vuln-scan step reads (the real Go
+# vulnerability database in shared/data), unless one is configured.
+if [ -z "${GANTRY_VULN_DB:-}" ] && [ -f "$GANTRY_TEST_DATA/go-vulndb-osv.tar.gz" ]; then
+	export GANTRY_VULN_DB="$GANTRY_TEST_DATA/go-vulndb-osv.tar.gz"
+fi

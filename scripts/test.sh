@@ -13,6 +13,8 @@ echo "==> go vet"
 go vet ./...
 echo "==> gantry tests (unit, integration with real services and peer tools, e2e)"
 go test -count=1 -timeout 30m ./...
+echo "==> OCI distribution-spec conformance of the embedded registry"
+bash scripts/conformance.sh
 echo "==> race detector on the concurrent core"
 go test -count=1 -race ./internal/engine/ ./internal/store/ ./internal/mask/ ./internal/load/
 echo "==> examples/payment-service unit tests"

@@ -55,12 +55,14 @@ if [ ! -x "$node24" ]; then
 fi
 
 gobin=$(go env GOPATH)/bin
+# Built with the same settings as the tests (cgo on) so that the packages
+# they share with gantry come out of the build cache once.
 install_go_tool() { # binary package@version
 	if [ -x "$gobin/$1" ] && [ "$(go version -m "$gobin/$1" | awk '$1 == "mod" {print $3}')" = "${2##*@}" ]; then
 		return
 	fi
 	log "go install $2"
-	CGO_ENABLED=0 go install "$2"
+	go install "$2"
 }
 # gantry's pinned linters, installed the way its tool cache lays them out
 # (DIR/NAME@VERSION/NAME), so that tests and runs find them instead of

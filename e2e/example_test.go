@@ -124,7 +124,7 @@ func TestExamplePipeline(t *testing.T) {
 		t.Fatalf("re-run: exit %d\n%s", r.code, tail(r.stdout, 40))
 	}
 	v2 := e.show(2)
-	for _, s := range []string{"commit/go-lint", "commit/tf-fmt", "commit/manifests", "commit/chart-lint", "build-test/unit", "build-test/integration"} {
+	for _, s := range []string{"commit/go-lint", "commit/tf-fmt", "commit/manifests", "commit/chart-lint", "build-test/unit", "build-test/integration", "security/trivy", "security/sast", "security/sbom", "security/licenses"} {
 		stage, name, _ := strings.Cut(s, "/")
 		if status, _, from := v2.step(stage, name); status != "cached" || from != 1 {
 			t.Errorf("re-run %s: got %s from run %d, want cached from run 1", s, status, from)

@@ -195,3 +195,26 @@ func isRepo(ctx context.Context, dir string, vars []string) bool {
 	cmd.Env = vars
 	return cmd.Run() == nil
 }
+
+var _ step.Cacheable = (*Step)(nil)
+
+// CacheKey implements step.Cacheable: the result depends on the tracked
+// files, the gosec version and, for the secrets history scan, the commits
+// in the range (named by the commit built). A step that would ask Snyk's
+// service is never cached: its answers can change without our inputs
+// changing.
+func (s *Step) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, error) {
+	if s.cfg.Snyk != SnykOff {
+		for _, v := range env.Vars {
+			if strings.HasPrefix(v, "SNYK_TOKEN=") && len(v) > len("SNYK_TOKEN=") {
+				return step.CacheKey{}, step.ErrNotCacheable
+			}
+		}
+	}
+	extra := map[string]string{"gosec": lib.GosecVersion}
+	if r := s.historyRange(env); r != nil {
+		extra["history"] = strings.Join(r, " ")
+		extra["sha"] = env.Git.SHA
+	}
+	return step.CacheKey{Extra: extra}, nil
+}

@@ -206,3 +206,31 @@ func isLoopback(ref string) bool {
 	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
 }
+
+var _ step.Cacheable = (*sbomStep)(nil)
+
+// CacheKey implements step.Cacheable: an SBOM describes one image, named by
+// digest in the image-build (and image-push) outputs, or a target given in
+// the inputs. When the image was already attached to by an earlier run,
+// that run's SBOM is reused.
+func (s *sbomStep) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, error) {
+	extra := map[string]string{}
+	if s.cfg.Target != "" {
+		if !strings.Contains(s.cfg.Target, "@") {
+			return step.CacheKey{}, step.ErrNotCacheable // a path whose content we do not digest
+		}
+		extra["target"] = s.cfg.Target
+	} else {
+		o, _, ok := outputsOf(env, s.cfg.From)
+		img, _ := o["image"].(string)
+		if !ok || img == "" {
+			return step.CacheKey{}, step.ErrNotCacheable
+		}
+		extra["image"] = img
+	}
+	if o, _, ok := outputsOf(env, s.cfg.Push); ok {
+		img, _ := o["image"].(string)
+		extra["push"] = img
+	}
+	return step.CacheKey{Files: []string{}, Extra: extra}, nil
+}

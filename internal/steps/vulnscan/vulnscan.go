@@ -288,3 +288,36 @@ func loopback(ref string) bool {
 	}
 	return h == "localhost" || strings.HasPrefix(h, "127.") || h == "[::1]"
 }
+
+var _ step.Cacheable = (*scanStep)(nil)
+
+// CacheKey implements step.Cacheable: a verdict depends on the image (by
+// digest), the database (by path, size and modification time: the
+// database is large and replaced whole), the exceptions file and the day,
+// since exceptions expire and `no_fix_older_than` counts days.
+func (s *scanStep) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, error) {
+	target, err := s.target(env)
+	if err != nil || !strings.Contains(target, "@") {
+		return step.CacheKey{}, step.ErrNotCacheable
+	}
+	db, err := s.dbPath(env)
+	if err != nil {
+		return step.CacheKey{}, step.ErrNotCacheable
+	}
+	fi, err := os.Stat(db)
+	if err != nil || fi.IsDir() {
+		return step.CacheKey{}, step.ErrNotCacheable // a directory's content is not digested
+	}
+	exc := s.cfg.Exceptions
+	if exc == "" {
+		exc = ".gantry/exceptions.yaml"
+	}
+	return step.CacheKey{
+		Files: []string{filepath.ToSlash(exc)},
+		Extra: map[string]string{
+			"target": target,
+			"db":     fmt.Sprintf("%s:%d:%d", db, fi.Size(), fi.ModTime().UnixNano()),
+			"day":    s.now().UTC().Format("2006-01-02"),
+		},
+	}, nil
+}

@@ -35,16 +35,27 @@ func lookTool(t *testing.T, name, install string) string {
 
 func goPURLs(t *testing.T, data []byte) []string {
 	t.Helper()
+	type component struct {
+		PURL string `json:"purl"`
+	}
 	var bom struct {
-		Components []struct {
-			PURL string `json:"purl"`
-		} `json:"components"`
+		Metadata struct {
+			Component *component `json:"component"`
+		} `json:"metadata"`
+		Components []component `json:"components"`
 	}
 	if err := json.Unmarshal(data, &bom); err != nil {
 		t.Fatal(err)
 	}
+	all := bom.Components
+	// A binary's main module may be the BOM's subject rather than one of
+	// its components; syft lists it among the components once it has a
+	// version (a build inside a git checkout stamps one).
+	if bom.Metadata.Component != nil {
+		all = append(all, *bom.Metadata.Component)
+	}
 	var out []string
-	for _, c := range bom.Components {
+	for _, c := range all {
 		if strings.HasPrefix(c.PURL, "pkg:golang/") && strings.Contains(c.PURL, "@") && !strings.HasPrefix(c.PURL, "pkg:golang/stdlib@") &&
 			!strings.Contains(c.PURL, "devel") {
 			out = append(out, c.PURL)

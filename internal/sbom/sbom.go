@@ -117,12 +117,28 @@ func (b *builder) depend(from string, to ...string) {
 	}
 }
 
+// vcsPseudoVersion names a main module built from a checkout ("(devel)")
+// by the commit it was built from, as a Go pseudo-version
+// (v0.0.0-YYYYMMDDhhmmss-abcdefabcdef), the way syft does; "" without VCS
+// stamps.
+func vcsPseudoVersion(settings map[string]string) string {
+	rev, ts := settings["vcs.revision"], settings["vcs.time"]
+	if len(rev) < 12 || ts == "" {
+		return ""
+	}
+	t, err := time.Parse(time.RFC3339, ts)
+	if err != nil {
+		return ""
+	}
+	return "v0.0.0-" + t.UTC().Format("20060102150405") + "-" + rev[:12]
+}
+
 // binary adds a Go binary's main module, toolchain and modules and returns
 // the main module's ref.
 func (b *builder) binary(bin inventory.Binary) string {
 	version := bin.Main.Version
 	if version == "(devel)" {
-		version = ""
+		version = vcsPseudoVersion(bin.Settings)
 	}
 	props := []cdx.Property{{Name: "gantry:location", Value: bin.Path}}
 	if bin.Platform != "" {

@@ -161,3 +161,20 @@ func TestSchemaRejectsBrokenBOM(t *testing.T) {
 		t.Error("schema accepted an unknown component type: the validator is not checking")
 	}
 }
+
+func TestVCSPseudoVersion(t *testing.T) {
+	tests := []struct {
+		settings map[string]string
+		want     string
+	}{
+		{map[string]string{"vcs.revision": "8c18c4d79622aa0011223344556677889900aabb", "vcs.time": "2026-11-28T16:39:05Z"}, "v0.0.0-20261128163905-8c18c4d79622"},
+		{map[string]string{"vcs.revision": "8c18c4d79622aa00"}, ""},
+		{map[string]string{"vcs.revision": "short", "vcs.time": "2026-11-28T16:39:05Z"}, ""},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := vcsPseudoVersion(tt.settings); got != tt.want {
+			t.Errorf("vcsPseudoVersion(%v) = %q, want %q", tt.settings, got, tt.want)
+		}
+	}
+}

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of gantry and of examples/payment-service.
+# Runs every test of gantry. The example service's own unit (-race) and
+# integration tests run inside e2e/TestExamplePipeline, through gantry's
+# go-test steps with real PostgreSQL, Redis and SQS services.
 #
 #   ./scripts/test.sh
 #
@@ -17,5 +19,3 @@ echo "==> OCI distribution-spec conformance of the embedded registry"
 bash scripts/conformance.sh
 echo "==> race detector on the concurrent core"
 go test -count=1 -race ./internal/engine/ ./internal/store/ ./internal/mask/ ./internal/load/
-echo "==> examples/payment-service unit tests"
-(cd examples/payment-service && go vet ./... && go test -count=1 -race ./...)

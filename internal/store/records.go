@@ -119,7 +119,8 @@ func scanStep(sc scanner) (*Step, error) {
 }
 
 // lookupCacheQuery finds the newest reusable step with a cache key. The
-// redundant `cache_key <> ”` lets SQLite use the partial index.
+// redundant test that cache_key is not empty lets SQLite use the partial
+// index.
 const lookupCacheQuery = `SELECT ` + stepColumns + `
 	FROM steps s JOIN runs r ON r.id = s.run_id
 	WHERE s.cache_key = ? AND s.cache_key <> '' AND s.status IN ('passed', 'cached')

@@ -26,7 +26,7 @@ import (
 
 // fromCache looks the step up in the cache. On a hit it records the
 // earlier outputs and artifacts for this run and returns ok.
-func (r *runner) fromCache(ctx context.Context, s *spec.Step, impl step.Step, env *step.Env, rec *store.Step, logs *logSink) (*step.Result, bool) {
+func (r *runner) fromCache(ctx context.Context, s *spec.Step, rs *resolvedStep, impl step.Step, env *step.Env, rec *store.Step, logs *logSink) (*step.Result, bool) {
 	if r.req.NoCache || (s.Cache != nil && !*s.Cache) {
 		return nil, false
 	}
@@ -42,7 +42,7 @@ func (r *runner) fromCache(ctx context.Context, s *spec.Step, impl step.Step, en
 		logs.sys("cache: " + err.Error() + " (running the step)")
 		return nil, false
 	}
-	key, err := r.cacheKey(s, env, ck)
+	key, err := r.cacheKey(s, rs, ck)
 	if err != nil {
 		logs.sys("cache: " + err.Error() + " (running the step)")
 		return nil, false
@@ -110,43 +110,19 @@ type keyDoc struct {
 // cacheKey digests everything the step's result depends on: its kind and
 // resolved configuration, its environment (secrets by digest), its services
 // and the content of its input files.
-func (r *runner) cacheKey(s *spec.Step, env *step.Env, ck step.CacheKey) (string, error) {
-	doc := keyDoc{Version: r.e.version, Kind: kindOf(s), Shell: s.Shell, Extra: ck.Extra}
-	exprEnv := r.exprEnv(env.Stage)
-	if s.Run != "" {
-		script, err := render(s.Run, exprEnv)
-		if err != nil {
-			return "", err
-		}
-		doc.Run = script
-	}
-	if s.HasWith() {
-		with, err := resolveNode(&s.With, exprEnv)
-		if err != nil {
-			return "", err
-		}
+func (r *runner) cacheKey(s *spec.Step, rs *resolvedStep, ck step.CacheKey) (string, error) {
+	doc := keyDoc{Version: r.e.version, Kind: kindOf(s), Shell: s.Shell, Extra: ck.Extra, Run: rs.script}
+	if rs.with != nil && rs.with.Kind != 0 {
 		var v any
-		if err := with.Decode(&v); err != nil {
+		if err := rs.with.Decode(&v); err != nil {
 			return "", fmt.Errorf("with: %w", err)
 		}
 		doc.With = v
 	}
-	secretNames := map[string]bool{}
+	doc.Env = append(doc.Env, rs.env...)
 	for _, sec := range s.Secrets {
-		secretNames[sec.Value] = true
-	}
-	for _, m := range []map[string]string{r.p.Env, s.Env} {
-		for k, v := range m {
-			val, err := render(v, exprEnv)
-			if err != nil {
-				return "", err
-			}
-			doc.Env = append(doc.Env, k+"="+val)
-		}
-	}
-	for name := range secretNames {
-		sum := sha256.Sum256([]byte(r.secrets[name]))
-		doc.Env = append(doc.Env, "secret:"+name+"="+hex.EncodeToString(sum[:]))
+		sum := sha256.Sum256([]byte(r.secrets[sec.Value]))
+		doc.Env = append(doc.Env, "secret:"+sec.Value+"="+hex.EncodeToString(sum[:]))
 	}
 	sort.Strings(doc.Env)
 	for _, svc := range s.Services {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/spec"
@@ -124,14 +126,15 @@ func (r *runner) execute(ctx context.Context, st *spec.Stage, s *spec.Step, rec 
 			return &step.Result{Summary: "if: " + s.If + " is false"}, nil
 		}
 	}
-	impl, err := r.build(s, env)
+	rs, err := r.resolve(s, env)
 	if err != nil {
 		return nil, err
 	}
-	vars, err := r.stepVars(st, s, env)
+	impl, err := r.build(s, rs)
 	if err != nil {
 		return nil, err
 	}
+	vars := r.stepVars(st, s, rs)
 	senv := &step.Env{
 		RunID: fmt.Sprint(r.run.ID), Stage: st.Name, Step: s.Name,
 		Dir: r.req.Dir, TempDir: r.tmp, StateDir: r.e.stateDir,
@@ -141,7 +144,7 @@ func (r *runner) execute(ctx context.Context, st *spec.Stage, s *spec.Step, rec 
 		Outputs:   r.stepOutputs,
 	}
 
-	if res, ok := r.fromCache(ctx, s, impl, senv, rec, logs); ok {
+	if res, ok := r.fromCache(ctx, s, rs, impl, senv, rec, logs); ok {
 		return res, nil
 	}
 
@@ -191,32 +194,56 @@ func (r *runner) attempt(ctx context.Context, s *spec.Step, impl step.Step, env 
 	return res, err
 }
 
-// build makes the step.Step for s, resolving the with: block.
-func (r *runner) build(s *spec.Step, env map[string]any) (step.Step, error) {
+// resolvedStep is a step's configuration with every ${...} evaluated,
+// computed once and used both to build the step and for its cache key.
+type resolvedStep struct {
+	script string     // run steps
+	with   *yaml.Node // uses steps
+	env    []string   // KEY=VALUE of the pipeline's, then the step's env
+}
+
+// resolve evaluates the expressions in s's script, with: block and env.
+func (r *runner) resolve(s *spec.Step, env map[string]any) (*resolvedStep, error) {
+	rs := &resolvedStep{}
+	var err error
 	if s.Run != "" {
-		script, err := render(s.Run, env)
-		if err != nil {
+		if rs.script, err = render(s.Run, env); err != nil {
 			return nil, fmt.Errorf("run: %w", err)
 		}
-		return &shell.Step{Script: script, Shell: s.Shell, Inputs: s.Inputs}, nil
+	} else if rs.with, err = resolveNode(&s.With, env); err != nil {
+		return nil, fmt.Errorf("with: %w", err)
+	}
+	for _, m := range []map[string]string{r.p.Env, s.Env} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v, err := render(m[k], env)
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", k, err)
+			}
+			rs.env = append(rs.env, k+"="+v)
+		}
+	}
+	return rs, nil
+}
+
+// build makes the step.Step for s from its resolved configuration.
+func (r *runner) build(s *spec.Step, rs *resolvedStep) (step.Step, error) {
+	if s.Run != "" {
+		return &shell.Step{Script: rs.script, Shell: s.Shell, Inputs: s.Inputs}, nil
 	}
 	kind, ok := r.e.kinds[s.Uses]
 	if !ok {
 		return nil, fmt.Errorf("unknown step kind %q", s.Uses)
 	}
-	with, err := resolveNode(&s.With, env)
-	if err != nil {
-		return nil, fmt.Errorf("with: %w", err)
-	}
-	impl, err := kind.New(spec.Inputs(r.p.File, with, true))
-	if err != nil {
-		return nil, err
-	}
-	return impl, nil
+	return kind.New(spec.Inputs(r.p.File, rs.with, true))
 }
 
 // stepVars is the environment of the step's processes.
-func (r *runner) stepVars(st *spec.Stage, s *spec.Step, env map[string]any) ([]string, error) {
+func (r *runner) stepVars(st *spec.Stage, s *spec.Step, rs *resolvedStep) []string {
 	vars := os.Environ()
 	add := func(k, v string) { vars = append(vars, k+"="+v) }
 	g := r.req.Git
@@ -230,24 +257,11 @@ func (r *runner) stepVars(st *spec.Stage, s *spec.Step, env map[string]any) ([]s
 	add("GANTRY_BRANCH", g.Branch)
 	add("GANTRY_EVENT", g.Event)
 	add("GANTRY_WORKSPACE", r.req.Dir)
-	for _, m := range []map[string]string{r.p.Env, s.Env} {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			v, err := render(m[k], env)
-			if err != nil {
-				return nil, fmt.Errorf("env %s: %w", k, err)
-			}
-			add(k, v)
-		}
-	}
+	vars = append(vars, rs.env...)
 	for _, sec := range s.Secrets {
 		add(sec.Value, r.secrets[sec.Value])
 	}
-	return vars, nil
+	return vars
 }
 
 // startServices starts the step's services and adds their settings to

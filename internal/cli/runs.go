@@ -26,6 +26,26 @@ func parseRunID(s string) (int64, error) {
 	return id, nil
 }
 
+// openRun parses a RUN argument, opens the state dir and loads the run;
+// a malformed id or a run that does not exist is bad usage (exit 2). The
+// caller closes the app.
+func openRun(cmd *cobra.Command, g *options.Global, arg string) (*app, *store.Run, error) {
+	id, err := parseRunID(arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := a.store.GetRun(cmd.Context(), id)
+	if err != nil {
+		a.Close()
+		return nil, nil, notFound(err)
+	}
+	return a, r, nil
+}
+
 func notFound(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return usageErr(err)
@@ -150,16 +170,12 @@ func newShowCmd(g *options.Global) *cobra.Command {
 			if err := out.Validate(); err != nil {
 				return usageErr(err)
 			}
-			id, err := parseRunID(args[0])
-			if err != nil {
-				return err
-			}
-			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+			a, r, err := openRun(cmd, g, args[0])
 			if err != nil {
 				return err
 			}
 			defer a.Close()
-			v, err := loadShow(cmd, a, id)
+			v, err := loadShow(cmd, a, r)
 			if err != nil {
 				return err
 			}
@@ -172,12 +188,8 @@ func newShowCmd(g *options.Global) *cobra.Command {
 	return cmd
 }
 
-func loadShow(cmd *cobra.Command, a *app, id int64) (*showView, error) {
-	ctx := cmd.Context()
-	r, err := a.store.GetRun(ctx, id)
-	if err != nil {
-		return nil, notFound(err)
-	}
+func loadShow(cmd *cobra.Command, a *app, r *store.Run) (*showView, error) {
+	ctx, id := cmd.Context(), r.ID
 	stages, err := a.store.Stages(ctx, id)
 	if err != nil {
 		return nil, err
@@ -269,19 +281,12 @@ func newLogsCmd(g *options.Global) *cobra.Command {
 		Short: "Print a run's logs, or one step's (STEP as stage/step or a unique step name)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseRunID(args[0])
-			if err != nil {
-				return err
-			}
-			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+			a, r, err := openRun(cmd, g, args[0])
 			if err != nil {
 				return err
 			}
 			defer a.Close()
-			ctx := cmd.Context()
-			if _, err := a.store.GetRun(ctx, id); err != nil {
-				return notFound(err)
-			}
+			id := r.ID
 			stage, stepName := "", ""
 			if len(args) == 2 {
 				stage, stepName, err = findStep(cmd, a, id, args[1])
@@ -397,18 +402,12 @@ func newArtifactsCmd(g *options.Global) *cobra.Command {
 			if (get == "") != (to == "") {
 				return usageErr(errors.New("--get and --to go together"))
 			}
-			id, err := parseRunID(args[0])
-			if err != nil {
-				return err
-			}
-			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+			a, r, err := openRun(cmd, g, args[0])
 			if err != nil {
 				return err
 			}
 			defer a.Close()
-			if _, err := a.store.GetRun(cmd.Context(), id); err != nil {
-				return notFound(err)
-			}
+			id := r.ID
 			arts, err := a.store.Artifacts(cmd.Context(), id)
 			if err != nil {
 				return err

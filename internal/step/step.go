@@ -87,6 +87,44 @@ type Env struct {
 	// Outputs of every step that already finished in this run, by
 	// "stage/step", for kinds that need more than their inputs.
 	Outputs func(stage, step string) (map[string]any, bool)
+	// Run describes the run so far, stage by stage in pipeline order, for
+	// kinds that report on it (evidence attestations). Nil outside a run.
+	Run func() RunView
+}
+
+// RunView is the run as a step sees it: the stages that started, in
+// pipeline order, with the steps that ended.
+type RunView struct {
+	Pipeline string
+	Stages   []StageView
+}
+
+// StageView is one stage of a RunView.
+type StageView struct {
+	Name string
+	// Status is running for the stage of the step asking, else how the
+	// stage ended (passed, failed, skipped, cancelled).
+	Status string
+	// Gate is the stage's gate expression ("" for all_passed); GatePassed
+	// is its verdict once the stage ended with every step passed.
+	Gate       string
+	GatePassed *bool
+	// Steps that ended, in pipeline-file order.
+	Steps []StepView
+}
+
+// StepView is a step that ended.
+type StepView struct {
+	Name string
+	// Kind is the `uses:` value, or "run" for a script.
+	Kind string
+	// Status: passed, cached, failed, skipped or cancelled.
+	Status  string
+	Summary string
+	// Message says why it failed or was skipped.
+	Message      string
+	AllowFailure bool
+	Outputs      map[string]any
 }
 
 // Git describes the commit and event that triggered the run.

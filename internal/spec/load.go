@@ -291,6 +291,16 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 			v.errAt(n.Pos, "step %q needs %q, which is not a step of stage %q", s.Name, n.Value, st.Name)
 		}
 	}
+	for _, a := range s.After {
+		switch {
+		case a.Value == s.Name:
+			v.errAt(a.Pos, "step %q runs after itself", s.Name)
+		case byName[a.Value] == nil:
+			v.errAt(a.Pos, "step %q runs after %q, which is not a step of stage %q", s.Name, a.Value, st.Name)
+		case slices.Contains(s.NeedNames(), a.Value):
+			v.errAt(a.Pos, "step %q lists %q in both needs and after; keep one (needs: it must pass, after: it must only have ended)", s.Name, a.Value)
+		}
+	}
 	for _, sec := range s.Secrets {
 		if _, ok := v.p.Secrets[sec.Value]; !ok {
 			v.errAt(sec.Pos, "secret %q is not declared in the pipeline's secrets block", sec.Value)
@@ -347,7 +357,7 @@ func (v *validator) checkCycles(st *Stage, byName map[string]*Step) {
 	visit = func(s *Step) bool {
 		color[s.Name] = grey
 		stack = append(stack, s.Name)
-		for _, n := range s.Needs {
+		for _, n := range s.deps() {
 			dep := byName[n.Value]
 			if dep == nil || dep == s {
 				continue
@@ -356,7 +366,7 @@ func (v *validator) checkCycles(st *Stage, byName map[string]*Step) {
 			case grey:
 				start := slices.Index(stack, dep.Name)
 				cycle := append(slices.Clone(stack[start:]), dep.Name)
-				v.errAt(n.Pos, "needs form a cycle in stage %q: %s", st.Name, strings.Join(cycle, " -> "))
+				v.errAt(n.Pos, "needs and after form a cycle in stage %q: %s", st.Name, strings.Join(cycle, " -> "))
 				return false
 			case white:
 				if !visit(dep) {
@@ -459,7 +469,7 @@ func (v *validator) checkRef(r expression.Ref, sc scope) string {
 			return fmt.Sprintf("stage %q has no step %q", st.Name, r[1])
 		}
 		if sc.step != nil && !sc.gate && !dependsOn(st, sc.step, target.Name) {
-			return fmt.Sprintf("step %q reads step %q but does not need it (add it to needs)", sc.step.Name, target.Name)
+			return fmt.Sprintf("step %q reads step %q but does not need it (add it to needs or after)", sc.step.Name, target.Name)
 		}
 		return v.checkOutputRef(target, r[2:])
 	case "stages":
@@ -539,12 +549,13 @@ func findStep(st *Stage, name string) *Step {
 	return nil
 }
 
-// dependsOn reports whether s needs target, directly or through others.
+// dependsOn reports whether s runs only once target ended: it needs or
+// runs after target, directly or through others.
 func dependsOn(st *Stage, s *Step, target string) bool {
 	seen := map[string]bool{}
 	var walk func(s *Step) bool
 	walk = func(s *Step) bool {
-		for _, n := range s.Needs {
+		for _, n := range s.deps() {
 			if n.Value == target {
 				return true
 			}

@@ -7,6 +7,7 @@
 package spec
 
 import (
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -157,8 +158,12 @@ type Step struct {
 	Run   string `yaml:"run"`
 	Shell string `yaml:"shell"`
 	// If skips the step when false.
-	If    string         `yaml:"if"`
+	If string `yaml:"if"`
+	// Needs are steps of the stage that must pass before this one runs.
 	Needs []yamlx.String `yaml:"needs"`
+	// After are steps of the stage that must have ended, whatever their
+	// outcome, before this one runs: ordering without a pass requirement.
+	After []yamlx.String `yaml:"after"`
 	// Timeout bounds one attempt; Retries re-runs a failed attempt.
 	Timeout time.Duration     `yaml:"timeout"`
 	Retries int               `yaml:"retries"`
@@ -193,6 +198,11 @@ func (s *Step) NeedNames() []string {
 		out[i] = n.Value
 	}
 	return out
+}
+
+// deps are the steps s waits for: its needs, then its after.
+func (s *Step) deps() []yamlx.String {
+	return slices.Concat(s.Needs, s.After)
 }
 
 // HasWith reports whether the step has a non-empty with: block.

@@ -93,6 +93,34 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+// TestParseAfter checks that after: orders steps without requiring them to
+// pass, and that a step may read the steps it runs after.
+func TestParseAfter(t *testing.T) {
+	y := `name: x
+stages:
+  - name: s
+    steps:
+      - {name: scan, uses: echo}
+      - {name: lint, run: x}
+      - {name: sign, run: 'echo ${steps.scan.status} ${steps.scan.outputs.value}', after: [scan, lint]}
+`
+	p, err := Parse("pipeline.yaml", []byte(y), testRegistry())
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	sign := p.Stages[0].Steps[2]
+	var got []string
+	for _, a := range sign.After {
+		got = append(got, a.Value)
+	}
+	if want := []string{"scan", "lint"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after: got %v, want %v", got, want)
+	}
+	if got, want := sign.After[1].Pos.Line, 7; got != want {
+		t.Errorf("after position line: got %d, want %d", got, want)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml string
@@ -107,7 +135,12 @@ func TestParseErrors(t *testing.T) {
 		{"unknown with field", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {mesage: hi}}\n", "pipeline.yaml:5:38: unknown field \"mesage\""},
 		{"with wrong type", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {count: lots}}\n", "pipeline.yaml:5:45: expected an integer, got \"lots\""},
 		{"kind validation", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {count: -1}}\n", "pipeline.yaml:5:45: count must not be negative"},
-		{"cycle", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, needs: [b]}\n      - {name: b, run: x, needs: [a]}\n", "needs form a cycle in stage \"s\": a -> b -> a"},
+		{"cycle", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, needs: [b]}\n      - {name: b, run: x, needs: [a]}\n", "pipeline.yaml:6:35: needs and after form a cycle in stage \"s\": a -> b -> a"},
+		{"cycle through after", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, after: [c]}\n      - {name: b, run: x, needs: [a]}\n      - {name: c, run: x, after: [b]}\n", "needs and after form a cycle in stage \"s\": a -> c -> b -> a"},
+		{"after itself", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, after: [a]}\n", "pipeline.yaml:5:35: step \"a\" runs after itself"},
+		{"missing after", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, after: [zz]}\n", "pipeline.yaml:5:35: step \"a\" runs after \"zz\", which is not a step of stage \"s\""},
+		{"after in another stage", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n  - name: t\n    steps: [{name: b, run: x, after: [a]}]\n", "pipeline.yaml:6:39: step \"b\" runs after \"a\", which is not a step of stage \"t\""},
+		{"needs and after", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x}\n      - {name: b, run: x, needs: [a], after: [a]}\n", "pipeline.yaml:6:47: step \"b\" lists \"a\" in both needs and after"},
 		{"missing need", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, needs: [zz]}\n", "pipeline.yaml:5:35: step \"a\" needs \"zz\", which is not a step of stage \"s\""},
 		{"missing step in gate", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo}\n    gate: steps.unit.outputs.coverage >= 80\n", "pipeline.yaml:6:11: stage \"s\" has no step \"unit\""},
 		{"missing output", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: unit, uses: echo}\n    gate: steps.unit.outputs.coverage >= 80\n", "pipeline.yaml:6:11: step \"unit\" (echo) has no output \"coverage\" (it sets: value)"},

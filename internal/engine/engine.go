@@ -328,15 +328,19 @@ type runner struct {
 	fileCache
 }
 
-// stageState is what expressions see of a stage.
+// stageState is what expressions and Env.Run see of a stage.
 type stageState struct {
 	Status store.Status
-	Steps  map[string]*stepState
+	// GatePassed is the gate's verdict, as recorded in store.Stage.GateResult.
+	GatePassed *bool
+	Steps      map[string]*stepState
 }
 
 type stepState struct {
 	Status  store.Status
 	Summary string
+	// Message says why the step failed or was skipped.
+	Message string
 	Outputs map[string]any
 }
 
@@ -434,7 +438,7 @@ func (r *runner) approved(ctx context.Context, i int, st *spec.Stage) (bool, err
 }
 
 func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, reason string) {
-	r.setStage(st.Name, store.StatusSkipped)
+	r.setStage(st.Name, store.StatusSkipped, nil)
 	cctx := context.WithoutCancel(ctx)
 	if err := r.e.rec.PutStage(cctx, &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusSkipped, Message: reason}); err != nil {
 		r.e.log.Error("record skipped stage", "stage", st.Name, "err", err)
@@ -443,7 +447,7 @@ func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, reason st
 }
 
 func (r *runner) failStage(ctx context.Context, i int, st *spec.Stage, msg string) {
-	r.setStage(st.Name, store.StatusFailed)
+	r.setStage(st.Name, store.StatusFailed, nil)
 	msg = r.masker.Mask(msg)
 	now := time.Now()
 	if err := r.e.rec.PutStage(context.WithoutCancel(ctx), &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusFailed, Message: msg, Started: now, Finished: now}); err != nil {
@@ -452,7 +456,8 @@ func (r *runner) failStage(ctx context.Context, i int, st *spec.Stage, msg strin
 	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusFailed, Message: msg, Time: now})
 }
 
-func (r *runner) setStage(name string, status store.Status) {
+// setStage sets a stage's status and its gate verdict (nil: none yet).
+func (r *runner) setStage(name string, status store.Status, gatePassed *bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.stages[name]
@@ -460,7 +465,7 @@ func (r *runner) setStage(name string, status store.Status) {
 		s = &stageState{Steps: map[string]*stepState{}}
 		r.stages[name] = s
 	}
-	s.Status = status
+	s.Status, s.GatePassed = status, gatePassed
 }
 
 func currentUser() string {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -355,6 +356,74 @@ stages:
 	f.mu.Unlock()
 	if strings.Contains(observed, secret) {
 		t.Errorf("observer saw the secret:\n%s", observed)
+	}
+}
+
+// TestSecretSourcesStayOutOfSteps: the variables secrets are read from
+// reach only the steps that list the secret, and then under the secret's
+// name.
+func TestSecretSourcesStayOutOfSteps(t *testing.T) {
+	const pw, token = "cosign-password-value", "token-value-1234"
+	t.Setenv("GANTRY_TEST_COSIGN_PW", pw)
+	t.Setenv("GANTRY_TEST_TOKEN", token)
+	t.Setenv("GANTRY_TEST_PLAIN", "kept")
+	f := newFixture(t)
+	p := f.pipeline(`name: demo
+secrets:
+  COSIGN_PASSWORD: {env: GANTRY_TEST_COSIGN_PW}
+  GANTRY_TEST_TOKEN: {env: GANTRY_TEST_TOKEN}
+stages:
+  - name: s
+    steps:
+      - {name: user, run: env}
+      - name: signer
+        secrets: [COSIGN_PASSWORD, GANTRY_TEST_TOKEN]
+        outputs: [pwlen]
+        run: |
+          env
+          echo "pwlen=$${#COSIGN_PASSWORD}" >> "$GANTRY_OUTPUT"
+`)
+	res := f.run(context.Background(), p, engine.Request{})
+	if res.Status != store.StatusPassed {
+		t.Fatalf("status: got %s (%s), want passed", res.Status, res.Message)
+	}
+	envOf := func(stepName string) map[string][]string {
+		lines, err := f.store.Logs(context.Background(), res.RunID, "s", stepName, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := map[string][]string{}
+		for _, l := range lines {
+			if k, v, ok := strings.Cut(l.Text, "="); ok {
+				vars[k] = append(vars[k], v)
+			}
+		}
+		return vars
+	}
+	tests := []struct {
+		step, name string
+		want       []string // nil: absent
+	}{
+		{"user", "GANTRY_TEST_COSIGN_PW", nil},
+		{"user", "COSIGN_PASSWORD", nil},
+		{"user", "GANTRY_TEST_TOKEN", nil},
+		{"user", "GANTRY_TEST_PLAIN", []string{"kept"}},
+		{"signer", "GANTRY_TEST_COSIGN_PW", nil},
+		{"signer", "COSIGN_PASSWORD", []string{"***"}},
+		{"signer", "GANTRY_TEST_TOKEN", []string{"***"}},
+		{"signer", "GANTRY_TEST_PLAIN", []string{"kept"}},
+	}
+	envs := map[string]map[string][]string{"user": envOf("user"), "signer": envOf("signer")}
+	for _, tt := range tests {
+		if got := envs[tt.step][tt.name]; !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: %s: got %q, want %q", tt.step, tt.name, got, tt.want)
+		}
+	}
+	if got, want := f.steps(res.RunID)["s/signer"].Outputs["pwlen"], float64(len(pw)); got != want {
+		t.Errorf("signer's COSIGN_PASSWORD length: got %v, want %v", got, want)
+	}
+	if logs := f.allLogs(res.RunID); strings.Contains(logs, pw) || strings.Contains(logs, token) {
+		t.Errorf("logs leak a secret:\n%s", logs)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -28,7 +29,7 @@ func (r *runner) skipStep(ctx context.Context, st *spec.Stage, s *spec.Step, sta
 	if err := r.e.rec.PutStep(context.WithoutCancel(ctx), rec); err != nil {
 		r.e.log.Error("record step", "step", spec.ID(st.Name, s.Name), "err", err)
 	}
-	r.setStep(st.Name, s.Name, &stepState{Status: status})
+	r.setStep(st.Name, s.Name, &stepState{Status: status, Message: reason})
 	r.e.obs.Observe(Event{Type: StepFinished, Stage: st.Name, Step: s.Name, Status: status, Message: reason, Time: now})
 	return status
 }
@@ -103,7 +104,7 @@ func (r *runner) runStep(ctx context.Context, st *spec.Stage, s *spec.Step) stor
 	if perr := r.e.rec.PutStep(context.WithoutCancel(ctx), rec); perr != nil {
 		r.e.log.Error("record step", "step", spec.ID(st.Name, s.Name), "err", perr)
 	}
-	r.setStep(st.Name, s.Name, &stepState{Status: rec.Status, Summary: rec.Summary, Outputs: rec.Outputs})
+	r.setStep(st.Name, s.Name, &stepState{Status: rec.Status, Summary: rec.Summary, Message: rec.Message, Outputs: rec.Outputs})
 	msg := rec.Message
 	if msg == "" {
 		msg = rec.Summary
@@ -142,6 +143,7 @@ func (r *runner) execute(ctx context.Context, st *spec.Stage, s *spec.Step, rec 
 		Git:       r.req.Git,
 		Artifacts: &artifactSink{r: r, stage: st.Name, step: s.Name},
 		Outputs:   r.stepOutputs,
+		Run:       r.runView,
 	}
 
 	if res, ok := r.fromCache(ctx, s, rs, impl, senv, rec, logs); ok {
@@ -242,9 +244,23 @@ func (r *runner) build(s *spec.Step, rs *resolvedStep) (step.Step, error) {
 	return kind.New(spec.Inputs(r.p.File, rs.with, true))
 }
 
-// stepVars is the environment of the step's processes.
+// stepVars is the environment of the step's processes: gantry's own
+// environment without the variables that secrets are read from, then
+// gantry's variables, the env blocks and the secrets the step lists.
 func (r *runner) stepVars(st *spec.Stage, s *spec.Step, rs *resolvedStep) []string {
-	vars := os.Environ()
+	sources := map[string]bool{}
+	for _, sec := range r.p.Secrets {
+		if sec.Env != "" {
+			sources[sec.Env] = true
+		}
+	}
+	var vars []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !sources[name] {
+			vars = append(vars, kv)
+		}
+	}
 	add := func(k, v string) { vars = append(vars, k+"="+v) }
 	g := r.req.Git
 	add("CI", "true")

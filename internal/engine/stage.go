@@ -21,7 +21,7 @@ func (r *runner) runStage(ctx context.Context, index int, st *spec.Stage) store.
 	if err := r.e.rec.PutStage(ctx, rec); err != nil {
 		r.e.log.Error("record stage", "stage", st.Name, "err", err)
 	}
-	r.setStage(st.Name, store.StatusRunning)
+	r.setStage(st.Name, store.StatusRunning, nil)
 	r.e.obs.Observe(Event{Type: StageStarted, Stage: st.Name, Time: started})
 
 	results := r.runSteps(ctx, st)
@@ -51,7 +51,7 @@ func (r *runner) runStage(ctx context.Context, index int, st *spec.Stage) store.
 			rec.GateResult = &passed
 		}
 	}
-	r.setStage(st.Name, status)
+	r.setStage(st.Name, status, rec.GateResult)
 	if status == store.StatusFailed {
 		r.runFailureActions(ctx, st, msg, failedSteps)
 	}
@@ -77,8 +77,9 @@ type stepOutcome struct {
 }
 
 // runSteps runs the steps of st in dependency order, at most r.jobs at a
-// time. A step whose needs did not pass is skipped. Every goroutine is
-// waited for before it returns.
+// time. A step waits for its needs and its after steps to end; it is
+// skipped when one of its needs did not pass. Every goroutine is waited
+// for before it returns.
 func (r *runner) runSteps(ctx context.Context, st *spec.Stage) map[string]stepOutcome {
 	done := make(map[string]chan struct{}, len(st.Steps))
 	for _, s := range st.Steps {
@@ -96,6 +97,9 @@ func (r *runner) runSteps(ctx context.Context, st *spec.Stage) map[string]stepOu
 		go func() {
 			defer wg.Done()
 			defer close(done[s.Name])
+			for _, a := range s.After {
+				<-done[a.Value]
+			}
 			var blocked []string
 			for _, n := range s.Needs {
 				<-done[n.Value]

@@ -107,6 +107,9 @@ func Attest(ctx context.Context, ref name.Digest, s *Signer, statement []byte, o
 		kept = append(kept, l)
 	}
 	kept = append(kept, entry{data: env, mediaType: DSSEMediaType, annotations: map[string]string{
+		// cosign requires the annotation on every layer; an attestation's
+		// signature is inside its envelope, so it is empty.
+		SignatureAnnotation:     "",
 		PredicateTypeAnnotation: st.PredicateType,
 		KeyIDAnnotation:         s.ID,
 	}})

@@ -267,3 +267,23 @@ func signOpts(ctx context.Context) []signature.SignOption {
 func verifyOpts(ctx context.Context) []signature.VerifyOption {
 	return []signature.VerifyOption{options.WithContext(ctx)}
 }
+
+// DefaultKeyDir is where gantry keeps the key it generates when no key is
+// configured: STATE_DIR/keys, mode 0700, outside every workspace.
+func DefaultKeyDir(stateDir string) string { return filepath.Join(stateDir, "keys") }
+
+// EnsureDefaultKey returns the default key pair under stateDir, generating
+// it (encrypted with password) on first use.
+func EnsureDefaultKey(stateDir string, password []byte) (priv, pub string, created bool, err error) {
+	dir := DefaultKeyDir(stateDir)
+	priv, pub = filepath.Join(dir, PrivateKeyFile), filepath.Join(dir, PublicKeyFile)
+	if _, err := os.Stat(priv); err == nil {
+		return priv, pub, false, nil
+	}
+	priv, pub, err = WriteKeyPair(dir, password)
+	if errors.Is(err, os.ErrExist) {
+		// Another process generated it first.
+		return filepath.Join(dir, PrivateKeyFile), filepath.Join(dir, PublicKeyFile), false, nil
+	}
+	return priv, pub, err == nil, err
+}

@@ -329,3 +329,22 @@ var (
 	_ = v1.Hash{}
 	_ = static.NewLayer
 )
+
+func TestEnsureDefaultKey(t *testing.T) {
+	state := t.TempDir()
+	priv, pub, created, err := EnsureDefaultKey(state, nil)
+	if err != nil || !created {
+		t.Fatalf("first: created=%v err=%v", created, err)
+	}
+	fi, err := os.Stat(DefaultKeyDir(state))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("key dir: %v %v, want mode 0700", fi.Mode(), err)
+	}
+	p2, pub2, created, err := EnsureDefaultKey(state, nil)
+	if err != nil || created || p2 != priv || pub2 != pub {
+		t.Errorf("second: %s %s created=%v err=%v", p2, pub2, created, err)
+	}
+	if _, err := LoadSigner(t.Context(), priv, nil); err != nil {
+		t.Errorf("load the default key with an empty password: %v", err)
+	}
+}

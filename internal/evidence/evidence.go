@@ -1,0 +1,258 @@
+// Package evidence turns the gate verdicts of a run into in-toto
+// predicates, one predicate type per gate, and checks that an image
+// carries the verdicts a deployment requires.
+//
+// A verdict is recorded per gate, not per step: the lint gate covers every
+// lint-like step of the run, the tests gate every go-test step and the
+// stage gate (coverage) they feed. The sign step attests them on the image
+// digest; `gantry verify --require tests,vuln-scan` demands them.
+package evidence
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/signing"
+	"github.com/gantry-ci/gantry/internal/step"
+)
+
+// TypePrefix starts every gantry evidence predicate type; the gate name and
+// a version follow: TypePrefix + "tests/v1".
+const TypePrefix = "https://github.com/gantry-ci/gantry/attestations/"
+
+// PredicateType returns the predicate type of gate.
+func PredicateType(gate string) string { return TypePrefix + gate + "/v1" }
+
+// GateOf returns the gate a predicate type records, or "".
+func GateOf(predicateType string) string {
+	rest, ok := strings.CutPrefix(predicateType, TypePrefix)
+	if !ok {
+		return ""
+	}
+	gate, _, _ := strings.Cut(rest, "/")
+	return gate
+}
+
+// Verdicts.
+const (
+	Pass = "pass"
+	Fail = "fail"
+)
+
+// gateKinds maps each gate to the step kinds whose outcome it records.
+var gateKinds = []struct {
+	gate  string
+	kinds []string
+}{
+	{"lint", []string{"golangci-lint", "terraform-fmt", "tflint", "kubeconform", "helm-lint", "helm-template"}},
+	{"commit-messages", []string{"commitlint"}},
+	{"tests", []string{"go-test"}},
+	{"vuln-scan", []string{"vuln-scan"}},
+	{"sast", []string{"sast"}},
+	{"licenses", []string{"license-check"}},
+	{"sbom", []string{"sbom"}},
+}
+
+// Gates lists the gate names, in pipeline order.
+func Gates() []string {
+	out := make([]string, len(gateKinds))
+	for i, g := range gateKinds {
+		out[i] = g.gate
+	}
+	return out
+}
+
+func gateOfKind(kind string) string {
+	for _, g := range gateKinds {
+		if slices.Contains(g.kinds, kind) {
+			return g.gate
+		}
+	}
+	return ""
+}
+
+// Predicate is one gate's verdict on an image.
+type Predicate struct {
+	Gate string `json:"gate"`
+	// Verdict is pass or fail.
+	Verdict string `json:"verdict"`
+	Run     Run    `json:"run"`
+	// Stages are the stage gates the steps fed, when they had ended.
+	Stages []Stage `json:"stages,omitempty"`
+	// Steps are the steps of the gate's kinds, with their key figures
+	// (outputs).
+	Steps []Step `json:"steps"`
+	// Exceptions lists the risk exceptions the steps applied.
+	Exceptions []string `json:"exceptions,omitempty"`
+}
+
+// Run identifies the run that reached the verdict.
+type Run struct {
+	ID       string `json:"id"`
+	Pipeline string `json:"pipeline"`
+	Commit   string `json:"commit,omitempty"`
+	Branch   string `json:"branch,omitempty"`
+	// Time is when the predicate was written (RFC 3339, UTC).
+	Time string `json:"time"`
+}
+
+// Stage is a stage gate.
+type Stage struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	// Gate is the gate expression; GatePassed its verdict.
+	Gate       string `json:"gate,omitempty"`
+	GatePassed *bool  `json:"gate_passed,omitempty"`
+}
+
+// Step is one step's outcome.
+type Step struct {
+	Stage   string         `json:"stage"`
+	Name    string         `json:"name"`
+	Kind    string         `json:"kind"`
+	Status  string         `json:"status"`
+	Summary string         `json:"summary,omitempty"`
+	Message string         `json:"message,omitempty"`
+	Figures map[string]any `json:"figures,omitempty"`
+}
+
+// Collect returns the predicate of every gate that has steps in view, in
+// pipeline order. A gate passes when each of its steps passed (or was
+// cached, or failed with allow_failure) and each stage gate they fed, once
+// decided, passed.
+func Collect(view step.RunView, run Run, now time.Time) []Predicate {
+	run.Pipeline = view.Pipeline
+	run.Time = now.UTC().Format(time.RFC3339)
+	byGate := map[string]*Predicate{}
+	for _, st := range view.Stages {
+		for _, s := range st.Steps {
+			gate := gateOfKind(s.Kind)
+			if gate == "" {
+				continue
+			}
+			p := byGate[gate]
+			if p == nil {
+				p = &Predicate{Gate: gate, Verdict: Pass, Run: run}
+				byGate[gate] = p
+			}
+			p.Steps = append(p.Steps, Step{Stage: st.Name, Name: s.Name, Kind: s.Kind, Status: s.Status, Summary: s.Summary, Message: s.Message, Figures: s.Outputs})
+			if !stepPassed(s) {
+				p.Verdict = Fail
+			}
+			p.Exceptions = append(p.Exceptions, exceptionsOf(s.Outputs)...)
+			if len(p.Stages) == 0 || p.Stages[len(p.Stages)-1].Name != st.Name {
+				p.Stages = append(p.Stages, Stage{Name: st.Name, Status: st.Status, Gate: st.Gate, GatePassed: st.GatePassed})
+				if st.GatePassed != nil && !*st.GatePassed {
+					p.Verdict = Fail
+				}
+			}
+		}
+	}
+	var out []Predicate
+	for _, g := range Gates() {
+		if p := byGate[g]; p != nil {
+			sort.Strings(p.Exceptions)
+			p.Exceptions = slices.Compact(p.Exceptions)
+			out = append(out, *p)
+		}
+	}
+	return out
+}
+
+func stepPassed(s step.StepView) bool {
+	switch s.Status {
+	case "passed", "cached":
+		return true
+	case "failed":
+		return s.AllowFailure
+	}
+	return false
+}
+
+// exceptionsOf reads a step's `exceptions` output: the IDs of the risk
+// exceptions it applied.
+func exceptionsOf(outputs map[string]any) []string {
+	list, _ := outputs["exceptions"].([]any)
+	var out []string
+	for _, v := range list {
+		if s, ok := v.(string); ok && s != "" {
+			out = append(out, s)
+		}
+	}
+	if l, ok := outputs["exceptions"].([]string); ok {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// Check failures.
+var (
+	// ErrMissing: no attestation of a required gate verified.
+	ErrMissing = errors.New("required evidence missing")
+	// ErrFailing: a required gate's verdict is not pass.
+	ErrFailing = errors.New("required evidence failing")
+)
+
+// Verdict is a verified gate verdict.
+type Verdict struct {
+	Gate    string `json:"gate"`
+	Verdict string `json:"verdict"`
+	RunID   string `json:"run_id"`
+	Time    string `json:"time"`
+}
+
+// Check reads the verified attestations of an image and returns the
+// verdict of each required gate. It fails, naming every gate concerned,
+// when a required gate has no verified attestation (wrapping ErrMissing,
+// or the signing error that rejected one: wrong key, altered, another
+// digest) or its latest verdict is not pass (ErrFailing).
+func Check(atts []signing.Attestation, require []string) ([]Verdict, error) {
+	known := Gates()
+	for _, g := range require {
+		if !slices.Contains(known, g) {
+			return nil, fmt.Errorf("unknown gate %q in --require; gates are %s", g, strings.Join(known, ", "))
+		}
+	}
+	found := map[string]Verdict{}
+	rejected := map[string]error{}
+	for _, a := range atts {
+		gate := GateOf(a.PredicateType)
+		if gate == "" {
+			continue
+		}
+		if a.Err != nil {
+			rejected[gate] = a.Err
+			continue
+		}
+		p, err := decode(a.Statement.Predicate)
+		if err != nil {
+			rejected[gate] = fmt.Errorf("%w: %s: %v", signing.ErrTampered, gate, err)
+			continue
+		}
+		v := Verdict{Gate: gate, Verdict: p.Verdict, RunID: p.Run.ID, Time: p.Run.Time}
+		if prev, ok := found[gate]; !ok || v.Time > prev.Time {
+			found[gate] = v
+		}
+	}
+	var out []Verdict
+	var errs []error
+	for _, g := range require {
+		v, ok := found[g]
+		switch {
+		case !ok && rejected[g] != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", g, rejected[g]))
+		case !ok:
+			errs = append(errs, fmt.Errorf("%w: %s: no signed %s attestation on the image", ErrMissing, g, PredicateType(g)))
+		case v.Verdict != Pass:
+			out = append(out, v)
+			errs = append(errs, fmt.Errorf("%w: %s: verdict %q (run %s)", ErrFailing, g, v.Verdict, v.RunID))
+		default:
+			out = append(out, v)
+		}
+	}
+	return out, errors.Join(errs...)
+}

@@ -160,3 +160,40 @@ func Ping(ctx context.Context, addr string) error {
 	}
 	return nil
 }
+
+// IsLoopback reports whether the image reference ref (HOST[:PORT]/REPO...)
+// names a registry on a loopback address, as the embedded registry is.
+func IsLoopback(ref string) bool {
+	host, _, ok := strings.Cut(ref, "/")
+	if !ok {
+		return false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// EnsureFor makes the image reference image reachable for a step. An image
+// on a loopback registry was pushed to the embedded registry, which may
+// have stopped with the step that pushed it: Ensure runs it again and the
+// reference is returned on its current address, with insecure set (plain
+// HTTP). Other references are returned unchanged. stop ends what EnsureFor
+// started.
+func EnsureFor(ctx context.Context, stateDir string, env []string, logger *slog.Logger, image string) (ref string, insecure bool, stop func(context.Context) error, err error) {
+	if !IsLoopback(image) {
+		return image, false, func(context.Context) error { return nil }, nil
+	}
+	addr, stop, err := Ensure(ctx, stateDir, env, logger)
+	if err != nil {
+		return "", false, nil, fmt.Errorf("embedded registry: %w", err)
+	}
+	if host, rest, ok := strings.Cut(image, "/"); ok && host != addr {
+		image = addr + "/" + rest
+	}
+	return image, true, stop, nil
+}

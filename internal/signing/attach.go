@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -111,4 +112,16 @@ func isNotFound(err error) bool {
 		}
 	}
 	return false
+}
+
+// ReadAttachment returns the first layer of the attachment of d with the
+// given suffix (SBOMSuffix: the SBOM `cosign attach sbom` and gantry's sbom
+// step push), or nil when there is none.
+func ReadAttachment(ctx context.Context, d name.Digest, suffix string, opts ...remote.Option) ([]byte, error) {
+	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
+	layers, err := readAttachment(AttachmentTag(d, suffix), opts)
+	if err != nil || len(layers) == 0 {
+		return nil, err
+	}
+	return layers[0].data, nil
 }

@@ -46,6 +46,9 @@ type Signed struct {
 // cosign signature attachment, keeping those already there.
 func SignImage(ctx context.Context, ref name.Digest, s *Signer, so SignOptions, opts ...remote.Option) (*Signed, error) {
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
+	if _, err := remote.Head(ref, opts...); err != nil {
+		return nil, fmt.Errorf("sign %s: %w", ref, err)
+	}
 	tag := AttachmentTag(ref, SignatureSuffix)
 	layers, err := readAttachment(tag, opts)
 	if err != nil {

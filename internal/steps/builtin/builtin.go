@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
 	saststep "github.com/gantry-ci/gantry/internal/steps/sast"
 	sbomstep "github.com/gantry-ci/gantry/internal/steps/sbom"
+	signstep "github.com/gantry-ci/gantry/internal/steps/sign"
 	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
 	"github.com/gantry-ci/gantry/internal/steps/tflint"
 	"github.com/gantry-ci/gantry/internal/steps/vulnscan"
@@ -50,6 +51,7 @@ func Kinds() []step.Kind {
 		licensecheck.Kind,
 		vulnscan.Kind,
 		sbomstep.Kind,
+		signstep.Kind,
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -115,7 +114,7 @@ func (s *sbomStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 			return nil, fmt.Errorf("sbom: step %s has no `image` output", where)
 		}
 	}
-	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: s.cfg.Platform, Insecure: isLoopback(target)})
+	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: s.cfg.Platform, Insecure: registry.IsLoopback(target)})
 	if err != nil {
 		return nil, fmt.Errorf("sbom: %w", err)
 	}
@@ -167,19 +166,11 @@ func (s *sbomStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 }
 
 func (s *sbomStep) attach(ctx context.Context, env *step.Env, image string, data []byte) (*cdxsbom.Attached, error) {
-	insecure := isLoopback(image)
-	if insecure {
-		// The embedded registry may have stopped with the push step;
-		// Ensure restarts it on its earlier address.
-		addr, stop, err := registry.Ensure(ctx, env.StateDir, env.Vars, env.Log)
-		if err != nil {
-			return nil, fmt.Errorf("sbom: embedded registry: %w", err)
-		}
-		defer stop(context.WithoutCancel(ctx))
-		if host, rest, ok := strings.Cut(image, "/"); ok && host != addr {
-			image = addr + "/" + rest
-		}
+	image, insecure, stop, err := registry.EnsureFor(ctx, env.StateDir, env.Vars, env.Log, image)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: %w", err)
 	}
+	defer stop(context.WithoutCancel(ctx))
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -190,21 +181,6 @@ func (s *sbomStep) attach(ctx context.Context, env *step.Env, image string, data
 	}
 	referrer := s.cfg.Referrer == nil || *s.cfg.Referrer
 	return cdxsbom.Attach(ctx, ref, data, referrer, nil)
-}
-
-func isLoopback(ref string) bool {
-	host, _, ok := strings.Cut(ref, "/")
-	if !ok {
-		return false
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 var _ step.Cacheable = (*sbomStep)(nil)

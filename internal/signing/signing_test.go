@@ -348,3 +348,23 @@ func TestEnsureDefaultKey(t *testing.T) {
 		t.Errorf("load the default key with an empty password: %v", err)
 	}
 }
+
+func TestClaimsTag(t *testing.T) {
+	tag, _ := name.NewTag("127.0.0.1:5000/examplepay/payment-service:latest")
+	tests := []struct {
+		identity string
+		want     bool
+	}{
+		{"127.0.0.1:5000/examplepay/payment-service:latest", true},
+		{"127.0.0.1:41234/examplepay/payment-service:latest", true}, // the embedded registry moved
+		{"127.0.0.1:5000/examplepay/payment-service", false},        // the bare repository claims no tag
+		{"127.0.0.1:5000/examplepay/payment-service:v1", false},
+		{"127.0.0.1:5000/examplepay/other:latest", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := claimsTag(tt.identity, tag); got != tt.want {
+			t.Errorf("claimsTag(%q) = %v, want %v", tt.identity, got, tt.want)
+		}
+	}
+}

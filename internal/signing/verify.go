@@ -196,12 +196,22 @@ func (v *Verifier) signedAt(ctx context.Context, tag name.Tag, current string, o
 			if err != nil {
 				continue
 			}
-			if claimed, err := name.ParseReference(sig.Identity); err == nil && claimed.Name() == tag.Name() {
+			if claimsTag(sig.Identity, tag) {
 				return digest, nil
 			}
 		}
 	}
 	return "", nil
+}
+
+// claimsTag reports whether identity (a docker-reference claim) names
+// tag's repository path and tag. The registry host is left out: the claim
+// was found in tag's own repository, and a registry's address may change
+// (gantry's embedded registry runs on a free loopback port).
+func claimsTag(identity string, tag name.Tag) bool {
+	// Strict: a claim of the bare repository names no tag (not "latest").
+	claimed, err := name.NewTag(identity, name.StrictValidation)
+	return err == nil && claimed.RepositoryStr() == tag.RepositoryStr() && claimed.TagStr() == tag.TagStr()
 }
 
 // Attestation is one attestation layer and what verifying it found.

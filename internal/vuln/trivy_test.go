@@ -31,9 +31,9 @@ func TestTrivyFindings(t *testing.T) {
 	fs := r.Findings("linux/amd64")
 	type row struct {
 		pkg, version, fixed, status, eco, loc, level, vector, source string
-		score                                                      float64
-		aliases                                                    []string
-		published                                                  string
+		score                                                        float64
+		aliases                                                      []string
+		published                                                    string
 	}
 	want := map[string]row{
 		"CVE-2024-5535": {"libssl3", "3.0.13-1~deb12u1", "3.0.14-1~deb12u1", "fixed", "Debian", r.Results[0].Target, "MEDIUM",
@@ -75,7 +75,9 @@ func TestTrivyFindings(t *testing.T) {
 			t.Errorf("%s: platform %q", f.ID, f.Platform)
 		}
 	}
-	if !slices.IsSortedFunc(fs, func(a, b Finding) int { return strings.Compare(a.Location+"|"+a.Package+"|"+a.ID, b.Location+"|"+b.Package+"|"+b.ID) }) {
+	if !slices.IsSortedFunc(fs, func(a, b Finding) int {
+		return strings.Compare(a.Location+"|"+a.Package+"|"+a.ID, b.Location+"|"+b.Package+"|"+b.ID)
+	}) {
 		t.Errorf("findings not sorted by location, package, ID")
 	}
 }

@@ -17,69 +17,8 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/oci"
 	"github.com/gantry-ci/gantry/internal/registry"
+	"github.com/gantry-ci/gantry/internal/vuln/trivy/trivytest"
 )
-
-// fakeScript stands in for trivy. The real trivy cannot run in tests: it
-// needs its vulnerability database, downloaded from the network (ghcr.io),
-// which the test machines do not reach. The fake checks the arguments
-// gantry must always pass, records them (args-N, one per line) and the
-// one-image layout it was given (index-N.json, after checking the image's
-// blob is reachable through it), then writes the report named by
-// $FAKE_TRIVY_REPORT to --output, or fails with $FAKE_TRIVY_STDERR.
-const fakeScript = `#!/bin/sh
-set -eu
-dir=$(dirname "$0")
-n=$(ls "$dir" | grep -c '^args-' || true)
-printf '%s\n' "$@" > "$dir/args-$n"
-out= input= format= quiet=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --output) out=$2; shift ;;
-    --input) input=$2; shift ;;
-    --format) format=$2; shift ;;
-    --quiet) quiet=1 ;;
-  esac
-  shift
-done
-if [ -n "${FAKE_TRIVY_STDERR:-}" ]; then echo "$FAKE_TRIVY_STDERR" >&2; exit 1; fi
-[ "$format" = json ] || { echo "fake trivy: want --format json" >&2; exit 2; }
-[ -n "$quiet" ] || { echo "fake trivy: want --quiet" >&2; exit 2; }
-[ -n "$out" ] || { echo "fake trivy: want --output" >&2; exit 2; }
-if [ -n "$input" ] && [ -d "$input" ]; then
-  cp "$input/index.json" "$dir/index-$n.json"
-  d=$(sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p' "$input/index.json")
-  [ -f "$input/blobs/sha256/$d" ] || { echo "fake trivy: blob $d not in $input" >&2; exit 2; }
-fi
-cp "$FAKE_TRIVY_REPORT" "$out"
-`
-
-// fake installs the fake trivy in a fresh directory and returns it and an
-// environment whose PATH holds only that directory.
-func fake(t *testing.T, report string) (string, []string) {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "trivy"), []byte(fakeScript), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	abs, err := filepath.Abs(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The fake uses only shell builtins and coreutils from /usr/bin, /bin.
-	return dir, []string{"PATH=" + dir + ":/usr/bin:/bin", "FAKE_TRIVY_REPORT=" + abs}
-}
-
-func calls(t *testing.T, dir string) [][]string {
-	t.Helper()
-	var out [][]string
-	for i := 0; ; i++ {
-		data, err := os.ReadFile(filepath.Join(dir, "args-"+string(rune('0'+i))))
-		if err != nil {
-			return out
-		}
-		out = append(out, strings.Split(strings.TrimSpace(string(data)), "\n"))
-	}
-}
 
 const fixture = "../testdata/trivy/image.json"
 
@@ -116,12 +55,12 @@ func TestRunLayout(t *testing.T) {
 	target := lay + "@" + idxDigest.String()
 
 	t.Run("default platform", func(t *testing.T) {
-		dir, env := fake(t, fixture)
+		dir, env := trivytest.Install(t, fixture)
 		s, err := Run(context.Background(), Options{Target: target, Env: env, TempDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cs := calls(t, dir)
+		cs := trivytest.Calls(t, dir)
 		if len(cs) != 1 {
 			t.Fatalf("trivy ran %d times, want 1", len(cs))
 		}
@@ -154,12 +93,12 @@ func TestRunLayout(t *testing.T) {
 		}
 	})
 	t.Run("all platforms", func(t *testing.T) {
-		dir, env := fake(t, fixture)
+		dir, env := trivytest.Install(t, fixture)
 		s, err := Run(context.Background(), Options{Target: target, Platform: "all", Env: env, TempDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(calls(t, dir)); n != 2 {
+		if n := len(trivytest.Calls(t, dir)); n != 2 {
 			t.Errorf("trivy ran %d times, want 2", n)
 		}
 		plats := map[string]int{}
@@ -171,7 +110,7 @@ func TestRunLayout(t *testing.T) {
 		}
 	})
 	t.Run("missing platform", func(t *testing.T) {
-		_, env := fake(t, fixture)
+		_, env := trivytest.Install(t, fixture)
 		_, err := Run(context.Background(), Options{Target: target, Platform: "linux/s390x", Env: env, TempDir: t.TempDir()})
 		if err == nil || !strings.Contains(err.Error(), "no image for platform linux/s390x") {
 			t.Errorf("err = %v", err)
@@ -193,13 +132,13 @@ func TestRunRegistry(t *testing.T) {
 	if _, err := oci.PushIndex(t.Context(), idx, repo, []string{"v1"}, oci.PushOptions{Insecure: true}); err != nil {
 		t.Fatal(err)
 	}
-	dir, env := fake(t, fixture)
+	dir, env := trivytest.Install(t, fixture)
 	s, err := Run(context.Background(), Options{Target: srv.Addr() + "/examplepay/api:v1", Insecure: true, Env: env,
 		CacheDir: "/var/cache/trivy", TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := calls(t, dir)
+	cs := trivytest.Calls(t, dir)
 	if len(cs) != 1 {
 		t.Fatalf("trivy ran %d times", len(cs))
 	}
@@ -233,11 +172,11 @@ func TestRunFilesAndErrors(t *testing.T) {
 		{"source tree", src, []string{"fs", src}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, env := fake(t, fixture)
+			dir, env := trivytest.Install(t, fixture)
 			if _, err := Run(context.Background(), Options{Target: tc.target, Env: env, TempDir: t.TempDir(), AllowDownload: true}); err != nil {
 				t.Fatal(err)
 			}
-			cs := calls(t, dir)
+			cs := trivytest.Calls(t, dir)
 			if len(cs) != 1 || cs[0][0] != tc.want[0] || cs[0][len(cs[0])-1] != tc.want[1] || slices.Contains(cs[0], "--skip-db-update") {
 				t.Errorf("args %v, want %s ... %s and no --skip-db-update (downloads allowed)", cs, tc.want[0], tc.want[1])
 			}
@@ -253,7 +192,7 @@ func TestRunFilesAndErrors(t *testing.T) {
 		}
 	})
 	t.Run("no database", func(t *testing.T) {
-		_, env := fake(t, fixture)
+		_, env := trivytest.Install(t, fixture)
 		env = append(env, "FAKE_TRIVY_STDERR=2026-11-28T10:00:00Z\tFATAL\tFatal error\tinit error: DB error: --skip-db-update cannot be specified on the first run")
 		_, err := Run(context.Background(), Options{Target: bin, Env: env, TempDir: t.TempDir(), CacheDir: "/nonexistent/trivy"})
 		if !errors.Is(err, ErrNoDB) || !strings.Contains(err.Error(), "/nonexistent/trivy") || !strings.Contains(err.Error(), "--download-db-only") {
@@ -261,7 +200,7 @@ func TestRunFilesAndErrors(t *testing.T) {
 		}
 	})
 	t.Run("trivy fails", func(t *testing.T) {
-		_, env := fake(t, fixture)
+		_, env := trivytest.Install(t, fixture)
 		env = append(env, "FAKE_TRIVY_STDERR=FATAL unable to initialize a scanner")
 		_, err := Run(context.Background(), Options{Target: bin, Env: env, TempDir: t.TempDir()})
 		if err == nil || !strings.Contains(err.Error(), "unable to initialize a scanner") || !strings.Contains(err.Error(), "exit status 1") {
@@ -271,7 +210,7 @@ func TestRunFilesAndErrors(t *testing.T) {
 	t.Run("garbage report", func(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "bad.json")
 		os.WriteFile(bad, []byte("{\"SchemaVersion\": 2,\n \"Results\": [}"), 0o644)
-		_, env := fake(t, bad)
+		_, env := trivytest.Install(t, bad)
 		_, err := Run(context.Background(), Options{Target: bin, Env: env, TempDir: t.TempDir()})
 		if err == nil || !strings.Contains(err.Error(), "trivy output for "+bin+":2:14") {
 			t.Errorf("err = %v", err)
@@ -280,7 +219,7 @@ func TestRunFilesAndErrors(t *testing.T) {
 	t.Run("layout without digest", func(t *testing.T) {
 		lay := t.TempDir()
 		os.WriteFile(filepath.Join(lay, "index.json"), []byte(`{}`), 0o644)
-		_, env := fake(t, fixture)
+		_, env := trivytest.Install(t, fixture)
 		_, err := Run(context.Background(), Options{Target: lay, Env: env, TempDir: t.TempDir()})
 		if err == nil || !strings.Contains(err.Error(), "name the image by digest") {
 			t.Errorf("err = %v", err)

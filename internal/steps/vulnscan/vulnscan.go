@@ -176,7 +176,9 @@ func (s *scanStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 	g.Exceptions = exc
 	now := s.now()
 	var rep *vuln.Report
-	if s.scanner(env.Vars) == ScannerTrivy {
+	scanner := s.scanner(env.Vars)
+	s.logScanner(out, scanner)
+	if scanner == ScannerTrivy {
 		rep, err = s.scanTrivy(ctx, env, g, now, out)
 	} else {
 		rep, err = s.scanGantry(ctx, env, g, now)
@@ -208,6 +210,18 @@ func (s *scanStep) scanner(vars []string) string {
 		}
 	}
 	return ScannerGantry
+}
+
+// logScanner says which scanner auto chose.
+func (s *scanStep) logScanner(out io.Writer, chosen string) {
+	if s.cfg.Scanner != ScannerAuto {
+		return
+	}
+	if chosen == ScannerTrivy {
+		fmt.Fprintln(out, "vuln-scan: scanner auto: trivy is on PATH, using it")
+	} else {
+		fmt.Fprintln(out, "vuln-scan: scanner auto: trivy is not on PATH, using gantry's scanner")
+	}
 }
 
 // scanGantry matches the target's inventory against the OSV database.

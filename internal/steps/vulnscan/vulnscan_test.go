@@ -346,9 +346,9 @@ func TestTrivyScanner(t *testing.T) {
 		}
 	})
 	t.Run("auto without trivy uses gantry", func(t *testing.T) {
-		_, _, _, err := run(t, "scanner: auto\n", trivyEnv([]string{"PATH=" + t.TempDir()}))
-		if err == nil || !strings.Contains(err.Error(), "no vulnerability database") {
-			t.Errorf("err = %v, want gantry's scanner asking for its database", err)
+		_, log, _, err := run(t, "scanner: auto\n", trivyEnv([]string{"PATH=" + t.TempDir()}))
+		if err == nil || !strings.Contains(err.Error(), "no vulnerability database") || !strings.Contains(log, "trivy is not on PATH, using gantry's scanner") {
+			t.Errorf("err = %v, want gantry's scanner asking for its database\n%s", err, log)
 		}
 	})
 	t.Run("trivy missing", func(t *testing.T) {

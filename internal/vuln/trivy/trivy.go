@@ -81,6 +81,55 @@ type Scan struct {
 	Target string
 	Digest string
 	Parts  []Part
+	// DBUpdatedAt is when Trivy's vulnerability database was built, from
+	// its cache's db/metadata.json (zero when unknown).
+	DBUpdatedAt time.Time
+}
+
+// dbMetadata is the part of Trivy's CACHE/db/metadata.json gantry reads.
+type dbMetadata struct {
+	UpdatedAt time.Time `json:"UpdatedAt"`
+}
+
+// cacheDir is the cache Trivy uses: o.CacheDir, $TRIVY_CACHE_DIR of the
+// environment, else ~/.cache/trivy ("" when unknown).
+func (o Options) cacheDir() string {
+	if o.CacheDir != "" {
+		return o.CacheDir
+	}
+	env := o.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	home := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "TRIVY_CACHE_DIR="); ok && v != "" {
+			return v
+		}
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			home = v
+		}
+	}
+	if home == "" {
+		return ""
+	}
+	return filepath.Join(home, ".cache", "trivy")
+}
+
+// dbUpdatedAt reads when the cached database was built; zero if unknown.
+func dbUpdatedAt(cache string) time.Time {
+	if cache == "" {
+		return time.Time{}
+	}
+	data, err := os.ReadFile(filepath.Join(cache, "db", "metadata.json"))
+	if err != nil {
+		return time.Time{}
+	}
+	var m dbMetadata
+	if json.Unmarshal(data, &m) != nil {
+		return time.Time{}
+	}
+	return m.UpdatedAt
 }
 
 // Part is one trivy run.
@@ -152,6 +201,8 @@ func Run(ctx context.Context, o Options) (*Scan, error) {
 		}
 		s.Parts = append(s.Parts, Part{Platform: j.platform, Args: args, Report: rep, Raw: raw})
 	}
+	// Read after the runs: with downloads allowed, trivy may have updated it.
+	s.DBUpdatedAt = dbUpdatedAt(o.cacheDir())
 	return s, nil
 }
 
@@ -464,12 +515,23 @@ func ReadReport(path string) (*Scan, error) {
 	return s, nil
 }
 
+// StaleAfter is the database age past which a report warns.
+const StaleAfter = 7 * 24 * time.Hour
+
 // NewReport assembles gantry's report of the scan with the gate's
-// verdict.
+// verdict. The database field names Trivy's version and the database's
+// build date when known, and a database older than StaleAfter adds a
+// warning: with downloads off nothing refreshes it.
 func (s *Scan) NewReport(v *vuln.Verdict, now time.Time) *vuln.Report {
 	r := vuln.NewTrivyReport(s.Target, s.Reports(), v, now)
 	if s.Digest != "" {
 		r.Digest = s.Digest
+	}
+	if !s.DBUpdatedAt.IsZero() {
+		r.Database += ", database of " + s.DBUpdatedAt.UTC().Format("2006-01-02 15:04 MST")
+		if age := now.Sub(s.DBUpdatedAt); age > StaleAfter {
+			v.Warnings = append(v.Warnings, fmt.Sprintf("the Trivy database is %d days old: refresh it with `trivy image --download-db-only`", int(age.Hours()/24)))
+		}
 	}
 	return r
 }

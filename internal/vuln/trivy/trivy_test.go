@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/oci"
 	"github.com/gantry-ci/gantry/internal/registry"
+	"github.com/gantry-ci/gantry/internal/vuln"
 	"github.com/gantry-ci/gantry/internal/vuln/trivy/trivytest"
 )
 
@@ -133,8 +135,11 @@ func TestRunRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir, env := trivytest.Install(t, fixture)
+	cache := t.TempDir()
+	os.MkdirAll(filepath.Join(cache, "db"), 0o755)
+	os.WriteFile(filepath.Join(cache, "db", "metadata.json"), []byte(`{"Version":2,"NextUpdate":"2026-11-20T12:00:00Z","UpdatedAt":"2026-11-20T06:00:00Z","DownloadedAt":"2026-11-20T07:00:00Z"}`), 0o644)
 	s, err := Run(context.Background(), Options{Target: srv.Addr() + "/examplepay/api:v1", Insecure: true, Env: env,
-		CacheDir: "/var/cache/trivy", TempDir: t.TempDir()})
+		CacheDir: cache, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +150,7 @@ func TestRunRegistry(t *testing.T) {
 	args := strings.Join(cs[0], " ")
 	for _, want := range []string{
 		"image --format json --quiet --scanners vuln --output ",
-		" --cache-dir /var/cache/trivy --skip-db-update --skip-java-db-update --offline-scan --image-src remote --insecure " +
+		" --cache-dir " + cache + " --skip-db-update --skip-java-db-update --offline-scan --image-src remote --insecure " +
 			srv.Addr() + "/examplepay/api@" + digests["linux/amd64"].String(),
 	} {
 		if !strings.Contains(args, want) {
@@ -155,6 +160,18 @@ func TestRunRegistry(t *testing.T) {
 	idxDigest, _ := idx.Digest()
 	if s.Digest != idxDigest.String() {
 		t.Errorf("digest %s, want the index's %s", s.Digest, idxDigest)
+	}
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	rep := s.NewReport(vuln.Gate{}.Apply(s.Findings(), now), now)
+	if rep.Database != "trivy, database of 2026-11-20 06:00 UTC" || rep.Digest != idxDigest.String() {
+		t.Errorf("report database %q digest %s", rep.Database, rep.Digest)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "the Trivy database is 8 days old") }) {
+		t.Errorf("no staleness warning: %v", rep.Warnings)
+	}
+	fresh := s.NewReport(vuln.Gate{}.Apply(s.Findings(), now), s.DBUpdatedAt.Add(time.Hour))
+	if slices.ContainsFunc(fresh.Warnings, func(w string) bool { return strings.Contains(w, "Trivy database") }) {
+		t.Errorf("fresh database warned: %v", fresh.Warnings)
 	}
 }
 

@@ -50,8 +50,8 @@ type Options struct {
 	// Bin is the trivy executable; "" looks it up on the PATH of Env.
 	Bin string
 	// Target is LAYOUT@DIGEST, an image archive (.tar), a registry
-	// reference, a file (scanned as a root filesystem: a Go binary) or a
-	// directory (scanned as a source tree).
+	// reference, a file (scanned as a root filesystem: a Go binary), or a
+	// directory or go.mod (scanned as a source tree).
 	Target string
 	// Platform selects the images of an index: os/arch[/variant] or "all"
 	// (default linux/amd64).
@@ -273,7 +273,9 @@ func (o Options) plan(ctx context.Context, tmp string, s *Scan) ([]job, error) {
 		switch {
 		case fi.IsDir() && isLayout(t):
 			return nil, fmt.Errorf("trivy: %s is an OCI layout: name the image by digest (%s@sha256:<hex>)", t, t)
-		case fi.IsDir():
+		case fi.IsDir(), filepath.Base(t) == "go.mod":
+			// A source tree: Trivy reads go.mod and other lock files
+			// only in fs mode.
 			return []job{{args: []string{"fs", t}}}, nil
 		case strings.HasSuffix(t, ".tar") || strings.HasSuffix(t, ".tar.gz") || strings.HasSuffix(t, ".tgz"):
 			// docker save or OCI archive; trivy picks the image.

@@ -181,12 +181,18 @@ func TestRunFilesAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := t.TempDir()
+	gomod := filepath.Join(src, "go.mod")
+	os.WriteFile(gomod, []byte("module example.com/api\n"), 0o644)
+	archive := filepath.Join(src, "image.tar")
+	os.WriteFile(archive, []byte("not really"), 0o644)
 	for _, tc := range []struct {
 		name, target string
 		want         []string
 	}{
 		{"binary as rootfs", bin, []string{"rootfs", bin}},
 		{"source tree", src, []string{"fs", src}},
+		{"go.mod", gomod, []string{"fs", gomod}},
+		{"image archive", archive, []string{"image", archive}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, env := trivytest.Install(t, fixture)

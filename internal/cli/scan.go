@@ -12,12 +12,13 @@ import (
 	"github.com/gantry-ci/gantry/internal/inventory"
 	"github.com/gantry-ci/gantry/internal/steps/vulnscan"
 	"github.com/gantry-ci/gantry/internal/vuln"
+	"github.com/gantry-ci/gantry/internal/vuln/trivy"
 )
 
 func newScanCmd(g *options.Global) *cobra.Command {
 	o := &options.Scan{}
 	cmd := &cobra.Command{
-		Use:   "scan TARGET",
+		Use:   "scan [TARGET]",
 		Short: "Scan an image, Go binary or source tree for known vulnerabilities",
 		Long: `Scan TARGET against OSV vulnerability data and apply the severity gate.
 
@@ -26,10 +27,19 @@ REPO@sha256:... or REPO:TAG in a registry, a Go binary, or a directory with
 go.mod. Go modules and the Go standard library are matched by version
 ranges; OS packages from dpkg and apk databases are listed.
 
+--scanner trivy has Trivy scan TARGET instead (auto: Trivy when it is on
+PATH), and --trivy-report FILE gates an existing Trivy JSON report; either
+way the same gate, exceptions and report formats apply. Trivy never
+downloads its database unless --trivy-download is given.
+
 Exit status: 0 passed, 1 findings failed the gate, 2 bad usage or config.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runScan(cmd, g, o, args[0])
+			target := ""
+			if len(args) == 1 {
+				target = args[0]
+			}
+			return runScan(cmd, g, o, target)
 		},
 	}
 	o.AddFlags(cmd.Flags())
@@ -54,35 +64,19 @@ func runScan(cmd *cobra.Command, g *options.Global, o *options.Scan, target stri
 	if err := gate.Check(); err != nil {
 		return usageErr(err)
 	}
-	stateDir := ""
-	if o.DB == "" {
-		if stateDir, err = g.ResolveStateDir(); err != nil {
-			return usageErr(err)
-		}
-	}
-	dbPath, err := vulnscan.DBPath(o.DB, os.Environ(), stateDir)
+	scanner, err := scanScanner(cmd, o, target)
 	if err != nil {
 		return usageErr(err)
 	}
-	exc, err := vulnscan.LoadExceptions(".", o.Exceptions)
-	if err != nil {
-		return usageErr(err)
+	var rep *vuln.Report
+	if scanner == vuln.ScannerTrivy {
+		rep, err = scanWithTrivy(cmd, o, gate, target)
+	} else {
+		rep, err = scanWithGantry(cmd, g, o, gate, target)
 	}
-	gate.Exceptions = exc
-	db, err := vuln.Open(dbPath)
 	if err != nil {
-		return usageErr(err)
-	}
-	ctx := cmd.Context()
-	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: o.Platform, Insecure: o.Insecure || isLocalRef(target)})
-	if err != nil {
-		if errors.Is(err, inventory.ErrNoTarget) {
-			return usageErr(err)
-		}
 		return err
 	}
-	now := time.Now()
-	rep := vuln.NewReport(inv, db, gate.Apply(vuln.Scan(inv, db), now), now)
 	w := cmd.OutOrStdout()
 	switch o.Output {
 	case "json":
@@ -110,6 +104,104 @@ func runScan(cmd *cobra.Command, g *options.Global, o *options.Scan, target stri
 		return failed(fmt.Errorf("%d vulnerability finding(s) failed the gate", rep.Failing))
 	}
 	return nil
+}
+
+// scanScanner checks the scanner flags and resolves auto.
+func scanScanner(cmd *cobra.Command, o *options.Scan, target string) (string, error) {
+	scanner := o.Scanner
+	switch scanner {
+	case vuln.ScannerGantry, vuln.ScannerTrivy, vulnscan.ScannerAuto:
+	default:
+		return "", fmt.Errorf("--scanner %q: want gantry, trivy or auto", scanner)
+	}
+	if o.TrivyReport != "" {
+		if cmd.Flags().Changed("scanner") && scanner != vuln.ScannerTrivy {
+			return "", fmt.Errorf("--trivy-report needs --scanner trivy (or no --scanner)")
+		}
+		if target != "" {
+			return "", fmt.Errorf("--trivy-report gates an existing report: give no TARGET")
+		}
+		return vuln.ScannerTrivy, nil
+	}
+	if target == "" {
+		return "", fmt.Errorf("scan: TARGET is required (or --trivy-report FILE)")
+	}
+	if scanner == vulnscan.ScannerAuto {
+		scanner = vuln.ScannerGantry
+		if trivy.Available(os.Environ()) {
+			scanner = vuln.ScannerTrivy
+		}
+	}
+	if scanner == vuln.ScannerTrivy && o.DB != "" {
+		return "", fmt.Errorf("--db is gantry's OSV database; --scanner trivy uses Trivy's own (--trivy-cache)")
+	}
+	if scanner == vuln.ScannerGantry && cmd.Flags().Changed("scanner") && (o.TrivyCache != "" || o.TrivyDownload) {
+		return "", fmt.Errorf("--trivy-cache and --trivy-download need --scanner trivy or auto")
+	}
+	return scanner, nil
+}
+
+// scanWithTrivy runs trivy on target, or reads --trivy-report, and gates
+// the findings.
+func scanWithTrivy(cmd *cobra.Command, o *options.Scan, gate vuln.Gate, target string) (*vuln.Report, error) {
+	exc, err := vulnscan.LoadExceptions(".", o.Exceptions)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	gate.Exceptions = exc
+	var scan *trivy.Scan
+	if o.TrivyReport != "" {
+		if scan, err = trivy.ReadReport(o.TrivyReport); err != nil {
+			return nil, usageErr(err)
+		}
+	} else {
+		scan, err = trivy.Run(cmd.Context(), trivy.Options{
+			Target: target, Platform: o.Platform, Insecure: o.Insecure || isLocalRef(target),
+			CacheDir: o.TrivyCache, AllowDownload: o.TrivyDownload, Log: cmd.ErrOrStderr(),
+		})
+		if errors.Is(err, trivy.ErrNotInstalled) || errors.Is(err, trivy.ErrNoDB) {
+			return nil, usageErr(err)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now()
+	return scan.NewReport(gate.Apply(scan.Findings(), now), now), nil
+}
+
+// scanWithGantry matches target against the OSV database.
+func scanWithGantry(cmd *cobra.Command, g *options.Global, o *options.Scan, gate vuln.Gate, target string) (*vuln.Report, error) {
+	var err error
+	stateDir := ""
+	if o.DB == "" {
+		if stateDir, err = g.ResolveStateDir(); err != nil {
+			return nil, usageErr(err)
+		}
+	}
+	dbPath, err := vulnscan.DBPath(o.DB, os.Environ(), stateDir)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	exc, err := vulnscan.LoadExceptions(".", o.Exceptions)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	gate.Exceptions = exc
+	db, err := vuln.Open(dbPath)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	ctx := cmd.Context()
+	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: o.Platform, Insecure: o.Insecure || isLocalRef(target)})
+	if err != nil {
+		if errors.Is(err, inventory.ErrNoTarget) {
+			return nil, usageErr(err)
+		}
+		return nil, err
+	}
+	now := time.Now()
+	return vuln.NewReport(inv, db, gate.Apply(vuln.Scan(inv, db), now), now), nil
 }
 
 // isLocalRef reports whether a registry reference names this machine.

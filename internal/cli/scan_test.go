@@ -5,10 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/vuln/trivy/trivytest"
 )
 
 func sharedData(t *testing.T) string {
@@ -86,5 +88,60 @@ func TestScanAndSBOMCommands(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || !rep.Passed || len(rep.Findings) != 4 {
 		t.Errorf("json: exit %d err %v report %+v\n%s", code, err, rep, out)
+	}
+}
+
+// TestScanTrivy runs `gantry scan` with Trivy: a fake trivy (trivytest;
+// the real one needs its database from the network) or an existing report.
+func TestScanTrivy(t *testing.T) {
+	report, _ := filepath.Abs("../vuln/testdata/trivy/image.json")
+	fakeDir, fakeEnv := trivytest.Install(t, report)
+	for _, kv := range fakeEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	bin := filepath.Join(t.TempDir(), "api")
+	os.WriteFile(bin, []byte("\x7fELF"), 0o755)
+	exc := filepath.Join(t.TempDir(), "exceptions.yaml")
+	os.WriteFile(exc, []byte(`exceptions:
+  - {id: GO-2022-1059, justification: j, owner: alice, expires: 2999-01-01}
+  - {id: GO-2024-2887, justification: upgrade scheduled, owner: bob, expires: 2999-01-01}
+`), 0o644)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte("{\"SchemaVersion\": 2,\n\"Results\": 3}"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"report fails", []string{"scan", "--trivy-report", report, "--exceptions", exc}, 1, "vuln-scan: 7 finding(s): 2 critical, 3 high, 1 medium, 1 unscored; 2 excepted; FAILED (4 failing)"},
+		{"report narrower gate", []string{"scan", "--trivy-report", report, "--exceptions", exc, "--fail-on", "CRITICAL", "--fixed-only", "--unscored", "ignore"}, 0, "2 excepted; passed"},
+		{"report sarif", []string{"scan", "--trivy-report", report, "-o", "sarif"}, 1, `"name": "gantry vuln-scan (trivy)"`},
+		{"report json", []string{"scan", "--trivy-report", report, "-o", "json"}, 1, `"scanner": "trivy"`},
+		{"bad report", []string{"scan", "--trivy-report", bad}, 2, bad + ":2:12 (byte offset 32)"},
+		{"runs trivy", []string{"scan", bin, "--scanner", "trivy", "--exceptions", exc}, 1, "scanned by trivy"},
+		{"auto picks trivy", []string{"scan", bin, "--scanner", "auto", "--exceptions", exc}, 1, "scanned by trivy"},
+		{"report and target", []string{"scan", bin, "--trivy-report", report}, 2, "give no TARGET"},
+		{"no target", []string{"scan"}, 2, "TARGET is required"},
+		{"bad scanner", []string{"scan", bin, "--scanner", "grype"}, 2, `--scanner "grype": want gantry, trivy or auto`},
+		{"db with trivy", []string{"scan", bin, "--scanner", "trivy", "--db", "x.tar.gz"}, 2, "--db is gantry's OSV database"},
+		{"report with gantry", []string{"scan", "--scanner", "gantry", "--trivy-report", report}, 2, "--trivy-report needs --scanner trivy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := runCLI(t, "", tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, want %d; output lacks %q:\n%s", code, tc.code, tc.want, out)
+			}
+		})
+	}
+	calls := trivytest.Calls(t, fakeDir)
+	if len(calls) != 2 || calls[0][0] != "rootfs" || calls[0][len(calls[0])-1] != bin || !slices.Contains(calls[0], "--offline-scan") {
+		t.Errorf("trivy calls %v", calls)
+	}
+	t.Setenv("PATH", t.TempDir())
+	out, code := runCLI(t, "", "scan", bin, "--scanner", "trivy")
+	if code != 2 || !strings.Contains(out, "trivy is not installed (not on PATH): install it from https://trivy.dev") {
+		t.Errorf("no trivy: exit %d\n%s", code, out)
 	}
 }

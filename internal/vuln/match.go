@@ -24,6 +24,10 @@ type Finding struct {
 	Version string `json:"version"`
 	// Fixed is the lowest fixed version above Version, "" if none.
 	Fixed string `json:"fixed,omitempty"`
+	// FixStatus is the vendor's fix status reported by Trivy (fixed,
+	// affected, will_not_fix, fix_deferred, end_of_life, ...); "" for
+	// gantry's own scanner.
+	FixStatus string `json:"fix_status,omitempty"`
 	// Location is the binary in the image, the binary file or go.mod.
 	Location string `json:"location"`
 	Platform string `json:"platform,omitempty"`
@@ -83,10 +87,7 @@ func Scan(inv *inventory.Inventory, db *DB) []Finding {
 	for _, p := range inv.Packages {
 		emit(matchOS(db, p))
 	}
-	slices.SortFunc(out, func(a, b Finding) int {
-		return cmp.Or(cmp.Compare(a.Location, b.Location), cmp.Compare(a.Platform, b.Platform),
-			cmp.Compare(a.Package, b.Package), cmp.Compare(a.ID, b.ID))
-	})
+	SortFindings(out)
 	return out
 }
 

@@ -16,6 +16,8 @@ import (
 // Report is one scan: what was scanned, with which database, and the
 // gate's verdict. It is the vuln-report.json artifact.
 type Report struct {
+	// Scanner is ScannerGantry or ScannerTrivy.
+	Scanner   string    `json:"scanner"`
 	Target    string    `json:"target"`
 	Kind      string    `json:"kind"`
 	Digest    string    `json:"digest,omitempty"`
@@ -29,9 +31,16 @@ type Report struct {
 	*Verdict
 }
 
+// Scanners: gantry's own OSV matcher, or Trivy's report fed through the
+// same gate.
+const (
+	ScannerGantry = "gantry"
+	ScannerTrivy  = "trivy"
+)
+
 // NewReport assembles the report of a scan.
 func NewReport(inv *inventory.Inventory, db *DB, v *Verdict, now time.Time) *Report {
-	r := &Report{Target: inv.Target, Kind: inv.Kind, Digest: inv.Digest, Database: db.Source, Entries: db.Len(),
+	r := &Report{Scanner: ScannerGantry, Target: inv.Target, Kind: inv.Kind, Digest: inv.Digest, Database: db.Source, Entries: db.Len(),
 		ScannedAt: now.UTC(), Binaries: len(inv.Binaries), Packages: len(inv.Packages), Passed: v.Passed(), Verdict: v}
 	for _, b := range inv.Binaries {
 		r.Modules += len(b.Deps)
@@ -49,8 +58,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	// Rendered into memory (writes cannot fail there), written once.
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "Target: %s (%d Go binaries, %d modules, %d OS packages; %d database entries)\n",
-		r.Target, r.Binaries, r.Modules, r.Packages, r.Entries)
+	if r.Scanner == ScannerTrivy {
+		fmt.Fprintf(tw, "Target: %s (scanned by %s; %d Go binaries)\n", r.Target, r.Database, r.Binaries)
+	} else {
+		fmt.Fprintf(tw, "Target: %s (%d Go binaries, %d modules, %d OS packages; %d database entries)\n",
+			r.Target, r.Binaries, r.Modules, r.Packages, r.Entries)
+	}
 	if len(r.Findings) > 0 {
 		fmt.Fprintln(tw, "ID\tSEVERITY\tPACKAGE\tVERSION\tFIXED\tLOCATION\tSTATUS")
 	}
@@ -110,6 +123,9 @@ func (r *Report) Summary() string {
 // the rest notes.
 func (r *Report) FindingsReport() *findings.Report {
 	out := &findings.Report{Tool: "gantry vuln-scan", InfoURI: "https://osv.dev"}
+	if r.Scanner == ScannerTrivy {
+		out.Tool, out.InfoURI = "gantry vuln-scan (trivy)", "https://trivy.dev"
+	}
 	for _, f := range r.Findings {
 		sev := findings.Note
 		switch {
@@ -119,9 +135,12 @@ func (r *Report) FindingsReport() *findings.Report {
 			sev = findings.Warning
 		}
 		msg := fmt.Sprintf("%s %s: %s %s", f.Package, f.Version, f.Severity.Level, f.Summary)
-		if f.Fixed != "" {
+		switch {
+		case f.Fixed != "":
 			msg += "; fixed in " + f.Fixed
-		} else {
+		case f.FixStatus != "" && f.FixStatus != "affected":
+			msg += "; no fix available (" + f.FixStatus + ")"
+		default:
 			msg += "; no fix available"
 		}
 		if f.Reason != "" {

@@ -13,6 +13,10 @@ type Scan struct {
 	NoFixOlderThan string
 	Exceptions     string
 	Insecure       bool
+	Scanner        string
+	TrivyReport    string
+	TrivyCache     string
+	TrivyDownload  bool
 }
 
 // AddFlags registers the scan flags.
@@ -26,4 +30,8 @@ func (o *Scan) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.NoFixOlderThan, "no-fix-older-than", "", "findings without a fix fail only once published longer ago than this (e.g. 30d)")
 	fs.StringVar(&o.Exceptions, "exceptions", ".gantry/exceptions.yaml", "risk exceptions file")
 	fs.BoolVar(&o.Insecure, "insecure", false, "allow plain HTTP to the registry (always on for localhost)")
+	fs.StringVar(&o.Scanner, "scanner", "gantry", "scanner: gantry (built-in OSV matcher), trivy, or auto (trivy when on PATH)")
+	fs.StringVar(&o.TrivyReport, "trivy-report", "", "gate an existing Trivy JSON report instead of scanning (no TARGET)")
+	fs.StringVar(&o.TrivyCache, "trivy-cache", "", "Trivy's cache directory holding its database (default Trivy's own)")
+	fs.BoolVar(&o.TrivyDownload, "trivy-download", false, "let Trivy update its database and go online (default: --skip-db-update --offline-scan)")
 }

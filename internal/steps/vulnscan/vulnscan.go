@@ -1,10 +1,12 @@
 // Package vulnscan is the vuln-scan step kind (the seed's Trivy step): it
 // reads the image built earlier in the run by digest, matches its Go
-// binaries and OS packages against OSV data and applies the severity gate
-// with the repository's risk exceptions.
+// binaries and OS packages against OSV data (or has Trivy scan it, or reads
+// a Trivy report) and applies the severity gate with the repository's risk
+// exceptions.
 package vulnscan
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,13 +21,14 @@ import (
 	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/vuln"
+	"github.com/gantry-ci/gantry/internal/vuln/trivy"
 )
 
 // Kind is the vuln-scan step kind.
 var Kind = step.Kind{
 	Name:    "vuln-scan",
 	Summary: "Scan the built image's Go modules and OS packages against OSV data; fail on HIGH/CRITICAL",
-	Outputs: []string{"critical", "high", "medium", "low", "unscored", "findings", "excepted", "failing", "passed"},
+	Outputs: []string{"critical", "high", "medium", "low", "unscored", "findings", "excepted", "failing", "passed", "scanner"},
 	New:     New,
 }
 
@@ -54,6 +57,50 @@ type Config struct {
 	NoFixOlderThan string `yaml:"no_fix_older_than"`
 	// Exceptions is the risk exceptions file (default .gantry/exceptions.yaml).
 	Exceptions string `yaml:"exceptions"`
+	// Scanner is gantry (the built-in OSV matcher, default), trivy, or
+	// auto (trivy when on PATH, else gantry).
+	Scanner string `yaml:"scanner"`
+	// TrivyReport is an existing Trivy JSON report to gate instead of
+	// scanning (implies scanner trivy).
+	TrivyReport string `yaml:"trivy_report"`
+	// TrivyCache is Trivy's cache directory holding its database.
+	TrivyCache string `yaml:"trivy_cache"`
+	// TrivyDownload lets Trivy update its database and go online while
+	// scanning (default false: --skip-db-update, --offline-scan).
+	TrivyDownload bool `yaml:"trivy_download"`
+}
+
+// Scanner names.
+const (
+	ScannerGantry = vuln.ScannerGantry
+	ScannerTrivy  = vuln.ScannerTrivy
+	ScannerAuto   = "auto"
+)
+
+// CheckScanner validates the scanner settings.
+func (c Config) CheckScanner() (field string, err error) {
+	switch c.Scanner {
+	case "", ScannerGantry, ScannerTrivy, ScannerAuto:
+	default:
+		return "scanner", fmt.Errorf("scanner: %q is not gantry, trivy or auto", c.Scanner)
+	}
+	if c.Scanner == ScannerGantry {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"trivy_report", c.TrivyReport != ""}, {"trivy_cache", c.TrivyCache != ""}, {"trivy_download", c.TrivyDownload}} {
+			if f.set {
+				return f.name, fmt.Errorf("%s: only used with scanner: trivy or auto", f.name)
+			}
+		}
+	}
+	if c.Scanner == ScannerTrivy && c.DB != "" {
+		return "db", fmt.Errorf("db: is gantry's OSV database; scanner: trivy uses Trivy's own (trivy_cache)")
+	}
+	if c.TrivyReport != "" && (c.Target != "" || c.TrivyCache != "" || c.TrivyDownload) {
+		return "trivy_report", fmt.Errorf("trivy_report: gates an existing report; target, trivy_cache and trivy_download do not apply")
+	}
+	return "", nil
 }
 
 type scanStep struct {
@@ -74,6 +121,12 @@ func New(in step.Inputs) (step.Step, error) {
 	g, err := c.gate()
 	if err != nil {
 		return nil, in.Errorf(err.field, "%v", err.err)
+	}
+	if field, err := c.CheckScanner(); err != nil {
+		return nil, in.Errorf(field, "%v", err)
+	}
+	if c.TrivyReport != "" && c.Scanner == "" {
+		c.Scanner = ScannerTrivy
 	}
 	if c.Exceptions == "" {
 		c.Exceptions = policy.DefaultExceptionsFile
@@ -115,43 +168,24 @@ func (s *scanStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 	if out == nil {
 		out = io.Discard
 	}
-	target, err := s.target(env)
-	if err != nil {
-		return nil, err
-	}
-	dbPath, err := s.dbPath(env)
-	if err != nil {
-		return nil, err
-	}
-	db, err := vuln.Open(dbPath)
-	if err != nil {
-		return nil, err
-	}
-	if loopback(target) {
-		// An image pushed to the embedded registry: the registry may have
-		// stopped with the push step; Ensure restarts it on its address.
-		addr, stop, err := registry.Ensure(ctx, env.StateDir, env.Vars, env.Log)
-		if err != nil {
-			return nil, fmt.Errorf("vuln-scan: embedded registry: %w", err)
-		}
-		defer func() { _ = stop(context.WithoutCancel(ctx)) }()
-		if host, rest, ok := strings.Cut(target, "/"); ok && host != addr {
-			target = addr + "/" + rest
-		}
-	}
-	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: s.cfg.Platform, Insecure: loopback(target)})
-	if err != nil {
-		return nil, fmt.Errorf("vuln-scan: %w", err)
-	}
-	excFile := s.cfg.Exceptions
-	exc, err := loadExceptions(env.Dir, excFile)
+	exc, err := loadExceptions(env.Dir, s.cfg.Exceptions)
 	if err != nil {
 		return nil, err
 	}
 	g := s.gate
 	g.Exceptions = exc
 	now := s.now()
-	rep := vuln.NewReport(inv, db, g.Apply(vuln.Scan(inv, db), now), now)
+	var rep *vuln.Report
+	scanner := s.scanner(env.Vars)
+	s.logScanner(out, scanner)
+	if scanner == ScannerTrivy {
+		rep, err = s.scanTrivy(ctx, env, g, now, out)
+	} else {
+		rep, err = s.scanGantry(ctx, env, g, now)
+	}
+	if err != nil {
+		return nil, err
+	}
 	if err := rep.WriteTable(out); err != nil {
 		return nil, fmt.Errorf("vuln-scan: write report: %w", err)
 	}
@@ -165,12 +199,130 @@ func (s *scanStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 	return res, nil
 }
 
+// scanner resolves auto: trivy when on the PATH of vars.
+func (s *scanStep) scanner(vars []string) string {
+	switch s.cfg.Scanner {
+	case ScannerTrivy:
+		return ScannerTrivy
+	case ScannerAuto:
+		if trivy.Available(vars) {
+			return ScannerTrivy
+		}
+	}
+	return ScannerGantry
+}
+
+// logScanner says which scanner auto chose.
+func (s *scanStep) logScanner(out io.Writer, chosen string) {
+	if s.cfg.Scanner != ScannerAuto {
+		return
+	}
+	if chosen == ScannerTrivy {
+		fmt.Fprintln(out, "vuln-scan: scanner auto: trivy is on PATH, using it")
+	} else {
+		fmt.Fprintln(out, "vuln-scan: scanner auto: trivy is not on PATH, using gantry's scanner")
+	}
+}
+
+// scanGantry matches the target's inventory against the OSV database.
+func (s *scanStep) scanGantry(ctx context.Context, env *step.Env, g vuln.Gate, now time.Time) (*vuln.Report, error) {
+	target, err := s.target(env)
+	if err != nil {
+		return nil, err
+	}
+	dbPath, err := s.dbPath(env)
+	if err != nil {
+		return nil, err
+	}
+	db, err := vuln.Open(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	target, stop, err := ensureRegistry(ctx, env, target)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: s.cfg.Platform, Insecure: loopback(target)})
+	if err != nil {
+		return nil, fmt.Errorf("vuln-scan: %w", err)
+	}
+	return vuln.NewReport(inv, db, g.Apply(vuln.Scan(inv, db), now), now), nil
+}
+
+// ensureRegistry restarts the embedded registry for an image pushed to it
+// (it may have stopped with the push step) and rewrites the target to its
+// address. stop is never nil.
+func ensureRegistry(ctx context.Context, env *step.Env, target string) (string, func(), error) {
+	if !loopback(target) {
+		return target, func() {}, nil
+	}
+	addr, stop, err := registry.Ensure(ctx, env.StateDir, env.Vars, env.Log)
+	if err != nil {
+		return "", nil, fmt.Errorf("vuln-scan: embedded registry: %w", err)
+	}
+	if host, rest, ok := strings.Cut(target, "/"); ok && host != addr {
+		target = addr + "/" + rest
+	}
+	return target, func() { _ = stop(context.WithoutCancel(ctx)) }, nil
+}
+
+// scanTrivy runs trivy on the target, or reads trivy_report, and keeps
+// Trivy's own JSON as trivy-report[-OS-ARCH].json.
+func (s *scanStep) scanTrivy(ctx context.Context, env *step.Env, g vuln.Gate, now time.Time, out io.Writer) (*vuln.Report, error) {
+	var scan *trivy.Scan
+	if p := s.cfg.TrivyReport; p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(env.Dir, p)
+		}
+		var err error
+		if scan, err = trivy.ReadReport(p); err != nil {
+			return nil, fmt.Errorf("vuln-scan: %w", err)
+		}
+		fmt.Fprintf(out, "vuln-scan: gating the Trivy report %s\n", s.cfg.TrivyReport)
+	} else {
+		target, err := s.target(env)
+		if err != nil {
+			return nil, err
+		}
+		target, stop, err := ensureRegistry(ctx, env, target)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		cache := s.cfg.TrivyCache
+		if cache != "" && !filepath.IsAbs(cache) {
+			cache = filepath.Join(env.Dir, cache)
+		}
+		fmt.Fprintf(out, "vuln-scan: scanning %s with trivy\n", target)
+		scan, err = trivy.Run(ctx, trivy.Options{
+			Target: target, Platform: s.cfg.Platform, Insecure: loopback(target), CacheDir: cache,
+			AllowDownload: s.cfg.TrivyDownload, Env: env.Vars, TempDir: env.TempDir, Log: out,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("vuln-scan: %w", err)
+		}
+	}
+	if env.Artifacts != nil {
+		for _, p := range scan.Parts {
+			name := "trivy-report.json"
+			if len(scan.Parts) > 1 && p.Platform != "" {
+				name = "trivy-report-" + strings.ReplaceAll(p.Platform, "/", "-") + ".json"
+			}
+			if err := env.Artifacts.PutBytes(ctx, name, p.Raw, "application/json"); err != nil {
+				return nil, fmt.Errorf("vuln-scan: store %s: %w", name, err)
+			}
+		}
+	}
+	return scan.NewReport(g.Apply(scan.Findings(), now), now), nil
+}
+
 // Outputs are the step outputs of a report.
 func Outputs(r *vuln.Report) map[string]any {
 	return map[string]any{
 		"critical": r.Counts["CRITICAL"], "high": r.Counts["HIGH"], "medium": r.Counts["MEDIUM"],
 		"low": r.Counts["LOW"], "unscored": r.Counts["UNSCORED"], "findings": len(r.Findings),
-		"excepted": r.Excepted, "failing": r.Failing, "passed": r.Passed,
+		"excepted": r.Excepted, "failing": r.Failing, "passed": r.Passed, "scanner": cmp.Or(r.Scanner, ScannerGantry),
 	}
 }
 
@@ -291,11 +443,17 @@ func loopback(ref string) bool {
 
 var _ step.Cacheable = (*scanStep)(nil)
 
-// CacheKey implements step.Cacheable: a verdict depends on the image (by
+// CacheKey implements step.Cacheable for gantry's own scanner (Trivy
+// scans are never cached): a verdict depends on the image (by
 // digest), the database (by path, size and modification time: the
 // database is large and replaced whole), the exceptions file and the day,
 // since exceptions expire and `no_fix_older_than` counts days.
 func (s *scanStep) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, error) {
+	if s.scanner(env.Vars) == ScannerTrivy {
+		// Trivy's verdict depends on its database, which gantry does
+		// not version.
+		return step.CacheKey{}, step.ErrNotCacheable
+	}
 	target, err := s.target(env)
 	if err != nil || !strings.Contains(target, "@") {
 		return step.CacheKey{}, step.ErrNotCacheable

@@ -7,17 +7,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/gantry-ci/gantry/internal/findings"
 	"github.com/gantry-ci/gantry/internal/oci"
 	"github.com/gantry-ci/gantry/internal/registry"
+	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 	"github.com/gantry-ci/gantry/internal/vuln"
+	"github.com/gantry-ci/gantry/internal/vuln/trivy/trivytest"
 )
 
 func goVulnDB(t *testing.T) string {
@@ -225,5 +231,160 @@ func TestScanPushedImage(t *testing.T) {
 	}
 	if res.Outputs["findings"] != 4 || !strings.Contains(log.String(), "Target: "+ref.String()) {
 		t.Errorf("outputs %v\n%s", res.Outputs, log)
+	}
+}
+
+// trivyEnv returns the process environment with PATH replaced by the fake
+// trivy's (see trivytest: the real trivy needs its database from the
+// network, which tests do not have).
+func trivyEnv(fake []string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PATH=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, fake...)
+}
+
+// randomLayout writes a two-platform index of small random images to an
+// OCI layout and returns LAYOUT@DIGEST.
+func randomLayout(t *testing.T) string {
+	t.Helper()
+	idx := v1.ImageIndex(empty.Index)
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(128, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	lay := filepath.Join(t.TempDir(), "layout")
+	if err := oci.WriteLayout(lay, idx); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := idx.Digest()
+	return lay + "@" + d.String()
+}
+
+func TestTrivyScanner(t *testing.T) {
+	report, err := filepath.Abs("../../vuln/testdata/trivy/image.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := randomLayout(t)
+	repo := t.TempDir()
+	os.MkdirAll(filepath.Join(repo, ".gantry"), 0o755)
+	os.WriteFile(filepath.Join(repo, ".gantry", "exceptions.yaml"), []byte(`exceptions:
+  - {id: GO-2022-1059, package: golang.org/x/text, justification: proxy parses the header, owner: alice, expires: 2027-01-31}
+  - {id: GHSA-5rcv-m4m3-hfh7, justification: j, owner: bob, expires: 2026-11-01}
+`), 0o644)
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	run := func(t *testing.T, with string, vars []string) (*step.Result, string, string, error) {
+		t.Helper()
+		s, err := New(steptest.Inputs{YAML: with})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.(*scanStep).now = func() time.Time { return now }
+		env, log, art := steptest.NewEnv(t, repo, "security", "trivy")
+		env.Vars = vars
+		env.Outputs = func(stage, name string) (map[string]any, bool) {
+			if stage == "build-test" && name == "image" {
+				return map[string]any{"image": image}, true
+			}
+			return nil, false
+		}
+		res, err := s.Run(context.Background(), env)
+		return res, log.String(), art, err
+	}
+
+	t.Run("trivy scans the built image", func(t *testing.T) {
+		dir, fake := trivytest.Install(t, report)
+		res, log, art, err := run(t, "scanner: trivy\ntrivy_cache: /var/cache/trivy\n", trivyEnv(fake))
+		if !errors.Is(err, ErrGate) {
+			t.Fatalf("err = %v, want the gate to fail\n%s", err, log)
+		}
+		o := res.Outputs
+		if o["scanner"] != "trivy" || o["findings"] != 7 || o["failing"] != 5 || o["excepted"] != 1 || o["critical"] != 2 || o["unscored"] != 1 {
+			t.Errorf("outputs %v", o)
+		}
+		for _, want := range []string{"scanning " + image + " with trivy", "CVE-2022-32149: excepted until 2027-01-31 by alice",
+			"CVE-2020-14040: exception .gantry/exceptions.yaml:3 (owner bob) expired on 2026-11-01", "FAILED (5 failing)"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %q:\n%s", want, log)
+			}
+		}
+		calls := trivytest.Calls(t, dir)
+		if len(calls) != 1 || calls[0][0] != "image" || !slices.Contains(calls[0], "--skip-db-update") || !slices.Contains(calls[0], "/var/cache/trivy") {
+			t.Errorf("trivy calls %v", calls)
+		}
+		raw, err := os.ReadFile(filepath.Join(art, "trivy-report.json"))
+		want, _ := os.ReadFile(report)
+		if err != nil || string(raw) != string(want) {
+			t.Errorf("trivy-report.json artifact: %v", err)
+		}
+		var rep vuln.Report
+		data, _ := os.ReadFile(filepath.Join(art, "vuln-report.json"))
+		if err := json.Unmarshal(data, &rep); err != nil || rep.Scanner != "trivy" || rep.Digest != strings.SplitN(image, "@", 2)[1] || rep.Findings[0].Platform != "linux/amd64" {
+			t.Errorf("vuln-report.json: %v %+v", err, rep)
+		}
+		sarif, _ := os.ReadFile(filepath.Join(art, "vuln-scan.sarif"))
+		if back, err := findings.ReadSARIF(sarif); err != nil || back[0].Count(findings.Error) != 5 {
+			t.Errorf("SARIF: %v", err)
+		}
+	})
+	t.Run("existing report with a narrower gate", func(t *testing.T) {
+		rel, _ := filepath.Rel(repo, report)
+		res, log, art, err := run(t, "trivy_report: "+rel+"\nfail_on: [CRITICAL]\nfixed_only: true\nunscored: ignore\n", trivyEnv(nil))
+		// CVE-2024-24790 (CRITICAL, fixed) still fails; zlib1g has no fix.
+		if !errors.Is(err, ErrGate) || res.Outputs["failing"] != 1 || !strings.Contains(log, "gating the Trivy report") {
+			t.Fatalf("err = %v outputs %v\n%s", err, res.Outputs, log)
+		}
+		if _, err := os.Stat(filepath.Join(art, "trivy-report.json")); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("auto without trivy uses gantry", func(t *testing.T) {
+		_, log, _, err := run(t, "scanner: auto\n", trivyEnv([]string{"PATH=" + t.TempDir()}))
+		if err == nil || !strings.Contains(err.Error(), "no vulnerability database") || !strings.Contains(log, "trivy is not on PATH, using gantry's scanner") {
+			t.Errorf("err = %v, want gantry's scanner asking for its database\n%s", err, log)
+		}
+	})
+	t.Run("trivy missing", func(t *testing.T) {
+		_, _, _, err := run(t, "scanner: trivy\n", trivyEnv([]string{"PATH=" + t.TempDir()}))
+		if err == nil || !strings.Contains(err.Error(), "trivy is not installed") || !strings.Contains(err.Error(), "install it from") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("bad report", func(t *testing.T) {
+		bad := filepath.Join(repo, "bad.json")
+		os.WriteFile(bad, []byte(`{"SchemaVersion": 2, "Results": [{"Vulnerabilities": [{"VulnerabilityID": 7}]}]}`), 0o644)
+		_, _, _, err := run(t, "trivy_report: bad.json\n", trivyEnv(nil))
+		if err == nil || !strings.Contains(err.Error(), "bad.json:1:") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("not cached", func(t *testing.T) {
+		s, _ := New(steptest.Inputs{YAML: "scanner: trivy\ntarget: x@sha256:00\n"})
+		env, _, _ := steptest.NewEnv(t, repo, "security", "trivy")
+		if _, err := s.(step.Cacheable).CacheKey(context.Background(), env); !errors.Is(err, step.ErrNotCacheable) {
+			t.Errorf("CacheKey err = %v", err)
+		}
+	})
+}
+
+func TestNewRejectsTrivy(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"scanner: grype\n", `with.scanner: scanner: "grype" is not gantry, trivy or auto`},
+		{"scanner: gantry\ntrivy_cache: /c\n", "with.trivy_cache: trivy_cache: only used with scanner: trivy or auto"},
+		{"scanner: gantry\ntrivy_report: r.json\n", "with.trivy_report"},
+		{"scanner: trivy\ndb: osv.tar.gz\n", "with.db: db: is gantry's OSV database"},
+		{"trivy_report: r.json\ntarget: img@sha256:00\n", "with.trivy_report: trivy_report: gates an existing report"},
+		{"trivy_downlaod: true\n", "pipeline.yaml:1:1"},
+	} {
+		if _, err := New(steptest.Inputs{YAML: c.yaml}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%q) = %v, want error mentioning %q", c.yaml, err, c.want)
+		}
 	}
 }

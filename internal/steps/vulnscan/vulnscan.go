@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +29,7 @@ import (
 var Kind = step.Kind{
 	Name:    "vuln-scan",
 	Summary: "Scan the built image's Go modules and OS packages against OSV data; fail on HIGH/CRITICAL",
-	Outputs: []string{"critical", "high", "medium", "low", "unscored", "findings", "excepted", "failing", "passed", "scanner"},
+	Outputs: []string{"critical", "high", "medium", "low", "unscored", "findings", "excepted", "failing", "passed", "scanner", "exceptions"},
 	New:     New,
 }
 
@@ -319,8 +320,18 @@ func (s *scanStep) scanTrivy(ctx context.Context, env *step.Env, g vuln.Gate, no
 
 // Outputs are the step outputs of a report.
 func Outputs(r *vuln.Report) map[string]any {
+	// The findings an unexpired risk exception covered, for the evidence
+	// attestation: "ID package".
+	excepted := []string{}
+	for _, f := range r.Findings {
+		if f.Status == vuln.StatusExcepted {
+			excepted = append(excepted, f.ID+" "+f.Package)
+		}
+	}
+	slices.Sort(excepted)
 	return map[string]any{
-		"critical": r.Counts["CRITICAL"], "high": r.Counts["HIGH"], "medium": r.Counts["MEDIUM"],
+		"exceptions": slices.Compact(excepted),
+		"critical":   r.Counts["CRITICAL"], "high": r.Counts["HIGH"], "medium": r.Counts["MEDIUM"],
 		"low": r.Counts["LOW"], "unscored": r.Counts["UNSCORED"], "findings": len(r.Findings),
 		"excepted": r.Excepted, "failing": r.Failing, "passed": r.Passed, "scanner": cmp.Or(r.Scanner, ScannerGantry),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,6 +153,9 @@ func TestScanImage(t *testing.T) {
 		}
 		if out["excepted"] != 1 || out["failing"] != 0 {
 			t.Errorf("outputs = %v", out)
+		}
+		if got := fmt.Sprint(out["exceptions"]); got != "[GO-2022-1059 golang.org/x/text]" {
+			t.Errorf("exceptions output = %s", got)
 		}
 		for _, want := range []string{"expired on 2026-11-01", "expires on 2026-12-01", "unscored: warn"} {
 			if !strings.Contains(log, want) {

@@ -84,11 +84,13 @@ install_cached_tool tflint github.com/terraform-linters/tflint v0.64.0
 install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
-# syft and cosign are peers of the SBOM and attachment tests; each takes
-# minutes to build, so they are installed on request (their tests skip
-# without them): GANTRY_ALL_PEERS=1 scripts/deps.sh
+# cosign is the peer of the signing tests, which must round-trip with it
+# both ways (about 4 minutes to build cold).
+install_go_tool cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
+# syft is the peer of the SBOM comparison; it takes minutes to build too,
+# so it is installed on request (that test skips without it):
+# GANTRY_ALL_PEERS=1 scripts/deps.sh
 if [ "${GANTRY_ALL_PEERS:-}" = 1 ]; then
 	install_go_tool syft github.com/anchore/syft/cmd/syft@v1.57.1
-	install_go_tool cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 fi
 log "prerequisites ready"

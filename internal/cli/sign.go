@@ -98,6 +98,9 @@ func runSign(cmd *cobra.Command, g *options.Global, o *options.Sign, image strin
 		}
 		if rep.KeyGenerated {
 			fmt.Fprintf(cmd.ErrOrStderr(), "generated signing key %s; verify with --key %s\n", keyRef, pub)
+			if len(pw) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the key's password is empty (set %s to encrypt a new key)\n", signing.PasswordEnv)
+			}
 		}
 	}
 	signer, err := loadSigner(ctx, cmd, keyRef)

@@ -142,8 +142,14 @@ func runVerify(cmd *cobra.Command, g *options.Global, o *options.Verify, image s
 	// and as the command's error (exit 1).
 	fail := func(name string, err error) error {
 		rep.Failure, rep.Error = name, err.Error()
-		if o.Format != "table" {
+		switch {
+		case o.Format != "table":
 			if perr := printAs(w, o.Format, rep, nil); perr != nil {
+				return perr
+			}
+		case rep.Attestations != nil:
+			// The evidence failed; show what is attested.
+			if perr := printAs(w, o.Format, rep, func(tw *tabwriter.Writer) { rep.table(tw) }); perr != nil {
 				return perr
 			}
 		}
@@ -172,7 +178,7 @@ func runVerify(cmd *cobra.Command, g *options.Global, o *options.Verify, image s
 			verdicts, err := evidence.Check(atts, o.Require)
 			rep.Evidence = verdicts
 			if err != nil {
-				return fail(evidenceFailureName(err), fmt.Errorf("verify %s: the signature verified, but not the evidence required:\n%w", image, err))
+				return fail(evidenceFailureName(err), fmt.Errorf("verify %s: the signature verified, but not the evidence required:\n%w", image, indented{err}))
 			}
 		}
 	}
@@ -198,7 +204,11 @@ func attestationRows(atts []signing.Attestation) []attestationRow {
 }
 
 func (r *verifyReport) table(tw *tabwriter.Writer) {
-	fmt.Fprintf(tw, "Verified\t%s\n", r.Image)
+	if r.Verified {
+		fmt.Fprintf(tw, "Verified\t%s\n", r.Image)
+	} else {
+		fmt.Fprintf(tw, "Signed\t%s (evidence NOT verified)\n", r.Image)
+	}
 	fmt.Fprintf(tw, "Key\t%s (%s)\n", r.Key, shortKeyID(r.KeyID))
 	for i, s := range r.Signatures {
 		label := "Signature"
@@ -249,3 +259,9 @@ func formatAnnotations(a map[string]any) string {
 	}
 	return "  " + strings.Join(parts, " ")
 }
+
+// indented shows a multi-line error with each line indented.
+type indented struct{ err error }
+
+func (e indented) Error() string { return "  " + strings.ReplaceAll(e.err.Error(), "\n", "\n  ") }
+func (e indented) Unwrap() error { return e.err }

@@ -258,6 +258,12 @@ func readAttestation(file, typ string) (*attestation, error) {
 	if len(data) > maxPredicate {
 		return nil, fmt.Errorf("--attest %s: larger than %d bytes", file, maxPredicate)
 	}
+	return parseAttestation(file, data, typ)
+}
+
+// parseAttestation reads the --attest file's data: a predicate of --type
+// typ, or an in-toto statement.
+func parseAttestation(file string, data []byte, typ string) (*attestation, error) {
 	var head struct {
 		Type          string `json:"_type"`
 		PredicateType string `json:"predicateType"`
@@ -267,11 +273,15 @@ func readAttestation(file, typ string) (*attestation, error) {
 	}
 	var want string
 	if typ != "" {
+		var err error
 		if want, err = predicateType(typ); err != nil {
 			return nil, err
 		}
 	}
 	if slices.Contains(inTotoStatementTypes, head.Type) {
+		if head.PredicateType == "" {
+			return nil, fmt.Errorf("--attest %s is an in-toto statement without a predicateType", file)
+		}
 		if want != "" && want != head.PredicateType {
 			return nil, fmt.Errorf("--attest %s is an in-toto statement of predicate type %q, not --type %s", file, head.PredicateType, want)
 		}

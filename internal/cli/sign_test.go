@@ -3,7 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/sigstore/pkg/signature/kms/fake"
 
 	"github.com/gantry-ci/gantry/internal/evidence"
 	"github.com/gantry-ci/gantry/internal/registry"
@@ -29,13 +35,18 @@ import (
 // code.
 func gantry(t *testing.T, state string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return gantryCtx(t, t.Context(), state, args...)
+}
+
+func gantryCtx(t *testing.T, ctx context.Context, state string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	root := New()
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)
 	root.SetIn(strings.NewReader(""))
 	root.SetArgs(append([]string{"--state-dir", state}, args...))
-	err := root.ExecuteContext(t.Context())
+	err := root.ExecuteContext(ctx)
 	if err != nil {
 		errb.WriteString(err.Error())
 	}
@@ -383,5 +394,40 @@ func TestVerifyRequire(t *testing.T) {
 	}
 	if _, errs, code := gantry(t, state, "verify", d.String(), "--key", priv); code != ExitUsage || !strings.Contains(errs, "the .pub file") {
 		t.Errorf("verify with the private key: exit %d, want %d:\n%s", code, ExitUsage, errs)
+	}
+}
+
+// TestSignVerifyKMS signs and verifies through a KMS key URI (sigstore's
+// fake provider, holding one key in the context).
+func TestSignVerifyKMS(t *testing.T) {
+	repo := serveRegistry(t) + "/kms/app"
+	d := pushImage(t, repo, "v1")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.WithValue(t.Context(), fake.KmsCtxKey{}, key)
+	state := t.TempDir()
+	out, errs, code := gantryCtx(t, ctx, state, "sign", repo+":v1", "--key", "fakekms://signing-key")
+	if code != 0 || !strings.Contains(out, "Key        fakekms://signing-key") {
+		t.Fatalf("sign with a KMS key: exit %d\n%s%s", code, out, errs)
+	}
+	if _, errs, code := gantryCtx(t, ctx, state, "verify", repo+":v1", "--key", "fakekms://signing-key"); code != 0 {
+		t.Errorf("verify with the KMS key: exit %d\n%s", code, errs)
+	}
+	// The exported public key verifies too.
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(t.TempDir(), "kms.pub")
+	os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	if _, errs, code := gantry(t, state, "verify", d.String(), "--key", pub); code != 0 {
+		t.Errorf("verify with the KMS key's public key: exit %d\n%s", code, errs)
+	}
+	for _, cmd := range []string{"sign", "verify"} {
+		if _, errs, code := gantry(t, state, cmd, d.String(), "--key", "nokms://k"); code != ExitUsage || !strings.Contains(errs, "no KMS provider") {
+			t.Errorf("%s with an unknown KMS scheme: exit %d, want %d:\n%s", cmd, code, ExitUsage, errs)
+		}
 	}
 }

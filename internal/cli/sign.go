@@ -43,8 +43,9 @@ in-toto statement about the image, or a whole in-toto statement) as a DSSE
 envelope in REPO:sha256-<hex>.att, as ` + "`cosign attest`" + ` does. TYPE is
 slsaprovenance1, cyclonedx or a predicate type URI.
 
-Exit status: 0 signed, 1 a registry or KMS failure, 2 bad usage (bad
-reference, unreadable key, wrong password, bad predicate file).`,
+Exit status: 0 signed, 1 the registry failed or the KMS refused to sign, 2
+bad usage (bad reference, a key that cannot be loaded, wrong password, bad
+predicate file).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runSign(cmd, g, o, args[0]) },
 	}

@@ -39,6 +39,9 @@ func New() *cobra.Command {
 		newLicensesCmd(g),
 		newScanCmd(g),
 		newSBOMCmd(),
+		newKeysCmd(),
+		newSignCmd(g),
+		newVerifyCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,21 @@
+package options
+
+import "github.com/spf13/pflag"
+
+// Verify are the flags of `gantry verify`.
+type Verify struct {
+	Key          string
+	Require      []string
+	Attestations bool
+	Insecure     bool
+	Output
+}
+
+// AddFlags registers the verify flags.
+func (o *Verify) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Key, "key", "", "cosign public key file (cosign.pub) or KMS URI; default STATE_DIR/keys/cosign.pub when it exists")
+	fs.StringSliceVar(&o.Require, "require", nil, "gates whose passing verdict must be attested on the image (lint, commit-messages, tests, vuln-scan, sast, licenses, sbom)")
+	fs.BoolVar(&o.Attestations, "attestations", false, "list the image's attestations and whether each verified")
+	fs.BoolVar(&o.Insecure, "insecure", false, "allow plain HTTP to the registry (always on for localhost)")
+	o.Output.AddFlags(fs)
+}

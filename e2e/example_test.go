@@ -97,9 +97,24 @@ func TestExamplePipeline(t *testing.T) {
 	if !strings.HasPrefix(digest, "sha256:") || !strings.Contains(push["image"].(string), "@"+digest) {
 		t.Errorf("push outputs: got %v, want the image by digest", push)
 	}
-	for _, s := range []string{"trivy", "sast", "sbom", "licenses"} {
+	for _, s := range []string{"trivy", "sast", "sbom", "licenses", "sign"} {
 		if status, _, _ := v.step("security", s); status != "passed" {
 			t.Errorf("security/%s: got %q, want passed", s, status)
+		}
+	}
+	// The image is signed and carries every gate's verdict: gantry verify
+	// checks them after the run (restarting the embedded registry).
+	_, signed, _ := v.step("security", "sign")
+	if signed["digest"] != digest {
+		t.Errorf("signed %v, want the pushed digest %s", signed["digest"], digest)
+	}
+	verify := e.gantry("verify", signed["image"].(string), "--require", "lint,commit-messages,tests,vuln-scan,sast,licenses,sbom", "--attestations")
+	if verify.code != 0 {
+		t.Errorf("gantry verify: exit %d\n%s\n%s", verify.code, verify.stdout, verify.stderr)
+	}
+	for _, want := range []string{"https://slsa.dev/provenance/v1", "https://cyclonedx.org/bom", "tests: pass"} {
+		if !strings.Contains(verify.stdout, want) {
+			t.Errorf("gantry verify output lacks %q:\n%s", want, verify.stdout)
 		}
 	}
 	if _, lic, _ := v.step("security", "licenses"); lic["violations"] != 0.0 || lic["modules"].(float64) < 10 {
@@ -113,7 +128,7 @@ func TestExamplePipeline(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"build-test/unit/junit.xml", "build-test/integration/coverage.html", "commit/go-lint/golangci-lint.sarif", "security/sbom/sbom.cdx.json", "security/trivy/vuln-report.json"} {
+	for _, want := range []string{"build-test/unit/junit.xml", "build-test/integration/coverage.html", "commit/go-lint/golangci-lint.sarif", "security/sbom/sbom.cdx.json", "security/trivy/vuln-report.json", "security/sign/cosign.pub"} {
 		if !arts[want] {
 			t.Errorf("artifact %s missing; have %v", want, arts)
 		}

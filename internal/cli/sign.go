@@ -72,6 +72,11 @@ func runSign(cmd *cobra.Command, g *options.Global, o *options.Sign, image strin
 		return usageErr(err)
 	}
 	ctx := cmd.Context()
+	image, stop, err := reachEmbedded(ctx, g, image)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	ref, err := parseImage(image, o.Insecure)
 	if err != nil {
 		return usageErr(err)

@@ -116,6 +116,11 @@ func runVerify(cmd *cobra.Command, g *options.Global, o *options.Verify, image s
 			return usageErr(fmt.Errorf("--require: unknown gate %q; gates are %s", r, strings.Join(gates, ", ")))
 		}
 	}
+	image, stop, err := reachEmbedded(cmd.Context(), g, image)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	ref, err := parseImage(image, o.Insecure)
 	if err != nil {
 		return usageErr(err)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,5 +178,53 @@ func TestEnsureReusesServing(t *testing.T) {
 	addr3, _, _ := Ensure(ctx, state, []string{EnvAddr + "=10.1.2.3:5000"}, nil)
 	if addr3 != "10.1.2.3:5000" {
 		t.Errorf("Ensure ignored %s: %s", EnvAddr, addr3)
+	}
+}
+
+// TestEnsureShared: steps running at once share the registry this process
+// started, which stops with the last of them, and the next one comes back
+// on the same address.
+func TestEnsureShared(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	const n = 4
+	addrs := make([]string, n)
+	stops := make([]func(context.Context) error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, stop, err := Ensure(ctx, state, nil, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			addrs[i], stops[i] = a, stop
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, a := range addrs[1:] {
+		if a != addrs[0] {
+			t.Fatalf("concurrent Ensure calls got %v, want one registry", addrs)
+		}
+	}
+	for i, stop := range stops {
+		_ = stop(ctx)
+		_ = stop(ctx) // a second call is a no-op
+		if up := Ping(ctx, addrs[0]) == nil; up != (i < n-1) {
+			t.Errorf("after %d of %d stops: answering = %v", i+1, n, up)
+		}
+	}
+	again, stop, err := Ensure(ctx, state, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop(ctx)
+	if again != addrs[0] {
+		t.Errorf("restarted on %s, want the earlier %s", again, addrs[0])
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -106,9 +107,13 @@ func (s *Server) Close(ctx context.Context) error {
 
 // Ensure returns the address of a running embedded registry: the one named
 // by GANTRY_REGISTRY in env, else one recorded in the state file that
-// answers, else a new one started in this process on a free loopback port
-// with its content under stateDir. stop ends what Ensure started (a no-op
-// for a registry that was already running).
+// answers, else the one this process already runs for stateDir, else a new
+// one started in this process on a free loopback port with its content
+// under stateDir. stop releases it; the registry this process started stops
+// when the last caller released it. Steps running at the same time thus
+// share one registry on one address, and the address stays the one earlier
+// runs used, so that image references (host:port/repo@digest) in step
+// outputs and cache keys stay valid.
 func Ensure(ctx context.Context, stateDir string, env []string, logger *slog.Logger) (addr string, stop func(context.Context) error, err error) {
 	noop := func(context.Context) error { return nil }
 	for _, kv := range env {
@@ -122,24 +127,64 @@ func Ensure(ctx context.Context, stateDir string, env []string, logger *slog.Log
 			return st.Addr, noop, nil
 		}
 	}
-	// Prefer the address an earlier in-process registry had, so that
-	// image references (host:port/repo@digest) recorded by earlier steps
-	// stay valid.
-	pref := filepath.Join(stateDir, "registry", "addr")
-	addr = "127.0.0.1:0"
-	if b, err := os.ReadFile(pref); err == nil && strings.TrimSpace(string(b)) != "" {
-		addr = strings.TrimSpace(string(b))
+	return inProcess.acquire(ctx, stateDir, logger)
+}
+
+// inProcess holds the embedded registries this process runs, by state
+// dir. It is process-wide state on purpose: a registry owns a port, and
+// every step of a run lives in the one process.
+var inProcess = &shared{running: map[string]*sharedServer{}}
+
+type shared struct {
+	mu      sync.Mutex
+	running map[string]*sharedServer
+}
+
+type sharedServer struct {
+	s    *Server
+	refs int
+}
+
+func (sh *shared) acquire(ctx context.Context, stateDir string, logger *slog.Logger) (string, func(context.Context) error, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ss := sh.running[stateDir]
+	if ss == nil {
+		// Prefer the address an earlier in-process registry had.
+		pref := filepath.Join(stateDir, "registry", "addr")
+		addr := "127.0.0.1:0"
+		if b, err := os.ReadFile(pref); err == nil && strings.TrimSpace(string(b)) != "" {
+			addr = strings.TrimSpace(string(b))
+		}
+		// The registry outlives the context of the step that started it.
+		sctx := context.WithoutCancel(ctx)
+		s, err := Serve(sctx, Root(stateDir), addr, "", logger)
+		if err != nil && addr != "127.0.0.1:0" {
+			s, err = Serve(sctx, Root(stateDir), "127.0.0.1:0", "", logger)
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		_ = os.MkdirAll(filepath.Dir(pref), 0o755)
+		_ = writeFileAtomic(pref, []byte(s.Addr()))
+		ss = &sharedServer{s: s}
+		sh.running[stateDir] = ss
 	}
-	s, err := Serve(ctx, Root(stateDir), addr, "", logger)
-	if err != nil && addr != "127.0.0.1:0" {
-		s, err = Serve(ctx, Root(stateDir), "127.0.0.1:0", "", logger)
+	ss.refs++
+	var once sync.Once
+	release := func(ctx context.Context) error {
+		var err error
+		once.Do(func() {
+			sh.mu.Lock()
+			defer sh.mu.Unlock()
+			if ss.refs--; ss.refs == 0 {
+				delete(sh.running, stateDir)
+				err = ss.s.Close(ctx)
+			}
+		})
+		return err
 	}
-	if err != nil {
-		return "", nil, err
-	}
-	_ = os.MkdirAll(filepath.Dir(pref), 0o755)
-	_ = writeFileAtomic(pref, []byte(s.Addr()))
-	return s.Addr(), s.Close, nil
+	return ss.s.Addr(), release, nil
 }
 
 // Ping checks that addr serves the distribution API (GET /v2/).

@@ -72,6 +72,8 @@ type Attested struct {
 	PredicateType string `json:"predicate_type"`
 	// Attestations is how many the attachment holds now.
 	Attestations int `json:"attestations"`
+	// Envelope is the DSSE envelope written (JSON).
+	Envelope []byte `json:"-"`
 }
 
 // Attest signs statement (an in-toto statement about ref) as a DSSE
@@ -116,7 +118,7 @@ func Attest(ctx context.Context, ref name.Digest, s *Signer, statement []byte, o
 	if _, err := writeAttachment(tag, kept, opts); err != nil {
 		return nil, fmt.Errorf("attest %s: %w", ref, err)
 	}
-	return &Attested{Tag: tag.String(), PredicateType: st.PredicateType, Attestations: len(kept)}, nil
+	return &Attested{Tag: tag.String(), PredicateType: st.PredicateType, Attestations: len(kept), Envelope: env}, nil
 }
 
 func coversDigest(subjects []Subject, digest string) bool {

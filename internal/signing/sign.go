@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -40,6 +41,15 @@ type Signed struct {
 	Signatures int `json:"signatures"`
 	// Added is how many this call added (an identical one is kept once).
 	Added int `json:"added"`
+	// Made are the signatures this call made, added or already there.
+	Made []SignedPayload `json:"-"`
+}
+
+// SignedPayload is one simple-signing payload and its signature.
+type SignedPayload struct {
+	Payload json.RawMessage `json:"payload"`
+	// Signature is base64, as in the signature annotation.
+	Signature string `json:"signature"`
 }
 
 // SignImage signs the image ref (by digest) and adds the signatures to its
@@ -59,6 +69,7 @@ func SignImage(ctx context.Context, ref name.Digest, s *Signer, so SignOptions, 
 		identities = []string{""}
 	}
 	added := 0
+	var made []SignedPayload
 	for _, id := range identities {
 		p, err := payload.Cosign{Image: ref, ClaimedIdentity: id, Annotations: so.Annotations}.MarshalJSON()
 		if err != nil {
@@ -68,10 +79,12 @@ func SignImage(ctx context.Context, ref name.Digest, s *Signer, so SignOptions, 
 		if err != nil {
 			return nil, fmt.Errorf("sign %s with %s: %w", ref, s.Ref, err)
 		}
+		b64 := base64.StdEncoding.EncodeToString(sig)
 		e := entry{data: p, mediaType: SimpleSigningMediaType, annotations: map[string]string{
-			SignatureAnnotation: base64.StdEncoding.EncodeToString(sig),
+			SignatureAnnotation: b64,
 			KeyIDAnnotation:     s.ID,
 		}}
+		made = append(made, SignedPayload{Payload: p, Signature: b64})
 		if !hasPayload(layers, p, s.ID) {
 			layers = append(layers, e)
 			added++
@@ -82,7 +95,7 @@ func SignImage(ctx context.Context, ref name.Digest, s *Signer, so SignOptions, 
 			return nil, fmt.Errorf("sign %s: %w", ref, err)
 		}
 	}
-	return &Signed{Tag: tag.String(), Signatures: len(layers), Added: added}, nil
+	return &Signed{Tag: tag.String(), Signatures: len(layers), Added: added, Made: made}, nil
 }
 
 // hasPayload reports whether layers already hold a signature of p by key.

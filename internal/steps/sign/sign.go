@@ -5,6 +5,7 @@
 package sign
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,8 +56,17 @@ type Config struct {
 	Annotations map[string]string `yaml:"annotations"`
 }
 
-// PublicKeyArtifact is the stored public key that verifies the signature.
-const PublicKeyArtifact = "cosign.pub"
+// Artifacts the step stores.
+const (
+	// PublicKeyArtifact is the public key that verifies the signatures.
+	PublicKeyArtifact = "cosign.pub"
+	// SignaturesArtifact holds the simple-signing payloads signed and
+	// their base64 signatures (JSON array).
+	SignaturesArtifact = "signatures.json"
+	// AttestationsArtifact holds the DSSE envelopes attested, one per
+	// line.
+	AttestationsArtifact = "attestations.intoto.jsonl"
+)
 
 type signStep struct {
 	cfg Config
@@ -148,13 +158,19 @@ func (s *signStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 		return nil, fmt.Errorf("sign: %w", err)
 	}
 	fmt.Fprintf(out, "signed %s with %s (%s): %s\n", ref, signer.Ref, signer.ID, signed.Tag)
+	if err := putJSON(ctx, env, SignaturesArtifact, signed.Made); err != nil {
+		return nil, err
+	}
 
 	var attested []string
+	var envelopes bytes.Buffer
 	attest := func(predicateType string, statement []byte) error {
 		a, err := signing.Attest(ctx, ref, signer, statement)
 		if err != nil {
 			return fmt.Errorf("sign: %w", err)
 		}
+		envelopes.Write(a.Envelope)
+		envelopes.WriteByte('\n')
 		attested = append(attested, predicateType)
 		fmt.Fprintf(out, "attested %s: %s\n", predicateType, a.Tag)
 		return nil
@@ -194,6 +210,11 @@ func (s *signStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 				return nil, err
 			}
 			verdicts[p.Gate] = p.Verdict
+		}
+	}
+	if env.Artifacts != nil && envelopes.Len() > 0 {
+		if err := env.Artifacts.PutBytes(ctx, AttestationsArtifact, envelopes.Bytes(), "application/x-ndjson"); err != nil {
+			return nil, fmt.Errorf("sign: store %s: %w", AttestationsArtifact, err)
 		}
 	}
 	fmt.Fprintf(out, "verify with: gantry verify %s --key %s (or cosign verify --key %s --insecure-ignore-tlog=true %s)\n", ref, pub, pub, ref)
@@ -299,6 +320,20 @@ func (s *signStep) attestProvenance(env *step.Env, ref name.Digest, attest func(
 		return fmt.Errorf("sign: provenance %s: %w", path, err)
 	}
 	return attest(st.PredicateType, b)
+}
+
+func putJSON(ctx context.Context, env *step.Env, name string, v any) error {
+	if env.Artifacts == nil {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("sign: encode %s: %w", name, err)
+	}
+	if err := env.Artifacts.PutBytes(ctx, name, b, "application/json"); err != nil {
+		return fmt.Errorf("sign: store %s: %w", name, err)
+	}
+	return nil
 }
 
 // lookup returns the value of key in a KEY=VALUE list (the last one wins).

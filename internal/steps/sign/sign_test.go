@@ -2,6 +2,7 @@ package sign
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -107,6 +108,17 @@ func TestSign(t *testing.T) {
 	}
 	if pv, err := signing.ParseVerifier("artifact", pem); err != nil || pv.ID != v.ID {
 		t.Errorf("public key artifact: %v", err)
+	}
+	var sigs []signing.SignedPayload
+	if b, err := os.ReadFile(filepath.Join(art, SignaturesArtifact)); err != nil || json.Unmarshal(b, &sigs) != nil || len(sigs) != 2 {
+		t.Errorf("%s: %d signatures, %v", SignaturesArtifact, len(sigs), err)
+	}
+	envs, err := os.ReadFile(filepath.Join(art, AttestationsArtifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(envs)), "\n"); len(lines) != 4 || !strings.Contains(lines[0], `"payloadType":"application/vnd.in-toto+json"`) {
+		t.Errorf("%s: %d envelopes:\n%s", AttestationsArtifact, len(lines), envs)
 	}
 	for _, tag := range []string{"v1", "abc123"} {
 		r, _ := name.ParseReference(d.Context().Name() + ":" + tag)

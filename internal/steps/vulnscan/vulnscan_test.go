@@ -241,10 +241,13 @@ func TestScanPushedImage(t *testing.T) {
 // trivyEnv returns the process environment with PATH replaced by the fake
 // trivy's (see trivytest: the real trivy needs its database from the
 // network, which tests do not have).
+// trivyEnv is the test's environment with fake's PATH and without
+// GANTRY_VULN_DB (which scripts/env.sh sets), so that gantry's own scanner
+// has no database unless a test gives one.
 func trivyEnv(fake []string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PATH=") {
+		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "GANTRY_VULN_DB=") {
 			out = append(out, kv)
 		}
 	}

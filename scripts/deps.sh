@@ -55,29 +55,42 @@ if [ ! -x "$node24" ]; then
 fi
 
 gobin=$(go env GOPATH)/bin
+# The Go tools are built concurrently, each in the background with its
+# own log: a cold machine spends part of each build downloading modules,
+# and one build's downloads overlap another's compiling.
+go_logs=$(mktemp -d)
+pids=() names=()
+background() { # name command...
+	local name=$1
+	shift
+	log "building $name in the background"
+	("$@" >"$go_logs/$name.log" 2>&1) &
+	pids+=($!) names+=("$name")
+}
 # Built with the same settings as the tests (cgo on) so that the packages
 # they share with gantry come out of the build cache once.
 install_go_tool() { # binary package@version
 	if [ -x "$gobin/$1" ] && [ "$(go version -m "$gobin/$1" | awk '$1 == "mod" {print $3}')" = "${2##*@}" ]; then
 		return
 	fi
-	log "go install $2"
-	go install "$2"
+	background "$1" go install "$2"
 }
 # gantry's pinned linters, installed the way its tool cache lays them out
 # (DIR/NAME@VERSION/NAME), so that tests and runs find them instead of
 # installing them concurrently. The versions are gantry's pins
 # (internal/golangcilint, internal/tflint; a test keeps them in step).
 tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
-install_cached_tool() { # name package version
+cached_tool() { # name package version
 	local dest="$tool_cache/$1@$3/$1" tmp
-	[ -x "$dest" ] && return
-	log "go install $2@$3 into the tool cache"
 	tmp=$(mktemp -d)
 	GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install "$2@$3"
 	mkdir -p "$(dirname "$dest")"
 	mv "$tmp/$1" "$dest"
 	rm -rf "$tmp"
+}
+install_cached_tool() { # name package version
+	[ -x "$tool_cache/$1@$3/$1" ] && return
+	background "$1" cached_tool "$@"
 }
 install_cached_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint v2.15.0
 install_cached_tool tflint github.com/terraform-linters/tflint v0.64.0
@@ -85,7 +98,7 @@ install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # cosign is the peer of the signing tests, which must round-trip with it
-# both ways (about 4 minutes to build cold).
+# both ways (the longest build here: minutes on two cores).
 install_go_tool cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 # syft is the peer of the SBOM comparison; it takes minutes to build too,
 # so it is installed on request (that test skips without it):
@@ -93,4 +106,16 @@ install_go_tool cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 if [ "${GANTRY_ALL_PEERS:-}" = 1 ]; then
 	install_go_tool syft github.com/anchore/syft/cmd/syft@v1.57.1
 fi
+failed=0
+for i in "${!pids[@]}"; do
+	if wait "${pids[$i]}"; then
+		log "${names[$i]} ready"
+	else
+		echo "deps: building ${names[$i]} failed:" >&2
+		cat "$go_logs/${names[$i]}.log" >&2
+		failed=1
+	fi
+done
+rm -rf "$go_logs"
+[ "$failed" = 0 ] || exit 1
 log "prerequisites ready"

@@ -6,7 +6,9 @@
 #   - npm: fauxqs (the SQS-compatible server for the sqs service) with a
 #     Node.js >= 22 it runs on, kept in /opt/payment-node so the system
 #     node is untouched; the real commitlint (peer test of gantry's);
-#   - Go tools used as peers in tests: helm and kubeconform.
+#   - Go tools used as peers in tests: helm, kubeconform, govulncheck
+#     (cosign is built by scripts/test.sh from tools/cosign, after go vet
+#     has compiled the packages it shares with gantry).
 # golangci-lint and tflint are installed by gantry itself on first use
 # (into $GANTRY_TOOL_CACHE). Run as root on a fresh machine.
 set -euo pipefail
@@ -97,9 +99,6 @@ install_cached_tool tflint github.com/terraform-linters/tflint v0.64.0
 install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
-# cosign is the peer of the signing tests, which must round-trip with it
-# both ways (the longest build here: minutes on two cores).
-install_go_tool cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 # syft is the peer of the SBOM comparison; it takes minutes to build too,
 # so it is installed on request (that test skips without it):
 # GANTRY_ALL_PEERS=1 scripts/deps.sh

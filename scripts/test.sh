@@ -17,6 +17,15 @@ echo "==> go vet (while the prerequisites install)"
 go vet ./...
 wait "$deps"
 . scripts/env.sh
+# cosign, the peer of the signing tests: the real cosign of tools/cosign's
+# go.mod, built against gantry's dependency versions so that the packages
+# go vet just compiled are reused.
+cosign_version=$(go -C tools/cosign list -m -f '{{.Version}}' github.com/sigstore/cosign/v2)
+cosign=$(go env GOPATH)/bin/cosign
+if [ ! -x "$cosign" ] || [ "$(go version -m "$cosign" | awk '$1 == "mod" {print $3}')" != "$cosign_version" ]; then
+	echo "==> building cosign $cosign_version (tools/cosign)"
+	go -C tools/cosign build -o "$cosign" github.com/sigstore/cosign/v2/cmd/cosign
+fi
 echo "==> gantry tests (unit, integration with real services and peer tools, e2e)"
 go test -count=1 -timeout 30m ./...
 echo "==> OCI distribution-spec conformance of the embedded registry"

@@ -21,7 +21,7 @@ func cosignBin(t *testing.T) string {
 	p, err := exec.LookPath("cosign")
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("cosign is not installed; scripts/deps.sh installs it")
+			t.Fatal("cosign is not installed; scripts/test.sh builds it from tools/cosign")
 		}
 		t.Skip("cosign not installed: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5")
 	}

@@ -73,6 +73,9 @@ func TestWatchPassesPaymentService(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the payment service")
 	}
+	if raceEnabled {
+		t.Skip("steady-state verdicts are judged without the race detector")
+	}
 	base := startPaymentService(t)
 	body := bytes.NewBufferString(`{"amount": 1999, "currency": "usd"}`)
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/payment_intents", body)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 )
 
 // Kind describes one built-in step kind.
@@ -90,6 +91,22 @@ type Env struct {
 	// Run describes the run so far, stage by stage in pipeline order, for
 	// kinds that report on it (evidence attestations). Nil outside a run.
 	Run func() RunView
+}
+
+// OutputsOf returns the outputs of the step named by ref, "STAGE/STEP" or
+// "STEP" of this stage, with that step's "stage/step" name for messages;
+// ok is false when it has not run (see Outputs).
+func (e *Env) OutputsOf(ref string) (outputs map[string]any, where string, ok bool) {
+	stage, name := e.Stage, ref
+	if st, n, found := strings.Cut(ref, "/"); found {
+		stage, name = st, n
+	}
+	where = stage + "/" + name
+	if e.Outputs == nil {
+		return nil, where, false
+	}
+	outputs, ok = e.Outputs(stage, name)
+	return outputs, where, ok
 }
 
 // RunView is the run as a step sees it: the stages that started, in

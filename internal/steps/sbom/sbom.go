@@ -82,18 +82,6 @@ func New(in step.Inputs) (step.Step, error) {
 	return &sbomStep{cfg: c, now: time.Now}, nil
 }
 
-func outputsOf(env *step.Env, ref string) (map[string]any, string, bool) {
-	stage, name := env.Stage, ref
-	if st, n, ok := strings.Cut(ref, "/"); ok {
-		stage, name = st, n
-	}
-	if env.Outputs == nil {
-		return nil, stage + "/" + name, false
-	}
-	o, ok := env.Outputs(stage, name)
-	return o, stage + "/" + name, ok
-}
-
 // Run generates, stores and attaches the SBOM.
 func (s *sbomStep) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 	out := env.Stdout
@@ -105,7 +93,7 @@ func (s *sbomStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 		target = filepath.Join(env.Dir, target)
 	}
 	if target == "" {
-		o, where, ok := outputsOf(env, s.cfg.From)
+		o, where, ok := env.OutputsOf(s.cfg.From)
 		if !ok {
 			return nil, fmt.Errorf("sbom: step %s has not run: set with.from to the image-build step, or with.target", where)
 		}
@@ -144,7 +132,7 @@ func (s *sbomStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 	if s.cfg.Attach != nil && !*s.cfg.Attach {
 		return res, nil
 	}
-	pushed, where, ok := outputsOf(env, s.cfg.Push)
+	pushed, where, ok := env.OutputsOf(s.cfg.Push)
 	if !ok {
 		fmt.Fprintf(out, "not attached: step %s did not run\n", where)
 		return res, nil
@@ -197,14 +185,14 @@ func (s *sbomStep) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, er
 		}
 		extra["target"] = s.cfg.Target
 	} else {
-		o, _, ok := outputsOf(env, s.cfg.From)
+		o, _, ok := env.OutputsOf(s.cfg.From)
 		img, _ := o["image"].(string)
 		if !ok || img == "" {
 			return step.CacheKey{}, step.ErrNotCacheable
 		}
 		extra["image"] = img
 	}
-	if o, _, ok := outputsOf(env, s.cfg.Push); ok {
+	if o, _, ok := env.OutputsOf(s.cfg.Push); ok {
 		img, _ := o["image"].(string)
 		extra["push"] = img
 	}

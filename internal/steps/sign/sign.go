@@ -93,18 +93,6 @@ func New(in step.Inputs) (step.Step, error) {
 	return &signStep{cfg: c, now: time.Now}, nil
 }
 
-func outputsOf(env *step.Env, ref string) (map[string]any, string, bool) {
-	stage, n := env.Stage, ref
-	if st, rest, ok := strings.Cut(ref, "/"); ok {
-		stage, n = st, rest
-	}
-	if env.Outputs == nil {
-		return nil, stage + "/" + n, false
-	}
-	o, ok := env.Outputs(stage, n)
-	return o, stage + "/" + n, ok && o != nil
-}
-
 // Run signs and attests.
 func (s *signStep) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 	out := env.Stdout
@@ -232,8 +220,8 @@ func (s *signStep) image(env *step.Env) (string, []string, error) {
 	if s.cfg.Target != "" {
 		return s.cfg.Target, nil, nil
 	}
-	o, where, ok := outputsOf(env, s.cfg.Push)
-	if !ok {
+	o, where, ok := env.OutputsOf(s.cfg.Push)
+	if !ok || o == nil {
 		return "", nil, fmt.Errorf("sign: step %s has not run: set with.push to the image-push step, or with.target", where)
 	}
 	image, _ := o["image"].(string)
@@ -301,8 +289,8 @@ func (s *signStep) attestProvenance(env *step.Env, ref name.Digest, attest func(
 	if s.cfg.Provenance == "none" {
 		return nil
 	}
-	o, where, ok := outputsOf(env, s.cfg.Provenance)
-	if !ok {
+	o, where, ok := env.OutputsOf(s.cfg.Provenance)
+	if !ok || o == nil {
 		fmt.Fprintf(out, "no provenance: step %s did not run\n", where)
 		return nil
 	}

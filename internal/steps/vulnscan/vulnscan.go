@@ -244,7 +244,7 @@ func (s *scanStep) scanGantry(ctx context.Context, env *step.Env, g vuln.Gate, n
 		return nil, err
 	}
 	defer stop()
-	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: s.cfg.Platform, Insecure: loopback(target)})
+	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: s.cfg.Platform, Insecure: registry.IsLoopback(target)})
 	if err != nil {
 		return nil, fmt.Errorf("vuln-scan: %w", err)
 	}
@@ -255,15 +255,9 @@ func (s *scanStep) scanGantry(ctx context.Context, env *step.Env, g vuln.Gate, n
 // (it may have stopped with the push step) and rewrites the target to its
 // address. stop is never nil.
 func ensureRegistry(ctx context.Context, env *step.Env, target string) (string, func(), error) {
-	if !loopback(target) {
-		return target, func() {}, nil
-	}
-	addr, stop, err := registry.Ensure(ctx, env.StateDir, env.Vars, env.Log)
+	target, _, stop, err := registry.EnsureFor(ctx, env.StateDir, env.Vars, env.Log, target)
 	if err != nil {
-		return "", nil, fmt.Errorf("vuln-scan: embedded registry: %w", err)
-	}
-	if host, rest, ok := strings.Cut(target, "/"); ok && host != addr {
-		target = addr + "/" + rest
+		return "", nil, fmt.Errorf("vuln-scan: %w", err)
 	}
 	return target, func() { _ = stop(context.WithoutCancel(ctx)) }, nil
 }
@@ -297,7 +291,7 @@ func (s *scanStep) scanTrivy(ctx context.Context, env *step.Env, g vuln.Gate, no
 		}
 		fmt.Fprintf(out, "vuln-scan: scanning %s with trivy\n", target)
 		scan, err = trivy.Run(ctx, trivy.Options{
-			Target: target, Platform: s.cfg.Platform, Insecure: loopback(target), CacheDir: cache,
+			Target: target, Platform: s.cfg.Platform, Insecure: registry.IsLoopback(target), CacheDir: cache,
 			AllowDownload: s.cfg.TrivyDownload, Env: env.Vars, TempDir: env.TempDir, Log: out,
 		})
 		if err != nil {
@@ -378,22 +372,14 @@ func (s *scanStep) target(env *step.Env) (string, error) {
 		}
 		return t, nil
 	}
-	stage, name := env.Stage, s.cfg.From
-	if st, n, ok := strings.Cut(s.cfg.From, "/"); ok {
-		stage, name = st, n
-	}
-	var outs map[string]any
-	ok := false
-	if env.Outputs != nil {
-		outs, ok = env.Outputs(stage, name)
-	}
+	outs, where, ok := env.OutputsOf(s.cfg.From)
 	if !ok {
-		return "", fmt.Errorf("vuln-scan: step %s/%s has not run: set with.from to the image-build or image-push step, or with.target", stage, name)
+		return "", fmt.Errorf("vuln-scan: step %s has not run: set with.from to the image-build or image-push step, or with.target", where)
 	}
 	if img, _ := outs["image"].(string); img != "" {
 		return img, nil
 	}
-	return "", fmt.Errorf("vuln-scan: step %s/%s has no `image` output", stage, name)
+	return "", fmt.Errorf("vuln-scan: step %s has no `image` output", where)
 }
 
 // DBPath finds the OSV database: explicit, $GANTRY_VULN_DB, or in the state dir.
@@ -440,17 +426,6 @@ func loadExceptions(dir, file string) (*policy.Exceptions, error) {
 // LoadExceptions reads the exceptions file (relative to dir), naming it
 // as given in errors; a missing file is an empty list.
 func LoadExceptions(dir, file string) (*policy.Exceptions, error) { return loadExceptions(dir, file) }
-
-// loopback reports whether a registry reference points at this machine
-// (the embedded registry speaks plain HTTP).
-func loopback(ref string) bool {
-	host, _, _ := strings.Cut(ref, "/")
-	h := host
-	if i := strings.LastIndex(host, ":"); i > 0 && !strings.HasSuffix(host, "]") {
-		h = host[:i]
-	}
-	return h == "localhost" || strings.HasPrefix(h, "127.") || h == "[::1]"
-}
 
 var _ step.Cacheable = (*scanStep)(nil)
 

@@ -205,7 +205,8 @@ stages:
         inputs: ["*.go"]
       - name: image
         needs: [unit]
-        run: echo "tag ${stages.commit.steps.version.outputs.version}-${git.short_sha}"
+        env: {TAG: "${stages.commit.steps.version.outputs.version}-${git.short_sha}"}
+        run: echo "tag $TAG"
     gate: steps.unit.outputs.coverage >= 80
 `
 

@@ -21,7 +21,8 @@ stages:
       - {name: fix, run: 'echo never', needs: [scan]}
       - name: sign
         after: [scan, fix]
-        run: 'test -f scan.done && echo "signed: scan ${steps.scan.status}, fix ${steps.fix.status}"'
+        env: {SCAN: "${steps.scan.status}", FIX: "${steps.fix.status}"}
+        run: 'test -f scan.done && echo "signed: scan $SCAN, fix $FIX"'
       - {name: blocked, run: 'echo never', needs: [scan], after: [sign]}
 `)
 	res := f.run(context.Background(), p, engine.Request{})

@@ -200,12 +200,12 @@ stages:
   - name: build
     steps:
       - {name: a, run: 'echo "coverage=` + tt.coverage + `" >> "$GANTRY_OUTPUT"', outputs: [coverage]}
-      - {name: b, run: 'echo "got ${steps.a.outputs.coverage}"', needs: [a]}
+      - {name: b, run: 'echo "got $COVERAGE"', env: {COVERAGE: "${steps.a.outputs.coverage}"}, needs: [a]}
       - {name: c, uses: count, with: {value: "${steps.a.outputs.coverage}"}, needs: [a]}
     gate: steps.a.outputs.coverage >= 80
   - name: after
     steps:
-      - {name: d, run: 'echo "${stages.build.steps.c.outputs.value}"'}
+      - {name: d, run: 'echo "$VALUE"', env: {VALUE: "${stages.build.steps.c.outputs.value}"}}
 `)
 			res := f.run(context.Background(), p, engine.Request{})
 			if res.Status != tt.want {

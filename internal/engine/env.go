@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -101,6 +102,27 @@ func (r *runner) evalBool(src string, env map[string]any) (bool, error) {
 		env = r.exprEnv("")
 	}
 	return prog.EvalBool(env)
+}
+
+// errExprInScript refuses a run: script holding ${...}: pasted into shell
+// code, a pipeline value such as a branch name would run as commands.
+var errExprInScript = errors.New("${...} in run: is refused (pipeline values reach scripts only through env:)")
+
+// scriptText returns a run: script as the shell gets it: "$${" stands for
+// "${", and nothing is evaluated. spec.Parse refuses ${...} in run:; this
+// is the engine's own guard for pipelines that did not come through it.
+func scriptText(s string) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	t, err := expression.ParseTemplate(s)
+	if err != nil {
+		return "", err
+	}
+	if t.HasExpr() {
+		return "", errExprInScript
+	}
+	return t.EvalString(nil)
 }
 
 // render expands ${...} in s.

@@ -209,7 +209,7 @@ func (r *runner) resolve(s *spec.Step, env map[string]any) (*resolvedStep, error
 	rs := &resolvedStep{}
 	var err error
 	if s.Run != "" {
-		if rs.script, err = render(s.Run, env); err != nil {
+		if rs.script, err = scriptText(s.Run); err != nil {
 			return nil, fmt.Errorf("run: %w", err)
 		}
 	} else if rs.with, err = resolveNode(&s.With, env); err != nil {

@@ -48,7 +48,7 @@ func Parse(file string, data []byte, reg Registry) (*Pipeline, error) {
 		return nil, err
 	}
 	p.File = file
-	v := &validator{p: p, reg: reg}
+	v := &validator{p: p, reg: reg, src: data}
 	v.validate()
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
@@ -121,6 +121,7 @@ var Roots = []string{"event", "branch", "base", "sha", "git", "stages", "steps",
 type validator struct {
 	p    *Pipeline
 	reg  Registry
+	src  []byte // the file's text, to point into multi-line values
 	errs []error
 }
 
@@ -261,7 +262,7 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 		if s.HasWith() {
 			v.errAt(s.At["with"], "with applies only to uses steps")
 		}
-		v.checkTemplate(s.Run, s.At["run"], sc)
+		v.checkScript(s)
 		for _, o := range s.Outputs {
 			if !nameRE.MatchString(o) {
 				v.errAt(s.At["outputs"], "output name %q must start with a letter and hold only letters, digits, - and _", o)

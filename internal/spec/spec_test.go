@@ -54,7 +54,8 @@ stages:
     steps:
       - {name: a, uses: echo, with: {message: hi, count: 2}}
       - name: b
-        run: echo "${steps.a.outputs.value}" && echo "n=3" >> "$GANTRY_OUTPUT"
+        run: echo "$VALUE" && echo "n=3" >> "$GANTRY_OUTPUT"
+        env: {VALUE: "${steps.a.outputs.value}"}
         needs: [a]
         outputs: [n]
         secrets: [TOKEN]
@@ -102,7 +103,7 @@ stages:
     steps:
       - {name: scan, uses: echo}
       - {name: lint, run: x}
-      - {name: sign, run: 'echo ${steps.scan.status} ${steps.scan.outputs.value}', after: [scan, lint]}
+      - {name: sign, run: 'echo "$STATUS"', env: {STATUS: '${steps.scan.status} ${steps.scan.outputs.value}'}, after: [scan, lint]}
 `
 	p, err := Parse("pipeline.yaml", []byte(y), testRegistry())
 	if err != nil {
@@ -146,7 +147,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing output", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: unit, uses: echo}\n    gate: steps.unit.outputs.coverage >= 80\n", "pipeline.yaml:6:11: step \"unit\" (echo) has no output \"coverage\" (it sets: value)"},
 		{"undeclared run output", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x}\n    gate: steps.a.outputs.n > 1\n", "step \"a\" declares no output \"n\""},
 		{"later stage", "name: x\nstages:\n  - name: s\n    when: stages.t.passed\n    steps: [{name: a, run: x}]\n  - name: t\n    steps: [{name: a, run: x}]\n", "pipeline.yaml:4:11: stage \"t\" does not run before \"s\""},
-		{"read without needs", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo}\n      - {name: b, run: 'echo ${steps.a.outputs.value}'}\n", "step \"b\" reads step \"a\" but does not need it"},
+		{"read without needs", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo}\n      - {name: b, run: x, env: {V: '${steps.a.outputs.value}'}}\n", "step \"b\" reads step \"a\" but does not need it"},
 		{"bad expression", "name: x\nstages:\n  - name: s\n    when: branch ==\n    steps: [{name: a, run: x}]\n", "pipeline.yaml:4:11: invalid expression"},
 		{"unknown root", "name: x\nstages:\n  - name: s\n    when: brnch == \"main\"\n    steps: [{name: a, run: x}]\n", "unknown name \"brnch\""},
 		{"undeclared secret", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x, secrets: [NOPE]}]\n", "pipeline.yaml:4:41: secret \"NOPE\" is not declared"},

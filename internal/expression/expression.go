@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,10 +34,13 @@ var functions = []expr.Option{
 		if len(params) != 2 {
 			return nil, errors.New("glob(name, pattern) takes two arguments")
 		}
-		name, _ := params[0].(string)
+		name, ok := params[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("glob: the name must be a string, not %T", params[0])
+		}
 		pattern, ok := params[1].(string)
 		if !ok {
-			return nil, errors.New("glob: pattern must be a string")
+			return nil, fmt.Errorf("glob: the pattern must be a string, not %T", params[1])
 		}
 		return globMatch(pattern, name), nil
 	}),
@@ -47,7 +51,7 @@ func Compile(src string) (*Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("empty expression")
 	}
-	prog, err := expr.Compile(src, functions...)
+	prog, err := expr.Compile(src, append(slices.Clone(functions), checkedOptions()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("invalid expression %q: %s", src, firstLine(err.Error()))
 	}
@@ -58,10 +62,23 @@ func Compile(src string) (*Program, error) {
 func (p *Program) Eval(env map[string]any) (any, error) {
 	out, err := expr.Run(p.prog, env)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate %q: %s", p.src, firstLine(err.Error()))
+		return nil, &EvalError{Src: p.src, Err: err}
 	}
 	return out, nil
 }
+
+// EvalError is an expression that failed while it was evaluated. It wraps
+// the cause: ErrArithmetic, *UnsetError, or an error of the language.
+type EvalError struct {
+	Src string
+	Err error
+}
+
+func (e *EvalError) Error() string {
+	return fmt.Sprintf("evaluate %q: %s", e.Src, firstLine(e.Err.Error()))
+}
+
+func (e *EvalError) Unwrap() error { return e.Err }
 
 // EvalBool runs p and requires a boolean result.
 func (p *Program) EvalBool(env map[string]any) (bool, error) {
@@ -82,28 +99,64 @@ type Ref []string
 
 func (r Ref) String() string { return strings.Join(r, ".") }
 
-// Refs returns every static member path in src, longest first for each
-// chain (a.b.c also yields a.b and a).
+// Refs returns every static member path in src, once each and only the
+// whole chain: steps.unit.outputs.coverage yields that path alone, not
+// also steps.unit and steps. A path read with a computed key yields its
+// static start (secrets[name] yields secrets, and name). Names of called
+// functions, such as glob, are not references.
 func Refs(src string) ([]Ref, error) {
 	tree, err := parser.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("invalid expression %q: %s", src, firstLine(err.Error()))
 	}
-	c := &refCollector{}
+	c := &refCollector{inner: map[ast.Node]bool{}, seen: map[string]bool{}}
+	ast.Walk(&tree.Node, &innerMarker{c.inner})
 	ast.Walk(&tree.Node, c)
 	return c.refs, nil
 }
 
-type refCollector struct{ refs []Ref }
+// innerMarker marks the nodes that are part of a longer static chain, and
+// the names of called functions.
+type innerMarker struct{ inner map[ast.Node]bool }
 
-func (c *refCollector) Visit(n *ast.Node) {
+func (m *innerMarker) Visit(n *ast.Node) {
 	switch v := (*n).(type) {
 	case *ast.MemberNode:
-		if r, ok := chain(v); ok {
-			c.refs = append(c.refs, r)
+		if _, ok := chain(v); ok {
+			m.inner[v.Node] = true
+		}
+	case *ast.CallNode:
+		if _, ok := v.Callee.(*ast.IdentifierNode); ok {
+			m.inner[v.Callee] = true
+		}
+	}
+}
+
+type refCollector struct {
+	inner map[ast.Node]bool
+	seen  map[string]bool
+	refs  []Ref
+}
+
+func (c *refCollector) Visit(n *ast.Node) {
+	if c.inner[*n] {
+		return
+	}
+	var r Ref
+	switch v := (*n).(type) {
+	case *ast.MemberNode:
+		var ok bool
+		if r, ok = chain(v); !ok {
+			return
 		}
 	case *ast.IdentifierNode:
-		c.refs = append(c.refs, Ref{v.Value})
+		r = Ref{v.Value}
+	default:
+		return
+	}
+	if key := strings.Join(r, "\x00"); !c.seen[key] {
+		c.seen[key] = true
+		c.refs = append(c.refs, r)
 	}
 }
 

@@ -1,8 +1,11 @@
 package expression
 
 import (
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
 var env = map[string]any{
@@ -58,24 +61,32 @@ func TestEvalBoolNotBool(t *testing.T) {
 }
 
 func TestRefs(t *testing.T) {
-	refs, err := Refs(`steps.unit.outputs.coverage >= 80 && stages["build-test"].passed`)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		src  string
+		want []string
+	}{
+		{`steps.unit.outputs.coverage >= 80 && stages["build-test"].passed`, []string{"steps.unit.outputs.coverage", "stages.build-test.passed"}},
+		{`steps.a.status == "passed" || steps.a.status == "failed"`, []string{"steps.a.status"}},
+		{`glob(branch, "release/*")`, []string{"branch"}},
+		{`secrets[env.NAME] != ""`, []string{"secrets", "env.NAME"}},
+		{`len(keys(secrets)) > 0`, []string{"secrets"}},
+		{`$env.secrets.X`, []string{"$env.secrets.X"}},
+		{`steps.a.outputs[0]`, []string{"steps.a.outputs.0"}},
 	}
-	var got []string
-	for _, r := range refs {
-		got = append(got, r.String())
-	}
-	for _, want := range []string{"steps.unit.outputs.coverage", "stages.build-test.passed", "steps", "stages"} {
-		found := false
-		for _, g := range got {
-			if g == want {
-				found = true
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			refs, err := Refs(tt.src)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if !found {
-			t.Errorf("refs %v lack %q", got, want)
-		}
+			var got []string
+			for _, r := range refs {
+				got = append(got, r.String())
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -121,4 +132,87 @@ func FuzzTemplate(f *testing.F) {
 		}
 		_, _ = tpl.Eval(env)
 	})
+}
+
+func TestArithmeticErrors(t *testing.T) {
+	tests := []struct {
+		src  string
+		want string // "" means no error
+		val  any
+	}{
+		{"10 / 0", "division by zero", nil},
+		{"10.0 / 0", "division by zero", nil},
+		{"10 % 0", "modulo by zero", nil},
+		{"9223372036854775807 + 1", "overflows a 64-bit integer", nil},
+		{"-9223372036854775807 - 2", "overflows a 64-bit integer", nil},
+		{"4611686018427387904 * 2", "overflows a 64-bit integer", nil},
+		{"2 ** 2000", "out of range", nil},
+		{"9223372036854775806 + 1", "", 9223372036854775807},
+		{"7 / 2", "", 3.5},
+		{"7 % 3", "", 1},
+		{`"a" + "b"`, "", "ab"},
+		{"steps.unit.outputs.coverage * 2", "", 163.0},
+		{"duration(\"1m\") + duration(\"30s\")", "", 90 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			p, err := Compile(tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Eval(env)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Eval: %v", err)
+				}
+				if !reflect.DeepEqual(got, tt.val) {
+					t.Errorf("got %#v, want %#v", got, tt.val)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, %v; want an error containing %q", got, err, tt.want)
+			}
+			if !errors.Is(err, ErrArithmetic) {
+				t.Errorf("error %v does not wrap ErrArithmetic", err)
+			}
+		})
+	}
+}
+
+func TestEnvReads(t *testing.T) {
+	e := map[string]any{"env": map[string]any{"A": "x", "K": "A"}}
+	tests := []struct {
+		src, want, unset string
+	}{
+		{"${env.A}", "x", ""},
+		{`${env["A"]}`, "x", ""},
+		{"${env[env.K]}", "x", ""},
+		{"${env?.NOPE}", "", ""},
+		{"${env.NOPE}", "", "NOPE"},
+		{"a-${env.NOPE}-b", "", "NOPE"},
+		{`${env["NO" + "PE"]}`, "", "NOPE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			tpl, err := ParseTemplate(tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tpl.EvalString(e)
+			var ue *UnsetError
+			if tt.unset != "" {
+				if !errors.As(err, &ue) || ue.Name != tt.unset {
+					t.Fatalf("got %q, %v; want an UnsetError for %s", got, err, tt.unset)
+				}
+				if want := "env." + tt.unset + " is not set"; !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
 }

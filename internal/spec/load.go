@@ -146,10 +146,10 @@ func (v *validator) validate() {
 		if t.Webhook == "" {
 			v.errAt(t.Pos, "notify target %q needs a webhook", name)
 		}
-		v.checkTemplate(t.Webhook, t.Pos, scope{stage: -1})
+		v.checkTemplate(t.Webhook, t.Pos, scope{stage: -1, field: fieldNotify})
 	}
 	for k, val := range p.Env {
-		v.checkTemplate(val, p.At["env"], scope{stage: -1, key: k})
+		v.checkTemplate(val, p.At["env"], scope{stage: -1, key: k, field: fieldPipelineEnv})
 	}
 	if cs := p.CommitStatus; cs != nil {
 		if !repoRE.MatchString(cs.Repository) {
@@ -161,7 +161,7 @@ func (v *validator) validate() {
 		if cs.APIURL != "" && !strings.HasPrefix(cs.APIURL, "https://") && !strings.HasPrefix(cs.APIURL, "http://") {
 			v.errAt(cs.At["api_url"], "commit_status.api_url must be an http(s) URL")
 		}
-		v.checkTemplate(cs.TargetURL, cs.At["target_url"], scope{stage: -1})
+		v.checkTemplate(cs.TargetURL, cs.At["target_url"], scope{stage: -1, field: fieldTargetURL})
 	}
 	if len(p.Stages) == 0 {
 		v.errAt(p.Pos, "pipeline needs at least one stage")
@@ -186,7 +186,7 @@ func (v *validator) validateStage(si int) {
 		v.errAt(st.Pos, "stage %q has no steps", st.Name)
 	}
 	if st.When != "" {
-		v.checkExpr(st.When, st.At["when"], scope{stage: si, gate: true, when: true})
+		v.checkExpr(st.When, st.At["when"], scope{stage: si, gate: true, when: true, field: fieldWhen})
 	}
 	if st.Approval != nil && !st.Approval.Required && len(st.Approval.Roles) > 0 {
 		v.errAt(st.At["approval"], "approval lists roles but required is false")
@@ -211,7 +211,7 @@ func (v *validator) validateStage(si int) {
 			if g.Value == AllPassed {
 				continue
 			}
-			v.checkExpr(g.Value, g.Pos, scope{stage: si, gate: true})
+			v.checkExpr(g.Value, g.Pos, scope{stage: si, gate: true, field: fieldGate})
 		}
 	}
 	for _, a := range st.OnFailure {
@@ -257,7 +257,7 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 		if _, err := kind.New(Inputs(v.p.File, &s.With, false)); err != nil {
 			v.errs = append(v.errs, locate(err, v.p.File, s.At["with"], s.Pos))
 		}
-		v.checkWithTemplates(&s.With, sc)
+		v.checkWithTemplates(&s.With, sc.in(fieldWith))
 	case s.Run != "":
 		if s.HasWith() {
 			v.errAt(s.At["with"], "with applies only to uses steps")
@@ -270,7 +270,7 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 		}
 	}
 	if s.If != "" {
-		v.checkExpr(s.If, s.At["if"], sc)
+		v.checkExpr(s.If, s.At["if"], sc.in(fieldIf))
 	}
 	if s.Timeout < 0 {
 		v.errAt(s.At["timeout"], "timeout must not be negative")
@@ -282,7 +282,7 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 		if !envNameRE.MatchString(k) {
 			v.errAt(s.At["env"], "env name %q is not a valid variable name", k)
 		}
-		v.checkTemplate(val, s.At["env"], sc)
+		v.checkTemplate(val, s.At["env"], sc.in(fieldStepEnv))
 	}
 	for _, n := range s.Needs {
 		switch {
@@ -397,6 +397,28 @@ type scope struct {
 	gate  bool  // a stage gate or when: may read every step of the stage
 	when  bool  // a stage's when: runs before its steps
 	key   string
+	field field // which field holds the expression
+}
+
+// field names the place an expression is written, which decides whether
+// it may read secrets.
+type field int
+
+const (
+	fieldOther field = iota
+	fieldNotify
+	fieldPipelineEnv
+	fieldTargetURL
+	fieldWhen
+	fieldGate
+	fieldIf
+	fieldWith
+	fieldStepEnv
+)
+
+func (sc scope) in(f field) scope {
+	sc.field = f
+	return sc
 }
 
 func (v *validator) checkWithTemplates(n *yaml.Node, sc scope) {
@@ -450,7 +472,7 @@ func (v *validator) checkRefs(src string, pos yamlx.Pos, sc scope) {
 // checkRef returns a message when r refers to something that cannot exist
 // at the point where the expression is evaluated.
 func (v *validator) checkRef(r expression.Ref, sc scope) string {
-	if len(r) == 1 && !slices.Contains(Roots, r[0]) {
+	if !slices.Contains(Roots, r[0]) {
 		return fmt.Sprintf("unknown name %q (expressions start with one of %s)", r[0], strings.Join(Roots, ", "))
 	}
 	switch r[0] {
@@ -508,6 +530,11 @@ func (v *validator) checkRef(r expression.Ref, sc scope) string {
 				return fmt.Sprintf("secret %q is not declared in the pipeline's secrets block", r[1])
 			}
 		}
+		return checkSecretRef(r, sc)
+	case "run", "pipeline", "event", "branch", "base", "sha", "git", "env":
+	}
+	if sc.field == fieldTargetURL && r[0] != "run" {
+		return fmt.Sprintf("commit_status.target_url can read only run.id, not %s", r)
 	}
 	return ""
 }

@@ -114,3 +114,91 @@ func TestErrorsCarryPositions(t *testing.T) {
 		t.Errorf("got %v, want a *yamlx.Error at line 5", err)
 	}
 }
+
+const secretsHead = `name: x
+secrets:
+  TOKEN: {env: T}
+  OTHER: {env: O}
+notify:
+  slack: {webhook: "${secrets.TOKEN}"}
+`
+
+func TestSecretScope(t *testing.T) {
+	refused := []struct {
+		name, yaml, want string
+	}{
+		{"with of a step that does not list it",
+			"stages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {message: '${secrets.TOKEN}'}}\n",
+			`p.yaml:10:47: step "a" reads secrets.TOKEN but does not list it; add secrets: [TOKEN] to the step`},
+		{"with of a step that lists another secret",
+			"stages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, secrets: [OTHER], with: {message: '${secrets.TOKEN}'}}\n",
+			`step "a" reads secrets.TOKEN but does not list it`},
+		{"env of a step that does not list it",
+			"stages:\n  - name: s\n    steps:\n      - {name: a, run: x, env: {T: '${secrets.TOKEN}'}}\n",
+			`p.yaml:10:32: step "a" reads secrets.TOKEN but does not list it`},
+		{"pipeline env",
+			"env: {T: '${secrets.TOKEN}'}\nstages:\n  - name: s\n    steps: [{name: a, run: x, secrets: [TOKEN]}]\n",
+			`p.yaml:7:6: the pipeline's env reaches every step and may not read secrets.TOKEN`},
+		{"if",
+			"stages:\n  - name: s\n    steps:\n      - {name: a, run: x, secrets: [TOKEN], if: 'secrets.TOKEN != \"\"'}\n",
+			`p.yaml:10:49: if: may not read secrets.TOKEN`},
+		{"when",
+			"stages:\n  - name: s\n    when: secrets.TOKEN startsWith \"x\"\n    steps: [{name: a, run: x}]\n",
+			`p.yaml:9:11: when: may not read secrets.TOKEN`},
+		{"gate",
+			"stages:\n  - name: s\n    steps: [{name: a, run: x, secrets: [TOKEN]}]\n    gate: len(secrets.TOKEN) > 3\n",
+			`p.yaml:10:11: gate: may not read secrets.TOKEN`},
+		{"computed name",
+			"stages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, secrets: [TOKEN], with: {message: '${secrets[\"TO\" + \"KEN\"]}'}}\n",
+			`read a secret by its name (secrets.NAME)`},
+		{"the whole map",
+			"stages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, secrets: [TOKEN], with: {message: '${toJSON(secrets)}'}}\n",
+			`read a secret by its name (secrets.NAME)`},
+		{"through $env",
+			"stages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {message: '${$env.secrets.TOKEN}'}}\n",
+			`unknown name "$env"`},
+		{"commit status link",
+			"commit_status: {repository: o/r, token: TOKEN, target_url: 'https://ci/${secrets.OTHER}'}\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n",
+			`commit_status.target_url is posted to the forge in clear and may not read secrets.OTHER`},
+	}
+	for _, tt := range refused {
+		t.Run("refused/"+tt.name, func(t *testing.T) { wantErrors(t, secretsHead+tt.yaml, tt.want) })
+	}
+	allowed := []struct{ name, yaml string }{
+		{"notify webhook", "stages:\n  - name: s\n    steps: [{name: a, run: x}]\n    on_failure: [{notify: slack}]\n"},
+		{"with of a step that lists it", "stages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, secrets: [TOKEN], with: {message: '${secrets.TOKEN}'}}\n"},
+		{"env of a step that lists it", "stages:\n  - name: s\n    steps:\n      - {name: a, run: 'echo \"$T\"', secrets: [TOKEN], env: {T: 'Bearer ${secrets.TOKEN}'}}\n"},
+		{"commit status token and run id", "commit_status: {repository: o/r, token: TOKEN, target_url: 'https://ci/runs/${run.id}'}\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n"},
+	}
+	for _, tt := range allowed {
+		t.Run("allowed/"+tt.name, func(t *testing.T) { wantNoErrors(t, secretsHead+tt.yaml) })
+	}
+}
+
+func TestGlobFunction(t *testing.T) {
+	wantNoErrors(t, `name: x
+stages:
+  - name: s
+    when: glob(branch, "release/**") || glob(git.branch, "main")
+    steps:
+      - {name: a, run: x, if: 'glob(base, "feature/*")'}
+`)
+	wantErrors(t, "name: x\nstages:\n  - name: s\n    when: glob(brnch, \"main\")\n    steps: [{name: a, run: x}]\n",
+		`p.yaml:4:11: unknown name "brnch"`)
+}
+
+// TestReferenceErrorsOnce: a bad reference is one error, not one per
+// prefix of its path.
+func TestReferenceErrorsOnce(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"missing step in a gate", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n    gate: steps.nope.outputs.coverage >= 80\n",
+			`p.yaml:5:11: stage "s" has no step "nope"`},
+		{"missing stage", "name: x\nstages:\n  - name: s\n    when: stages.nope.passed\n    steps: [{name: a, run: x}]\n",
+			`p.yaml:4:11: there is no stage "nope"`},
+		{"missing output in with", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo}\n      - {name: b, uses: echo, needs: [a], with: {message: '${steps.a.outputs.nope}'}}\n",
+			`step "a" (echo) has no output "nope"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want) })
+	}
+}

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -27,7 +29,8 @@ func resolveSecrets(p *spec.Pipeline, dir string) (*mask.Masker, map[string]stri
 }
 
 // exprEnv builds what expressions see. stage is the current stage, or ""
-// at pipeline level.
+// at pipeline level. It holds no secrets: stepEnv adds the ones a step
+// lists, notifyEnv all of them for gantry's own webhooks.
 func (r *runner) exprEnv(stage string) map[string]any {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -50,15 +53,92 @@ func (r *runner) exprEnv(stage string) map[string]any {
 		},
 		"stages":   stages,
 		"steps":    map[string]any{},
-		"env":      r.pipelineEnvLocked(),
-		"secrets":  stringMap(r.secrets),
+		"secrets":  map[string]any{},
 		"run":      map[string]any{"id": r.run.ID},
 		"pipeline": map[string]any{"name": r.p.Name},
 	}
 	if s := r.stages[stage]; s != nil {
 		env["steps"] = stageView(s)["steps"]
 	}
+	// A value that fails is kept as its error, which reading it returns.
+	env["env"], _ = resolveEnv(r.p.Env, nil, env, true)
 	return env
+}
+
+// notifyEnv is exprEnv with every secret, for the notify webhooks gantry
+// itself posts to.
+func (r *runner) notifyEnv(stage string) map[string]any {
+	env := r.exprEnv(stage)
+	env["secrets"] = stringMap(r.secrets)
+	return env
+}
+
+// stepEnv evaluates the pipeline's env and then s's, each in the order
+// their values read each other, and returns them as KEY=VALUE (the
+// pipeline's first, so the step's win) with the expression environment
+// for s's with: block: env holds both, secrets only those s lists.
+func (r *runner) stepEnv(s *spec.Step, base map[string]any) ([]string, map[string]any, error) {
+	env := maps.Clone(base)
+	listed := map[string]any{}
+	for _, sec := range s.Secrets {
+		if v, ok := r.secrets[sec.Value]; ok {
+			listed[sec.Value] = v
+		}
+	}
+	env["secrets"] = listed
+	pipe, err := resolveEnv(r.p.Env, nil, env, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline env: %w", err)
+	}
+	own, err := resolveEnv(s.Env, pipe, env, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	var vars []string
+	for _, k := range slices.Sorted(maps.Keys(r.p.Env)) {
+		vars = append(vars, k+"="+expression.Format(pipe[k]))
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		vars = append(vars, k+"="+expression.Format(own[k]))
+	}
+	env["env"] = own
+	return vars, env, nil
+}
+
+// resolveEnv evaluates block on top of outer, each value after the values
+// of block it reads (spec.EnvOrder); a value reading its own name reads
+// outer's. With keepErrors, a value that fails is stored as its error and
+// the rest go on; otherwise the first failure is returned.
+func resolveEnv(block map[string]string, outer, exprEnv map[string]any, keepErrors bool) (map[string]any, error) {
+	cur := maps.Clone(outer)
+	if cur == nil {
+		cur = map[string]any{}
+	}
+	order, err := spec.EnvOrder(block)
+	if err != nil {
+		if !keepErrors {
+			return nil, err
+		}
+		for k := range block {
+			cur[k] = err
+		}
+		return cur, err
+	}
+	env := maps.Clone(exprEnv)
+	env["env"] = cur
+	for _, k := range order {
+		v, err := render(block[k], env)
+		if err != nil {
+			err = fmt.Errorf("env %s: %w", k, err)
+			if !keepErrors {
+				return nil, err
+			}
+			cur[k] = err
+			continue
+		}
+		cur[k] = v
+	}
+	return cur, nil
 }
 
 func stageView(s *stageState) map[string]any {
@@ -75,14 +155,6 @@ func stageView(s *stageState) map[string]any {
 		"passed": s.Status == "passed",
 		"steps":  steps,
 	}
-}
-
-func (r *runner) pipelineEnvLocked() map[string]any {
-	out := make(map[string]any, len(r.p.Env))
-	for k, v := range r.p.Env {
-		out[k] = v
-	}
-	return out
 }
 
 func stringMap(m map[string]string) map[string]any {

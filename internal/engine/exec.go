@@ -208,26 +208,15 @@ type resolvedStep struct {
 func (r *runner) resolve(s *spec.Step, env map[string]any) (*resolvedStep, error) {
 	rs := &resolvedStep{}
 	var err error
+	if rs.env, env, err = r.stepEnv(s, env); err != nil {
+		return nil, err
+	}
 	if s.Run != "" {
 		if rs.script, err = scriptText(s.Run); err != nil {
 			return nil, fmt.Errorf("run: %w", err)
 		}
 	} else if rs.with, err = resolveNode(&s.With, env); err != nil {
 		return nil, fmt.Errorf("with: %w", err)
-	}
-	for _, m := range []map[string]string{r.p.Env, s.Env} {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			v, err := render(m[k], env)
-			if err != nil {
-				return nil, fmt.Errorf("env %s: %w", k, err)
-			}
-			rs.env = append(rs.env, k+"="+v)
-		}
 	}
 	return rs, nil
 }

@@ -252,7 +252,7 @@ func (r *runner) notify(ctx context.Context, target, stage, msg string, failedSt
 	if !ok {
 		return fmt.Errorf("notify target %q is not defined", target)
 	}
-	url, err := render(t.Webhook, r.exprEnv(stage))
+	url, err := render(t.Webhook, r.notifyEnv(stage))
 	if err != nil {
 		return fmt.Errorf("webhook of %q: %w", target, err)
 	}

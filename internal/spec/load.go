@@ -44,10 +44,16 @@ func Load(path string, reg Registry) (*Pipeline, error) {
 // found is reported, each as a *yamlx.Error (joined with errors.Join).
 func Parse(file string, data []byte, reg Registry) (*Pipeline, error) {
 	p := &Pipeline{}
-	if err := yamlx.Decode(file, data, p); err != nil {
+	root, err := yamlx.Parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	d := &yamlx.Decoder{File: file}
+	if err := d.Decode(root, p); err != nil {
 		return nil, err
 	}
 	p.File = file
+	fillEnvPositions(p, root)
 	v := &validator{p: p, reg: reg, src: data}
 	v.validate()
 	if len(v.errs) > 0 {
@@ -148,9 +154,7 @@ func (v *validator) validate() {
 		}
 		v.checkTemplate(t.Webhook, t.Pos, scope{stage: -1, field: fieldNotify})
 	}
-	for k, val := range p.Env {
-		v.checkTemplate(val, p.At["env"], scope{stage: -1, key: k, field: fieldPipelineEnv})
-	}
+	v.checkEnvBlock(p.Env, p.EnvAt, p.At["env"], scope{stage: -1, field: fieldPipelineEnv})
 	if cs := p.CommitStatus; cs != nil {
 		if !repoRE.MatchString(cs.Repository) {
 			v.errAt(cs.At["repository"], "commit_status.repository must be owner/name, not %q", cs.Repository)
@@ -278,12 +282,7 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 	if s.Retries < 0 || s.Retries > 10 {
 		v.errAt(s.At["retries"], "retries must be between 0 and 10")
 	}
-	for k, val := range s.Env {
-		if !envNameRE.MatchString(k) {
-			v.errAt(s.At["env"], "env name %q is not a valid variable name", k)
-		}
-		v.checkTemplate(val, s.At["env"], sc.in(fieldStepEnv))
-	}
+	v.checkEnvBlock(s.Env, s.EnvAt, s.At["env"], sc.in(fieldStepEnv))
 	for _, n := range s.Needs {
 		switch {
 		case n.Value == s.Name:
@@ -531,7 +530,10 @@ func (v *validator) checkRef(r expression.Ref, sc scope) string {
 			}
 		}
 		return checkSecretRef(r, sc)
-	case "run", "pipeline", "event", "branch", "base", "sha", "git", "env":
+	case "env":
+		if msg := v.checkEnvRef(r, sc); msg != "" {
+			return msg
+		}
 	}
 	if sc.field == fieldTargetURL && r[0] != "run" {
 		return fmt.Sprintf("commit_status.target_url can read only run.id, not %s", r)

@@ -135,10 +135,10 @@ func TestSecretScope(t *testing.T) {
 			`step "a" reads secrets.TOKEN but does not list it`},
 		{"env of a step that does not list it",
 			"stages:\n  - name: s\n    steps:\n      - {name: a, run: x, env: {T: '${secrets.TOKEN}'}}\n",
-			`p.yaml:10:32: step "a" reads secrets.TOKEN but does not list it`},
+			`p.yaml:10:36: step "a" reads secrets.TOKEN but does not list it`},
 		{"pipeline env",
 			"env: {T: '${secrets.TOKEN}'}\nstages:\n  - name: s\n    steps: [{name: a, run: x, secrets: [TOKEN]}]\n",
-			`p.yaml:7:6: the pipeline's env reaches every step and may not read secrets.TOKEN`},
+			`p.yaml:7:10: the pipeline's env reaches every step and may not read secrets.TOKEN`},
 		{"if",
 			"stages:\n  - name: s\n    steps:\n      - {name: a, run: x, secrets: [TOKEN], if: 'secrets.TOKEN != \"\"'}\n",
 			`p.yaml:10:49: if: may not read secrets.TOKEN`},
@@ -200,5 +200,35 @@ func TestReferenceErrorsOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want) })
+	}
+}
+
+func TestEnvReferences(t *testing.T) {
+	refused := []struct{ name, yaml, want string }{
+		{"unset name in a with", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {message: '${env.NOPE}'}}\n",
+			`p.yaml:5:47: env.NOPE is not set (neither the pipeline's env nor step "a"'s has NOPE)`},
+		{"unset name in a when", "name: x\nenv: {A: x}\nstages:\n  - name: s\n    when: env.NOPE == \"x\"\n    steps: [{name: a, run: x}]\n",
+			`p.yaml:5:11: env.NOPE is not set (the pipeline's env has no NOPE)`},
+		{"a step's env is not the pipeline's", "name: x\nstages:\n  - name: s\n    when: env.A == \"x\"\n    steps: [{name: a, run: x, env: {A: x}}]\n",
+			`env.A is not set (the pipeline's env has no A)`},
+		{"pipeline value reading itself", "name: x\nenv:\n  A: \"${env.A}-x\"\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n",
+			`p.yaml:3:6: env.A reads itself`},
+		{"cycle in the pipeline env", "name: x\nenv:\n  A: \"${env.B}\"\n  B: \"${env.C}\"\n  C: \"${env.A}\"\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n",
+			`p.yaml:3:6: env values read each other in a cycle: A -> B -> C -> A (A at 3:6, B at 4:6, C at 5:6)`},
+		{"cycle in a step env", "name: x\nstages:\n  - name: s\n    steps:\n      - name: a\n        run: x\n        env: {A: \"${env.B}\", B: \"${env.A}\"}\n",
+			`p.yaml:7:18: env values read each other in a cycle: A -> B -> A (A at 7:18, B at 7:33)`},
+		{"step value reading itself without a pipeline value", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, env: {P: '${env.P}:/bin'}}\n",
+			`env.P reads itself, and the pipeline's env has no P`},
+	}
+	for _, tt := range refused {
+		t.Run("refused/"+tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want) })
+	}
+	allowed := []struct{ name, yaml string }{
+		{"pipeline values in order", "name: x\nenv: {A: x, B: \"${env.A}-y\", C: \"${env.B}-z\"}\nstages:\n  - name: s\n    when: env.C == \"x-y-z\"\n    steps: [{name: a, run: x}]\n"},
+		{"step values over the pipeline's", "name: x\nenv: {P: /bin}\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, env: {P: '/opt:${env.P}', Q: '${env.P}'}, with: {message: '${env.Q}'}}\n"},
+		{"computed names are checked when run", "name: x\nenv: {K: A, A: x}\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {message: '${env[env.K]}'}}\n"},
+	}
+	for _, tt := range allowed {
+		t.Run("allowed/"+tt.name, func(t *testing.T) { wantNoErrors(t, tt.yaml) })
 	}
 }

@@ -42,6 +42,8 @@ type Pipeline struct {
 	File string          `yaml:"-"`
 	Pos  yamlx.Pos       `yaml:"-"`
 	At   yamlx.Positions `yaml:"-"`
+	// EnvAt holds the position of each env value.
+	EnvAt map[string]yamlx.Pos `yaml:"-"`
 }
 
 // Triggers says which events run the pipeline. An empty block means every
@@ -186,6 +188,8 @@ type Step struct {
 
 	Pos yamlx.Pos       `yaml:"-"`
 	At  yamlx.Positions `yaml:"-"`
+	// EnvAt holds the position of each env value.
+	EnvAt map[string]yamlx.Pos `yaml:"-"`
 }
 
 // ID returns "stage/step".

@@ -140,7 +140,7 @@ func (v *validator) validate() {
 	if p.Name == "" {
 		v.errAt(p.Pos, "pipeline needs a name")
 	}
-	if p.Jobs < 0 {
+	if _, given := p.At["jobs"]; given && p.Jobs < 1 {
 		v.errAt(p.At["jobs"], "jobs must be at least 1")
 	}
 	for name, s := range p.Secrets {

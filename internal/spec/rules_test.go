@@ -232,3 +232,36 @@ func TestEnvReferences(t *testing.T) {
 		t.Run("allowed/"+tt.name, func(t *testing.T) { wantNoErrors(t, tt.yaml) })
 	}
 }
+
+func TestFileLevelErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"jobs zero", "name: x\njobs: 0\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n",
+			[]string{`p.yaml:2:7: jobs must be at least 1`}},
+		{"jobs negative", "name: x\njobs: -2\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n",
+			[]string{`p.yaml:2:7: jobs must be at least 1`}},
+		{"null step", "name: x\nstages:\n  - name: s\n    steps: [~]\n",
+			[]string{`p.yaml:4:13: expected a mapping, got null`}},
+		{"empty step", "name: x\nstages:\n  - name: s\n    steps:\n      -\n      - {name: a, run: x}\n",
+			[]string{`p.yaml:5:8: expected a mapping, got null`}},
+		{"null stage", "name: x\nstages:\n  - ~\n",
+			[]string{`p.yaml:3:5: expected a mapping, got null`}},
+		{"second document", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n---\nname: y\n",
+			[]string{`p.yaml:5:1: a second YAML document starts here`}},
+		{"every type error", "name: x\njobs: many\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, retries: lots, timeout: soon}\n      - {name: b, run: x, needs: a}\n",
+			[]string{
+				`p.yaml:2:7: expected an integer, got "many"`,
+				`p.yaml:6:36: expected an integer, got "lots"`,
+				`p.yaml:6:51: invalid duration "soon"`,
+				`p.yaml:7:34: expected a list, got the string "a"`,
+			}},
+		{"syntax error column", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: echo: x}]\n",
+			[]string{`p.yaml:4:32: did not find expected ',' or '}'`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want...) })
+	}
+	wantNoErrors(t, "name: x\njobs: 1\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n")
+}

@@ -156,7 +156,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate step", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x}, {name: a, run: y}]\n", "step \"a\" is defined twice"},
 		{"notify target", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n    on_failure: [{notify: slack}]\n", "pipeline.yaml:5:18: notify target \"slack\" is not defined"},
 		{"artifact escape", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x, artifacts: [../etc/passwd]}]\n", "must stay inside the workspace"},
-		{"syntax error", "name: x\nstages: [\n", "pipeline.yaml:2:1: did not find expected node content"},
+		{"syntax error", "name: x\nstages: [\n", "pipeline.yaml:2:9: did not find expected node content"},
 		{"duplicate key", "name: x\nname: y\nstages: []\n", "pipeline.yaml:2:1:"},
 	}
 	for _, tt := range tests {

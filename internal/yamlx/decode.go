@@ -8,8 +8,10 @@
 package yamlx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"strconv"
@@ -98,14 +100,34 @@ var (
 	unmarshalerTyp = reflect.TypeFor[Unmarshaler]()
 )
 
-// Parse parses data into a document node. Syntax errors are reported with
-// their line (yaml.v3 reports no column for them, so column 1 is used).
+// Parse parses data into a document node. It holds exactly one document:
+// a second one (after ---) is an error at its start rather than ignored.
+// Syntax errors carry the line yaml.v3 reports and a column found in the
+// text (see syntaxError).
 func Parse(file string, data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, syntaxError(file, err)
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{File: file, Line: 1, Column: 1, Msg: "empty document"}
+		}
+		return nil, syntaxError(file, data, err)
 	}
-	if doc.Kind == 0 {
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, syntaxError(file, data, err)
+		}
+		if !emptyDocument(&next) {
+			return nil, &Error{File: file, Line: next.Line, Column: next.Column,
+				Msg: "a second YAML document starts here; the file must hold one document (remove the --- line, or move the document to a file of its own)"}
+		}
+	}
+	if emptyDocument(&doc) {
 		return nil, &Error{File: file, Line: 1, Column: 1, Msg: "empty document"}
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
@@ -114,19 +136,14 @@ func Parse(file string, data []byte) (*yaml.Node, error) {
 	return &doc, nil
 }
 
-func syntaxError(file string, err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	line := 1
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if i := strings.IndexByte(rest, ':'); i > 0 {
-			if n, convErr := strconv.Atoi(rest[:i]); convErr == nil {
-				line = n
-				msg = strings.TrimSpace(rest[i+1:])
-			}
-		}
+// emptyDocument reports whether a document holds nothing: no content, or
+// a null written as nothing at all.
+func emptyDocument(doc *yaml.Node) bool {
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return true
 	}
-	return &Error{File: file, Line: line, Column: 1, Msg: msg}
+	c := doc.Content[0]
+	return len(doc.Content) == 1 && c.Kind == yaml.ScalarNode && c.Tag == "!!null" && c.Value == ""
 }
 
 // Decode parses data and decodes it strictly into v.
@@ -240,27 +257,54 @@ func (d *Decoder) decodeStruct(n *yaml.Node, v reflect.Value) error {
 		v.FieldByIndex(fields.positions).Set(reflect.ValueOf(positions))
 	}
 	seen := map[string]bool{}
+	var errs []error
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Value == "<<" {
-			return d.errorf(k, "merge keys are not supported")
+			errs = append(errs, d.errorf(k, "merge keys are not supported"))
+			continue
 		}
 		idx, ok := fields.byName[k.Value]
 		if !ok {
-			return d.errorf(k, "unknown field %q (known: %s)", k.Value, strings.Join(fields.names, ", "))
+			errs = append(errs, d.errorf(k, "unknown field %q (known: %s)", k.Value, strings.Join(fields.names, ", ")))
+			continue
 		}
 		if seen[k.Value] {
-			return d.errorf(k, "field %q set twice", k.Value)
+			errs = append(errs, d.errorf(k, "field %q set twice", k.Value))
+			continue
 		}
 		seen[k.Value] = true
 		if positions != nil {
 			positions[k.Value] = PosOf(resolveAlias(val))
 		}
-		if err := d.decode(val, v.FieldByIndex(idx)); err != nil {
-			return err
-		}
+		errs = appendErr(errs, d.decode(val, v.FieldByIndex(idx)))
 	}
-	return nil
+	return joinErrs(errs)
+}
+
+// appendErr adds err to errs, flattening joined errors so that every
+// problem is one element.
+func appendErr(errs []error, err error) []error {
+	if err == nil {
+		return errs
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			errs = appendErr(errs, e)
+		}
+		return errs
+	}
+	return append(errs, err)
+}
+
+func joinErrs(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
 func (d *Decoder) decodeMap(n *yaml.Node, v reflect.Value) error {
@@ -271,22 +315,26 @@ func (d *Decoder) decodeMap(n *yaml.Node, v reflect.Value) error {
 		v.Set(reflect.MakeMapWithSize(v.Type(), len(n.Content)/2))
 	}
 	kt, et := v.Type().Key(), v.Type().Elem()
+	var errs []error
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		kv := reflect.New(kt).Elem()
 		if err := d.decode(k, kv); err != nil {
-			return err
+			errs = appendErr(errs, err)
+			continue
 		}
 		if v.MapIndex(kv).IsValid() {
-			return d.errorf(k, "key %q set twice", k.Value)
+			errs = append(errs, d.errorf(k, "key %q set twice", k.Value))
+			continue
 		}
 		ev := reflect.New(et).Elem()
 		if err := d.decode(val, ev); err != nil {
-			return err
+			errs = appendErr(errs, err)
+			continue
 		}
 		v.SetMapIndex(kv, ev)
 	}
-	return nil
+	return joinErrs(errs)
 }
 
 func (d *Decoder) decodeSlice(n *yaml.Node, v reflect.Value) error {
@@ -294,13 +342,21 @@ func (d *Decoder) decodeSlice(n *yaml.Node, v reflect.Value) error {
 		return d.errorf(n, "expected a list, got %s", kindName(n))
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	et := v.Type().Elem()
+	// A null item where a mapping is expected (`- ~`, or `-` with
+	// nothing after it) is an error here, at its place, rather than an
+	// empty item that fails later without a position.
+	mappingItems := et.Kind() == reflect.Struct && !reflect.PointerTo(et).Implements(unmarshalerTyp)
+	var errs []error
 	for i, c := range n.Content {
-		if err := d.decode(c, s.Index(i)); err != nil {
-			return err
+		if mappingItems && isNull(resolveAlias(c)) {
+			errs = append(errs, d.errorf(c, "expected a mapping, got null"))
+			continue
 		}
+		errs = appendErr(errs, d.decode(c, s.Index(i)))
 	}
 	v.Set(s)
-	return nil
+	return joinErrs(errs)
 }
 
 func (d *Decoder) decodeScalar(n *yaml.Node, v reflect.Value) error {

@@ -57,9 +57,22 @@ func Parse(file string, data []byte, reg Registry) (*Pipeline, error) {
 	v := &validator{p: p, reg: reg, src: data}
 	v.validate()
 	if len(v.errs) > 0 {
+		slices.SortStableFunc(v.errs, byPosition)
 		return nil, errors.Join(v.errs...)
 	}
 	return p, nil
+}
+
+// byPosition orders errors by their place in the file.
+func byPosition(a, b error) int {
+	var ea, eb *yamlx.Error
+	if !errors.As(a, &ea) || !errors.As(b, &eb) {
+		return 0
+	}
+	if ea.Line != eb.Line {
+		return ea.Line - eb.Line
+	}
+	return ea.Column - eb.Column
 }
 
 // Inputs returns the step.Inputs of a step's with: block. A resolved

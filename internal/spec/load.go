@@ -144,6 +144,17 @@ type validator struct {
 	errs []error
 }
 
+// addErr records err, each problem of a joined error on its own.
+func (v *validator) addErr(err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			v.addErr(e)
+		}
+		return
+	}
+	v.errs = append(v.errs, err)
+}
+
 func (v *validator) errAt(pos yamlx.Pos, format string, args ...any) {
 	v.errs = append(v.errs, pos.Errorf(v.p.File, format, args...))
 }
@@ -272,7 +283,7 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 			v.errAt(s.At["outputs"], "outputs are declared only for run steps; %s sets its own", s.Uses)
 		}
 		if _, err := kind.New(Inputs(v.p.File, &s.With, false)); err != nil {
-			v.errs = append(v.errs, locate(err, v.p.File, s.At["with"], s.Pos))
+			v.addErr(locate(err, v.p.File, s.At["with"], s.Pos))
 		}
 		v.checkWithTemplates(&s.With, sc.in(fieldWith))
 	case s.Run != "":

@@ -265,3 +265,9 @@ func TestFileLevelErrors(t *testing.T) {
 	}
 	wantNoErrors(t, "name: x\njobs: 1\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n")
 }
+
+func TestEveryInputError(t *testing.T) {
+	wantErrors(t, "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {mesage: hi, count: lots}}\n",
+		`p.yaml:5:38: unknown field "mesage"`,
+		`p.yaml:5:57: expected an integer, got "lots"`)
+}

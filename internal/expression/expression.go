@@ -43,7 +43,7 @@ var functions = []expr.Option{
 			return nil, fmt.Errorf("glob: the pattern must be a string, not %T", params[1])
 		}
 		return globMatch(pattern, name), nil
-	}),
+	}, new(func(name, pattern string) bool)),
 }
 
 // Compile parses src.

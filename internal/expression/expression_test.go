@@ -216,3 +216,18 @@ func TestEnvReads(t *testing.T) {
 		})
 	}
 }
+
+func TestGlobArguments(t *testing.T) {
+	for _, src := range []string{`glob(branch)`, `glob(branch, "a", "b")`, `glob(1, "x")`} {
+		if _, err := Compile(src); err == nil {
+			t.Errorf("Compile(%q) succeeded, want an error", src)
+		}
+	}
+	p, err := Compile(`glob(steps.unit.outputs.coverage, "8*")`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Eval(env); err == nil {
+		t.Error("glob of a number must be an error when run")
+	}
+}

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -130,7 +131,8 @@ func (v *validator) checkEnvBlock(block map[string]string, at map[string]yamlx.P
 		v.checkTemplate(block[k], posOf(k), ksc)
 	}
 	if _, err := EnvOrder(block); err != nil {
-		if ce, ok := err.(*EnvCycleError); ok {
+		var ce *EnvCycleError
+		if errors.As(err, &ce) {
 			var where []string
 			for _, k := range ce.Keys[:len(ce.Keys)-1] {
 				p := posOf(k)

@@ -490,6 +490,16 @@ func (v *validator) checkRefs(src string, pos yamlx.Pos, sc scope) {
 			v.errAt(pos, "%s (in %q)", msg, src)
 		}
 	}
+	if len(refs) == 0 {
+		// It reads nothing, so it fails now if it ever fails: 10 / 0.
+		prog, err := expression.Compile(src)
+		if err == nil {
+			_, err = prog.Eval(map[string]any{})
+		}
+		if err != nil {
+			v.errAt(pos, "%v", err)
+		}
+	}
 }
 
 // checkRef returns a message when r refers to something that cannot exist

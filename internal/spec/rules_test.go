@@ -271,3 +271,15 @@ func TestEveryInputError(t *testing.T) {
 		`p.yaml:5:38: unknown field "mesage"`,
 		`p.yaml:5:57: expected an integer, got "lots"`)
 }
+
+func TestConstantExpressionErrors(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"division by zero in with", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {count: '${10 / 0}'}}\n",
+			`p.yaml:5:45: evaluate "10 / 0": arithmetic error: 10 / 0: division by zero`},
+		{"overflow in a gate", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n    gate: 9223372036854775807 + 1 > 0\n",
+			`p.yaml:5:11: evaluate "9223372036854775807 + 1 > 0": arithmetic error: 9223372036854775807 + 1 overflows a 64-bit integer`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want) })
+	}
+}

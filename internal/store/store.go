@@ -33,14 +33,14 @@ type Status string
 
 // Statuses of runs, stages and steps.
 const (
-	StatusPending          Status = "pending"
-	StatusRunning          Status = "running"
-	StatusPassed           Status = "passed"
-	StatusFailed           Status = "failed"
-	StatusSkipped          Status = "skipped"
-	StatusCancelled        Status = "cancelled"
-	StatusInterrupted      Status = "interrupted"
-	StatusCached           Status = "cached"
+	StatusPending     Status = "pending"
+	StatusRunning     Status = "running"
+	StatusPassed      Status = "passed"
+	StatusFailed      Status = "failed"
+	StatusSkipped     Status = "skipped"
+	StatusCancelled   Status = "cancelled"
+	StatusInterrupted Status = "interrupted"
+	StatusCached      Status = "cached"
 	// StatusWaiting: the run (and its stage) waits for an approval; no
 	// process holds it until it is resumed.
 	StatusWaiting Status = "waiting"

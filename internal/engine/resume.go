@@ -86,8 +86,8 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 	}
 	r0 := run.Request
 	greq := Request{
-		Dir: run.Dir,
-		Git: step.Git{SHA: run.SHA, Branch: run.Branch, Event: run.Event, BaseRef: run.BaseRef},
+		Dir:    run.Dir,
+		Git:    step.Git{SHA: run.SHA, Branch: run.Branch, Event: run.Event, BaseRef: run.BaseRef},
 		Stages: r0.Stages, From: r0.From, Until: r0.Until, NoCache: r0.NoCache,
 		Trigger: run.Trigger, Actor: req.Actor,
 	}

@@ -66,6 +66,12 @@ func (e *Engine) checkout(ctx context.Context, dir, sha string, runID int64) (st
 }
 
 func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
+	b, err := gitRaw(ctx, dir, args...)
+	return strings.TrimSpace(string(b)), err
+}
+
+// gitRaw runs git in dir and returns its standard output as it is.
+func gitRaw(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
@@ -73,9 +79,9 @@ func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+			return nil, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
 		}
-		return "", fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
+		return nil, fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
 	}
-	return strings.TrimSpace(out.String()), nil
+	return out.Bytes(), nil
 }

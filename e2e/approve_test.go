@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"os/user"
+	"strings"
+	"testing"
+)
+
+const gatedPipeline = `name: gated
+stages:
+  - name: build
+    steps:
+      - {name: compile, run: 'cat version.txt'}
+  - name: prod
+    approval: {required: true, roles: [oncall-lead]}
+    steps:
+      - {name: deploy, run: 'echo deploying $(cat version.txt)'}
+`
+
+// TestApproveThroughTheCLI: gantry run stops at the approval (exit 3), a
+// user without the role is refused (exit 4, audited), the oncall lead
+// approves from another gantry process, which resumes the run to its end
+// on the recorded commit; a second run is rejected.
+func TestApproveThroughTheCLI(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	e.write(".gantry/approvers.yaml", "oncall-lead: [someone-else]\n")
+	e.write(".gantry/pipeline.yaml", gatedPipeline)
+	e.write("version.txt", "v1\n")
+	e.commitAll("gated pipeline")
+
+	r := e.gantry("run", "--progress", "plain")
+	if r.code != 3 || !strings.Contains(r.stdout, "gantry approve 1 --stage prod") {
+		t.Fatalf("run: exit %d, want 3 with how to approve\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if v := e.show(1); v.Status != "waiting" {
+		t.Errorf("run 1: got %s, want waiting", v.Status)
+	}
+
+	// A feature branch granting the caller the role does not count: the
+	// approvers file is read from main.
+	e.git("checkout", "-q", "-b", "feature")
+	e.write(".gantry/approvers.yaml", "oncall-lead: ["+me.Username+"]\n")
+	e.write("version.txt", "v2\n")
+	e.commitAll("grant myself and move on")
+	r = e.gantry("approve", "1", "--comment", "mine now")
+	if r.code != 4 || !strings.Contains(r.stderr, "holds none of the roles oncall-lead") {
+		t.Fatalf("approve without the role: exit %d, want 4\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	e.git("checkout", "-q", "main")
+	e.write(".gantry/approvers.yaml", "oncall-lead: ["+me.Username+"]\n")
+	e.commitAll("make me oncall lead")
+	e.git("checkout", "-q", "feature")
+	r = e.gantry("approve", "1", "--stage", "prod", "--comment", "ship it", "--progress", "plain")
+	if r.code != 0 {
+		t.Fatalf("approve: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	v := e.show(1)
+	if v.Status != "passed" {
+		t.Errorf("run 1 after approval: got %s, want passed", v.Status)
+	}
+	if logs := e.gantry("logs", "1", "deploy"); !strings.Contains(logs.stdout, "deploying v1") {
+		t.Errorf("deploy ran on %q, want the run's commit (v1)", logs.stdout)
+	}
+
+	e.git("checkout", "-q", "main")
+	if r := e.gantry("run", "--progress", "plain"); r.code != 3 {
+		t.Fatalf("second run: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := e.gantry("reject", "2"); r.code != 2 {
+		t.Errorf("reject without --reason: exit %d, want 2", r.code)
+	}
+	if r := e.gantry("reject", "2", "--reason", "freeze"); r.code != 0 {
+		t.Fatalf("reject: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if v := e.show(2); v.Status != "rejected" || !strings.Contains(v.Message, "freeze") {
+		t.Errorf("run 2 after reject: got %s %q, want rejected with the reason", v.Status, v.Message)
+	}
+	if r := e.gantry("run", "--resume", "2"); r.code != 1 {
+		t.Errorf("resume of a rejected run: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := e.gantry("approve", "2"); r.code != 2 {
+		t.Errorf("approve a rejected run: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+}

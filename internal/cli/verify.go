@@ -110,6 +110,9 @@ func runVerify(cmd *cobra.Command, g *options.Global, o *options.Verify, image s
 	if err := o.Output.Validate(); err != nil {
 		return usageErr(err)
 	}
+	if err := evidence.CheckBuilt(o.Require); err != nil {
+		return failed(fmt.Errorf("--require: %w", err))
+	}
 	gates := evidence.Gates()
 	for _, r := range o.Require {
 		if !slices.Contains(gates, r) {

@@ -211,6 +211,9 @@ type Verdict struct {
 // or the signing error that rejected one: wrong key, altered, another
 // digest) or its latest verdict is not pass (ErrFailing).
 func Check(atts []signing.Attestation, require []string) ([]Verdict, error) {
+	if err := CheckBuilt(require); err != nil {
+		return nil, err
+	}
 	known := Gates()
 	for _, g := range require {
 		if !slices.Contains(known, g) {

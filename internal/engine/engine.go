@@ -402,7 +402,7 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 	for i := range r.p.Stages {
 		st := &r.p.Stages[i]
 		if ctx.Err() != nil {
-			r.skipStage(ctx, i, st, "the run was cancelled")
+			r.endStage(ctx, i, st, store.StatusCancelled, "the run was cancelled")
 			continue
 		}
 		if !selected[i] {

@@ -171,3 +171,93 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestResumeCancelledRun: Ctrl-C in stage one; the resumed run reruns the
+// cancelled step and runs the stage that never started.
+func TestResumeCancelledRun(t *testing.T) {
+	marks := t.TempDir()
+	t.Setenv("MARKS", marks)
+	f := newFixture(t)
+	p := f.pipeline(`name: cancel
+stages:
+  - name: one
+    steps:
+      - name: slow
+        run: |
+          n=$(cat "$MARKS/slow" 2>/dev/null || echo 0)
+          echo $((n+1)) > "$MARKS/slow"
+          if [ "$n" = 0 ]; then touch "$MARKS/started"; sleep 300 & wait; fi
+  - name: two
+    steps:
+      - {name: later, run: 'touch "$MARKS/later"'}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan *engine.Result)
+	go func() { done <- f.run(ctx, p, engine.Request{}) }()
+	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(marks, "started")); return err == nil })
+	cancel()
+	res := <-done
+	if res.Status != store.StatusCancelled {
+		t.Fatalf("first: got %s, want cancelled", res.Status)
+	}
+	again, err := f.eng.Resume(context.Background(), res.RunID, engine.ResumeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Status != store.StatusPassed {
+		t.Fatalf("resumed: got %+v, want passed", again)
+	}
+	if _, err := os.Stat(filepath.Join(marks, "later")); err != nil {
+		t.Errorf("stage two did not run after the resumption: %v", err)
+	}
+	if got := readCount(t, filepath.Join(marks, "slow")); got != 2 {
+		t.Errorf("slow ran %d times, want 2", got)
+	}
+}
+
+// cancelOnRollback cancels the run from inside a failure action, so that
+// the cancellation lands between two stages.
+type cancelOnRollback struct{ cancel context.CancelFunc }
+
+func (c cancelOnRollback) Rollback(context.Context, string) error { c.cancel(); return nil }
+
+// TestResumeRunsStagesCancelledBeforeTheyStarted: a stage the
+// cancellation kept from starting is recorded cancelled, not skipped, and
+// a resumption runs it.
+func TestResumeRunsStagesCancelledBeforeTheyStarted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newFixture(t, engine.WithRollbacker("staging", cancelOnRollback{cancel}))
+	p := f.pipeline(`name: between
+stages:
+  - name: one
+    steps: [{name: fails, run: 'exit 1'}]
+    on_failure: [{rollback: staging}]
+  - name: two
+    when: "true"
+    steps: [{name: later, run: 'touch later'}]
+`)
+	res := f.run(ctx, p, engine.Request{})
+	if res.Status != store.StatusCancelled {
+		t.Fatalf("first: got %s, want cancelled", res.Status)
+	}
+	stages, err := f.store.Stages(context.Background(), res.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stages {
+		if st.Name == "two" && st.Status != store.StatusCancelled {
+			t.Errorf("stage two: got %s %q, want cancelled", st.Status, st.Message)
+		}
+	}
+	again, err := f.eng.Resume(context.Background(), res.RunID, engine.ResumeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Status != store.StatusFailed {
+		t.Errorf("resumed: got %s, want failed (stage one failed before)", again.Status)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "later")); err != nil {
+		t.Errorf("stage two did not run after the resumption: %v", err)
+	}
+}

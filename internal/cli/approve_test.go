@@ -5,13 +5,6 @@ import (
 	"testing"
 )
 
-func TestVerifyRequireApprovalFails(t *testing.T) {
-	out, code := runCLI(t, "", "verify", "localhost:1/app@sha256:"+strings.Repeat("a", 64), "--require", "approval")
-	if code != ExitFailed || !strings.Contains(out, "not built yet") {
-		t.Errorf("verify --require approval: exit %d %q, want 1 saying it is not built yet", code, out)
-	}
-}
-
 func TestRunResumeFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

@@ -24,8 +24,8 @@ func newVerifyCmd(g *options.Global) *cobra.Command {
 		Short: "Verify an image's cosign signature and the gate evidence attested on it",
 		Long: `Verify that IMAGE (REPO@sha256:... or REPO:TAG) carries a cosign signature
 by --key for its digest, and with --require that passing gate verdicts
-(lint, commit-messages, tests, vuln-scan, sast, licenses, sbom) are attested
-on it by the same key.
+(lint, commit-messages, tests, vuln-scan, sast, licenses, sbom, approval)
+are attested on it by the same key.
 
 A failure is named: no signature, signed by another key, signed payload
 was altered, signature is for another image, tag moved after signing,
@@ -109,9 +109,6 @@ func evidenceFailureName(err error) string {
 func runVerify(cmd *cobra.Command, g *options.Global, o *options.Verify, image string) error {
 	if err := o.Output.Validate(); err != nil {
 		return usageErr(err)
-	}
-	if err := evidence.CheckBuilt(o.Require); err != nil {
-		return failed(fmt.Errorf("--require: %w", err))
 	}
 	gates := evidence.Gates()
 	for _, r := range o.Require {

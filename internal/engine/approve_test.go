@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/spec"
+	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/store"
 	"github.com/gantry-ci/gantry/internal/workspace"
 )
@@ -201,4 +202,39 @@ func TestApprovalRejectedAndTimeout(t *testing.T) {
 			t.Errorf("approval: %+v, want rejected as timed out", aps)
 		}
 	})
+}
+
+// TestApprovedStageSeesTheApproval: steps of and after an approved stage
+// see the granted approval in Env.Run, which a sign step attests.
+func TestApprovedStageSeesTheApproval(t *testing.T) {
+	ctx := context.Background()
+	views := &viewKind{}
+	f := newFixture(t, engine.WithKinds([]step.Kind{views.kind()}))
+	p := f.pipeline(`name: demo
+stages:
+  - name: build
+    steps: [{name: a, run: 'true'}]
+  - name: prod
+    approval: {required: true}
+    steps: [{name: sign, uses: view}]
+`)
+	res := f.run(ctx, p, engine.Request{})
+	if res.Status != store.StatusWaiting {
+		t.Fatalf("run: got %s, want waiting", res.Status)
+	}
+	if _, err := f.eng.Decide(ctx, engine.DecideRequest{RunID: res.RunID, Approve: true, Comment: "go",
+		Who: engine.Identity{Name: "bob", Via: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.eng.Resume(ctx, res.RunID, engine.ResumeRequest{})
+	if err != nil || again.Status != store.StatusPassed {
+		t.Fatalf("resume: %+v, %v; want passed", again, err)
+	}
+	if len(views.seen) != 1 {
+		t.Fatalf("view step ran %d times, want 1", len(views.seen))
+	}
+	got := views.seen[0].Approvals
+	if len(got) != 1 || got[0].Stage != "prod" || got[0].Actor != "bob" || got[0].Comment != "go" || got[0].Decided.IsZero() {
+		t.Errorf("Env.Run().Approvals: got %+v, want prod approved by bob", got)
+	}
 }

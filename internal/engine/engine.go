@@ -377,6 +377,8 @@ type runner struct {
 	prior *priorState
 	// waiting is set when the run stops for an approval.
 	waiting *Waiting
+	// approvals are the granted approvals, for Env.Run (under mu).
+	approvals []step.ApprovalView
 
 	fileCache
 }
@@ -509,6 +511,7 @@ func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Sta
 		}
 		switch a.Status {
 		case store.ApprovalApproved:
+			r.granted(*a)
 			return store.StatusPassed, "", nil
 		case store.ApprovalRejected:
 			msg := rejectionMessage(a)
@@ -552,6 +555,19 @@ func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Sta
 	r.endStage(ctx, i, st, store.StatusWaiting, msg)
 	r.waiting = &Waiting{Stage: st.Name, Roles: st.Approval.Roles, Deadline: pending.Deadline}
 	return store.StatusWaiting, fmt.Sprintf("stage %q waits for approval", st.Name), nil
+}
+
+// granted adds a granted approval to what Env.Run shows, once per stage.
+func (r *runner) granted(a store.Approval) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, g := range r.approvals {
+		if g.Stage == a.Stage {
+			return
+		}
+	}
+	r.approvals = append(r.approvals, step.ApprovalView{Stage: a.Stage, Actor: a.Actor,
+		Roles: splitComma(a.RequestedRoles), Comment: a.Comment, Decided: a.Decided})
 }
 
 func rejectionMessage(a *store.Approval) string {

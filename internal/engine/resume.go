@@ -132,6 +132,19 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 	r := e.newRunner(p, greq, run, masker, secrets)
 	r.prior = prior
 	r.restore()
+	approvals, err := e.rec.Approvals(ctx, id)
+	if err != nil {
+		msg := fmt.Sprintf("read approvals: %v", err)
+		if ferr := e.rec.FinishRun(cctx, id, store.StatusInterrupted, msg, time.Now()); ferr != nil {
+			e.log.Error("record end of run", "run", id, "err", ferr)
+		}
+		return nil, fmt.Errorf("resume run %d: read approvals: %w", id, err)
+	}
+	for _, a := range approvals {
+		if a.Status == store.ApprovalApproved {
+			r.granted(a)
+		}
+	}
 	return e.drive(ctx, r, selected)
 }
 

@@ -1,26 +1,40 @@
 package evidence
 
 import (
-	"errors"
-	"fmt"
-	"slices"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/step"
 )
 
-// GateApproval is the gate of a granted manual approval. Approvals are
-// decided and recorded (gantry approve, the run store) but not yet
-// attested on the image, so a requirement of it can never be met.
+// GateApproval is the gate of granted manual approvals: its predicate
+// records who approved which stage of the run, when, for which roles and
+// with what comment. A sign step that runs after the approval (in the
+// approved stage or later) attests it on the image, so that
+// `gantry verify --require approval` passes only for a digest whose
+// approval was granted.
 const GateApproval = "approval"
 
-// ErrNotBuilt is returned for a gate gantry knows of but does not attest
-// yet: requiring it must fail, never pass.
-var ErrNotBuilt = errors.New("not built yet")
+// Approval is one granted approval in the approval predicate.
+type Approval struct {
+	Stage   string   `json:"stage"`
+	Actor   string   `json:"actor"`
+	Roles   []string `json:"roles,omitempty"`
+	Comment string   `json:"comment,omitempty"`
+	// Time is when it was granted (RFC 3339, UTC).
+	Time string `json:"time"`
+}
 
-// CheckBuilt fails, wrapping ErrNotBuilt, when require names a gate that
-// gantry does not attest yet.
-func CheckBuilt(require []string) error {
-	if slices.Contains(require, GateApproval) {
-		return fmt.Errorf("gate %q: approval evidence is %w: approvals are recorded in the run history (who, when, digest, evidence shown) but not attested on images, so no image can satisfy --require %s",
-			GateApproval, ErrNotBuilt, GateApproval)
+// approvalPredicate returns the approval gate's predicate of view, or nil
+// when the run has no granted approval. Only granted approvals reach a
+// run that goes on, so its verdict is pass.
+func approvalPredicate(view step.RunView, run Run) *Predicate {
+	if len(view.Approvals) == 0 {
+		return nil
 	}
-	return nil
+	p := &Predicate{Gate: GateApproval, Verdict: Pass, Run: run, Steps: []Step{}}
+	for _, a := range view.Approvals {
+		p.Approvals = append(p.Approvals, Approval{Stage: a.Stage, Actor: a.Actor, Roles: a.Roles,
+			Comment: a.Comment, Time: a.Decided.UTC().Format(time.RFC3339)})
+	}
+	return p
 }

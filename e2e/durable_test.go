@@ -1,9 +1,16 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 const gatedPipeline = `name: gated
@@ -85,5 +92,71 @@ func TestApproveThroughTheCLI(t *testing.T) {
 	}
 	if r := e.gantry("approve", "2"); r.code != 2 {
 		t.Errorf("approve a rejected run: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+}
+
+const resumablePipeline = `name: resumable
+stages:
+  - name: s
+    steps:
+      - {name: first, run: 'echo ran >> "$MARKS/first"'}
+      - name: slow
+        needs: [first]
+        run: |
+          if [ ! -e "$MARKS/slow" ]; then
+            touch "$MARKS/slow"
+            sleep 300 & echo $! > "$MARKS/child.pid"; wait
+          fi
+          echo slow done
+`
+
+// TestKill9ThenResume: gantry is killed in the middle of a stage;
+// gantry run --resume finishes the run without rerunning the step that
+// had passed.
+func TestKill9ThenResume(t *testing.T) {
+	marks := t.TempDir()
+	t.Setenv("MARKS", marks)
+	e := newEnv(t)
+	e.write(".gantry/pipeline.yaml", resumablePipeline)
+	e.commitAll("resumable")
+	cmd := e.cmd(context.Background(), "run", "--progress", "plain")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(marks, "child.pid")
+	var child int
+	for deadline := time.Now().Add(time.Minute); child == 0; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			fmt.Sscan(string(b), &child)
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("slow step never started:\n%s", out.String())
+		}
+	}
+	defer syscall.Kill(child, syscall.SIGKILL)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	r := e.gantry("run", "--resume", "1", "--progress", "plain")
+	if r.code != 0 {
+		t.Fatalf("run --resume 1: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	v := e.show(1)
+	if v.Status != "passed" {
+		t.Errorf("run 1 after resume: got %s, want passed", v.Status)
+	}
+	if status, _, _ := v.step("s", "slow"); status != "passed" {
+		t.Errorf("slow after resume: got %s, want passed", status)
+	}
+	if b, _ := os.ReadFile(filepath.Join(marks, "first")); string(b) != "ran\n" {
+		t.Errorf("first ran %q, want once", b)
+	}
+	if r := e.gantry("run", "--resume", "1"); r.code != 2 {
+		t.Errorf("resuming a passed run: exit %d, want 2", r.code)
 	}
 }

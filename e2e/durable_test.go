@@ -24,8 +24,8 @@ stages:
       - {name: deploy, run: 'echo deploying $(cat version.txt)'}
 `
 
-// TestApproveThroughTheCLI: gantry run stops at the approval (exit 3), a
-// user without the role is refused (exit 4, audited), the oncall lead
+// TestApproveThroughTheCLI: gantry run stops at the approval (exit 75), a
+// user without the role is refused (exit 77, audited), the oncall lead
 // approves from another gantry process, which resumes the run to its end
 // on the recorded commit; a second run is rejected.
 func TestApproveThroughTheCLI(t *testing.T) {
@@ -40,8 +40,8 @@ func TestApproveThroughTheCLI(t *testing.T) {
 	e.commitAll("gated pipeline")
 
 	r := e.gantry("run", "--progress", "plain")
-	if r.code != 3 || !strings.Contains(r.stdout, "gantry approve 1 --stage prod") {
-		t.Fatalf("run: exit %d, want 3 with how to approve\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 75 || !strings.Contains(r.stdout, "gantry approve 1 --stage prod") {
+		t.Fatalf("run: exit %d, want 75 with how to approve\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if v := e.show(1); v.Status != "waiting" {
 		t.Errorf("run 1: got %s, want waiting", v.Status)
@@ -54,8 +54,8 @@ func TestApproveThroughTheCLI(t *testing.T) {
 	e.write("version.txt", "v2\n")
 	e.commitAll("grant myself and move on")
 	r = e.gantry("approve", "1", "--comment", "mine now")
-	if r.code != 4 || !strings.Contains(r.stderr, "holds none of the roles oncall-lead") {
-		t.Fatalf("approve without the role: exit %d, want 4\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 77 || !strings.Contains(r.stderr, "holds none of the roles oncall-lead") {
+		t.Fatalf("approve without the role: exit %d, want 77\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
 	e.git("checkout", "-q", "main")
@@ -75,8 +75,8 @@ func TestApproveThroughTheCLI(t *testing.T) {
 	}
 
 	e.git("checkout", "-q", "main")
-	if r := e.gantry("run", "--progress", "plain"); r.code != 3 {
-		t.Fatalf("second run: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	if r := e.gantry("run", "--progress", "plain"); r.code != 75 {
+		t.Fatalf("second run: exit %d, want 75\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := e.gantry("reject", "2"); r.code != 2 {
 		t.Errorf("reject without --reason: exit %d, want 2", r.code)

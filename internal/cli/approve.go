@@ -32,8 +32,8 @@ refusal is recorded in the audit log.
 
 Exit status: 0 approved and the resumed run passed (or only recorded, with
 --no-resume), 1 the resumed run failed, 2 bad usage (no such run, nothing
-to approve, a bad approvers file), 3 the resumed run waits for another
-approval, 4 the caller holds none of the roles, 130 cancelled.`,
+to approve, a bad approvers file), 75 the resumed run waits for another
+approval, 77 the caller holds none of the roles, 130 cancelled.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {
@@ -63,7 +63,7 @@ failure: gantry run --resume reports it, exit status 1). Who may reject:
 as for gantry approve.
 
 Exit status: 0 rejected, 2 bad usage (no such run, nothing to reject, no
---reason, a bad approvers file), 4 the caller holds none of the roles.`,
+--reason, a bad approvers file), 77 the caller holds none of the roles.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {

@@ -58,7 +58,7 @@ run recorded (in a detached git worktree when the checkout has moved on);
 steps that ended keep their outcome, the others run again.
 
 Exit status: 0 the run passed, 1 a step or gate failed (or the run was
-rejected or interrupted), 2 bad usage or a bad pipeline file, 3 the run
+rejected or interrupted), 2 bad usage or a bad pipeline file, 75 the run
 waits for an approval (gantry approve/reject), 130 cancelled.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

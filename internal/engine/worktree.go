@@ -41,7 +41,10 @@ func (e *Engine) checkout(ctx context.Context, dir, sha string, runID int64) (st
 	if head == sha && dirty == "" {
 		return dir, nothing, nil
 	}
-	wt := filepath.Join(e.stateDir, "worktrees", "run-"+strconv.FormatInt(runID, 10))
+	wt, err := filepath.Abs(filepath.Join(e.stateDir, "worktrees", "run-"+strconv.FormatInt(runID, 10)))
+	if err != nil {
+		return "", nothing, fmt.Errorf("worktree dir: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(wt), 0o755); err != nil {
 		return "", nothing, fmt.Errorf("create worktree dir: %w", err)
 	}

@@ -238,3 +238,37 @@ stages:
 		t.Errorf("Env.Run().Approvals: got %+v, want prod approved by bob", got)
 	}
 }
+
+func TestLoadApprovers(t *testing.T) {
+	ctx := context.Background()
+	repo := t.TempDir()
+	gitT(t, repo, "init", "-q", "-b", "main")
+	commitFile(t, repo, spec.ApproversPath, "oncall-lead:\n  - alice\n  - \"bob smith\"\n", "bad approvers")
+	gitT(t, repo, "checkout", "-q", "-b", "feature")
+	commitFile(t, repo, spec.ApproversPath, "oncall-lead: [mallory]\n", "fix them on a branch")
+
+	t.Run("bad file on the default branch", func(t *testing.T) {
+		_, _, err := engine.LoadApprovers(ctx, repo, "")
+		if err == nil || !strings.Contains(err.Error(), "refs/heads/main:.gantry/approvers.yaml:3:5:") {
+			t.Errorf("error %v, want it located in the default branch's file", err)
+		}
+	})
+	t.Run("the state dir's file wins", func(t *testing.T) {
+		state := t.TempDir()
+		if err := os.WriteFile(filepath.Join(state, "approvers.yaml"), []byte("oncall-lead: [carol]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a, source, err := engine.LoadApprovers(ctx, repo, state)
+		if err != nil || source != filepath.Join(state, "approvers.yaml") || !a.Holds("carol", []string{"oncall-lead"}) {
+			t.Errorf("got %v from %s, %v; want carol from the state dir", a, source, err)
+		}
+	})
+	t.Run("no default branch", func(t *testing.T) {
+		lone := t.TempDir()
+		gitT(t, lone, "init", "-q", "-b", "topic")
+		commitFile(t, lone, "x", "x", "x")
+		if _, _, err := engine.LoadApprovers(ctx, lone, ""); !errors.Is(err, engine.ErrNoDefaultBranch) {
+			t.Errorf("error %v, want ErrNoDefaultBranch", err)
+		}
+	})
+}

@@ -10,6 +10,13 @@ const (
 	ExitOK     = 0
 	ExitFailed = 1 // a gate, step or check failed
 	ExitUsage  = 2 // bad usage or bad configuration
+	// ExitWaiting: the run waits for an approval (gantry run, gantry
+	// approve when the resumed run reaches another approval); sysexits'
+	// EX_TEMPFAIL, "try again later".
+	ExitWaiting = 75
+	// ExitForbidden: the caller may not take this decision (gantry
+	// approve/reject without the role); sysexits' EX_NOPERM.
+	ExitForbidden = 77
 )
 
 // ExitError carries an exit code to main. Its message, if any, is printed.

@@ -26,6 +26,8 @@ func New() *cobra.Command {
 		newTestCmd(g),
 		newBuildCmd(g),
 		newRunCmd(g),
+		newApproveCmd(g),
+		newRejectCmd(g),
 		newInitCmd(),
 		newValidateCmd(),
 		newRunsCmd(g),

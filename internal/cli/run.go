@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -49,12 +51,25 @@ checkout: stages in order, steps in dependency order, gates and failure
 actions. The run is recorded in the state directory; see gantry runs,
 gantry show, gantry logs and gantry artifacts.
 
-Exit status: 0 the run passed (or waits for approval), 1 a step or gate
-failed, 2 bad usage or a bad pipeline file, 130 cancelled.`,
+With --resume N, continue run N in this process: a run that waited for
+an approval (decided with gantry approve), or one interrupted (its gantry
+process was killed) or cancelled. It runs the pipeline file and commit the
+run recorded (in a detached git worktree when the checkout has moved on);
+steps that ended keep their outcome, the others run again.
+
+Exit status: 0 the run passed, 1 a step or gate failed (or the run was
+rejected or interrupted), 2 bad usage or a bad pipeline file, 75 the run
+waits for an approval (gantry approve/reject), 130 cancelled.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
 				return usageErr(err)
+			}
+			if err := o.ValidateResume(cmd.Flags()); err != nil {
+				return usageErr(err)
+			}
+			if o.Resume > 0 {
+				return resumePipeline(cmd, g, o)
 			}
 			return runPipeline(cmd, g, o)
 		},
@@ -134,15 +149,102 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
 		return err
 	}
 	view.Summary(res)
+	return runOutcome(cmd, res)
+}
+
+// runOutcome tells how to go on with a waiting run and maps a run's
+// status to the exit status.
+func runOutcome(cmd *cobra.Command, res *engine.Result) error {
 	switch res.Status {
-	case store.StatusPassed, store.StatusAwaitingApproval:
+	case store.StatusPassed:
 		return nil
+	case store.StatusWaiting:
+		printWaiting(cmd, res)
+		return &ExitError{Code: ExitWaiting}
 	case store.StatusCancelled:
 		return &ExitError{Code: ExitCancelled}
 	default:
 		// The summary already said why.
 		return &ExitError{Code: ExitFailed}
 	}
+}
+
+func printWaiting(cmd *cobra.Command, res *engine.Result) {
+	w := cmd.OutOrStdout()
+	if res.Waiting == nil {
+		fmt.Fprintf(w, "run %d waits for an approval\n", res.RunID)
+		return
+	}
+	who := "anyone"
+	if len(res.Waiting.Roles) > 0 {
+		who = "role " + strings.Join(res.Waiting.Roles, " or ")
+	}
+	fmt.Fprintf(w, "run %d waits for approval of stage %s by %s", res.RunID, res.Waiting.Stage, who)
+	if !res.Waiting.Deadline.IsZero() {
+		fmt.Fprintf(w, " until %s (then it is rejected)", res.Waiting.Deadline.Local().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "\napprove: gantry approve %d --stage %s [--comment TEXT]\nreject:  gantry reject %d --stage %s --reason TEXT\n",
+		res.RunID, res.Waiting.Stage, res.RunID, res.Waiting.Stage)
+}
+
+// resumePipeline is gantry run --resume N.
+func resumePipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
+	a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	dir := ""
+	if cmd.Flags().Changed("dir") {
+		if dir, err = filepath.Abs(o.Dir); err != nil {
+			return usageErr(err)
+		}
+	}
+	return resumeRun(cmd, a, o.Resume, dir, o.Progress, o.Jobs)
+}
+
+// resumeRun continues run id with a progress view and maps its outcome to
+// the exit status.
+func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, jobs int) error {
+	ctx := cmd.Context()
+	run, err := a.store.GetRun(ctx, id)
+	if err != nil {
+		return notFound(err)
+	}
+	view := newProgress(cmd.OutOrStdout(), progressMode)
+	var obs engine.Observer = view
+	if run.PipelineSource != nil {
+		// Commit statuses for the resumed stages, from the recorded file.
+		if p, perr := spec.Parse(run.PipelineFile, run.PipelineSource, builtinRegistry()); perr == nil {
+			status, err := newStatusObserver(p, run.Dir, run.SHA, a.log)
+			if err != nil {
+				return usageErr(err)
+			}
+			if status != nil {
+				defer status.Close()
+				obs = observers{view, status}
+			}
+		}
+	}
+	opts := []engine.Option{engine.WithObserver(obs), engine.WithNotifier(notify.NewWebhook())}
+	if jobs > 0 {
+		opts = append(opts, engine.WithJobs(jobs))
+	}
+	eng, err := registryEngine(a, opts...)
+	if err != nil {
+		return err
+	}
+	view.Start()
+	res, err := eng.Resume(ctx, id, engine.ResumeRequest{Dir: dir})
+	view.Stop()
+	switch {
+	case errors.Is(err, engine.ErrNotResumable), errors.Is(err, store.ErrRunHeld), errors.Is(err, store.ErrNotFound):
+		return usageErr(err)
+	case err != nil:
+		return err
+	}
+	view.Summary(res)
+	return runOutcome(cmd, res)
 }
 
 // triggered applies the pipeline's on: block.

@@ -70,6 +70,10 @@ func newRunsCmd(g *options.Global) *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			// Approvals past their deadline are rejected when looked at.
+			if _, err := a.store.ExpireApprovals(cmd.Context(), time.Now()); err != nil {
+				return err
+			}
 			runs, err := a.store.ListRuns(cmd.Context(), store.ListOptions{Pipeline: pipeline, Status: store.Status(status), Limit: limit})
 			if err != nil {
 				return err

@@ -24,8 +24,8 @@ func newVerifyCmd(g *options.Global) *cobra.Command {
 		Short: "Verify an image's cosign signature and the gate evidence attested on it",
 		Long: `Verify that IMAGE (REPO@sha256:... or REPO:TAG) carries a cosign signature
 by --key for its digest, and with --require that passing gate verdicts
-(lint, commit-messages, tests, vuln-scan, sast, licenses, sbom) are attested
-on it by the same key.
+(lint, commit-messages, tests, vuln-scan, sast, licenses, sbom, approval)
+are attested on it by the same key.
 
 A failure is named: no signature, signed by another key, signed payload
 was altered, signature is for another image, tag moved after signing,

@@ -57,6 +57,8 @@ type Notification struct {
 }
 
 // Rollbacker rolls an environment back (`on_failure: [{rollback: ENV}]`).
+// Handlers are registered per environment name with WithRollbacker; a
+// pipeline naming an environment without one fails validation.
 type Rollbacker interface {
 	Rollback(ctx context.Context, environment string) error
 }
@@ -70,7 +72,7 @@ type Engine struct {
 	log       *slog.Logger
 	obs       Observer
 	notifier  Notifier
-	rollback  Rollbacker
+	rollbacks map[string]Rollbacker
 	jobs      int
 	version   string
 	stateDir  string
@@ -137,10 +139,19 @@ func WithNotifier(n Notifier) Option {
 	return func(e *Engine) error { e.notifier = n; return nil }
 }
 
-// WithRollbacker performs rollback actions (default: none; a rollback
-// action is then recorded as not possible).
-func WithRollbacker(r Rollbacker) Option {
-	return func(e *Engine) error { e.rollback = r; return nil }
+// WithRollbacker registers the handler of `rollback: ENVIRONMENT` actions
+// (default: none, and pipelines with such an action fail validation).
+func WithRollbacker(environment string, r Rollbacker) Option {
+	return func(e *Engine) error {
+		if environment == "" || r == nil {
+			return errors.New("a rollback handler needs an environment name and a handler")
+		}
+		if _, dup := e.rollbacks[environment]; dup {
+			return fmt.Errorf("a rollback handler for environment %q is registered twice", environment)
+		}
+		e.rollbacks[environment] = r
+		return nil
+	}
 }
 
 // WithVersion is gantry's version, part of every cache key.
@@ -157,6 +168,7 @@ func New(rec Recorder, arts *artifact.Store, stateDir string, opts ...Option) (*
 	e := &Engine{
 		kinds:     map[string]step.Kind{},
 		services:  map[string]service.Provider{},
+		rollbacks: map[string]Rollbacker{},
 		rec:       rec,
 		artifacts: arts,
 		log:       slog.New(slog.DiscardHandler),
@@ -183,7 +195,12 @@ func (e *Engine) Registry() spec.Registry {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return spec.NewRegistry(kinds, names)
+	reg := spec.NewRegistry(kinds, names)
+	for env := range e.rollbacks {
+		reg.Rollbacks = append(reg.Rollbacks, env)
+	}
+	slices.Sort(reg.Rollbacks)
+	return reg
 }
 
 // Request says what to run.
@@ -207,6 +224,17 @@ type Result struct {
 	RunID   int64
 	Status  store.Status
 	Message string
+	// Waiting describes the approval a waiting run needs.
+	Waiting *Waiting
+}
+
+// Waiting is the approval a run waits for.
+type Waiting struct {
+	Stage string
+	// Roles may decide; empty: anyone.
+	Roles []string
+	// Deadline is when the approval times out; zero: never.
+	Deadline time.Time
 }
 
 // ErrStageNotFound is returned for --stage/--from/--until names that the
@@ -214,7 +242,9 @@ type Result struct {
 var ErrStageNotFound = errors.New("no such stage")
 
 // Run runs p. The returned error is for problems that prevented running at
-// all; a failed pipeline is a Result with Status failed.
+// all; a failed pipeline is a Result with Status failed. The run records
+// p's file and exact bytes and req, so that Resume can continue it in
+// another process.
 func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Result, error) {
 	selected, err := selectStages(p, req)
 	if err != nil {
@@ -224,49 +254,66 @@ func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp("", "gantry-run-*")
-	if err != nil {
-		return nil, fmt.Errorf("create run temp dir: %w", err)
+	if req.Actor == "" {
+		req.Actor = currentUser()
 	}
-	defer os.RemoveAll(tmp)
-
 	run := &store.Run{
 		Pipeline: p.Name, Dir: req.Dir, Event: req.Git.Event, Branch: req.Git.Branch,
 		SHA: req.Git.SHA, BaseRef: req.Git.BaseRef, Trigger: req.Trigger,
 		Status: store.StatusRunning, Started: time.Now(),
+		PipelineFile: p.File, PipelineSource: p.Source,
+		Request: store.RunRequest{Stages: req.Stages, From: req.From, Until: req.Until, NoCache: req.NoCache, Actor: req.Actor},
 	}
 	if err := e.rec.CreateRun(ctx, run); err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
-	actor := req.Actor
-	if actor == "" {
-		actor = currentUser()
-	}
-	if err := e.rec.Audit(ctx, &store.AuditEntry{Time: run.Started, Actor: actor, Action: "run.start",
+	if err := e.rec.Audit(ctx, &store.AuditEntry{Time: run.Started, Actor: req.Actor, Action: "run.start",
 		Subject: fmt.Sprintf("run %d", run.ID), Detail: fmt.Sprintf("pipeline %s, %s on %s at %s", p.Name, req.Git.Event, req.Git.Branch, req.Git.SHA)}); err != nil {
 		e.log.Error("audit run start", "run", run.ID, "err", err)
 	}
+	r := e.newRunner(p, req, run, masker, secrets)
+	return e.drive(ctx, r, selected)
+}
+
+func (e *Engine) newRunner(p *spec.Pipeline, req Request, run *store.Run, masker *mask.Masker, secrets map[string]string) *runner {
 	r := &runner{
-		e: e, p: p, req: req, run: run, masker: masker, secrets: secrets, tmp: tmp,
+		e: e, p: p, req: req, run: run, masker: masker, secrets: secrets,
 		stages: map[string]*stageState{},
 		jobs:   e.jobs,
 	}
 	if p.Jobs > 0 {
 		r.jobs = p.Jobs
 	}
-	e.obs.Observe(Event{Type: RunStarted, RunID: run.ID, Time: run.Started})
+	return r
+}
+
+// drive walks the stages of a created (or resumed) run and records its
+// end. The run's lock is held on entry and released by FinishRun.
+func (e *Engine) drive(ctx context.Context, r *runner, selected []bool) (*Result, error) {
+	run := r.run
+	cctx := context.WithoutCancel(ctx)
+	tmp, err := os.MkdirTemp("", "gantry-run-*")
+	if err != nil {
+		msg := fmt.Sprintf("create run temp dir: %v", err)
+		if ferr := e.rec.FinishRun(cctx, run.ID, store.StatusFailed, msg, time.Now()); ferr != nil {
+			e.log.Error("record end of run", "run", run.ID, "err", ferr)
+		}
+		return nil, fmt.Errorf("create run temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	r.tmp = tmp
+	e.obs.Observe(Event{Type: RunStarted, RunID: run.ID, Time: time.Now()})
 
 	status, msg := r.runStages(ctx, selected)
 
 	// Record the end even when ctx was cancelled.
-	cctx := context.WithoutCancel(ctx)
-	msg = masker.Mask(msg)
+	msg = r.masker.Mask(msg)
 	now := time.Now()
 	if err := e.rec.FinishRun(cctx, run.ID, status, msg, now); err != nil {
 		return nil, fmt.Errorf("record end of run %d: %w", run.ID, err)
 	}
 	e.obs.Observe(Event{Type: RunFinished, RunID: run.ID, Status: status, Message: msg, Time: now, Elapsed: now.Sub(run.Started)})
-	return &Result{RunID: run.ID, Status: status, Message: msg}, nil
+	return &Result{RunID: run.ID, Status: status, Message: msg, Waiting: r.waiting}, nil
 }
 
 func selectStages(p *spec.Pipeline, req Request) ([]bool, error) {
@@ -325,6 +372,14 @@ type runner struct {
 	mu     sync.Mutex
 	stages map[string]*stageState
 
+	// prior holds what a resumed run recorded before: stages and steps
+	// that ended stay as they are. Nil for a new run.
+	prior *priorState
+	// waiting is set when the run stops for an approval.
+	waiting *Waiting
+	// approvals are the granted approvals, for Env.Run (under mu).
+	approvals []step.ApprovalView
+
 	fileCache
 }
 
@@ -349,10 +404,20 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 	for i := range r.p.Stages {
 		st := &r.p.Stages[i]
 		if ctx.Err() != nil {
-			r.skipStage(ctx, i, st, "the run was cancelled")
+			r.endStage(ctx, i, st, store.StatusCancelled, "the run was cancelled")
 			continue
 		}
 		if !selected[i] {
+			continue
+		}
+		if rec, ok := r.prior.endedStage(st.Name); ok {
+			// Resumed: the stage ended before; its verdict stands.
+			if rec.Status == store.StatusFailed {
+				failedStage = st.Name
+				if stops(st) {
+					return r.stopRun(ctx, i, st)
+				}
+			}
 			continue
 		}
 		run, reason, err := r.shouldRun(st, failedStage)
@@ -366,13 +431,14 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 			continue
 		}
 		if st.Approval != nil && st.Approval.Required {
-			approved, err := r.approved(ctx, i, st)
+			verdict, msg, err := r.approval(ctx, i, st)
 			if err != nil {
 				r.failStage(ctx, i, st, err.Error())
 				return store.StatusFailed, err.Error()
 			}
-			if !approved {
-				return store.StatusAwaitingApproval, fmt.Sprintf("stage %q waits for approval", st.Name)
+			switch verdict {
+			case store.StatusWaiting, store.StatusRejected:
+				return verdict, msg
 			}
 		}
 		status := r.runStage(ctx, i, st)
@@ -381,6 +447,9 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 			return store.StatusCancelled, "the run was cancelled"
 		case store.StatusFailed:
 			failedStage = st.Name
+			if stops(st) {
+				return r.stopRun(ctx, i, st)
+			}
 		}
 	}
 	if ctx.Err() != nil {
@@ -390,6 +459,21 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 		return store.StatusFailed, fmt.Sprintf("stage %q failed", failedStage)
 	}
 	return store.StatusPassed, ""
+}
+
+// stops reports whether a failed st ends the run (`on_failure: [{stop: true}]`).
+func stops(st *spec.Stage) bool {
+	return slices.ContainsFunc(st.OnFailure, func(a spec.Action) bool { return a.Stop })
+}
+
+// stopRun ends the run after stage i failed with a stop action: every
+// later stage is recorded as skipped, whatever its when: says.
+func (r *runner) stopRun(ctx context.Context, i int, st *spec.Stage) (store.Status, string) {
+	msg := fmt.Sprintf("stopped by stage %q's failure (on_failure: stop)", st.Name)
+	for j := i + 1; j < len(r.p.Stages); j++ {
+		r.skipStage(ctx, j, &r.p.Stages[j], msg)
+	}
+	return store.StatusFailed, msg
 }
 
 // shouldRun decides a stage's trigger: its when: expression, or by default
@@ -411,30 +495,103 @@ func (r *runner) shouldRun(st *spec.Stage, failedStage string) (bool, string, er
 	return true, "", nil
 }
 
-func (r *runner) approved(ctx context.Context, i int, st *spec.Stage) (bool, error) {
+// approval decides whether stage i may run: passed (approved), waiting
+// (no decision yet: a request is recorded once) or rejected (refused or
+// timed out). The message says why the run stops.
+func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Status, string, error) {
 	approvals, err := r.e.rec.Approvals(ctx, r.run.ID)
 	if err != nil {
-		return false, fmt.Errorf("read approvals: %w", err)
+		return "", "", fmt.Errorf("read approvals: %w", err)
 	}
-	for _, a := range approvals {
-		if a.Stage == st.Name && a.Status == "approved" {
-			return true, nil
+	var pending *store.Approval
+	for j := range approvals {
+		a := &approvals[j]
+		if a.Stage != st.Name {
+			continue
+		}
+		switch a.Status {
+		case store.ApprovalApproved:
+			r.granted(*a)
+			return store.StatusPassed, "", nil
+		case store.ApprovalRejected:
+			msg := rejectionMessage(a)
+			r.endStage(ctx, i, st, store.StatusRejected, msg)
+			return store.StatusRejected, msg, nil
+		case store.ApprovalPending:
+			pending = a
 		}
 	}
-	a := &store.Approval{
-		RunID: r.run.ID, Stage: st.Name, Status: "pending",
-		RequestedRoles: joinComma(st.Approval.Roles), Requested: time.Now(),
+	now := time.Now()
+	if pending != nil && !pending.Deadline.IsZero() && !now.Before(pending.Deadline) {
+		// Timed out while nobody looked: reject it now.
+		rs, err := r.e.runStore()
+		if err != nil {
+			return "", "", err
+		}
+		if _, err := rs.ExpireApprovals(ctx, now); err != nil {
+			return "", "", fmt.Errorf("expire approvals: %w", err)
+		}
+		pending.Status, pending.Comment = store.ApprovalRejected, fmt.Sprintf("approval timed out at %s", pending.Deadline.UTC().Format(time.RFC3339))
+		msg := rejectionMessage(pending)
+		r.endStage(ctx, i, st, store.StatusRejected, msg)
+		return store.StatusRejected, msg, nil
 	}
-	if err := r.e.rec.RequestApproval(ctx, a); err != nil {
-		return false, fmt.Errorf("request approval: %w", err)
+	if pending == nil {
+		pending = &store.Approval{
+			RunID: r.run.ID, Stage: st.Name, Status: store.ApprovalPending,
+			RequestedRoles: joinComma(st.Approval.Roles), Requested: now,
+		}
+		if st.Approval.Timeout > 0 {
+			pending.Deadline = now.Add(st.Approval.Timeout)
+		}
+		if err := r.e.rec.RequestApproval(ctx, pending); err != nil {
+			return "", "", fmt.Errorf("request approval: %w", err)
+		}
 	}
-	stage := &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusAwaitingApproval,
-		Message: "waiting for approval by " + orAnyone(st.Approval.Roles)}
-	if err := r.e.rec.PutStage(ctx, stage); err != nil {
-		return false, fmt.Errorf("record stage %s: %w", st.Name, err)
+	msg := "waiting for approval by " + orAnyone(st.Approval.Roles)
+	if !pending.Deadline.IsZero() {
+		msg += " until " + pending.Deadline.UTC().Format(time.RFC3339)
 	}
-	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusAwaitingApproval, Message: stage.Message, Time: time.Now()})
-	return false, nil
+	r.endStage(ctx, i, st, store.StatusWaiting, msg)
+	r.waiting = &Waiting{Stage: st.Name, Roles: st.Approval.Roles, Deadline: pending.Deadline}
+	return store.StatusWaiting, fmt.Sprintf("stage %q waits for approval", st.Name), nil
+}
+
+// granted adds a granted approval to what Env.Run shows, once per stage.
+func (r *runner) granted(a store.Approval) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, g := range r.approvals {
+		if g.Stage == a.Stage {
+			return
+		}
+	}
+	r.approvals = append(r.approvals, step.ApprovalView{Stage: a.Stage, Actor: a.Actor,
+		Roles: splitComma(a.RequestedRoles), Comment: a.Comment, Decided: a.Decided})
+}
+
+func rejectionMessage(a *store.Approval) string {
+	msg := fmt.Sprintf("stage %q rejected", a.Stage)
+	if a.Actor != "" {
+		msg += " by " + a.Actor
+	}
+	if a.Comment != "" {
+		msg += ": " + a.Comment
+	}
+	return msg
+}
+
+// endStage records a stage that ends without running (waiting, rejected).
+func (r *runner) endStage(ctx context.Context, i int, st *spec.Stage, status store.Status, msg string) {
+	r.setStage(st.Name, status, nil)
+	stage := &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: status, Message: msg}
+	if status.Done() {
+		stage.Finished = time.Now()
+	}
+	if err := r.e.rec.PutStage(context.WithoutCancel(ctx), stage); err != nil {
+		r.e.log.Error("record stage", "stage", st.Name, "err", err)
+	}
+	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: status, Message: msg, Time: time.Now()})
 }
 
 func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, reason string) {

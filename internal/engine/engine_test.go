@@ -608,8 +608,8 @@ stages:
     steps: [{name: c, run: 'true'}]
 `)
 	res := f.run(context.Background(), p, engine.Request{Git: step.Git{Event: "push", Branch: "feature/x"}})
-	if res.Status != store.StatusAwaitingApproval {
-		t.Fatalf("status: got %s, want awaiting_approval", res.Status)
+	if res.Status != store.StatusWaiting {
+		t.Fatalf("status: got %s, want waiting", res.Status)
 	}
 	stages, _ := f.store.Stages(context.Background(), res.RunID)
 	byName := map[string]store.Stage{}
@@ -619,8 +619,8 @@ stages:
 	if got := byName["staging"]; got.Status != store.StatusSkipped || !strings.Contains(got.Message, "is false") {
 		t.Errorf("staging on a feature branch: got %s %q, want skipped by when", got.Status, got.Message)
 	}
-	if got := byName["prod"].Status; got != store.StatusAwaitingApproval {
-		t.Errorf("prod: got %s, want awaiting_approval", got)
+	if got := byName["prod"].Status; got != store.StatusWaiting {
+		t.Errorf("prod: got %s, want waiting", got)
 	}
 	approvals, _ := f.store.Approvals(context.Background(), res.RunID)
 	if len(approvals) != 1 || approvals[0].RequestedRoles != "oncall-lead" {

@@ -39,6 +39,10 @@ func (r *runner) runView() step.RunView {
 		}
 		v.Stages = append(v.Stages, sv)
 	}
+	for _, a := range r.approvals {
+		a.Roles = append([]string(nil), a.Roles...)
+		v.Approvals = append(v.Approvals, a)
+	}
 	return v
 }
 

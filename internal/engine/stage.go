@@ -112,6 +112,9 @@ func (r *runner) runSteps(ctx context.Context, st *spec.Stage) map[string]stepOu
 			}
 			var status store.Status
 			switch {
+			case r.prior.keepsStep(st, s):
+				// Resumed: the step ended before the interruption.
+				status = r.prior.steps[spec.ID(st.Name, s.Name)].Status
 			case ctx.Err() != nil:
 				status = r.skipStep(ctx, st, s, store.StatusCancelled, "the run was cancelled")
 			case len(blocked) > 0:
@@ -220,13 +223,16 @@ func (r *runner) runFailureActions(ctx context.Context, st *spec.Stage, msg stri
 			err = r.notify(actx, a.Notify, st.Name, msg, failedSteps)
 		case a.Rollback != "":
 			name = "rollback " + a.Rollback
-			if r.e.rollback == nil {
-				err = fmt.Errorf("no deployment runtime is configured to roll back %q", a.Rollback)
+			if rb, ok := r.e.rollbacks[a.Rollback]; ok {
+				err = rb.Rollback(actx, a.Rollback)
 			} else {
-				err = r.e.rollback.Rollback(actx, a.Rollback)
+				// Validation refuses this; a pipeline parsed against
+				// another registry can still get here.
+				err = fmt.Errorf("no rollback handler is registered for environment %q", a.Rollback)
 			}
 		case a.Stop:
 			name = "stop"
+			// runStages ends the run once this stage is recorded.
 		}
 		data := map[string]any{"action": name, "ok": err == nil}
 		if err != nil {

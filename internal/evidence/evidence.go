@@ -57,13 +57,13 @@ var gateKinds = []struct {
 	{"sbom", []string{"sbom"}},
 }
 
-// Gates lists the gate names, in pipeline order.
+// Gates lists the gate names, in pipeline order; the approval gate last.
 func Gates() []string {
-	out := make([]string, len(gateKinds))
+	out := make([]string, len(gateKinds), len(gateKinds)+1)
 	for i, g := range gateKinds {
 		out[i] = g.gate
 	}
-	return out
+	return append(out, GateApproval)
 }
 
 func gateOfKind(kind string) string {
@@ -88,6 +88,8 @@ type Predicate struct {
 	Steps []Step `json:"steps"`
 	// Exceptions lists the risk exceptions the steps applied.
 	Exceptions []string `json:"exceptions,omitempty"`
+	// Approvals are the granted approvals (the approval gate).
+	Approvals []Approval `json:"approvals,omitempty"`
 }
 
 // Run identifies the run that reached the verdict.
@@ -159,6 +161,9 @@ func Collect(view step.RunView, run Run, now time.Time) []Predicate {
 			p.Exceptions = slices.Compact(p.Exceptions)
 			out = append(out, *p)
 		}
+	}
+	if p := approvalPredicate(view, run); p != nil {
+		out = append(out, *p)
 	}
 	return out
 }

@@ -20,6 +20,9 @@ import (
 type Registry struct {
 	Kinds    map[string]step.Kind
 	Services []string
+	// Rollbacks names the environments a rollback handler is registered
+	// for (`on_failure: [{rollback: ENV}]`).
+	Rollbacks []string
 }
 
 // NewRegistry indexes kinds by name.
@@ -52,7 +55,7 @@ func Parse(file string, data []byte, reg Registry) (*Pipeline, error) {
 	if err := d.Decode(root, p); err != nil {
 		return nil, err
 	}
-	p.File = file
+	p.File, p.Source = file, data
 	fillEnvPositions(p, root)
 	v := &validator{p: p, reg: reg, src: data}
 	v.validate()
@@ -216,9 +219,7 @@ func (v *validator) validateStage(si int) {
 	if st.When != "" {
 		v.checkExpr(st.When, st.At["when"], scope{stage: si, gate: true, when: true, field: fieldWhen})
 	}
-	if st.Approval != nil && !st.Approval.Required && len(st.Approval.Roles) > 0 {
-		v.errAt(st.At["approval"], "approval lists roles but required is false")
-	}
+	v.checkApproval(st)
 	byName := map[string]*Step{}
 	for i := range st.Steps {
 		s := &st.Steps[i]
@@ -252,6 +253,7 @@ func (v *validator) validateStage(si int) {
 		}
 		if a.Rollback != "" {
 			n++
+			v.checkRollback(a)
 		}
 		if a.Stop {
 			n++

@@ -38,10 +38,11 @@ type Pipeline struct {
 	Jobs   int     `yaml:"jobs"`
 	Stages []Stage `yaml:"stages"`
 
-	// File is the path the pipeline was read from.
-	File string          `yaml:"-"`
-	Pos  yamlx.Pos       `yaml:"-"`
-	At   yamlx.Positions `yaml:"-"`
+	// File is the path the pipeline was read from; Source its exact bytes.
+	File   string          `yaml:"-"`
+	Source []byte          `yaml:"-"`
+	Pos    yamlx.Pos       `yaml:"-"`
+	At     yamlx.Positions `yaml:"-"`
 	// EnvAt holds the position of each env value.
 	EnvAt map[string]yamlx.Pos `yaml:"-"`
 }
@@ -109,6 +110,8 @@ type Stage struct {
 type Approval struct {
 	Required bool     `yaml:"required"`
 	Roles    []string `yaml:"roles"`
+	// Timeout rejects the approval when nobody decided in time (0: never).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Gate is "all_passed" (the default) or a list of expressions that must all

@@ -213,6 +213,7 @@ func TestSchemaMatchesTypes(t *testing.T) {
 		{"stage", defs["stage"], reflect.TypeFor[Stage]()},
 		{"step", defs["step"], reflect.TypeFor[Step]()},
 		{"branchFilter", defs["branchFilter"], reflect.TypeFor[BranchFilter]()},
+		{"approval", defs["stage"].(map[string]any)["properties"].(map[string]any)["approval"], reflect.TypeFor[Approval]()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // Kind describes one built-in step kind.
@@ -114,6 +115,18 @@ func (e *Env) OutputsOf(ref string) (outputs map[string]any, where string, ok bo
 type RunView struct {
 	Pipeline string
 	Stages   []StageView
+	// Approvals are the run's granted approvals, in the order granted.
+	Approvals []ApprovalView
+}
+
+// ApprovalView is a granted approval of a stage.
+type ApprovalView struct {
+	Stage string
+	// Actor decided, at Decided; Roles are the roles the stage asked for.
+	Actor   string
+	Roles   []string
+	Comment string
+	Decided time.Time
 }
 
 // StageView is one stage of a RunView.

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io/fs"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -48,8 +50,8 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Errorf("after reopen: logs %+v, %v; want [hello]", ls, err)
 	}
 	v, err := s.SchemaVersion(ctx)
-	if err != nil || v != 1 {
-		t.Errorf("SchemaVersion = %d, %v; want 1", v, err)
+	if want := knownVersion(t); err != nil || v != want {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, want)
 	}
 	// A new run after reopening gets the next ID.
 	r2 := &Run{}
@@ -65,19 +67,48 @@ func TestNewerSchemaRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (7, '0007_future.sql', 0)`); err != nil {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (70, '0070_future.sql', 0)`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	_, err = Open(ctx, dir)
 	if err == nil {
-		t.Fatal("Open of a database with schema version 7 succeeded, want an error")
+		t.Fatal("Open of a database with schema version 70 succeeded, want an error")
 	}
-	for _, want := range []string{"version 7", "version 1"} {
+	for _, want := range []string{"version 70", fmt.Sprintf("version %d", knownVersion(t))} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
+}
+
+// knownVersion is the newest schema version this binary knows.
+func knownVersion(t *testing.T) int {
+	t.Helper()
+	all, err := migrationFiles.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(all)
+}
+
+// nextMigration names a migration file n versions after the known ones.
+func nextMigration(t *testing.T, n int, desc string) string {
+	return fmt.Sprintf("%04d_%s.sql", knownVersion(t)+n, desc)
+}
+
+// upTo returns the real migrations up to version n.
+func upTo(t *testing.T, n int) migrationSource {
+	t.Helper()
+	m := fstest.MapFS{}
+	all, err := migrationFiles.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mg := range all[:n] {
+		m["migrations/"+mg.name] = &fstest.MapFile{Data: []byte(mg.sql)}
+	}
+	return migrationSource{fsys: m, dir: "migrations"}
 }
 
 // withMigration returns the real migrations plus one more file.
@@ -113,10 +144,11 @@ func TestUpgrade(t *testing.T) {
 	s.Close()
 
 	t.Run("failing migration rolls back", func(t *testing.T) {
-		bad := withMigration(t, "0002_bad.sql", "ALTER TABLE runs ADD COLUMN note TEXT; THIS IS NOT SQL;")
+		name := nextMigration(t, 1, "bad")
+		bad := withMigration(t, name, "ALTER TABLE runs ADD COLUMN note TEXT; THIS IS NOT SQL;")
 		_, err := open(ctx, dir, bad)
-		if err == nil || !strings.Contains(err.Error(), "0002_bad.sql") {
-			t.Fatalf("open with a bad migration: error %v, want one naming 0002_bad.sql", err)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Fatalf("open with a bad migration: error %v, want one naming %s", err, name)
 		}
 		db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "gantry.db"), true))
 		if err != nil {
@@ -130,14 +162,14 @@ func TestUpgrade(t *testing.T) {
 	})
 
 	t.Run("good migration applies", func(t *testing.T) {
-		good := withMigration(t, "0002_note.sql", "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT 'x';")
+		good := withMigration(t, nextMigration(t, 1, "note"), "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT 'x';")
 		s2, err := open(ctx, dir, good)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s2.Close()
-		if v, _ := s2.SchemaVersion(ctx); v != 2 {
-			t.Errorf("SchemaVersion = %d, want 2", v)
+		if v, want := mustVersion(t, s2), knownVersion(t)+1; v != want {
+			t.Errorf("SchemaVersion = %d, want %d", v, want)
 		}
 		if got, err := s2.GetRun(ctx, r.ID); err != nil || got.Status != StatusPassed {
 			t.Errorf("run after upgrade = %+v, %v; want it passed", got, err)
@@ -145,9 +177,65 @@ func TestUpgrade(t *testing.T) {
 	})
 
 	t.Run("gap rejected", func(t *testing.T) {
-		gap := withMigration(t, "0003_gap.sql", "SELECT 1;")
-		if _, err := open(ctx, t.TempDir(), gap); err == nil || !strings.Contains(err.Error(), "0003_gap.sql") {
-			t.Errorf("open with a gap in versions: error %v, want one naming 0003_gap.sql", err)
+		name := nextMigration(t, 2, "gap")
+		gap := withMigration(t, name, "SELECT 1;")
+		if _, err := open(ctx, t.TempDir(), gap); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("open with a gap in versions: error %v, want one naming %s", err, name)
 		}
 	})
+}
+
+func mustVersion(t *testing.T, s *Store) int {
+	t.Helper()
+	v, err := s.SchemaVersion(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestMigrateWaiting upgrades a version-1 database holding a run that
+// awaits approval: the run and its stage read back as waiting, the run's
+// pipeline is unknown (nil) and its approval has no deadline.
+func TestMigrateWaiting(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old, err := open(ctx, dir, upTo(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.w.ExecContext(ctx, `INSERT INTO runs (id, status) VALUES (1, 'awaiting_approval')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.w.ExecContext(ctx, `INSERT INTO stages (run_id, name, status) VALUES (1, 'prod', 'awaiting_approval'), (1, 'build', 'passed')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.w.ExecContext(ctx, `INSERT INTO approvals (run_id, stage, status) VALUES (1, 'prod', 'pending')`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s := openTest(t, dir)
+	r, err := s.GetRun(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != StatusWaiting || r.PipelineSource != nil {
+		t.Errorf("run after upgrade: status %q, source %q; want waiting, nil", r.Status, r.PipelineSource)
+	}
+	stages, err := s.Stages(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Status{}
+	for _, st := range stages {
+		got[st.Name] = st.Status
+	}
+	if want := map[string]Status{"prod": StatusWaiting, "build": StatusPassed}; !reflect.DeepEqual(got, want) {
+		t.Errorf("stages after upgrade: got %v, want %v", got, want)
+	}
+	aps, err := s.Approvals(ctx, 1)
+	if err != nil || len(aps) != 1 || !aps[0].Deadline.IsZero() || aps[0].Status != ApprovalPending {
+		t.Errorf("approvals after upgrade: %+v, %v; want one pending without deadline", aps, err)
+	}
 }

@@ -242,15 +242,16 @@ func (s *Store) Events(ctx context.Context, runID int64) ([]Event, error) {
 }
 
 // RequestApproval records a pending approval and assigns a.ID. A zero
-// Requested becomes now.
+// Requested becomes now; a non-zero Deadline is when it times out.
 func (s *Store) RequestApproval(ctx context.Context, a *Approval) error {
 	a.Status = ApprovalPending
 	if a.Requested.IsZero() {
 		a.Requested = s.now()
 	}
 	return s.withTx(ctx, fmt.Sprintf("request approval of stage %s of run %d", a.Stage, a.RunID), func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO approvals (run_id, stage, status, requested_roles, actor, comment, requested, decided)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 0)`, a.RunID, a.Stage, a.Status, a.RequestedRoles, a.Actor, a.Comment, toNanos(a.Requested))
+		res, err := tx.ExecContext(ctx, `INSERT INTO approvals (run_id, stage, status, requested_roles, actor, comment, requested, decided, deadline)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)`, a.RunID, a.Stage, a.Status, a.RequestedRoles, a.Actor, a.Comment,
+			toNanos(a.Requested), toNanos(a.Deadline))
 		if err != nil {
 			return err
 		}
@@ -259,19 +260,38 @@ func (s *Store) RequestApproval(ctx context.Context, a *Approval) error {
 	})
 }
 
+// Decision is the outcome of a pending approval.
+type Decision struct {
+	// Status is ApprovalApproved or ApprovalRejected.
+	Status, Actor, Comment string
+	// Digest and Evidence: see Approval.
+	Digest, Evidence string
+	// At is when it was decided; zero: now.
+	At time.Time
+}
+
 // DecideApproval approves or rejects a pending approval. It returns an
 // error wrapping ErrNotFound for an unknown id and ErrAlreadyDecided for
 // one decided before.
 func (s *Store) DecideApproval(ctx context.Context, id int64, status, actor, comment string, at time.Time) error {
-	if status != ApprovalApproved && status != ApprovalRejected {
-		return fmt.Errorf("decide approval %d: status %q: want %q or %q", id, status, ApprovalApproved, ApprovalRejected)
+	return s.Decide(ctx, id, Decision{Status: status, Actor: actor, Comment: comment, At: at})
+}
+
+// Decide records the decision on pending approval id. A rejection also
+// ends the run rejected (and its waiting stage) if the run still waits,
+// in the same transaction. It returns an error wrapping ErrNotFound for an
+// unknown id and ErrAlreadyDecided for one decided (or timed out) before.
+func (s *Store) Decide(ctx context.Context, id int64, d Decision) error {
+	if d.Status != ApprovalApproved && d.Status != ApprovalRejected {
+		return fmt.Errorf("decide approval %d: status %q: want %q or %q", id, d.Status, ApprovalApproved, ApprovalRejected)
 	}
-	if at.IsZero() {
-		at = s.now()
+	if d.At.IsZero() {
+		d.At = s.now()
 	}
 	return s.withTx(ctx, fmt.Sprintf("decide approval %d", id), func(tx *sql.Tx) error {
-		var cur, by string
-		err := tx.QueryRowContext(ctx, `SELECT status, actor FROM approvals WHERE id = ?`, id).Scan(&cur, &by)
+		var cur, by, stage string
+		var runID int64
+		err := tx.QueryRowContext(ctx, `SELECT status, actor, run_id, stage FROM approvals WHERE id = ?`, id).Scan(&cur, &by, &runID, &stage)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("approval %d: %w", id, ErrNotFound)
 		}
@@ -279,36 +299,105 @@ func (s *Store) DecideApproval(ctx context.Context, id int64, status, actor, com
 			return err
 		}
 		if cur != ApprovalPending {
+			if by == "" {
+				by = "timeout"
+			}
 			return fmt.Errorf("approval %d was %s by %s: %w", id, cur, by, ErrAlreadyDecided)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE approvals SET status = ?, actor = ?, comment = ?, decided = ? WHERE id = ?`,
-			status, actor, comment, toNanos(at), id)
-		return err
+		if _, err = tx.ExecContext(ctx, `UPDATE approvals SET status = ?, actor = ?, comment = ?, decided = ?, digest = ?, evidence = ? WHERE id = ?`,
+			d.Status, d.Actor, d.Comment, toNanos(d.At), d.Digest, d.Evidence, id); err != nil {
+			return err
+		}
+		if d.Status == ApprovalRejected {
+			msg := fmt.Sprintf("stage %q rejected by %s", stage, d.Actor)
+			if d.Comment != "" {
+				msg += ": " + d.Comment
+			}
+			return rejectWaitingRun(ctx, tx, runID, stage, msg, toNanos(d.At))
+		}
+		return nil
 	})
 }
 
+// rejectWaitingRun ends a waiting run and its waiting stage rejected.
+func rejectWaitingRun(ctx context.Context, tx *sql.Tx, runID int64, stage, msg string, at int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'rejected', message = ?, finished = ? WHERE id = ? AND status = 'waiting'`, msg, at, runID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err // not waiting (a live process holds it): it reads the decision itself
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE stages SET status = 'rejected', message = ?, finished = ? WHERE run_id = ? AND name = ? AND status = 'waiting'`,
+		msg, at, runID, stage)
+	return err
+}
+
+// ExpireApprovals rejects every pending approval whose deadline is at or
+// before now, and ends the runs that waited for them rejected. It returns
+// the approvals it rejected. gantry calls it wherever a waiting run is
+// looked at (run --resume, approve, runs), so no process has to sleep
+// until a deadline.
+func (s *Store) ExpireApprovals(ctx context.Context, now time.Time) ([]Approval, error) {
+	var out []Approval
+	err := s.withTx(ctx, "expire approvals", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals
+			WHERE status = 'pending' AND deadline <> 0 AND deadline <= ? ORDER BY id`, toNanos(now))
+		if err != nil {
+			return err
+		}
+		expired, err := scanApprovals(rows)
+		if err != nil {
+			return err
+		}
+		for _, a := range expired {
+			comment := fmt.Sprintf("approval timed out at %s", a.Deadline.UTC().Format(time.RFC3339))
+			if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = 'rejected', comment = ?, decided = ? WHERE id = ?`,
+				comment, toNanos(now), a.ID); err != nil {
+				return err
+			}
+			msg := fmt.Sprintf("stage %q rejected: %s", a.Stage, comment)
+			if err := rejectWaitingRun(ctx, tx, a.RunID, a.Stage, msg, toNanos(now)); err != nil {
+				return err
+			}
+			a.Status, a.Comment, a.Decided = ApprovalRejected, comment, now
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
+}
+
+const approvalColumns = `id, run_id, stage, status, requested_roles, actor, comment, requested, decided, deadline, digest, evidence`
+
 // Approvals returns the run's approvals in request order.
 func (s *Store) Approvals(ctx context.Context, runID int64) ([]Approval, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, run_id, stage, status, requested_roles, actor, comment, requested, decided
-		FROM approvals WHERE run_id = ? ORDER BY id`, runID)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE run_id = ? ORDER BY id`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("approvals of run %d: %w", runID, err)
 	}
+	out, err := scanApprovals(rows)
+	if err != nil {
+		return nil, fmt.Errorf("approvals of run %d: %w", runID, err)
+	}
+	return out, nil
+}
+
+// scanApprovals reads and closes rows.
+func scanApprovals(rows *sql.Rows) ([]Approval, error) {
 	defer rows.Close()
 	var out []Approval
 	for rows.Next() {
 		var a Approval
-		var req, dec int64
-		if err := rows.Scan(&a.ID, &a.RunID, &a.Stage, &a.Status, &a.RequestedRoles, &a.Actor, &a.Comment, &req, &dec); err != nil {
-			return nil, fmt.Errorf("approvals of run %d: %w", runID, err)
+		var req, dec, deadline int64
+		if err := rows.Scan(&a.ID, &a.RunID, &a.Stage, &a.Status, &a.RequestedRoles, &a.Actor, &a.Comment, &req, &dec,
+			&deadline, &a.Digest, &a.Evidence); err != nil {
+			return nil, err
 		}
-		a.Requested, a.Decided = fromNanos(req), fromNanos(dec)
+		a.Requested, a.Decided, a.Deadline = fromNanos(req), fromNanos(dec), fromNanos(deadline)
 		out = append(out, a)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("approvals of run %d: %w", runID, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Audit appends to the audit log and assigns e.ID. A zero Time becomes now.

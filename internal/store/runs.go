@@ -3,13 +3,15 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 )
 
-const runColumns = `id, pipeline, dir, event, branch, sha, base_ref, trigger, status, message, started, finished, params`
+const runColumns = `id, pipeline, dir, event, branch, sha, base_ref, trigger, status, message, started, finished, params,
+	pipeline_file, pipeline_source, request`
 
 // CreateRun records a new run and assigns r.ID (1, 2, 3, ...). An empty
 // Status becomes running and a zero Started becomes now. The run's
@@ -26,13 +28,18 @@ func (s *Store) CreateRun(ctx context.Context, r *Run) error {
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
+	request, err := json.Marshal(r.Request)
+	if err != nil {
+		return fmt.Errorf("create run: encode request: %w", err)
+	}
 	var id int64
 	acquired := false
 	err = s.withTx(ctx, "create run", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO runs (pipeline, dir, event, branch, sha, base_ref, trigger, status, message, started, finished, params)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO runs (pipeline, dir, event, branch, sha, base_ref, trigger, status, message, started, finished, params,
+				pipeline_file, pipeline_source, request)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.Pipeline, r.Dir, r.Event, r.Branch, r.SHA, r.BaseRef, r.Trigger, string(r.Status), r.Message,
-			toNanos(r.Started), toNanos(r.Finished), params)
+			toNanos(r.Started), toNanos(r.Finished), params, r.PipelineFile, r.PipelineSource, string(request))
 		if err != nil {
 			return err
 		}
@@ -56,8 +63,8 @@ func (s *Store) CreateRun(ctx context.Context, r *Run) error {
 }
 
 // FinishRun sets the run's final status, message and finish time and
-// releases its liveness lock. st may also be awaiting_approval: the run
-// then waits, unowned, until ResumeRun. The write ignores ctx's
+// releases its liveness lock. st may also be waiting: the run then waits,
+// unowned, until ResumeRun. The write ignores ctx's
 // cancellation, so that the outcome of a cancelled run is still recorded.
 func (s *Store) FinishRun(ctx context.Context, id int64, st Status, msg string, at time.Time) error {
 	ctx = context.WithoutCancel(ctx)
@@ -82,9 +89,14 @@ func (s *Store) FinishRun(ctx context.Context, id int64, st Status, msg string, 
 }
 
 // ResumeRun takes the liveness lock of a run that is not running (one
-// that waited for an approval) and sets it running again. It fails if
-// another process holds the run.
+// that waited for an approval, or was interrupted) and sets it running
+// again, clearing its message. It fails with an error wrapping ErrRunHeld
+// if a live process (this one or another) holds the run; a "running" run
+// whose process died is first marked interrupted, so it can be resumed.
 func (s *Store) ResumeRun(ctx context.Context, id int64) error {
+	if _, err := s.recoverRun(ctx, id); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("resume run %d: %w", id, err)
+	}
 	acquired := false
 	err := s.withTx(ctx, fmt.Sprintf("resume run %d", id), func(tx *sql.Tx) error {
 		var st string
@@ -95,13 +107,16 @@ func (s *Store) ResumeRun(ctx context.Context, id int64) error {
 			return err
 		}
 		if Status(st) == StatusRunning {
-			return fmt.Errorf("run %d is already running", id)
+			return fmt.Errorf("run %d is running: %w", id, ErrRunHeld)
 		}
 		if err := s.locks.acquire(id); err != nil {
+			if errors.Is(err, errLocked) {
+				return fmt.Errorf("run %d: %w", id, ErrRunHeld)
+			}
 			return err
 		}
 		acquired = true
-		_, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'running', finished = 0 WHERE id = ?`, id)
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'running', message = '', finished = 0 WHERE id = ?`, id)
 		return err
 	})
 	if err != nil && acquired {
@@ -187,11 +202,16 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanRun(sc scanner) (*Run, error) {
 	var r Run
-	var st, params string
+	var st, params, request string
 	var started, finished int64
 	if err := sc.Scan(&r.ID, &r.Pipeline, &r.Dir, &r.Event, &r.Branch, &r.SHA, &r.BaseRef, &r.Trigger,
-		&st, &r.Message, &started, &finished, &params); err != nil {
+		&st, &r.Message, &started, &finished, &params, &r.PipelineFile, &r.PipelineSource, &request); err != nil {
 		return nil, err
+	}
+	if request != "" {
+		if err := json.Unmarshal([]byte(request), &r.Request); err != nil {
+			return nil, fmt.Errorf("run %d request: %w", r.ID, err)
+		}
 	}
 	r.Status = Status(st)
 	r.Started, r.Finished = fromNanos(started), fromNanos(finished)

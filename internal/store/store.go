@@ -33,22 +33,31 @@ type Status string
 
 // Statuses of runs, stages and steps.
 const (
-	StatusPending          Status = "pending"
-	StatusRunning          Status = "running"
-	StatusPassed           Status = "passed"
-	StatusFailed           Status = "failed"
-	StatusSkipped          Status = "skipped"
-	StatusCancelled        Status = "cancelled"
-	StatusInterrupted      Status = "interrupted"
-	StatusCached           Status = "cached"
-	StatusAwaitingApproval Status = "awaiting_approval"
+	StatusPending     Status = "pending"
+	StatusRunning     Status = "running"
+	StatusPassed      Status = "passed"
+	StatusFailed      Status = "failed"
+	StatusSkipped     Status = "skipped"
+	StatusCancelled   Status = "cancelled"
+	StatusInterrupted Status = "interrupted"
+	StatusCached      Status = "cached"
+	// StatusWaiting: the run (and its stage) waits for an approval; no
+	// process holds it until it is resumed.
+	StatusWaiting Status = "waiting"
+	// StatusRejected: an approval was refused (or timed out); final, and a
+	// failure like failed.
+	StatusRejected Status = "rejected"
+	// StatusAwaitingApproval is the old name of StatusWaiting.
+	//
+	// Deprecated: use StatusWaiting; migration 0002 renamed stored rows.
+	StatusAwaitingApproval = StatusWaiting
 )
 
 // Done reports whether s is final: nothing more will happen to the run,
 // stage or step.
 func (s Status) Done() bool {
 	switch s {
-	case StatusPassed, StatusFailed, StatusSkipped, StatusCancelled, StatusInterrupted, StatusCached:
+	case StatusPassed, StatusFailed, StatusSkipped, StatusCancelled, StatusInterrupted, StatusCached, StatusRejected:
 		return true
 	}
 	return false
@@ -81,6 +90,24 @@ type Run struct {
 	Message                              string
 	Started, Finished                    time.Time // zero if unset
 	Params                               map[string]string
+	// PipelineFile is the path the pipeline was read from and
+	// PipelineSource its exact bytes, so that a resumed run runs the same
+	// pipeline whatever the working tree holds by then. Nil for runs
+	// recorded before schema version 2.
+	PipelineFile   string
+	PipelineSource []byte
+	// Request is what was asked of the run.
+	Request RunRequest
+}
+
+// RunRequest is the part of a run's request that a resumption repeats.
+type RunRequest struct {
+	Stages  []string `json:"stages,omitempty"`
+	From    string   `json:"from,omitempty"`
+	Until   string   `json:"until,omitempty"`
+	NoCache bool     `json:"no_cache,omitempty"`
+	// Actor started the run.
+	Actor string `json:"actor,omitempty"`
 }
 
 // Stage is one stage of a run.
@@ -151,6 +178,13 @@ type Approval struct {
 	RequestedRoles     string
 	Actor, Comment     string
 	Requested, Decided time.Time
+	// Deadline is when a pending approval times out (rejected by
+	// ExpireApprovals); zero: never.
+	Deadline time.Time
+	// Digest is the image digest the run had produced when the decision
+	// was taken, if any; Evidence is the JSON of the gate verdicts shown
+	// to the decider.
+	Digest, Evidence string
 }
 
 // AuditEntry records who did what.
@@ -170,6 +204,10 @@ type ListOptions struct {
 // ErrNotFound is returned (wrapped, naming what was looked up) when a run,
 // approval or cache entry does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrRunHeld is returned by ResumeRun for a run that a live process (this
+// one or another) holds.
+var ErrRunHeld = errors.New("the run is held by a live gantry process")
 
 // ErrAlreadyDecided is returned by DecideApproval for an approval that is
 // no longer pending.

@@ -20,6 +20,8 @@ type Run struct {
 	NoCache  bool
 	Jobs     int
 	Progress string
+	// Resume continues a recorded run instead of starting one.
+	Resume int64
 }
 
 // AddFlags registers the flags.
@@ -35,6 +37,28 @@ func (o *Run) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.NoCache, "no-cache", false, "run every step even if an earlier run had the same inputs")
 	fs.IntVar(&o.Jobs, "jobs", 0, "steps to run at once (default: number of CPUs)")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress display: auto, tty or plain")
+	fs.Int64Var(&o.Resume, "resume", 0, "continue run `N` (waiting for an approval that was decided, interrupted or cancelled) with the pipeline and commit it recorded")
+}
+
+// runFlagsFixedByResume are the flags whose values a resumed run takes
+// from its record.
+var runFlagsFixedByResume = []string{"pipeline", "stage", "from", "until", "event", "branch", "base", "no-cache"}
+
+// ValidateResume refuses, with --resume, the flags whose values the run
+// recorded.
+func (o *Run) ValidateResume(fs *pflag.FlagSet) error {
+	if o.Resume == 0 {
+		return nil
+	}
+	if o.Resume < 0 {
+		return errors.New("--resume needs a run id (a positive number)")
+	}
+	for _, name := range runFlagsFixedByResume {
+		if fs.Changed(name) {
+			return fmt.Errorf("--%s cannot be combined with --resume: a resumed run keeps what it recorded", name)
+		}
+	}
+	return nil
 }
 
 // Validate checks flag values.

@@ -14,7 +14,7 @@ type Verify struct {
 // AddFlags registers the verify flags.
 func (o *Verify) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Key, "key", "", "cosign public key file (cosign.pub) or KMS URI; default STATE_DIR/keys/cosign.pub when it exists")
-	fs.StringSliceVar(&o.Require, "require", nil, "gates whose passing verdict must be attested on the image (lint, commit-messages, tests, vuln-scan, sast, licenses, sbom)")
+	fs.StringSliceVar(&o.Require, "require", nil, "gates whose passing verdict must be attested on the image (lint, commit-messages, tests, vuln-scan, sast, licenses, sbom, approval)")
 	fs.BoolVar(&o.Attestations, "attestations", false, "list the image's attestations and whether each verified")
 	fs.BoolVar(&o.Insecure, "insecure", false, "allow plain HTTP to the registry (always on for localhost)")
 	o.Output.AddFlags(fs)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -48,8 +49,8 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Errorf("after reopen: logs %+v, %v; want [hello]", ls, err)
 	}
 	v, err := s.SchemaVersion(ctx)
-	if err != nil || v != 1 {
-		t.Errorf("SchemaVersion = %d, %v; want 1", v, err)
+	if want := knownVersion(t); err != nil || v != want {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, want)
 	}
 	// A new run after reopening gets the next ID.
 	r2 := &Run{}
@@ -73,11 +74,21 @@ func TestNewerSchemaRejected(t *testing.T) {
 	if err == nil {
 		t.Fatal("Open of a database with schema version 7 succeeded, want an error")
 	}
-	for _, want := range []string{"version 7", "version 1"} {
+	for _, want := range []string{"version 7", fmt.Sprintf("version %d", knownVersion(t))} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
+}
+
+// knownVersion is the newest schema version this binary knows.
+func knownVersion(t *testing.T) int {
+	t.Helper()
+	all, err := migrationFiles.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(all)
 }
 
 // withMigration returns the real migrations plus one more file.
@@ -112,11 +123,13 @@ func TestUpgrade(t *testing.T) {
 	}
 	s.Close()
 
+	next := knownVersion(t) + 1
 	t.Run("failing migration rolls back", func(t *testing.T) {
-		bad := withMigration(t, "0002_bad.sql", "ALTER TABLE runs ADD COLUMN note TEXT; THIS IS NOT SQL;")
+		name := fmt.Sprintf("%04d_bad.sql", next)
+		bad := withMigration(t, name, "ALTER TABLE runs ADD COLUMN note TEXT; THIS IS NOT SQL;")
 		_, err := open(ctx, dir, bad)
-		if err == nil || !strings.Contains(err.Error(), "0002_bad.sql") {
-			t.Fatalf("open with a bad migration: error %v, want one naming 0002_bad.sql", err)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Fatalf("open with a bad migration: error %v, want one naming %s", err, name)
 		}
 		db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "gantry.db"), true))
 		if err != nil {
@@ -130,14 +143,14 @@ func TestUpgrade(t *testing.T) {
 	})
 
 	t.Run("good migration applies", func(t *testing.T) {
-		good := withMigration(t, "0002_note.sql", "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT 'x';")
+		good := withMigration(t, fmt.Sprintf("%04d_note.sql", next), "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT 'x';")
 		s2, err := open(ctx, dir, good)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s2.Close()
-		if v, _ := s2.SchemaVersion(ctx); v != 2 {
-			t.Errorf("SchemaVersion = %d, want 2", v)
+		if v, _ := s2.SchemaVersion(ctx); v != next {
+			t.Errorf("SchemaVersion = %d, want %d", v, next)
 		}
 		if got, err := s2.GetRun(ctx, r.ID); err != nil || got.Status != StatusPassed {
 			t.Errorf("run after upgrade = %+v, %v; want it passed", got, err)
@@ -145,9 +158,10 @@ func TestUpgrade(t *testing.T) {
 	})
 
 	t.Run("gap rejected", func(t *testing.T) {
-		gap := withMigration(t, "0003_gap.sql", "SELECT 1;")
-		if _, err := open(ctx, t.TempDir(), gap); err == nil || !strings.Contains(err.Error(), "0003_gap.sql") {
-			t.Errorf("open with a gap in versions: error %v, want one naming 0003_gap.sql", err)
+		name := fmt.Sprintf("%04d_gap.sql", next+1)
+		gap := withMigration(t, name, "SELECT 1;")
+		if _, err := open(ctx, t.TempDir(), gap); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("open with a gap in versions: error %v, want one naming %s", err, name)
 		}
 	})
 }

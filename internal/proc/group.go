@@ -145,6 +145,9 @@ func Alive(g Group) ([]Member, error) {
 	if boot != g.Boot {
 		return nil, nil
 	}
+	if err := syscall.Kill(-g.PGID, 0); errors.Is(err, syscall.ESRCH) {
+		return nil, nil // no process left in the group: nothing to look up
+	}
 	leader, err := readStat(g.PGID)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

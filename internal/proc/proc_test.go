@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -155,5 +156,29 @@ func TestRefusesGroupOne(t *testing.T) {
 		if _, err := proc.End(context.Background(), proc.Group{PGID: pgid}, 0); err == nil {
 			t.Errorf("End(pgid %d): got nil error, want a refusal", pgid)
 		}
+	}
+}
+
+// BenchmarkRun compares a short command run through Run (directory check,
+// own output pipe, leftover check) with exec.Cmd.Run.
+func BenchmarkRun(b *testing.B) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		run  func(cmd *exec.Cmd) error
+	}{
+		{"exec", func(cmd *exec.Cmd) error { return cmd.Run() }},
+		{"proc", func(cmd *exec.Cmd) error { return proc.Run(ctx, cmd) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				var out bytes.Buffer
+				cmd := proc.Command(ctx, "echo", "hi")
+				cmd.Dir, cmd.Stdout = b.TempDir(), &out
+				if err := tc.run(cmd); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -47,11 +47,13 @@ func Start(ctx context.Context, cmd *exec.Cmd) (*Process, error) {
 	p := &Process{ctx: ctx, cmd: cmd, tracker: TrackerFrom(ctx)}
 	writers, err := p.pipes()
 	if err != nil {
+		p.copies.Wait() // pipes closed what it opened
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
 		p.closeFiles(writers)
 		p.closeFiles(p.readers)
+		p.copies.Wait()
 		if derr := CheckDir(cmd); derr != nil {
 			return nil, derr // removed meanwhile
 		}

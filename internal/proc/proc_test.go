@@ -182,3 +182,14 @@ func BenchmarkRun(b *testing.B) {
 		})
 	}
 }
+
+func TestMissingProgram(t *testing.T) {
+	var out bytes.Buffer
+	cmd := proc.Command(context.Background(), filepath.Join(t.TempDir(), "tflint"))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := proc.Run(context.Background(), cmd)
+	var de *proc.DirError
+	if errors.As(err, &de) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Run of a missing program: got %v, want a not-exist error that is no *proc.DirError", err)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -149,12 +151,10 @@ func (r *runner) cacheKey(s *spec.Step, rs *resolvedStep, ck step.CacheKey) (str
 
 // workspaceFiles lists the workspace's files (relative, slash-separated):
 // those git tracks or would track, or every file outside .git when the
-// workspace is not a git checkout.
+// workspace is not a git checkout. It lists them afresh on every call: an
+// earlier step of the run may have created or removed files.
 func (r *runner) workspaceFiles() ([]string, error) {
-	r.filesOnce.Do(func() {
-		r.files, r.filesErr = listFiles(r.req.Dir)
-	})
-	return r.files, r.filesErr
+	return listFiles(r.req.Dir)
 }
 
 func listFiles(dir string) ([]string, error) {
@@ -200,19 +200,23 @@ func listFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
-// inputFiles returns the workspace files matching patterns (all when nil).
+// inputFiles returns the workspace files matching patterns (all when nil,
+// none when empty).
 func (r *runner) inputFiles(patterns []string) ([]string, error) {
+	if patterns != nil && len(patterns) == 0 {
+		return nil, nil
+	}
+	for _, p := range patterns {
+		if !doublestar.ValidatePattern(p) {
+			return nil, fmt.Errorf("invalid input pattern %q", p)
+		}
+	}
 	all, err := r.workspaceFiles()
 	if err != nil {
 		return nil, err
 	}
 	if patterns == nil {
 		return all, nil
-	}
-	for _, p := range patterns {
-		if !doublestar.ValidatePattern(p) {
-			return nil, fmt.Errorf("invalid input pattern %q", p)
-		}
 	}
 	var out []string
 	for _, f := range all {
@@ -226,19 +230,55 @@ func (r *runner) inputFiles(patterns []string) ([]string, error) {
 	return out, nil
 }
 
-// fileDigest returns a file's content digest, computed once per run.
-func (r *runner) fileDigest(rel string) (string, error) {
-	r.digestMu.Lock()
-	if d, ok := r.digests[rel]; ok {
-		r.digestMu.Unlock()
-		return d, nil
+// racyWindow: a digest is reused only for a file last modified at least
+// this long before it was digested, so that a write in the same tick of
+// the file system's clock, which may leave the stat facts unchanged, is
+// never missed (git's "racy clean" rule).
+const racyWindow = time.Second
+
+// fileStat is what must not change for a remembered digest to stand.
+type fileStat struct {
+	size         int64
+	mode         os.FileMode
+	mtime, ctime int64 // Unix nanoseconds
+	dev, ino     uint64
+}
+
+func statOf(fi os.FileInfo) fileStat {
+	fs := fileStat{size: fi.Size(), mode: fi.Mode(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		fs.ctime = time.Unix(st.Ctim.Sec, st.Ctim.Nsec).UnixNano()
+		fs.dev, fs.ino = uint64(st.Dev), st.Ino
 	}
-	r.digestMu.Unlock()
+	return fs
+}
+
+// memoDigest is a digest with the facts of the file it was computed from.
+type memoDigest struct {
+	stat   fileStat
+	at     time.Time // when digesting began
+	digest string
+}
+
+// fileDigest returns a file's content digest as the file is now. A digest
+// computed earlier in the run is reused while the file's size, mode,
+// times and inode are unchanged and it was not modified just before it
+// was digested (see racyWindow); a step that rewrote the file changes its
+// ctime, so the file is digested again.
+func (r *runner) fileDigest(rel string) (string, error) {
 	path := filepath.Join(r.req.Dir, rel)
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return "", fmt.Errorf("digest %s: %w", rel, err)
 	}
+	st := statOf(fi)
+	r.digestMu.Lock()
+	m, ok := r.digests[rel]
+	r.digestMu.Unlock()
+	if ok && m.stat == st && m.at.UnixNano()-max(st.mtime, st.ctime) >= int64(racyWindow) {
+		return m.digest, nil
+	}
+	at := time.Now()
 	h := sha256.New()
 	if fi.Mode()&os.ModeSymlink != 0 {
 		target, err := os.Readlink(path)
@@ -263,18 +303,15 @@ func (r *runner) fileDigest(rel string) (string, error) {
 	d := hex.EncodeToString(h.Sum(nil))
 	r.digestMu.Lock()
 	if r.digests == nil {
-		r.digests = map[string]string{}
+		r.digests = map[string]memoDigest{}
 	}
-	r.digests[rel] = d
+	r.digests[rel] = memoDigest{stat: st, at: at, digest: d}
 	r.digestMu.Unlock()
 	return d, nil
 }
 
-// fileCache holds per-run memoised workspace facts.
+// fileCache holds the file digests computed in a run (see fileDigest).
 type fileCache struct {
-	filesOnce sync.Once
-	files     []string
-	filesErr  error
-	digestMu  sync.Mutex
-	digests   map[string]string
+	digestMu sync.Mutex
+	digests  map[string]memoDigest
 }

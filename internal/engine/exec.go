@@ -116,6 +116,7 @@ func (r *runner) runStep(ctx context.Context, st *spec.Stage, s *spec.Step) stor
 // execute does the work of runStep; rec.Status is set to cached or skipped
 // when the step did not run.
 func (r *runner) execute(ctx context.Context, st *spec.Stage, s *spec.Step, rec *store.Step, logs *logSink) (*step.Result, error) {
+	ctx = r.trackProcs(ctx, st.Name, s.Name)
 	env := r.exprEnv(st.Name)
 	if s.If != "" {
 		ok, err := r.evalBool(s.If, env)

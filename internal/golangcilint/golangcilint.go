@@ -80,7 +80,7 @@ func Run(ctx context.Context, bin, dir string, o Options) (*findings.Report, err
 	cmd.Env = o.Env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	err := proc.Run(ctx, cmd)
 	if err != nil {
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			return nil, &ToolError{ExitCode: ee.ExitCode(), Stderr: lastLines(stderr.String(), 20)}

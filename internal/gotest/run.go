@@ -89,7 +89,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run go test: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	run, err := proc.Start(ctx, cmd)
+	if err != nil {
 		return nil, fmt.Errorf("run go test: %w", err)
 	}
 	p := NewParser()
@@ -103,7 +104,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	scanErr := sc.Err()
-	waitErr := cmd.Wait()
+	waitErr := run.Wait()
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("go test: %w", ctx.Err())
 	}

@@ -12,8 +12,10 @@ import (
 // was killed or crashed. The run's running and pending stages and steps
 // become interrupted too, with InterruptedMessage, and an
 // EventRunInterrupted event is recorded. Runs held by a live process (this
-// one or another) are left alone. Open calls it; it returns the IDs of the
-// runs it marked.
+// one or another) are left alone. Then the process groups that steps of
+// runs no longer running left behind are ended, with an
+// EventProcessesEnded on their run (see endLeftGroups). Open calls it; it
+// returns the IDs of the runs it marked.
 func (s *Store) RecoverInterrupted(ctx context.Context) ([]int64, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id FROM runs WHERE status = 'running' ORDER BY id`)
 	if err != nil {
@@ -43,7 +45,7 @@ func (s *Store) RecoverInterrupted(ctx context.Context) ([]int64, error) {
 			marked = append(marked, id)
 		}
 	}
-	return marked, nil
+	return marked, s.endLeftGroups(ctx)
 }
 
 // recoverRun checks and marks one run inside a write transaction, so that

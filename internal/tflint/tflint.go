@@ -81,7 +81,7 @@ func Run(ctx context.Context, bin, dir string, o Options) (*findings.Report, err
 	cmd.Env = o.Env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
+	runErr := proc.Run(ctx, cmd)
 	var ee *exec.ExitError
 	if runErr != nil && !errors.As(runErr, &ee) {
 		return nil, fmt.Errorf("run tflint: %w", runErr)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gantry-ci/gantry/internal/proc"
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -29,16 +31,20 @@ func FreePort() (int, error) {
 
 // Process is a started service process.
 type Process struct {
-	Name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
+	Name    string
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	done    chan struct{}
+	err     error
+	group   proc.Group
+	tracker proc.Tracker
 }
 
 // Start starts cmd in its own process group. The process is not bound to
-// a context: Stop ends it. Its output is kept for error messages.
-func Start(name string, cmd *exec.Cmd) (*Process, error) {
+// ctx: Stop ends it. Its output is kept for error messages. The group is
+// recorded with ctx's proc.Tracker, if any, until Stop ends it, so that a
+// killed gantry does not leave the service running.
+func Start(ctx context.Context, name string, cmd *exec.Cmd) (*Process, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -48,13 +54,28 @@ func Start(name string, cmd *exec.Cmd) (*Process, error) {
 	p := &Process{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.out
 	cmd.Stderr = p.out
+	if err := proc.CheckDir(cmd); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	go func() {
+	go func() { // owned by Process: Stop waits for done
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	if t := proc.TrackerFrom(ctx); t != nil {
+		g, err := proc.GroupOf(cmd.Process.Pid)
+		if err == nil {
+			err = t.Started(ctx, g)
+		}
+		if err != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+			return nil, fmt.Errorf("start %s: record its process group: %w", name, err)
+		}
+		p.group, p.tracker = g, t
+	}
 	return p, nil
 }
 
@@ -117,6 +138,11 @@ func (p *Process) Stop(ctx context.Context, sig syscall.Signal) error {
 	// Anything left in the group (workers of the service) goes now.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	<-p.done
+	if p.tracker != nil {
+		if err := p.tracker.Ended(context.WithoutCancel(ctx), p.group); err != nil {
+			return fmt.Errorf("stop %s: %w", p.Name, err)
+		}
+	}
 	return nil
 }
 

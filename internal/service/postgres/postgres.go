@@ -136,7 +136,7 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Env = []string{"LANG=C", "LC_ALL=C"}
-	inst.Proc, err = localproc.Start("postgres", cmd)
+	inst.Proc, err = localproc.Start(ctx, "postgres", cmd)
 	if err != nil {
 		return nil, fmt.Errorf("postgres service: %w", err)
 	}

@@ -56,7 +56,7 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dataDir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes")
 	cmd.Dir = dataDir
-	proc, err := localproc.Start("redis-server", cmd)
+	proc, err := localproc.Start(ctx, "redis-server", cmd)
 	if err != nil {
 		_ = os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("redis service: %w", err)

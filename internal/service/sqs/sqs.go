@@ -148,7 +148,7 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	cmd.Dir = dataDir
 	cmd.Env = []string{"KUMO_LOG_LEVEL=warn", "FAUXQS_PORT=" + strconv.Itoa(port), "FAUXQS_HOST=127.0.0.1", "FAUXQS_LOGGER=false",
 		"HOME=" + dataDir, "PATH=" + os.Getenv("PATH")}
-	proc, err := localproc.Start("sqs ("+filepath.Base(argv[len(argv)-1])+")", cmd)
+	proc, err := localproc.Start(ctx, "sqs ("+filepath.Base(argv[len(argv)-1])+")", cmd)
 	if err != nil {
 		_ = os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("sqs service: %w", err)

@@ -54,7 +54,25 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 	cmd.Env = append(append([]string(nil), env.Vars...), OutputEnv+"="+outFile)
 	cmd.Stdout = env.Stdout
 	cmd.Stderr = env.Stdout
-	if err := cmd.Run(); err != nil {
+	p, err := proc.Start(ctx, cmd)
+	if err != nil {
+		var de *proc.DirError
+		if errors.As(err, &de) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("start %s: %w", shell, err)
+	}
+	// The script's verdict is its shell's exit status; whatever it left
+	// running in its process group is ended by Wait.
+	err = p.Wait()
+	if left := p.Leftovers(); len(left) > 0 {
+		noun := "processes"
+		if len(left) == 1 {
+			noun = "process"
+		}
+		fmt.Fprintf(env.Stdout, "gantry: killed %d %s left running by the step: %s\n", len(left), noun, proc.Names(left))
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -62,7 +80,7 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 		if errors.As(err, &ee) {
 			return nil, fmt.Errorf("script exited with status %d", ee.ExitCode())
 		}
-		return nil, fmt.Errorf("start %s: %w", shell, err)
+		return nil, fmt.Errorf("run %s: %w", shell, err)
 	}
 	outputs, err := ReadOutputs(outFile)
 	if err != nil {

@@ -1,0 +1,21 @@
+package golangcilint
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/gantry-ci/gantry/internal/proc"
+)
+
+// TestRunMissingDir: a missing directory is named as such, not reported
+// as a missing golangci-lint binary.
+func TestRunMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "svc")
+	_, err := Run(context.Background(), "/bin/true", dir, Options{})
+	var de *proc.DirError
+	if !errors.As(err, &de) || de.Dir != dir {
+		t.Fatalf("Run: got %v, want a *proc.DirError for %s", err, dir)
+	}
+}

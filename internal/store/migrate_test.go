@@ -200,17 +200,23 @@ func mustVersion(t *testing.T, s *Store) int {
 func TestMigrateWaiting(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	old, err := open(ctx, dir, upTo(t, 1))
+	// A database as version 1 left it: migrated to 1 only, written with a
+	// plain connection (opening a Store would run the recovery of later
+	// versions, whose tables do not exist yet).
+	old, err := sql.Open("sqlite", dsn(filepath.Join(dir, "gantry.db"), false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.w.ExecContext(ctx, `INSERT INTO runs (id, status) VALUES (1, 'awaiting_approval')`); err != nil {
+	if err := migrate(ctx, old, upTo(t, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.w.ExecContext(ctx, `INSERT INTO stages (run_id, name, status) VALUES (1, 'prod', 'awaiting_approval'), (1, 'build', 'passed')`); err != nil {
+	if _, err := old.ExecContext(ctx, `INSERT INTO runs (id, status) VALUES (1, 'awaiting_approval')`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.w.ExecContext(ctx, `INSERT INTO approvals (run_id, stage, status) VALUES (1, 'prod', 'pending')`); err != nil {
+	if _, err := old.ExecContext(ctx, `INSERT INTO stages (run_id, name, status) VALUES (1, 'prod', 'awaiting_approval'), (1, 'build', 'passed')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `INSERT INTO approvals (run_id, stage, status) VALUES (1, 'prod', 'pending')`); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()

@@ -51,7 +51,7 @@ func Ensure(ctx context.Context, o Options) (*Located, error) {
 		return loc, nil
 	}
 	meta, _ := ReadMeta(dir)
-	if meta != nil && (offline || o.now().Sub(meta.FetchedAt) < o.MaxAge) {
+	if meta != nil && (offline || o.Now().Sub(meta.FetchedAt) < o.MaxAge) {
 		return &Located{Path: dir, Meta: meta}, nil
 	}
 	if offline {
@@ -65,20 +65,20 @@ func Ensure(ctx context.Context, o Options) (*Located, error) {
 	defer unlock()
 	// Another step may have updated it while this one waited.
 	meta, _ = ReadMeta(dir)
-	if meta != nil && o.now().Sub(meta.FetchedAt) < o.MaxAge {
+	if meta != nil && o.Now().Sub(meta.FetchedAt) < o.MaxAge {
 		return &Located{Path: dir, Meta: meta}, nil
 	}
 	if meta == nil {
 		fmt.Fprintf(o.Progress, "vulndb: no vulnerability database in %s yet; fetching it (first use)\n", dir)
 	} else {
-		fmt.Fprintf(o.Progress, "vulndb: the vulnerability database is %s old (over %s); updating it\n", age(o.now().Sub(meta.FetchedAt)), o.MaxAge)
+		fmt.Fprintf(o.Progress, "vulndb: the vulnerability database is %s old (over %s); updating it\n", age(o.Now().Sub(meta.FetchedAt)), o.MaxAge)
 	}
 	fresh, err := update(ctx, o, dir, meta)
 	if err == nil {
 		return &Located{Path: dir, Meta: fresh}, nil
 	}
 	if meta != nil {
-		w := fmt.Sprintf("could not update the vulnerability database (%v); using the one fetched %s ago", err, age(o.now().Sub(meta.FetchedAt)))
+		w := fmt.Sprintf("could not update the vulnerability database (%v); using the one fetched %s ago", err, age(o.Now().Sub(meta.FetchedAt)))
 		fmt.Fprintf(o.Progress, "vulndb: warning: %s\n", w)
 		return &Located{Path: dir, Meta: meta, Warning: w}, nil
 	}

@@ -139,8 +139,8 @@ type Options struct {
 	// Getenv reads the environment (default os.Getenv); the vuln-scan
 	// step passes its own variables.
 	Getenv func(string) string
-	// now is a test hook.
-	now func() time.Time
+	// Now is the clock the age is measured with; default time.Now.
+	Now func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -156,8 +156,8 @@ func (o *Options) defaults() {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
-	if o.now == nil {
-		o.now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 }
 
@@ -239,7 +239,7 @@ func update(ctx context.Context, o Options, dir string, old *Meta) (*Meta, error
 		}
 	}
 	temps = nil
-	meta.FetchedAt = o.now().UTC()
+	meta.FetchedAt = o.Now().UTC()
 	if err := writeMeta(dir, meta); err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func TestUpdateFromHTTP(t *testing.T) {
 	srv := newDataServer(t)
 	state := t.TempDir()
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	m, err := Update(t.Context(), Options{StateDir: state, Sources: []string{srv.URL + "/" + goDB}, now: clock(at)})
+	m, err := Update(t.Context(), Options{StateDir: state, Sources: []string{srv.URL + "/" + goDB}, Now: clock(at)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestEnsure(t *testing.T) {
 			state := t.TempDir()
 			src := srv.URL + "/" + goDB
 			if tt.setup.stored >= 0 {
-				if _, err := Update(t.Context(), Options{StateDir: state, Sources: []string{src}, now: clock(at.Add(-tt.setup.stored))}); err != nil {
+				if _, err := Update(t.Context(), Options{StateDir: state, Sources: []string{src}, Now: clock(at.Add(-tt.setup.stored))}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -197,7 +197,7 @@ func TestEnsure(t *testing.T) {
 				env[OfflineEnv] = "1"
 			}
 			var progress strings.Builder
-			loc, err := Ensure(t.Context(), Options{StateDir: state, now: clock(at), Progress: &progress,
+			loc, err := Ensure(t.Context(), Options{StateDir: state, Now: clock(at), Progress: &progress,
 				Getenv: func(k string) string { return env[k] }})
 			if fetched := srv.hits.Load() > 0; fetched != tt.wantFetch {
 				t.Errorf("fetched = %v, want %v", fetched, tt.wantFetch)
@@ -236,11 +236,11 @@ func TestEnsureRefreshesFromRecordedSources(t *testing.T) {
 	srv := newDataServer(t)
 	state := t.TempDir()
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	if _, err := Update(t.Context(), Options{StateDir: state, Sources: []string{srv.URL + "/" + goDB}, now: clock(at.Add(-48 * time.Hour))}); err != nil {
+	if _, err := Update(t.Context(), Options{StateDir: state, Sources: []string{srv.URL + "/" + goDB}, Now: clock(at.Add(-48 * time.Hour))}); err != nil {
 		t.Fatal(err)
 	}
 	srv.hits.Store(0)
-	loc, err := Ensure(t.Context(), Options{StateDir: state, now: clock(at), Getenv: func(string) string { return "" }})
+	loc, err := Ensure(t.Context(), Options{StateDir: state, Now: clock(at), Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 	"github.com/gantry-ci/gantry/internal/vuln"
 	"github.com/gantry-ci/gantry/internal/vuln/trivy/trivytest"
+	"github.com/gantry-ci/gantry/internal/vulndb"
 )
 
 func goVulnDB(t *testing.T) string {
@@ -243,7 +244,7 @@ func TestScanPushedImage(t *testing.T) {
 // network, which tests do not have).
 // trivyEnv is the test's environment with fake's PATH and without
 // GANTRY_VULN_DB (which scripts/env.sh sets), so that gantry's own scanner
-// has no database unless a test gives one.
+// has no database unless a test gives one; offline, so it fetches none.
 func trivyEnv(fake []string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
@@ -251,7 +252,7 @@ func trivyEnv(fake []string) []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, fake...)
+	return append(append(out, vulndb.OfflineEnv+"=1"), fake...)
 }
 
 // randomLayout writes a two-platform index of small random images to an

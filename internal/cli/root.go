@@ -42,6 +42,7 @@ func New() *cobra.Command {
 		newKeysCmd(),
 		newSignCmd(g),
 		newVerifyCmd(g),
+		newVulnDBCmd(g),
 	)
 	return root
 }

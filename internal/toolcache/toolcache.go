@@ -113,6 +113,28 @@ func lastLines(s string, n int) string {
 // (or CI jobs) can share one tool cache.
 const DirEnv = "GANTRY_TOOL_CACHE"
 
+// DefaultDir is the tool cache of the default state directory, for code
+// that is not handed one (the step services): $GANTRY_TOOL_CACHE, else
+// $GANTRY_STATE_DIR/tools, else $XDG_DATA_HOME/gantry/tools
+// (~/.local/share/gantry/tools).
+func DefaultDir() string {
+	if d := os.Getenv(DirEnv); d != "" {
+		return d
+	}
+	if sd := os.Getenv("GANTRY_STATE_DIR"); sd != "" {
+		return filepath.Join(sd, "tools")
+	}
+	base := os.Getenv("XDG_DATA_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return filepath.Join(os.TempDir(), "gantry-tools")
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(base, "gantry", "tools")
+}
+
 // Dir returns the tool cache directory for a state directory:
 // $GANTRY_TOOL_CACHE if set, else STATE_DIR/tools.
 func Dir(stateDir string) string {

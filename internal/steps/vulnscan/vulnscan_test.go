@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/testenv"
 	"github.com/gantry-ci/gantry/internal/vuln"
 	"github.com/gantry-ci/gantry/internal/vuln/trivy/trivytest"
 	"github.com/gantry-ci/gantry/internal/vulndb"
@@ -36,7 +37,7 @@ func goVulnDB(t *testing.T) string {
 	}
 	p := filepath.Join(dir, "go-vulndb-osv.tar.gz")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("Go vulnerability database not found (%v); set GANTRY_TEST_DATA", err)
+		testenv.Missing(t, "shared data go-vulndb-osv.tar.gz", err.Error()+"; set GANTRY_TEST_DATA")
 	}
 	return p
 }
@@ -47,7 +48,7 @@ func goVulnDB(t *testing.T) string {
 func buildImage(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	src, err := filepath.Abs("../../vuln/testdata/vulnapp")
 	if err != nil {

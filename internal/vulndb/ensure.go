@@ -89,7 +89,7 @@ func Ensure(ctx context.Context, o Options) (*Located, error) {
 func userProvided(stateDir string) (*Located, bool) {
 	dir := Dir(stateDir)
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		if _, err := ReadMeta(dir); errors.Is(err, os.ErrNotExist) && hasData(dir) {
+		if _, err := ReadMeta(dir); errors.Is(err, os.ErrNotExist) && HasData(dir) {
 			return &Located{Path: dir}, true
 		}
 	}
@@ -101,9 +101,9 @@ func userProvided(stateDir string) (*Located, bool) {
 	return nil, false
 }
 
-// hasData reports whether dir holds anything but hidden files (an update
+// HasData reports whether dir holds anything but hidden files (an update
 // that never finished leaves only those).
-func hasData(dir string) bool {
+func HasData(dir string) bool {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return false

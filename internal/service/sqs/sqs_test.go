@@ -90,7 +90,7 @@ func TestInstallsOnFirstUse(t *testing.T) {
 	testenv.RequireTool(t, "npm", "apt-get install npm")
 	t.Setenv(NodeEnv, "")
 	var progress strings.Builder
-	p := Provider{Tools: toolcache.New(t.TempDir()), Progress: &progress, onlyToolCache: true}
+	p := Provider{Tools: toolcache.New(t.TempDir()), Progress: &progress, onlyToolCache: true, Queues: []string{"payment-webhooks", "dlq"}}
 	if err := p.Check(t.Context()); !errors.Is(err, localproc.ErrNotInstalled) {
 		t.Fatalf("Check before the install = %v, want ErrNotInstalled", err)
 	}

@@ -110,3 +110,24 @@ func TestDatabaseOnFirstUse(t *testing.T) {
 		}
 	})
 }
+
+// TestDBPathSkipsEmptyDir: an empty STATE_DIR/vulndb (a first fetch that
+// failed) is no database: scanning against it would pass everything.
+func TestDBPathSkipsEmptyDir(t *testing.T) {
+	state := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(state, "vulndb"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "vulndb", ".fetch-123"), []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DBPath("", nil, state); !errors.Is(err, vulndb.ErrNoDB) {
+		t.Errorf("DBPath = %q, %v; want ErrNoDB", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "vulndb", "GO-1.json"), []byte(`{"id":"GO-1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DBPath("", nil, state); err != nil || got != filepath.Join(state, "vulndb") {
+		t.Errorf("DBPath = %q, %v; want the directory", got, err)
+	}
+}

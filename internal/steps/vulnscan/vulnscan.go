@@ -399,7 +399,7 @@ func DBPath(explicit string, vars []string, stateDir string) (string, error) {
 		}
 	}
 	for _, p := range []string{filepath.Join(stateDir, "vulndb"), filepath.Join(stateDir, "vulndb.tar.gz"), filepath.Join(stateDir, "vulndb.zip")} {
-		if _, err := os.Stat(p); err == nil {
+		if fi, err := os.Stat(p); err == nil && (!fi.IsDir() || vulndb.HasData(p)) {
 			return p, nil
 		}
 	}

@@ -253,7 +253,10 @@ func update(ctx context.Context, o Options, dir string, old *Meta) (*Meta, error
 	return meta, nil
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+var (
+	unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+	dots       = regexp.MustCompile(`\.{2,}`)
+)
 
 // fileName names source i in the directory: a readable, unique name that
 // keeps the archive's extension ext.
@@ -271,7 +274,7 @@ func fileName(i int, src, ext string, used map[string]bool) string {
 	for _, e := range []string{".zip", ".tar.gz", ".tgz"} {
 		base = strings.TrimSuffix(base, e)
 	}
-	base = strings.Trim(unsafeName.ReplaceAllString(strings.ReplaceAll(base, "/", "-"), "_"), "._-")
+	base = strings.Trim(dots.ReplaceAllString(unsafeName.ReplaceAllString(strings.ReplaceAll(base, "/", "-"), "_"), "_"), "._-")
 	if base == "" {
 		base = "osv"
 	}

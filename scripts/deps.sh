@@ -9,7 +9,8 @@
 #     on first use (the system node is untouched); fauxqs -g and a Node.js
 #     24 in /opt/payment-node for the example's own script
 #     (examples/payment-service/scripts/integration-env.sh), not for gantry;
-#   - Go tools used as peers in tests: helm, kubeconform, govulncheck
+#   - Go tools used as peers in tests: helm, kubeconform, govulncheck, k6,
+#     terraform (when none is on PATH)
 #     (cosign is built by scripts/test.sh from tools/cosign, after go vet
 #     has compiled the packages it shares with gantry).
 # golangci-lint and tflint are installed by gantry itself on first use
@@ -116,6 +117,12 @@ install_cached_tool tflint github.com/terraform-linters/tflint v0.64.0
 install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# Peers that CI=true tests require (internal/testenv): k6 (the k6 step's
+# pin, internal/steps/k6) and terraform (tfmt's comparison; any terraform
+# on PATH will do, v1.5.7 is the last MPL release). Cold builds measured
+# on this 2-core machine: terraform 9.1 CPU-min, k6 see the report below.
+install_go_tool k6 go.k6.io/k6@v1.4.2
+command -v terraform >/dev/null || install_go_tool terraform github.com/hashicorp/terraform@v1.5.7
 # syft is the peer of the SBOM comparison; it takes minutes to build too,
 # so it is installed on request (that test skips without it):
 # GANTRY_ALL_PEERS=1 scripts/deps.sh

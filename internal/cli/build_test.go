@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func run(t *testing.T, args ...string) (string, int) {
@@ -24,7 +26,7 @@ func run(t *testing.T, args ...string) (string, int) {
 
 func TestBuildPushPrintsReference(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	state := t.TempDir()
 	out, code := run(t, "--state-dir", state, "build", "../oci/testdata/hello", "--platform", "linux/amd64")
@@ -43,7 +45,7 @@ func TestBuildPushPrintsReference(t *testing.T) {
 
 func TestTestExitCodes(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	state := t.TempDir()
 	if out, code := run(t, "--state-dir", state, "test", "../steps/gotest/testdata/fail", "--race=false", "--out", t.TempDir()); code != ExitFailed || !strings.Contains(out, "TestFails") {

@@ -44,6 +44,7 @@ func New() *cobra.Command {
 		newKeysCmd(),
 		newSignCmd(g),
 		newVerifyCmd(g),
+		newVulnDBCmd(g),
 	)
 	return root
 }

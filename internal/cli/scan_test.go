@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 	"github.com/gantry-ci/gantry/internal/vuln/trivy/trivytest"
 )
 
@@ -20,7 +21,7 @@ func sharedData(t *testing.T) string {
 		dir = "/work/shared/data"
 	}
 	if _, err := os.Stat(filepath.Join(dir, "go-vulndb-osv.tar.gz")); err != nil {
-		t.Skipf("shared test data not found (%v); set GANTRY_TEST_DATA", err)
+		testenv.Missing(t, "shared data go-vulndb-osv.tar.gz", err.Error()+"; set GANTRY_TEST_DATA")
 	}
 	return dir
 }
@@ -28,7 +29,7 @@ func sharedData(t *testing.T) string {
 func vulnapp(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	src, _ := filepath.Abs("../vuln/testdata/vulnapp")
 	bin := filepath.Join(t.TempDir(), "vulnapp")

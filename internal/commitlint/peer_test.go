@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 var peerRule = regexp.MustCompile(`(?m)^(✖|⚠)\s+.*\[([a-z-]+)\]$`)
@@ -50,7 +51,7 @@ func runCommitlint(t *testing.T, bin, dir, msg string) []string {
 func TestSameVerdictsAsCommitlint(t *testing.T) {
 	bin, err := exec.LookPath("commitlint")
 	if err != nil {
-		t.Skip("commitlint not on PATH (npm i -g @commitlint/cli @commitlint/config-conventional)")
+		testenv.Missing(t, "commitlint", "npm i -g @commitlint/cli @commitlint/config-conventional")
 	}
 	if testing.Short() {
 		t.Skip("runs node once per message")

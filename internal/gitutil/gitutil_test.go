@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"slices"
 	"testing"
+
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func TestRepo(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not on PATH (apt-get install git)")
+		testenv.Missing(t, "git", "apt-get install git")
 	}
 	dir := t.TempDir()
 	env := append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/findings"
+	"github.com/gantry-ci/gantry/internal/testenv"
 	"github.com/gantry-ci/gantry/internal/toolcache"
 )
 
@@ -26,7 +27,7 @@ func bin(t *testing.T) string {
 	}
 	p, err := exec.LookPath("golangci-lint")
 	if err != nil {
-		t.Skip("golangci-lint not found: set GANTRY_TEST_TOOLCACHE to install it, or go install " + Tool.Package + "@" + Tool.Version)
+		testenv.Missing(t, "golangci-lint", "set GANTRY_TEST_TOOLCACHE to install it, or go install "+Tool.Package+"@"+Tool.Version)
 	}
 	return p
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // fixture is a module under ../steps/gotest/testdata shared by the kind's
@@ -27,7 +29,7 @@ func fixture(t *testing.T, name string) string {
 func needGo(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 }
 

@@ -11,12 +11,13 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/findings"
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func helmBin(t *testing.T) string {
 	bin, err := exec.LookPath("helm")
 	if err != nil {
-		t.Skip("helm not on PATH (go install helm.sh/helm/v3/cmd/helm@v3.22.0)")
+		testenv.Missing(t, "helm", "go install helm.sh/helm/v3/cmd/helm@v3.22.0")
 	}
 	return bin
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/proc"
 	"github.com/gantry-ci/gantry/internal/registry"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func TestParseDpkgStatus(t *testing.T) {
@@ -79,7 +80,7 @@ func TestFromSource(t *testing.T) {
 func goBinary(t *testing.T, arch string) []byte {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	src, _ := filepath.Abs("../vuln/testdata/vulnapp")
 	out := filepath.Join(t.TempDir(), "app")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/findings"
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // standalone turns a registry schema into a self-contained JSON schema
@@ -100,7 +101,7 @@ func writeKubeconformSchemas(t *testing.T, reg *Registry, dir string) {
 func TestSameVerdictsAsKubeconform(t *testing.T) {
 	bin, err := exec.LookPath("kubeconform")
 	if err != nil {
-		t.Skip("kubeconform not on PATH (go install github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0)")
+		testenv.Missing(t, "kubeconform", "go install github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0")
 	}
 	reg, err := NewRegistry()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/gitutil"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // newRepo makes a git repository with one empty commit per message; a
@@ -14,7 +15,7 @@ import (
 func newRepo(t *testing.T, steps ...string) gitutil.Repo {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not on PATH (apt-get install git)")
+		testenv.Missing(t, "git", "apt-get install git")
 	}
 	dir := t.TempDir()
 	env := append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",

@@ -17,6 +17,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/inventory"
 	"github.com/gantry-ci/gantry/internal/proc"
 	"github.com/gantry-ci/gantry/internal/registry"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // lookTool finds a go-installed tool on PATH or in ~/go/bin.
@@ -28,7 +29,7 @@ func lookTool(t *testing.T, name, install string) string {
 	home, _ := os.UserHomeDir()
 	p := filepath.Join(home, "go", "bin", name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s not installed (%s)", name, install)
+		testenv.Missing(t, name, install)
 	}
 	return p
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/inventory"
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func dataDir(t *testing.T) string {
@@ -22,7 +23,7 @@ func dataDir(t *testing.T) string {
 		dir = "/work/shared/data"
 	}
 	if _, err := os.Stat(filepath.Join(dir, "cyclonedx-schema", "bom-1.6.schema.json")); err != nil {
-		t.Skipf("CycloneDX schemas not found (%v); set GANTRY_TEST_DATA", err)
+		testenv.Missing(t, "shared data cyclonedx-schema", err.Error()+"; set GANTRY_TEST_DATA")
 	}
 	return dir
 }
@@ -47,7 +48,7 @@ func validate(t *testing.T, data []byte) {
 func vulnappBinary(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	src, _ := filepath.Abs("../vuln/testdata/vulnapp")
 	out := filepath.Join(t.TempDir(), "vulnapp")

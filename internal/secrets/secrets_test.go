@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/findings"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // Secrets are assembled at run time so that this file holds none.
@@ -97,7 +98,7 @@ func write(t *testing.T, path, data string) {
 
 func TestHistorySecretCommittedThenRemoved(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed (Debian package git)")
+		testenv.Missing(t, "git", "apt-get install git")
 	}
 	dir := t.TempDir()
 	git(t, dir, "init", "-q", "-b", "main")

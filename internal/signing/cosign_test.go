@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // The real cosign (go install github.com/sigstore/cosign/v2/cmd/cosign)
@@ -23,7 +24,7 @@ func cosignBin(t *testing.T) string {
 		if os.Getenv("CI") != "" {
 			t.Fatal("cosign is not installed; scripts/test.sh builds it from tools/cosign")
 		}
-		t.Skip("cosign not installed: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5")
+		testenv.Missing(t, "cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (scripts/test.sh builds it from tools/cosign)")
 	}
 	return p
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gantry-ci/gantry/internal/testenv"
 	"github.com/gantry-ci/gantry/internal/toolcache"
 )
 
@@ -23,7 +24,7 @@ func bin(t *testing.T) string {
 	}
 	p, err := exec.LookPath("tflint")
 	if err != nil {
-		t.Skip("tflint not found: set GANTRY_TEST_TOOLCACHE to install it, or go install " + Tool.Package + "@" + Tool.Version)
+		testenv.Missing(t, "tflint", "set GANTRY_TEST_TOOLCACHE to install it, or go install "+Tool.Package+"@"+Tool.Version)
 	}
 	return p
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func TestCheck(t *testing.T) {
@@ -52,7 +53,7 @@ func TestCheck(t *testing.T) {
 func TestSameAsTerraform(t *testing.T) {
 	bin, err := exec.LookPath("terraform")
 	if err != nil {
-		t.Skip("terraform not on PATH; the in-process formatter is still tested above")
+		testenv.Missing(t, "terraform", "go install github.com/hashicorp/terraform@v1.5.7; the in-process formatter is still tested above")
 	}
 	for _, dir := range []string{"testdata/clean", "testdata/dirty"} {
 		t.Run(dir, func(t *testing.T) {

@@ -1,6 +1,9 @@
-// Package toolcache installs pinned Go tools (golangci-lint, tflint, k6,
-// goaws, ...) on first use with `go install` into gantry's tool cache and
-// reuses them afterwards.
+// Package toolcache installs pinned tools on first use into gantry's tool
+// cache and reuses them afterwards: Go tools (golangci-lint, tflint, k6,
+// ...) with `go install`, npm packages (fauxqs and the Node.js it runs
+// on) with `npm install`. Installs of one tool take turns across
+// goroutines and processes (a lock file per tool), so steps that start at
+// once install it once.
 package toolcache
 
 import (
@@ -13,7 +16,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"syscall"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/proc"
 )
@@ -32,7 +36,6 @@ type Tool struct {
 // Cache is a directory of installed tools, one folder per name@version.
 type Cache struct {
 	dir string
-	mu  sync.Mutex
 }
 
 // New returns the cache rooted at dir (usually STATE_DIR/tools).
@@ -54,8 +57,11 @@ func (c *Cache) Ensure(ctx context.Context, t Tool, progress io.Writer) (string,
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
 		return bin, nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	unlock, err := c.lock(ctx, t.Name+"@"+t.Version)
+	if err != nil {
+		return "", fmt.Errorf("install %s %s: %w", t.Name, t.Version, err)
+	}
+	defer unlock()
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
 		return bin, nil
 	}
@@ -107,6 +113,28 @@ func lastLines(s string, n int) string {
 // (or CI jobs) can share one tool cache.
 const DirEnv = "GANTRY_TOOL_CACHE"
 
+// DefaultDir is the tool cache of the default state directory, for code
+// that is not handed one (the step services): $GANTRY_TOOL_CACHE, else
+// $GANTRY_STATE_DIR/tools, else $XDG_DATA_HOME/gantry/tools
+// (~/.local/share/gantry/tools).
+func DefaultDir() string {
+	if d := os.Getenv(DirEnv); d != "" {
+		return d
+	}
+	if sd := os.Getenv("GANTRY_STATE_DIR"); sd != "" {
+		return filepath.Join(sd, "tools")
+	}
+	base := os.Getenv("XDG_DATA_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return filepath.Join(os.TempDir(), "gantry-tools")
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(base, "gantry", "tools")
+}
+
 // Dir returns the tool cache directory for a state directory:
 // $GANTRY_TOOL_CACHE if set, else STATE_DIR/tools.
 func Dir(stateDir string) string {
@@ -114,4 +142,34 @@ func Dir(stateDir string) string {
 		return d
 	}
 	return filepath.Join(stateDir, "tools")
+}
+
+// lock takes the install lock of one tool (DIR/.NAME@VERSION.lock): an
+// flock, so that goroutines with their own Cache and other gantry
+// processes take turns. It waits until ctx ends.
+func (c *Cache) lock(ctx context.Context, id string) (func(), error) {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create tool cache: %w", err)
+	}
+	path := filepath.Join(c.dir, "."+id+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); _ = f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("wait for another install (%s): %w", path, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -61,8 +61,9 @@ func key(eco, name string) string {
 // lookup returns the entries affecting name in ecosystem eco.
 func (db *DB) lookup(eco, name string) []*Entry { return db.entries[key(eco, name)] }
 
-// Open loads OSV entries from a directory (every *.json below it), a
-// .tar.gz/.tgz or a .zip of OSV JSON files.
+// Open loads OSV entries from a directory (every *.json below it and every
+// .zip, .tar.gz or .tgz of OSV JSON files in it), a .tar.gz/.tgz or a .zip
+// of OSV JSON files.
 func Open(path string) (*DB, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -72,7 +73,7 @@ func Open(path string) (*DB, error) {
 	switch {
 	case fi.IsDir():
 		entries, err = loadDir(path)
-	case strings.HasSuffix(path, ".tar.gz") || strings.HasSuffix(path, ".tgz"):
+	case isTarGz(path):
 		entries, err = loadTarGz(path)
 	case strings.HasSuffix(path, ".zip"):
 		entries, err = loadZip(path)
@@ -121,20 +122,41 @@ func loadFile(path string) (*Entry, error) {
 	return decode(path, f)
 }
 
+// loadDir reads every OSV JSON file below dir and every archive of them
+// (.zip, .tar.gz, .tgz) there, as `gantry vulndb update` stores the
+// exports. Hidden files and directories (metadata, downloads in
+// progress) are skipped.
 func loadDir(dir string) ([]*Entry, error) {
 	var out []*Entry
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || !isEntryFile(p) {
+		hidden := p != dir && strings.HasPrefix(d.Name(), ".")
+		if d.IsDir() {
+			if hidden {
+				return filepath.SkipDir
+			}
 			return nil
 		}
-		e, err := loadFile(p)
+		if hidden {
+			return nil
+		}
+		var es []*Entry
+		switch {
+		case isTarGz(p):
+			es, err = loadTarGz(p)
+		case strings.HasSuffix(p, ".zip"):
+			es, err = loadZip(p)
+		case isEntryFile(p):
+			var e *Entry
+			e, err = loadFile(p)
+			es = []*Entry{e}
+		}
 		if err != nil {
 			return err
 		}
-		out = append(out, e)
+		out = append(out, es...)
 		return nil
 	})
 	if err != nil {
@@ -142,6 +164,8 @@ func loadDir(dir string) ([]*Entry, error) {
 	}
 	return out, nil
 }
+
+func isTarGz(p string) bool { return strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") }
 
 func loadTarGz(path string) ([]*Entry, error) {
 	f, err := os.Open(path)

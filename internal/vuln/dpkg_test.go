@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 var debPairs = [][2]string{
@@ -19,7 +20,7 @@ var debPairs = [][2]string{
 func TestCompareDebAgainstDpkg(t *testing.T) {
 	dpkg, err := exec.LookPath("dpkg")
 	if err != nil {
-		t.Skip("dpkg not installed (Debian package dpkg)")
+		testenv.Missing(t, "dpkg", "apt-get install dpkg")
 	}
 	for _, p := range debPairs {
 		for _, pair := range [][2]string{p, {p[1], p[0]}} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/inventory"
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // goVulnDB is the real Go vulnerability database in OSV form, shipped with
@@ -21,7 +22,7 @@ func goVulnDB(t testing.TB) string {
 	}
 	p := filepath.Join(dir, "go-vulndb-osv.tar.gz")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("Go vulnerability database not found (%v); set GANTRY_TEST_DATA to the shared data directory", err)
+		testenv.Missing(t, "shared data go-vulndb-osv.tar.gz", err.Error()+"; set GANTRY_TEST_DATA to the shared data directory")
 	}
 	return p
 }
@@ -48,7 +49,7 @@ func loadGoVulnDB(t testing.TB) *DB {
 func buildVulnApp(t testing.TB) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go toolchain not in PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	src, err := filepath.Abs("testdata/vulnapp")
 	if err != nil {

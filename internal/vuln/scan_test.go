@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/inventory"
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // want is what the Go database (golang/vulndb a752ea54) says about
@@ -64,7 +65,7 @@ func TestMatchesGovulncheck(t *testing.T) {
 		home, _ := os.UserHomeDir()
 		gv = filepath.Join(home, "go", "bin", "govulncheck")
 		if _, err := os.Stat(gv); err != nil {
-			t.Skip("govulncheck not installed (go install golang.org/x/vuln/cmd/govulncheck@v1.9.0)")
+			testenv.Missing(t, "govulncheck", "go install golang.org/x/vuln/cmd/govulncheck@v1.9.0")
 		}
 	}
 	db := loadGoVulnDB(t)

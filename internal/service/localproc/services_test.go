@@ -21,6 +21,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/service/postgres"
 	"github.com/gantry-ci/gantry/internal/service/redis"
 	"github.com/gantry-ci/gantry/internal/service/sqs"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // The test binary re-executes itself as a stand-in for gantry: it starts
@@ -69,16 +70,16 @@ func available(t *testing.T, name string) {
 	case "postgres":
 		if _, err := exec.LookPath("initdb"); err != nil {
 			if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(m) == 0 {
-				t.Skip("initdb not found: apt-get install postgresql")
+				testenv.Missing(t, "initdb", "apt-get install postgresql")
 			}
 		}
 	case "redis":
 		if _, err := exec.LookPath("redis-server"); err != nil {
-			t.Skip("redis-server not found: apt-get install redis-server")
+			testenv.Missing(t, "redis-server", "apt-get install redis-server")
 		}
 	case "sqs":
 		if err := (sqs.Provider{}).Check(context.Background()); err != nil {
-			t.Skipf("%v", err)
+			testenv.Missing(t, "an SQS server", err.Error())
 		}
 	}
 }

@@ -14,13 +14,14 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/service/localproc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func TestStartUseStop(t *testing.T) {
 	p := Provider{}
 	initdb, err := p.bin("initdb")
 	if err != nil {
-		t.Skipf("%v", err)
+		testenv.Missing(t, "initdb", err.Error())
 	}
 	ctx := context.Background()
 	inst, err := p.Start(ctx, t.TempDir())

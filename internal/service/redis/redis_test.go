@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/service/localproc"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func TestStartUseStop(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed: apt-get install redis-server")
+		testenv.Missing(t, "redis-server", "apt-get install redis-server")
 	}
 	ctx := context.Background()
 	inst, err := Provider{}.Start(ctx, t.TempDir())

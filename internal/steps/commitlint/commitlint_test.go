@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/gitutil"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 type repo struct {
@@ -22,7 +23,7 @@ type repo struct {
 
 func newRepo(t *testing.T) *repo {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not on PATH (apt-get install git)")
+		testenv.Missing(t, "git", "apt-get install git")
 	}
 	r := &repo{t: t, dir: t.TempDir(), env: append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
 		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")}

@@ -26,6 +26,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
 	"github.com/gantry-ci/gantry/internal/steps/tflint"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // stage is the seed's commit stage as gantry steps.
@@ -55,7 +56,7 @@ func exampleDir(t *testing.T) string {
 		}
 	}
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not on PATH")
+		testenv.Missing(t, "git", "apt-get install git")
 	}
 	return dir
 }
@@ -197,7 +198,7 @@ func TestPlantedDefects(t *testing.T) {
 			clean, cenv := copyRepo(t, src)
 			base, ok := runStage(t, clean, cenv, tc.step, tc.with)[tc.step]
 			if !ok {
-				t.Skip("tool not available")
+				testenv.Missing(t, "the tool of step "+tc.step, "scripts/deps.sh installs the commit stage's tools")
 			}
 			dir, env := copyRepo(t, src)
 			tc.plant(t, dir, env)

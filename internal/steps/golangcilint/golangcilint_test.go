@@ -11,6 +11,7 @@ import (
 
 	lint "github.com/gantry-ci/gantry/internal/golangcilint"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // TestNoToolNoNetwork checks the error on a machine without the tool and
@@ -36,10 +37,10 @@ func TestNoToolNoNetwork(t *testing.T) {
 func TestStep(t *testing.T) {
 	cache := os.Getenv("GANTRY_TEST_TOOLCACHE")
 	if cache == "" {
-		t.Skip("set GANTRY_TEST_TOOLCACHE to a tool cache directory to run golangci-lint " + lint.Tool.Version)
+		testenv.Missing(t, "GANTRY_TEST_TOOLCACHE", "set it to a tool cache directory to run golangci-lint "+lint.Tool.Version+" (scripts/env.sh does)")
 	}
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	state := t.TempDir()
 	if err := os.Symlink(cache, filepath.Join(state, "tools")); err != nil {

@@ -8,12 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func needGo(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/provenance"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func TestNewRejects(t *testing.T) {
@@ -30,7 +31,7 @@ func TestNewRejects(t *testing.T) {
 // source commit and the linked modules are the resolved dependencies.
 func TestBuildProvenance(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	dir, err := filepath.Abs("../../oci/testdata/hello")
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/imagebuild"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 // TestBuildPushPull builds the fixture for two platforms, pushes it to the
@@ -22,7 +23,7 @@ import (
 // digest and by tag with every digest verified.
 func TestBuildPushPull(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	ctx := context.Background()
 	dir, _ := filepath.Abs("../../oci/testdata/hello")

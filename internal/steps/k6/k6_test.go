@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/testenv"
 	"github.com/gantry-ci/gantry/internal/yamlx"
 )
 
@@ -53,7 +54,7 @@ export default function () {
 
 func TestK6Step(t *testing.T) {
 	if _, err := exec.LookPath("k6"); err != nil {
-		t.Skip("k6 not on PATH (go install go.k6.io/k6@" + Tool.Version + ")")
+		testenv.Missing(t, "k6", "go install go.k6.io/k6@"+Tool.Version)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
 	defer srv.Close()

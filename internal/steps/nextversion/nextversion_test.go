@@ -9,11 +9,12 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func TestStep(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not on PATH")
+		testenv.Missing(t, "git", "apt-get install git")
 	}
 	dir := t.TempDir()
 	env := append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",

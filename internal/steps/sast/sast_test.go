@@ -13,6 +13,7 @@ import (
 	sastlib "github.com/gantry-ci/gantry/internal/sast"
 	"github.com/gantry-ci/gantry/internal/steps/checkstep"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func copyTree(t *testing.T, src, dst string) {
@@ -92,7 +93,7 @@ func TestPlanted(t *testing.T) {
 
 func TestHistoryAndSnyk(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed (Debian package git)")
+		testenv.Missing(t, "git", "apt-get install git")
 	}
 	dir := t.TempDir()
 	gitEnv := append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",

@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/registry"
 	cdxsbom "github.com/gantry-ci/gantry/internal/sbom"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 func schemaDir(t *testing.T) string {
@@ -29,7 +30,7 @@ func schemaDir(t *testing.T) string {
 	}
 	d := filepath.Join(dir, "cyclonedx-schema")
 	if _, err := os.Stat(d); err != nil {
-		t.Skipf("CycloneDX schemas not found (%v); set GANTRY_TEST_DATA", err)
+		testenv.Missing(t, "shared data cyclonedx-schema", err.Error()+"; set GANTRY_TEST_DATA")
 	}
 	return d
 }
@@ -52,7 +53,7 @@ func TestNewRejects(t *testing.T) {
 func TestSBOMAttached(t *testing.T) {
 	schemas := schemaDir(t)
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	ctx := context.Background()
 	src, _ := filepath.Abs("../../vuln/testdata/vulnapp")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/testenv"
 	lint "github.com/gantry-ci/gantry/internal/tflint"
 )
 
@@ -17,10 +18,10 @@ import (
 func TestStep(t *testing.T) {
 	cache := os.Getenv("GANTRY_TEST_TOOLCACHE")
 	if cache == "" {
-		t.Skip("set GANTRY_TEST_TOOLCACHE to a tool cache directory to run tflint " + lint.Tool.Version)
+		testenv.Missing(t, "GANTRY_TEST_TOOLCACHE", "set it to a tool cache directory to run tflint "+lint.Tool.Version+" (scripts/env.sh does)")
 	}
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	state := t.TempDir()
 	if err := os.Symlink(cache, filepath.Join(state, "tools")); err != nil {

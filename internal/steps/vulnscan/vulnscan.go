@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/vuln"
 	"github.com/gantry-ci/gantry/internal/vuln/trivy"
+	"github.com/gantry-ci/gantry/internal/vulndb"
 )
 
 // Kind is the vuln-scan step kind.
@@ -44,8 +45,13 @@ type Config struct {
 	// Platform of an index to scan: os/arch or "all" (default linux/amd64).
 	Platform string `yaml:"platform"`
 	// DB is a directory, .tar.gz or .zip of OSV JSON files. Default:
-	// $GANTRY_VULN_DB, else STATE_DIR/vulndb or STATE_DIR/vulndb.tar.gz.
+	// $GANTRY_VULN_DB, else the database `gantry vulndb update` keeps in
+	// STATE_DIR/vulndb, fetched on first use and updated when older than
+	// a day.
 	DB string `yaml:"db"`
+	// DBOffline never fetches the database: the stored one is used
+	// however old ($GANTRY_VULN_DB_OFFLINE=1 does the same).
+	DBOffline bool `yaml:"db_offline"`
 	// FailOn lists failing severities (default [HIGH, CRITICAL]).
 	FailOn []string `yaml:"fail_on"`
 	// Unscored says how findings without a severity count: fail (as
@@ -231,7 +237,7 @@ func (s *scanStep) scanGantry(ctx context.Context, env *step.Env, g vuln.Gate, n
 	if err != nil {
 		return nil, err
 	}
-	dbPath, err := s.dbPath(env)
+	dbPath, err := s.locateDB(ctx, env)
 	if err != nil {
 		return nil, err
 	}
@@ -393,19 +399,85 @@ func DBPath(explicit string, vars []string, stateDir string) (string, error) {
 		}
 	}
 	for _, p := range []string{filepath.Join(stateDir, "vulndb"), filepath.Join(stateDir, "vulndb.tar.gz"), filepath.Join(stateDir, "vulndb.zip")} {
-		if _, err := os.Stat(p); err == nil {
+		if fi, err := os.Stat(p); err == nil && (!fi.IsDir() || vulndb.HasData(p)) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("vuln-scan: no vulnerability database: set with.db (or --db), GANTRY_VULN_DB, or put OSV files in %s", filepath.Join(stateDir, "vulndb"))
+	return "", fmt.Errorf("vuln-scan: %w: run `gantry vulndb update` (or `gantry vulndb update --from FILE` offline), set with.db (or --db) or GANTRY_VULN_DB, or put OSV files in %s",
+		vulndb.ErrNoDB, filepath.Join(stateDir, "vulndb"))
 }
 
-func (s *scanStep) dbPath(env *step.Env) (string, error) {
+// explicitDB is the database the step names (with.db, relative to the
+// repository) or GANTRY_VULN_DB names; "" when neither does.
+func (s *scanStep) explicitDB(env *step.Env) string {
 	p := s.cfg.DB
 	if p != "" && !filepath.IsAbs(p) {
 		p = filepath.Join(env.Dir, p)
 	}
-	return DBPath(p, env.Vars, env.StateDir)
+	if p == "" {
+		p = getenv(env.Vars)(vulndb.OverrideEnv)
+	}
+	return p
+}
+
+// locateDB returns the database to read: the one named, else the state
+// dir's, fetched on first use and updated when stale (unless offline).
+func (s *scanStep) locateDB(ctx context.Context, env *step.Env) (string, error) {
+	if p := s.explicitDB(env); p != "" {
+		return p, nil
+	}
+	out := env.Stdout
+	if out == nil {
+		out = io.Discard
+	}
+	loc, err := vulndb.Ensure(ctx, vulndb.Options{
+		StateDir: env.StateDir, Offline: s.cfg.DBOffline, Progress: out, Getenv: getenv(env.Vars), Now: s.now,
+	})
+	if err != nil {
+		return "", fmt.Errorf("vuln-scan: %w", err)
+	}
+	if loc.Warning != "" && env.Log != nil {
+		env.Log.Warn("vuln-scan: stale vulnerability database", "warning", loc.Warning)
+	}
+	return loc.Path, nil
+}
+
+// getenv reads a step's variables, the last setting winning.
+func getenv(vars []string) func(string) string {
+	return func(k string) string {
+		for i := len(vars) - 1; i >= 0; i-- {
+			if v, ok := strings.CutPrefix(vars[i], k+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+}
+
+// dbCacheKey identifies the database a run would read without fetching
+// anything: a named archive by path, size and time; the state dir's
+// fetched database by its record, while fresh (a stale one is updated
+// when the step runs, so no earlier verdict applies).
+func (s *scanStep) dbCacheKey(env *step.Env) (string, bool) {
+	if db := s.explicitDB(env); db != "" {
+		fi, err := os.Stat(db)
+		if err != nil || fi.IsDir() {
+			return "", false // a directory's content is not digested
+		}
+		return fmt.Sprintf("%s:%d:%d", db, fi.Size(), fi.ModTime().UnixNano()), true
+	}
+	meta, err := vulndb.ReadMeta(vulndb.Dir(env.StateDir))
+	if err != nil {
+		return "", false
+	}
+	if !s.cfg.DBOffline && !vulndb.Offline(getenv(env.Vars)) && s.now().Sub(meta.FetchedAt) >= vulndb.DefaultMaxAge {
+		return "", false
+	}
+	var b strings.Builder
+	for _, f := range meta.Sources {
+		fmt.Fprintf(&b, "%s=%s;", f.File, f.SHA256)
+	}
+	return b.String(), true
 }
 
 func loadExceptions(dir, file string) (*policy.Exceptions, error) {
@@ -444,13 +516,9 @@ func (s *scanStep) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, er
 	if err != nil || !strings.Contains(target, "@") {
 		return step.CacheKey{}, step.ErrNotCacheable
 	}
-	db, err := s.dbPath(env)
-	if err != nil {
+	dbKey, ok := s.dbCacheKey(env)
+	if !ok {
 		return step.CacheKey{}, step.ErrNotCacheable
-	}
-	fi, err := os.Stat(db)
-	if err != nil || fi.IsDir() {
-		return step.CacheKey{}, step.ErrNotCacheable // a directory's content is not digested
 	}
 	exc := s.cfg.Exceptions
 	if exc == "" {
@@ -460,7 +528,7 @@ func (s *scanStep) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, er
 		Files: []string{filepath.ToSlash(exc)},
 		Extra: map[string]string{
 			"target": target,
-			"db":     fmt.Sprintf("%s:%d:%d", db, fi.Size(), fi.ModTime().UnixNano()),
+			"db":     dbKey,
 			"day":    s.now().UTC().Format("2006-01-02"),
 		},
 	}, nil

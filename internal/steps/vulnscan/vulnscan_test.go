@@ -23,8 +23,10 @@ import (
 	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/testenv"
 	"github.com/gantry-ci/gantry/internal/vuln"
 	"github.com/gantry-ci/gantry/internal/vuln/trivy/trivytest"
+	"github.com/gantry-ci/gantry/internal/vulndb"
 )
 
 func goVulnDB(t *testing.T) string {
@@ -35,7 +37,7 @@ func goVulnDB(t *testing.T) string {
 	}
 	p := filepath.Join(dir, "go-vulndb-osv.tar.gz")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("Go vulnerability database not found (%v); set GANTRY_TEST_DATA", err)
+		testenv.Missing(t, "shared data go-vulndb-osv.tar.gz", err.Error()+"; set GANTRY_TEST_DATA")
 	}
 	return p
 }
@@ -46,7 +48,7 @@ func goVulnDB(t *testing.T) string {
 func buildImage(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not on PATH")
+		testenv.Missing(t, "go", "install Go")
 	}
 	src, err := filepath.Abs("../../vuln/testdata/vulnapp")
 	if err != nil {
@@ -243,7 +245,7 @@ func TestScanPushedImage(t *testing.T) {
 // network, which tests do not have).
 // trivyEnv is the test's environment with fake's PATH and without
 // GANTRY_VULN_DB (which scripts/env.sh sets), so that gantry's own scanner
-// has no database unless a test gives one.
+// has no database unless a test gives one; offline, so it fetches none.
 func trivyEnv(fake []string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
@@ -251,7 +253,7 @@ func trivyEnv(fake []string) []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, fake...)
+	return append(append(out, vulndb.OfflineEnv+"=1"), fake...)
 }
 
 // randomLayout writes a two-platform index of small random images to an

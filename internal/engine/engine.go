@@ -349,7 +349,7 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 	for i := range r.p.Stages {
 		st := &r.p.Stages[i]
 		if ctx.Err() != nil {
-			r.skipStage(ctx, i, st, "the run was cancelled")
+			r.skipStage(ctx, i, st, SkipCancelled, "the run was cancelled")
 			continue
 		}
 		if !selected[i] {
@@ -362,7 +362,11 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 			continue
 		}
 		if !run {
-			r.skipStage(ctx, i, st, reason)
+			kind := SkipWhen
+			if st.When == "" {
+				kind = SkipAfterFailure
+			}
+			r.skipStage(ctx, i, st, kind, reason)
 			continue
 		}
 		if st.Approval != nil && st.Approval.Required {
@@ -437,13 +441,13 @@ func (r *runner) approved(ctx context.Context, i int, st *spec.Stage) (bool, err
 	return false, nil
 }
 
-func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, reason string) {
+func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, kind SkipKind, reason string) {
 	r.setStage(st.Name, store.StatusSkipped, nil)
 	cctx := context.WithoutCancel(ctx)
 	if err := r.e.rec.PutStage(cctx, &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusSkipped, Message: reason}); err != nil {
 		r.e.log.Error("record skipped stage", "stage", st.Name, "err", err)
 	}
-	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusSkipped, Message: reason, Time: time.Now()})
+	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusSkipped, Message: reason, Time: time.Now(), Skip: kind})
 }
 
 func (r *runner) failStage(ctx context.Context, i int, st *spec.Stage, msg string) {

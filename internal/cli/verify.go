@@ -25,11 +25,14 @@ func newVerifyCmd(g *options.Global) *cobra.Command {
 		Long: `Verify that IMAGE (REPO@sha256:... or REPO:TAG) carries a cosign signature
 by --key for its digest, and with --require that passing gate verdicts
 (lint, commit-messages, tests, vuln-scan, sast, licenses, sbom) are attested
-on it by the same key.
+on it by the same key. A gate whose only failed steps had allow_failure:
+true is attested with the verdict allowed-failure, which --require refuses
+unless --allow-allowed-failures is given.
 
 A failure is named: no signature, signed by another key, signed payload
 was altered, signature is for another image, tag moved after signing,
-required evidence missing, required evidence failing (for each gate).
+required evidence missing, required evidence failing, required evidence
+an allowed failure (for each gate).
 
 --key is a cosign public key file or a KMS URI; default
 STATE_DIR/keys/cosign.pub when it exists.
@@ -95,6 +98,8 @@ func failureName(err error) string {
 // evidenceFailureName names an evidence failure.
 func evidenceFailureName(err error) string {
 	switch {
+	case errors.Is(err, evidence.ErrAllowedFailure):
+		return "evidence-allowed-failure"
 	case errors.Is(err, evidence.ErrFailing):
 		return "evidence-failing"
 	case errors.Is(err, evidence.ErrMissing):
@@ -180,7 +185,7 @@ func runVerify(cmd *cobra.Command, g *options.Global, o *options.Verify, image s
 			rep.Attestations = attestationRows(atts)
 		}
 		if len(o.Require) > 0 {
-			verdicts, err := evidence.Check(atts, o.Require)
+			verdicts, err := evidence.Check(atts, o.Require, evidence.CheckOptions{AcceptAllowedFailures: o.AllowAllowedFailures})
 			rep.Evidence = verdicts
 			if err != nil {
 				return fail(evidenceFailureName(err), fmt.Errorf("verify %s: the signature verified, but not the evidence required:\n%w", image, indented{err}))

@@ -76,6 +76,7 @@ func TestSign(t *testing.T) {
 			}},
 			{Name: "security", Status: "running", Steps: []step.StepView{
 				{Name: "trivy", Kind: "vuln-scan", Status: "failed", Message: "1 finding(s) at HIGH or above"},
+				{Name: "licenses", Kind: "license-check", Status: "failed", AllowFailure: true, Message: "GPL-3.0 denied"},
 			}},
 		}}
 	}
@@ -91,10 +92,10 @@ func TestSign(t *testing.T) {
 	if res.Outputs["digest"] != d.DigestStr() {
 		t.Errorf("digest output %v", res.Outputs["digest"])
 	}
-	if got := res.Outputs["evidence"].(map[string]any); got["tests"] != "pass" || got["vuln-scan"] != "fail" || got["lint"] != "pass" {
+	if got := res.Outputs["evidence"].(map[string]any); got["tests"] != "pass" || got["vuln-scan"] != "fail" || got["lint"] != "pass" || got["licenses"] != evidence.AllowedFailure {
 		t.Errorf("evidence %v", got)
 	}
-	if n := len(res.Outputs["attestations"].([]string)); n != 4 { // provenance + 3 gates (no SBOM attached)
+	if n := len(res.Outputs["attestations"].([]string)); n != 5 { // provenance + 4 gates (no SBOM attached)
 		t.Errorf("%d attestations: %v\n%s", n, res.Outputs["attestations"], log)
 	}
 
@@ -117,7 +118,7 @@ func TestSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(string(envs)), "\n"); len(lines) != 4 || !strings.Contains(lines[0], `"payloadType":"application/vnd.in-toto+json"`) {
+	if lines := strings.Split(strings.TrimSpace(string(envs)), "\n"); len(lines) != 5 || !strings.Contains(lines[0], `"payloadType":"application/vnd.in-toto+json"`) {
 		t.Errorf("%s: %d envelopes:\n%s", AttestationsArtifact, len(lines), envs)
 	}
 	for _, tag := range []string{"v1", "abc123"} {
@@ -137,13 +138,19 @@ func TestSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := evidence.Check(atts, []string{"lint", "tests"}); err != nil {
+	if _, err := evidence.Check(atts, []string{"lint", "tests"}, evidence.CheckOptions{}); err != nil {
 		t.Errorf("lint and tests: %v", err)
 	}
-	if _, err := evidence.Check(atts, []string{"tests", "vuln-scan"}); !errors.Is(err, evidence.ErrFailing) {
+	if _, err := evidence.Check(atts, []string{"tests", "vuln-scan"}, evidence.CheckOptions{}); !errors.Is(err, evidence.ErrFailing) {
 		t.Errorf("vuln-scan failed: %v", err)
 	}
-	if _, err := evidence.Check(atts, []string{"sast"}); !errors.Is(err, evidence.ErrMissing) {
+	if _, err := evidence.Check(atts, []string{"licenses"}, evidence.CheckOptions{}); !errors.Is(err, evidence.ErrAllowedFailure) {
+		t.Errorf("licenses failed with allow_failure: %v, want ErrAllowedFailure", err)
+	}
+	if _, err := evidence.Check(atts, []string{"licenses"}, evidence.CheckOptions{AcceptAllowedFailures: true}); err != nil {
+		t.Errorf("licenses with allowed failures accepted: %v", err)
+	}
+	if _, err := evidence.Check(atts, []string{"sast"}, evidence.CheckOptions{}); !errors.Is(err, evidence.ErrMissing) {
 		t.Errorf("sast never ran: %v", err)
 	}
 	if !strings.Contains(log.String(), "generated a signing key") {

@@ -137,6 +137,7 @@ func TestClientErrorsAre4xx(t *testing.T) {
 			`{"schemaVersion":2,"mediaType":"` + manifestType + `","config":` + goodConfig + `,"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` + config + `","size":-1}]}`, 400, "SIZE_INVALID"},
 		{"referrers of a traversing name", "GET", "/v2/app/../../../etc/referrers/sha256:" + strings.Repeat("0", 64), nil, "", 400, "NAME_INVALID"},
 		{"referrers with a traversing digest", "GET", "/v2/app/referrers/sha512:..%2F..%2Fetc", nil, "", 400, "DIGEST_INVALID"},
+		{"delete of a traversing manifest digest", "DELETE", "/v2/app/manifests/sha256:..%2F..%2Fx", nil, "", 400, "DIGEST_INVALID"},
 		{"valid manifest with a subject", "PUT", "/v2/app/manifests/v6", map[string]string{"Content-Type": manifestType}, manifest(goodConfig, subjectOK), 201, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

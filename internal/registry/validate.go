@@ -85,7 +85,7 @@ func checkRequest(r *http.Request) *requestError {
 		return err
 	}
 	switch {
-	case kind == "referrers":
+	case kind == "referrers", kind == "manifests" && strings.Contains(rest, ":"):
 		if !validDigest(rest) {
 			return &requestError{http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("%q is not a digest", rest)}
 		}

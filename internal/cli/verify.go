@@ -25,14 +25,16 @@ func newVerifyCmd(g *options.Global) *cobra.Command {
 		Long: `Verify that IMAGE (REPO@sha256:... or REPO:TAG) carries a cosign signature
 by --key for its digest, and with --require that passing gate verdicts
 (lint, commit-messages, tests, vuln-scan, sast, licenses, sbom) are attested
-on it by the same key. A gate whose only failed steps had allow_failure:
-true is attested with the verdict allowed-failure, which --require refuses
-unless --allow-allowed-failures is given.
+on it by the same key.
 
 A failure is named: no signature, signed by another key, signed payload
 was altered, signature is for another image, tag moved after signing,
 required evidence missing, required evidence failing, required evidence
 an allowed failure (for each gate).
+
+A gate whose only failed steps had allow_failure: true is attested with
+the verdict allowed-failure, which --require refuses unless
+--allow-allowed-failures is given.
 
 --key is a cosign public key file or a KMS URI; default
 STATE_DIR/keys/cosign.pub when it exists.

@@ -349,7 +349,7 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 	for i := range r.p.Stages {
 		st := &r.p.Stages[i]
 		if ctx.Err() != nil {
-			r.skipStage(ctx, i, st, SkipCancelled, "the run was cancelled")
+			r.skipStage(ctx, i, st, "the run was cancelled")
 			continue
 		}
 		if !selected[i] {
@@ -366,7 +366,7 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 			if st.When == "" {
 				kind = SkipAfterFailure
 			}
-			r.skipStage(ctx, i, st, kind, reason)
+			r.skipStageFor(ctx, i, st, kind, reason)
 			continue
 		}
 		if st.Approval != nil && st.Approval.Required {
@@ -441,7 +441,18 @@ func (r *runner) approved(ctx context.Context, i int, st *spec.Stage) (bool, err
 	return false, nil
 }
 
-func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, kind SkipKind, reason string) {
+func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, reason string) {
+	// Skipped because the run was cancelled, or an earlier stage failed;
+	// a when: that is false goes through skipStageFor.
+	kind := SkipAfterFailure
+	if ctx.Err() != nil {
+		kind = SkipCancelled
+	}
+	r.skipStageFor(ctx, i, st, kind, reason)
+}
+
+// skipStageFor records stage i as skipped, saying why in the event.
+func (r *runner) skipStageFor(ctx context.Context, i int, st *spec.Stage, kind SkipKind, reason string) {
 	r.setStage(st.Name, store.StatusSkipped, nil)
 	cctx := context.WithoutCancel(ctx)
 	if err := r.e.rec.PutStage(cctx, &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusSkipped, Message: reason}); err != nil {

@@ -397,6 +397,44 @@ func TestVerifyRequire(t *testing.T) {
 	}
 }
 
+// TestVerifyAllowedFailure: a licence check that failed with
+// allow_failure is attested as allowed-failure, which --require refuses
+// unless --allow-allowed-failures accepts it.
+func TestVerifyAllowedFailure(t *testing.T) {
+	repo := serveRegistry(t) + "/examplepay/payment-service"
+	priv, pub := genKeys(t, "pw")
+	state := t.TempDir()
+	d := pushImage(t, repo, "v1")
+	if _, errs, code := gantry(t, state, "sign", d.String(), "--key", priv); code != 0 {
+		t.Fatalf("sign: exit %d\n%s", code, errs)
+	}
+	attestVerdict(t, d, priv, "licenses", evidence.AllowedFailure)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		failure  string
+	}{
+		{"refused by default", nil, ExitFailed, "evidence-allowed-failure"},
+		{"accepted when asked", []string{"--allow-allowed-failures"}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"verify", d.String(), "--key", pub, "--require", "licenses", "-o", "json"}, tc.args...)
+			out, errs, code := gantry(t, state, args...)
+			var rep verifyReport
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("report: %v\n%s%s", err, out, errs)
+			}
+			if code != tc.wantCode || rep.Failure != tc.failure {
+				t.Errorf("exit %d, failure %q; want %d, %q\n%s", code, rep.Failure, tc.wantCode, tc.failure, errs)
+			}
+			if len(rep.Evidence) != 1 || rep.Evidence[0].Verdict != evidence.AllowedFailure {
+				t.Errorf("evidence %+v, want licenses: allowed-failure", rep.Evidence)
+			}
+		})
+	}
+}
+
 // TestSignVerifyKMS signs and verifies through a KMS key URI (sigstore's
 // fake provider, holding one key in the context).
 func TestSignVerifyKMS(t *testing.T) {

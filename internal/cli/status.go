@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/expression"
@@ -16,6 +17,11 @@ type statusObserver struct {
 	r         *githubstatus.Reporter
 	targetURL string
 	runID     int64
+	// stages are the pipeline's stages in order; ended those that
+	// reported how they ended in this run.
+	stages []string
+	mu     sync.Mutex
+	ended  map[string]bool
 }
 
 var _ engine.Observer = (*statusObserver)(nil)
@@ -49,7 +55,11 @@ func newStatusObserver(p *spec.Pipeline, dir, sha string, log *slog.Logger) (*st
 	if err != nil {
 		return nil, fmt.Errorf("commit statuses: %w", err)
 	}
-	return &statusObserver{r: githubstatus.NewReporter(c, cs.Repository, sha, log), targetURL: cs.TargetURL}, nil
+	names := make([]string, len(p.Stages))
+	for i, st := range p.Stages {
+		names[i] = st.Name
+	}
+	return &statusObserver{r: githubstatus.NewReporter(c, cs.Repository, sha, log), targetURL: cs.TargetURL, stages: names}, nil
 }
 
 func (s *statusObserver) link() string {
@@ -79,15 +89,57 @@ func (s *statusObserver) Observe(e engine.Event) {
 		if e.Message != "" {
 			desc += ": " + e.Message
 		}
-		switch e.Status {
-		case store.StatusPassed, store.StatusSkipped:
-			s.r.StageFinished(e.Stage, true, desc, s.link())
-		case store.StatusAwaitingApproval:
-			s.r.Report(githubstatus.Status{State: githubstatus.Pending, Context: githubstatus.StageContext(e.Stage), Description: desc, TargetURL: s.link()})
-		default:
-			s.r.StageFinished(e.Stage, false, desc, s.link())
+		s.mu.Lock()
+		if s.ended == nil {
+			s.ended = map[string]bool{}
+		}
+		s.ended[e.Stage] = true
+		s.mu.Unlock()
+		s.r.Report(githubstatus.Status{State: stageState(e), Context: githubstatus.StageContext(e.Stage), Description: desc, TargetURL: s.link()})
+	case engine.RunFinished:
+		if e.Status != store.StatusCancelled && e.Status != store.StatusInterrupted {
+			return
+		}
+		// The stages after the one the cancellation stopped never
+		// reported: mark them, so that no earlier run's success on the
+		// same commit stands for them.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		last := -1
+		for i, name := range s.stages {
+			if s.ended[name] {
+				last = i
+			}
+		}
+		for _, name := range s.stages[last+1:] {
+			s.r.Report(githubstatus.Status{State: githubstatus.Error, Context: githubstatus.StageContext(name), Description: "not run: the run was " + string(e.Status), TargetURL: s.link()})
 		}
 	}
+}
+
+// stageState maps how a stage ended to a commit status, so that branch
+// protection cannot be satisfied by a stage that never passed: success
+// only for a passed stage or one its own when: skipped; failure for a
+// failed stage and one skipped because an earlier stage failed; error for
+// a cancelled or interrupted run (and a skip for a reason not known);
+// pending while a stage waits for approval.
+func stageState(e engine.Event) githubstatus.State {
+	switch e.Status {
+	case store.StatusPassed:
+		return githubstatus.Success
+	case store.StatusAwaitingApproval:
+		return githubstatus.Pending
+	case store.StatusFailed:
+		return githubstatus.Failure
+	case store.StatusSkipped:
+		switch e.Skip {
+		case engine.SkipWhen:
+			return githubstatus.Success
+		case engine.SkipAfterFailure:
+			return githubstatus.Failure
+		}
+	}
+	return githubstatus.Error
 }
 
 // Close waits until every status is posted.

@@ -29,7 +29,12 @@ are attested on it by the same key.
 
 A failure is named: no signature, signed by another key, signed payload
 was altered, signature is for another image, tag moved after signing,
-required evidence missing, required evidence failing (for each gate).
+required evidence missing, required evidence failing, required evidence
+an allowed failure (for each gate).
+
+A gate whose only failed steps had allow_failure: true is attested with
+the verdict allowed-failure, which --require refuses unless
+--allow-allowed-failures is given.
 
 --key is a cosign public key file or a KMS URI; default
 STATE_DIR/keys/cosign.pub when it exists.
@@ -95,6 +100,8 @@ func failureName(err error) string {
 // evidenceFailureName names an evidence failure.
 func evidenceFailureName(err error) string {
 	switch {
+	case errors.Is(err, evidence.ErrAllowedFailure):
+		return "evidence-allowed-failure"
 	case errors.Is(err, evidence.ErrFailing):
 		return "evidence-failing"
 	case errors.Is(err, evidence.ErrMissing):
@@ -180,7 +187,7 @@ func runVerify(cmd *cobra.Command, g *options.Global, o *options.Verify, image s
 			rep.Attestations = attestationRows(atts)
 		}
 		if len(o.Require) > 0 {
-			verdicts, err := evidence.Check(atts, o.Require)
+			verdicts, err := evidence.Check(atts, o.Require, evidence.CheckOptions{AcceptAllowedFailures: o.AllowAllowedFailures})
 			rep.Evidence = verdicts
 			if err != nil {
 				return fail(evidenceFailureName(err), fmt.Errorf("verify %s: the signature verified, but not the evidence required:\n%w", image, indented{err}))

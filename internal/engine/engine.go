@@ -427,7 +427,11 @@ func (r *runner) runStages(ctx context.Context, selected []bool) (store.Status, 
 			continue
 		}
 		if !run {
-			r.skipStage(ctx, i, st, reason)
+			kind := SkipWhen
+			if st.When == "" {
+				kind = SkipAfterFailure
+			}
+			r.skipStageFor(ctx, i, st, kind, reason)
 			continue
 		}
 		if st.Approval != nil && st.Approval.Required {
@@ -595,12 +599,23 @@ func (r *runner) endStage(ctx context.Context, i int, st *spec.Stage, status sto
 }
 
 func (r *runner) skipStage(ctx context.Context, i int, st *spec.Stage, reason string) {
+	// Skipped because the run was cancelled, or an earlier stage failed;
+	// a when: that is false goes through skipStageFor.
+	kind := SkipAfterFailure
+	if ctx.Err() != nil {
+		kind = SkipCancelled
+	}
+	r.skipStageFor(ctx, i, st, kind, reason)
+}
+
+// skipStageFor records stage i as skipped, saying why in the event.
+func (r *runner) skipStageFor(ctx context.Context, i int, st *spec.Stage, kind SkipKind, reason string) {
 	r.setStage(st.Name, store.StatusSkipped, nil)
 	cctx := context.WithoutCancel(ctx)
 	if err := r.e.rec.PutStage(cctx, &store.Stage{RunID: r.run.ID, Name: st.Name, Index: i, Status: store.StatusSkipped, Message: reason}); err != nil {
 		r.e.log.Error("record skipped stage", "stage", st.Name, "err", err)
 	}
-	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusSkipped, Message: reason, Time: time.Now()})
+	r.e.obs.Observe(Event{Type: StageFinished, Stage: st.Name, Status: store.StatusSkipped, Message: reason, Time: time.Now(), Skip: kind})
 }
 
 func (r *runner) failStage(ctx context.Context, i int, st *spec.Stage, msg string) {

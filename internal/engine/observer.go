@@ -32,7 +32,25 @@ type Event struct {
 	Line    string
 	Time    time.Time
 	Elapsed time.Duration
+	// Skip says why a stage was skipped (StageFinished with
+	// store.StatusSkipped); SkipUnknown otherwise.
+	Skip SkipKind
 }
+
+// SkipKind says why a stage was skipped, so that reporters can tell a
+// stage that chose not to run from one that never got to.
+type SkipKind int
+
+// Reasons a stage is skipped.
+const (
+	SkipUnknown SkipKind = iota
+	// SkipWhen: the stage's own when: was false.
+	SkipWhen
+	// SkipAfterFailure: an earlier stage failed.
+	SkipAfterFailure
+	// SkipCancelled: the run was cancelled before the stage started.
+	SkipCancelled
+)
 
 // Observer receives progress events. Observe is called from several
 // goroutines at once and must not block for long.

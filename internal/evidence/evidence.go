@@ -37,11 +37,24 @@ func GateOf(predicateType string) string {
 	return gate
 }
 
-// Verdicts.
+// Verdicts, from best to worst.
 const (
 	Pass = "pass"
-	Fail = "fail"
+	// AllowedFailure: every step passed except ones that failed with
+	// `allow_failure: true`. It is not a pass: Check refuses it unless
+	// the caller accepts allowed failures.
+	AllowedFailure = "allowed-failure"
+	Fail           = "fail"
 )
+
+// worse returns the worse of two verdicts.
+func worse(a, b string) string {
+	rank := map[string]int{Pass: 0, AllowedFailure: 1, Fail: 2}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
 
 // gateKinds maps each gate to the step kinds whose outcome it records.
 var gateKinds = []struct {
@@ -113,19 +126,23 @@ type Stage struct {
 
 // Step is one step's outcome.
 type Step struct {
-	Stage   string         `json:"stage"`
-	Name    string         `json:"name"`
-	Kind    string         `json:"kind"`
-	Status  string         `json:"status"`
-	Summary string         `json:"summary,omitempty"`
-	Message string         `json:"message,omitempty"`
-	Figures map[string]any `json:"figures,omitempty"`
+	Stage   string `json:"stage"`
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Status  string `json:"status"`
+	Summary string `json:"summary,omitempty"`
+	Message string `json:"message,omitempty"`
+	// AllowFailure is set when the step may fail without failing its
+	// stage (`allow_failure: true`).
+	AllowFailure bool           `json:"allow_failure,omitempty"`
+	Figures      map[string]any `json:"figures,omitempty"`
 }
 
 // Collect returns the predicate of every gate that has steps in view, in
 // pipeline order. A gate passes when each of its steps passed (or was
-// cached, or failed with allow_failure) and each stage gate they fed, once
-// decided, passed.
+// cached) and each stage gate they fed, once decided, passed. When the
+// only steps that did not pass failed with allow_failure, the verdict is
+// AllowedFailure, and those steps are marked so in the predicate.
 func Collect(view step.RunView, run Run, now time.Time) []Predicate {
 	run.Pipeline = view.Pipeline
 	run.Time = now.UTC().Format(time.RFC3339)
@@ -141,10 +158,8 @@ func Collect(view step.RunView, run Run, now time.Time) []Predicate {
 				p = &Predicate{Gate: gate, Verdict: Pass, Run: run}
 				byGate[gate] = p
 			}
-			p.Steps = append(p.Steps, Step{Stage: st.Name, Name: s.Name, Kind: s.Kind, Status: s.Status, Summary: s.Summary, Message: s.Message, Figures: s.Outputs})
-			if !stepPassed(s) {
-				p.Verdict = Fail
-			}
+			p.Steps = append(p.Steps, Step{Stage: st.Name, Name: s.Name, Kind: s.Kind, Status: s.Status, Summary: s.Summary, Message: s.Message, AllowFailure: s.AllowFailure, Figures: s.Outputs})
+			p.Verdict = worse(p.Verdict, stepVerdict(s))
 			p.Exceptions = append(p.Exceptions, exceptionsOf(s.Outputs)...)
 			if len(p.Stages) == 0 || p.Stages[len(p.Stages)-1].Name != st.Name {
 				p.Stages = append(p.Stages, Stage{Name: st.Name, Status: st.Status, Gate: st.Gate, GatePassed: st.GatePassed})
@@ -168,14 +183,14 @@ func Collect(view step.RunView, run Run, now time.Time) []Predicate {
 	return out
 }
 
-func stepPassed(s step.StepView) bool {
-	switch s.Status {
-	case "passed", "cached":
-		return true
-	case "failed":
-		return s.AllowFailure
+func stepVerdict(s step.StepView) string {
+	switch {
+	case s.Status == "passed" || s.Status == "cached":
+		return Pass
+	case s.Status == "failed" && s.AllowFailure:
+		return AllowedFailure
 	}
-	return false
+	return Fail
 }
 
 // exceptionsOf reads a step's `exceptions` output: the IDs of the risk
@@ -200,7 +215,17 @@ var (
 	ErrMissing = errors.New("required evidence missing")
 	// ErrFailing: a required gate's verdict is not pass.
 	ErrFailing = errors.New("required evidence failing")
+	// ErrAllowedFailure: a required gate's verdict is AllowedFailure and
+	// the caller did not accept allowed failures. It wraps ErrFailing.
+	ErrAllowedFailure = fmt.Errorf("%w: a step failed with allow_failure", ErrFailing)
 )
+
+// CheckOptions adjust Check.
+type CheckOptions struct {
+	// AcceptAllowedFailures counts an AllowedFailure verdict as passing
+	// (default: refused).
+	AcceptAllowedFailures bool
+}
 
 // Verdict is a verified gate verdict.
 type Verdict struct {
@@ -214,8 +239,9 @@ type Verdict struct {
 // verdict of each required gate. It fails, naming every gate concerned,
 // when a required gate has no verified attestation (wrapping ErrMissing,
 // or the signing error that rejected one: wrong key, altered, another
-// digest) or its latest verdict is not pass (ErrFailing).
-func Check(atts []signing.Attestation, require []string) ([]Verdict, error) {
+// digest) or its latest verdict is not pass (ErrFailing; ErrAllowedFailure
+// for an AllowedFailure verdict unless opts accept it).
+func Check(atts []signing.Attestation, require []string, opts CheckOptions) ([]Verdict, error) {
 	known := Gates()
 	for _, g := range require {
 		if !slices.Contains(known, g) {
@@ -252,7 +278,10 @@ func Check(atts []signing.Attestation, require []string) ([]Verdict, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", g, rejected[g]))
 		case !ok:
 			errs = append(errs, fmt.Errorf("%w: %s: no signed %s attestation on the image", ErrMissing, g, PredicateType(g)))
-		case v.Verdict != Pass:
+		case v.Verdict == AllowedFailure && !opts.AcceptAllowedFailures:
+			out = append(out, v)
+			errs = append(errs, fmt.Errorf("%w: %s: verdict %q (run %s)", ErrAllowedFailure, g, v.Verdict, v.RunID))
+		case v.Verdict != Pass && (v.Verdict != AllowedFailure || !opts.AcceptAllowedFailures):
 			out = append(out, v)
 			errs = append(errs, fmt.Errorf("%w: %s: verdict %q (run %s)", ErrFailing, g, v.Verdict, v.RunID))
 		default:

@@ -54,7 +54,7 @@ func TestCollect(t *testing.T) {
 		"lint": Pass, "commit-messages": Pass,
 		"tests":     Fail, // every test passed, but the coverage gate failed
 		"vuln-scan": Pass, "sast": Fail,
-		"licenses": Pass, // allow_failure
+		"licenses": AllowedFailure, // failed with allow_failure: not a pass
 	}
 	for g, v := range want {
 		if got[g] != v {
@@ -70,6 +70,10 @@ func TestCollect(t *testing.T) {
 		case "lint":
 			if len(p.Steps) != 2 {
 				t.Errorf("lint steps %+v", p.Steps)
+			}
+		case "licenses":
+			if len(p.Steps) != 1 || p.Steps[0].Status != "failed" || !p.Steps[0].AllowFailure {
+				t.Errorf("licenses steps %+v, want the failed step marked allow_failure", p.Steps)
 			}
 		case "vuln-scan":
 			if strings.Join(p.Exceptions, ",") != "GO-2024-0001" {
@@ -96,11 +100,11 @@ func TestCheck(t *testing.T) {
 		{PredicateType: PredicateType("licenses"), Err: signing.ErrWrongKey},
 		{PredicateType: signing.SLSAProvenanceV1, Statement: &signing.Statement{}},
 	}
-	vs, err := Check(atts, []string{"tests"})
+	vs, err := Check(atts, []string{"tests"}, CheckOptions{})
 	if err != nil || len(vs) != 1 || vs[0].RunID != "2" {
 		t.Errorf("tests: %+v %v (the latest verdict counts)", vs, err)
 	}
-	_, err = Check(atts, []string{"tests", "sast", "vuln-scan", "licenses"})
+	_, err = Check(atts, []string{"tests", "sast", "vuln-scan", "licenses"}, CheckOptions{})
 	for _, want := range []error{ErrFailing, ErrMissing, signing.ErrWrongKey} {
 		if !errors.Is(err, want) {
 			t.Errorf("error %v does not wrap %v", err, want)
@@ -111,11 +115,72 @@ func TestCheck(t *testing.T) {
 			t.Errorf("error %v does not name %s", err, g)
 		}
 	}
-	if _, err := Check(atts, []string{"coverage"}); err == nil || !strings.Contains(err.Error(), "unknown gate") {
+	if _, err := Check(atts, []string{"coverage"}, CheckOptions{}); err == nil || !strings.Contains(err.Error(), "unknown gate") {
 		t.Errorf("unknown gate: %v", err)
 	}
 	bad := attestation(t, Predicate{Gate: "sbom", Verdict: "maybe"})
-	if _, err := Check([]signing.Attestation{bad}, []string{"sbom"}); !errors.Is(err, signing.ErrTampered) {
+	if _, err := Check([]signing.Attestation{bad}, []string{"sbom"}, CheckOptions{}); !errors.Is(err, signing.ErrTampered) {
 		t.Errorf("bad verdict: %v", err)
+	}
+}
+
+// TestVerdictOfAllowedFailures: a gate with a step that failed under
+// allow_failure is neither a pass nor hidden by a later failure.
+func TestVerdictOfAllowedFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steps []step.StepView
+		want  string
+	}{
+		{"all passed", []step.StepView{{Status: "passed"}, {Status: "cached"}}, Pass},
+		{"allowed failure", []step.StepView{{Status: "passed"}, {Status: "failed", AllowFailure: true}}, AllowedFailure},
+		{"allowed and plain failure", []step.StepView{{Status: "failed", AllowFailure: true}, {Status: "failed"}}, Fail},
+		{"plain failure then allowed", []step.StepView{{Status: "failed"}, {Status: "failed", AllowFailure: true}}, Fail},
+		{"skipped", []step.StepView{{Status: "skipped", AllowFailure: true}}, Fail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range tc.steps {
+				tc.steps[i].Name, tc.steps[i].Kind = "s"+string(rune('a'+i)), "license-check"
+			}
+			ps := Collect(step.RunView{Stages: []step.StageView{{Name: "security", Status: "passed", Steps: tc.steps}}}, Run{ID: "1"}, time.Now())
+			if len(ps) != 1 {
+				t.Fatalf("got %d predicates, want 1", len(ps))
+			}
+			if got := ps[0].Verdict; got != tc.want {
+				t.Errorf("verdict %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckAllowedFailure(t *testing.T) {
+	atts := []signing.Attestation{
+		attestation(t, Predicate{Gate: "licenses", Verdict: AllowedFailure, Run: Run{ID: "3", Time: "2026-11-28T12:00:00Z"}}),
+		attestation(t, Predicate{Gate: "sast", Verdict: Fail, Run: Run{ID: "3", Time: "2026-11-28T12:00:00Z"}}),
+	}
+	for _, tc := range []struct {
+		name    string
+		require []string
+		opts    CheckOptions
+		wantErr []error
+	}{
+		{"refused by default", []string{"licenses"}, CheckOptions{}, []error{ErrAllowedFailure, ErrFailing}},
+		{"accepted when asked", []string{"licenses"}, CheckOptions{AcceptAllowedFailures: true}, nil},
+		{"a plain failure stays refused", []string{"sast"}, CheckOptions{AcceptAllowedFailures: true}, []error{ErrFailing}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vs, err := Check(atts, tc.require, tc.opts)
+			if tc.wantErr == nil && err != nil {
+				t.Fatalf("got %v, want no error", err)
+			}
+			for _, want := range tc.wantErr {
+				if !errors.Is(err, want) {
+					t.Errorf("got %v, want an error wrapping %v", err, want)
+				}
+			}
+			if len(vs) != 1 || vs[0].Gate != tc.require[0] {
+				t.Errorf("verdicts %+v", vs)
+			}
+		})
 	}
 }

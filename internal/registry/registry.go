@@ -88,6 +88,10 @@ func (h *Handler) Close() error { return h.app.Shutdown() }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := checkRequest(r); err != nil {
+		writeError(w, err.status, err.code, err.msg)
+		return
+	}
 	repo, kind, ref, ok := parsePath(r.URL.Path)
 	switch {
 	case ok && kind == "referrers":
@@ -146,6 +150,14 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "read manifest: "+err.Error())
+		return
+	}
+	if len(body) > 4<<20 {
+		writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", "manifest is over 4 MiB")
+		return
+	}
+	if err := checkManifest(body); err != nil {
+		writeError(w, err.status, err.code, err.msg)
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -227,8 +239,12 @@ func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, repo, subjec
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "the operation is unsupported")
 		return
 	}
-	if _, err := v1.NewHash(subject); err != nil && !strings.HasPrefix(subject, "sha512:") {
-		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", "provided digest did not match uploaded content")
+	if err := checkName(repo); err != nil {
+		writeError(w, err.status, err.code, err.msg)
+		return
+	}
+	if !validDigest(subject) {
+		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("%q is not a digest", subject))
 		return
 	}
 	filter := r.URL.Query().Get("artifactType")

@@ -66,6 +66,9 @@ func Serve(ctx context.Context, root, addr, stateFile string, logger *slog.Logge
 		if err := os.MkdirAll(filepath.Dir(stateFile), 0o755); err == nil {
 			err = writeFileAtomic(stateFile, b)
 		}
+		if err == nil {
+			err = recordAddr(filepath.Dir(stateFile), s.Addr())
+		}
 		if err != nil {
 			ln.Close()
 			_ = h.Close()
@@ -167,6 +170,10 @@ func (sh *shared) acquire(ctx context.Context, stateDir string, logger *slog.Log
 		}
 		_ = os.MkdirAll(filepath.Dir(pref), 0o755)
 		_ = writeFileAtomic(pref, []byte(s.Addr()))
+		if err := recordAddr(filepath.Dir(pref), s.Addr()); err != nil {
+			_ = s.Close(sctx)
+			return "", nil, fmt.Errorf("registry: %w", err)
+		}
 		ss = &sharedServer{s: s}
 		sh.running[stateDir] = ss
 	}
@@ -223,15 +230,108 @@ func IsLoopback(ref string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// addrsFile lists, one per line, every address an embedded registry of a
+// state dir has served on; regDir is STATE_DIR/registry.
+func addrsFile(regDir string) string { return filepath.Join(regDir, "addrs") }
+
+// recordAddr adds addr to the addresses the embedded registry served on.
+// Lines are appended (one write each), so processes recording at once do
+// not lose each other's.
+func recordAddr(regDir, addr string) error {
+	for _, a := range readAddrs(regDir) {
+		if a == addr {
+			return nil
+		}
+	}
+	if err := os.MkdirAll(regDir, 0o755); err != nil {
+		return fmt.Errorf("record address: %w", err)
+	}
+	f, err := os.OpenFile(addrsFile(regDir), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("record address: %w", err)
+	}
+	if _, err := f.WriteString(addr + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("record address: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("record address: %w", err)
+	}
+	return nil
+}
+
+func readAddrs(regDir string) []string {
+	b, err := os.ReadFile(addrsFile(regDir))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b))
+}
+
+// ownAddrs returns the addresses the embedded registry of stateDir has
+// served on: those recorded in the state dir (addrs, the serving
+// registry's serve.json and the preferred address of earlier state dirs)
+// and the one a run hands steps in GANTRY_REGISTRY.
+func ownAddrs(stateDir string, env []string) []string {
+	regDir := filepath.Join(stateDir, "registry")
+	out := readAddrs(regDir)
+	if b, err := os.ReadFile(StateFile(stateDir)); err == nil {
+		var st state
+		if json.Unmarshal(b, &st) == nil && st.Addr != "" {
+			out = append(out, st.Addr)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(regDir, "addr")); err == nil {
+		if a := strings.TrimSpace(string(b)); a != "" {
+			out = append(out, a)
+		}
+	}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, EnvAddr+"="); ok && v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// sameAddr compares host:port addresses, taking localhost as 127.0.0.1.
+func sameAddr(a, b string) bool {
+	norm := func(s string) string {
+		if rest, ok := strings.CutPrefix(s, "localhost:"); ok {
+			return "127.0.0.1:" + rest
+		}
+		return s
+	}
+	return norm(a) == norm(b)
+}
+
+// IsEmbedded reports whether the image reference ref names the embedded
+// registry of stateDir: a loopback address it has served on (see
+// ownAddrs). Another registry on a loopback address, such as a user's own
+// localhost:5000, is not the embedded one.
+func IsEmbedded(stateDir string, env []string, ref string) bool {
+	if !IsLoopback(ref) {
+		return false
+	}
+	host, _, _ := strings.Cut(ref, "/")
+	for _, a := range ownAddrs(stateDir, env) {
+		if sameAddr(host, a) {
+			return true
+		}
+	}
+	return false
+}
+
 // EnsureFor makes the image reference image reachable for a step. An image
-// on a loopback registry was pushed to the embedded registry, which may
-// have stopped with the step that pushed it: Ensure runs it again and the
-// reference is returned on its current address, with insecure set (plain
-// HTTP). Other references are returned unchanged. stop ends what EnsureFor
-// started.
+// on an address the embedded registry served on (IsEmbedded) was pushed to
+// the embedded registry, which may have stopped with the step that pushed
+// it: Ensure runs it again and the reference is returned on its current
+// address, with insecure set (plain HTTP). Other references, including
+// other registries on loopback addresses, are returned unchanged (insecure
+// for loopback ones). stop ends what EnsureFor started.
 func EnsureFor(ctx context.Context, stateDir string, env []string, logger *slog.Logger, image string) (ref string, insecure bool, stop func(context.Context) error, err error) {
-	if !IsLoopback(image) {
-		return image, false, func(context.Context) error { return nil }, nil
+	if !IsEmbedded(stateDir, env, image) {
+		return image, IsLoopback(image), func(context.Context) error { return nil }, nil
 	}
 	addr, stop, err := Ensure(ctx, stateDir, env, logger)
 	if err != nil {

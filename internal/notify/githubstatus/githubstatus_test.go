@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -136,5 +137,80 @@ func TestReporterPostsInOrder(t *testing.T) {
 	want := []string{"gantry/commit=pending", "gantry/commit=success", "gantry/build-test=pending", "gantry/build-test=failure"}
 	if strings.Join(seq, " ") != strings.Join(want, " ") {
 		t.Errorf("posted %v, want %v", seq, want)
+	}
+}
+
+// TestReporterKeepsFinalStatesWhenBacklogged holds the API's first answer
+// until many more statuses than the queue holds are reported, then checks
+// that the last state of every context reached the API, in order.
+func TestReporterKeepsFinalStatesWhenBacklogged(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	last := map[string]string{}
+	var posts int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() {
+			close(arrived)
+			<-release
+		})
+		var body map[string]string
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("request body: %v", err)
+		}
+		mu.Lock()
+		last[body["context"]] = body["state"]
+		posts++
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	c, err := New("t", WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReporter(c, "o/r", "abc", nil)
+	r.StageStarted("first", "")
+	<-arrived // the reporter is now busy with the first post
+	const stages = 300
+	for i := range stages {
+		stage := fmt.Sprintf("s%03d", i)
+		r.StageStarted(stage, "")
+		r.StageFinished(stage, i%2 == 0, "done", "")
+	}
+	r.StageFinished("first", true, "done", "")
+	close(release)
+	r.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if got := last["gantry/first"]; got != "success" {
+		t.Errorf("gantry/first ended %q, want success", got)
+	}
+	for i := range stages {
+		want := "failure"
+		if i%2 == 0 {
+			want = "success"
+		}
+		ctx := StageContext(fmt.Sprintf("s%03d", i))
+		if got := last[ctx]; got != want {
+			t.Errorf("%s ended %q, want %q", ctx, got, want)
+		}
+	}
+	if posts > 2*stages+2 {
+		t.Errorf("%d posts, want at most %d", posts, 2*stages+2)
+	}
+}
+
+// TestReporterReportAfterClose: a status reported after Close is not
+// posted and does not panic.
+func TestReporterReportAfterClose(t *testing.T) {
+	srv, got := server(t, http.StatusCreated, "{}")
+	c, _ := New("t", WithBaseURL(srv.URL))
+	r := NewReporter(c, "o/r", "abc", nil)
+	r.Close()
+	r.StageStarted("late", "")
+	r.Close()
+	if len(*got) != 0 {
+		t.Errorf("posted %d statuses after Close", len(*got))
 	}
 }

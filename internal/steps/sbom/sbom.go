@@ -6,6 +6,7 @@ package sbom
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -24,7 +25,7 @@ import (
 var Kind = step.Kind{
 	Name:    "sbom",
 	Summary: "CycloneDX 1.6 SBOM of the built image, attached to the pushed image",
-	Outputs: []string{"components", "modules", "packages", "artifact", "attached", "referrer"},
+	Outputs: []string{"components", "modules", "packages", "artifact", "digest", "attached", "referrer"},
 	New:     New,
 }
 
@@ -125,7 +126,10 @@ func (s *sbomStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 		n = len(*bom.Components)
 	}
 	res := &step.Result{Outputs: map[string]any{
-		"components": n, "modules": modules, "packages": pkgs, "artifact": ArtifactName, "attached": "", "referrer": "",
+		"components": n, "modules": modules, "packages": pkgs, "artifact": ArtifactName,
+		// digest names the exact SBOM made; the sign step attests the
+		// attached SBOM only if it is this one.
+		"digest": fmt.Sprintf("sha256:%x", sha256.Sum256(data)), "attached": "", "referrer": "",
 	}}
 	fmt.Fprintf(out, "SBOM of %s: %d components (%d Go modules in %d binaries, %d OS packages)\n", inv.Target, n, modules, len(inv.Binaries), pkgs)
 	res.Summary = fmt.Sprintf("%d components", n)

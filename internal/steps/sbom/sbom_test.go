@@ -3,7 +3,9 @@ package sbom
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -111,6 +113,9 @@ func TestSBOMAttached(t *testing.T) {
 	}
 	if err := v.Validate(data); err != nil {
 		t.Error(err)
+	}
+	if got, want := res.Outputs["digest"], fmt.Sprintf("sha256:%x", sha256.Sum256(data)); got != want {
+		t.Errorf("digest output %v, want the artifact's %s", got, want)
 	}
 	// Two platforms: two binaries, each linking x/text; one component
 	// for the module, one per main binary, one toolchain.

@@ -7,7 +7,9 @@ package sign
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,8 +50,13 @@ type Config struct {
 	// Provenance is the image-build step whose SLSA provenance is attested
 	// (default "build-test/image"; "none" skips it).
 	Provenance string `yaml:"provenance"`
-	// SBOM attests the SBOM attached to the image (default true).
+	// SBOM attests the SBOM attached to the image (default true), if it
+	// is the one SBOMFrom made.
 	SBOM *bool `yaml:"sbom"`
+	// SBOMFrom is the sbom step whose SBOM is attested, "STAGE/STEP" or
+	// "STEP" of this stage (default "sbom"): the SBOM attached to the
+	// image must have that step's `digest`, or the step fails.
+	SBOMFrom string `yaml:"sbom_from"`
 	// Evidence attests the verdict of every gate of the run (default true).
 	Evidence *bool `yaml:"evidence"`
 	// Annotations go into the signature payload (cosign sign -a).
@@ -84,6 +91,9 @@ func New(in step.Inputs) (step.Step, error) {
 	}
 	if c.Provenance == "" {
 		c.Provenance = "build-test/image"
+	}
+	if c.SBOMFrom == "" {
+		c.SBOMFrom = "sbom"
 	}
 	if in.Resolved() && c.Target != "" {
 		if _, err := name.NewDigest(c.Target); err != nil {
@@ -167,20 +177,8 @@ func (s *signStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 		return nil, err
 	}
 	if s.cfg.SBOM == nil || *s.cfg.SBOM {
-		bom, err := signing.ReadAttachment(ctx, ref, signing.SBOMSuffix)
-		if err != nil {
-			return nil, fmt.Errorf("sign: read the SBOM of %s: %w", ref, err)
-		}
-		if bom == nil {
-			fmt.Fprintf(out, "no SBOM attached to %s: not attested\n", ref)
-		} else {
-			st, err := signing.NewStatement(ref, signing.CycloneDX, bom)
-			if err != nil {
-				return nil, fmt.Errorf("sign: %w", err)
-			}
-			if err := attest(signing.CycloneDX, st); err != nil {
-				return nil, err
-			}
+		if err := s.attestSBOM(ctx, env, ref, attest, out); err != nil {
+			return nil, err
 		}
 	}
 	verdicts := map[string]any{}
@@ -308,6 +306,41 @@ func (s *signStep) attestProvenance(env *step.Env, ref name.Digest, attest func(
 		return fmt.Errorf("sign: provenance %s: %w", path, err)
 	}
 	return attest(st.PredicateType, b)
+}
+
+// ErrSBOMMismatch: the SBOM attached to the image is not the one the
+// run's sbom step made (it was replaced, or attached by someone else).
+var ErrSBOMMismatch = errors.New("the SBOM attached to the image is not the one the sbom step made")
+
+// attestSBOM attests the SBOM the run's sbom step made, read back from the
+// image's .sbom attachment and checked against the step's `digest`
+// output: whatever else the tag holds is never attested.
+func (s *signStep) attestSBOM(ctx context.Context, env *step.Env, ref name.Digest, attest func(string, []byte) error, out io.Writer) error {
+	o, where, ok := env.OutputsOf(s.cfg.SBOMFrom)
+	if !ok || o == nil {
+		fmt.Fprintf(out, "no SBOM attested: step %s did not run (with.sbom_from names the sbom step)\n", where)
+		return nil
+	}
+	want, _ := o["digest"].(string)
+	if want == "" {
+		return fmt.Errorf("sign: step %s has no `digest` output, so its SBOM cannot be told from another: is it an sbom step?", where)
+	}
+	bom, err := signing.ReadAttachment(ctx, ref, signing.SBOMSuffix)
+	if err != nil {
+		return fmt.Errorf("sign: read the SBOM of %s: %w", ref, err)
+	}
+	if bom == nil {
+		fmt.Fprintf(out, "no SBOM attested: step %s attached none to %s\n", where, ref)
+		return nil
+	}
+	if got := fmt.Sprintf("sha256:%x", sha256.Sum256(bom)); got != want {
+		return fmt.Errorf("sign: %w: %s holds %s, step %s made %s", ErrSBOMMismatch, signing.AttachmentTag(ref, signing.SBOMSuffix), got, where, want)
+	}
+	st, err := signing.NewStatement(ref, signing.CycloneDX, bom)
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	return attest(signing.CycloneDX, st)
 }
 
 func putJSON(ctx context.Context, env *step.Env, name string, v any) error {

@@ -2,8 +2,10 @@ package sign
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,12 +60,15 @@ func TestSign(t *testing.T) {
 	env, log, art := steptest.NewEnv(t, t.TempDir(), "security", "sign")
 	// The default key with an empty password; the registry is the test's.
 	env.Vars = append(env.Vars, signing.PasswordEnv+"=", registry.EnvAddr+"="+d.RegistryStr())
+	sbomDigest := "" // the sbom step's digest output; "" while it has not run
 	env.Outputs = func(stage, st string) (map[string]any, bool) {
 		switch stage + "/" + st {
 		case "build-test/push":
 			return map[string]any{"image": d.String(), "tags": []any{"v1", "abc123"}}, true
 		case "build-test/image":
 			return map[string]any{"provenance": prov}, true
+		case "security/sbom":
+			return map[string]any{"digest": sbomDigest}, sbomDigest != ""
 		}
 		return nil, false
 	}
@@ -76,6 +81,7 @@ func TestSign(t *testing.T) {
 			}},
 			{Name: "security", Status: "running", Steps: []step.StepView{
 				{Name: "trivy", Kind: "vuln-scan", Status: "failed", Message: "1 finding(s) at HIGH or above"},
+				{Name: "licenses", Kind: "license-check", Status: "failed", AllowFailure: true, Message: "GPL-3.0 denied"},
 			}},
 		}}
 	}
@@ -91,10 +97,10 @@ func TestSign(t *testing.T) {
 	if res.Outputs["digest"] != d.DigestStr() {
 		t.Errorf("digest output %v", res.Outputs["digest"])
 	}
-	if got := res.Outputs["evidence"].(map[string]any); got["tests"] != "pass" || got["vuln-scan"] != "fail" || got["lint"] != "pass" {
+	if got := res.Outputs["evidence"].(map[string]any); got["tests"] != "pass" || got["vuln-scan"] != "fail" || got["lint"] != "pass" || got["licenses"] != evidence.AllowedFailure {
 		t.Errorf("evidence %v", got)
 	}
-	if n := len(res.Outputs["attestations"].([]string)); n != 4 { // provenance + 3 gates (no SBOM attached)
+	if n := len(res.Outputs["attestations"].([]string)); n != 5 { // provenance + 4 gates (no SBOM attached)
 		t.Errorf("%d attestations: %v\n%s", n, res.Outputs["attestations"], log)
 	}
 
@@ -117,7 +123,7 @@ func TestSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(string(envs)), "\n"); len(lines) != 4 || !strings.Contains(lines[0], `"payloadType":"application/vnd.in-toto+json"`) {
+	if lines := strings.Split(strings.TrimSpace(string(envs)), "\n"); len(lines) != 5 || !strings.Contains(lines[0], `"payloadType":"application/vnd.in-toto+json"`) {
 		t.Errorf("%s: %d envelopes:\n%s", AttestationsArtifact, len(lines), envs)
 	}
 	for _, tag := range []string{"v1", "abc123"} {
@@ -137,22 +143,28 @@ func TestSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := evidence.Check(atts, []string{"lint", "tests"}); err != nil {
+	if _, err := evidence.Check(atts, []string{"lint", "tests"}, evidence.CheckOptions{}); err != nil {
 		t.Errorf("lint and tests: %v", err)
 	}
-	if _, err := evidence.Check(atts, []string{"tests", "vuln-scan"}); !errors.Is(err, evidence.ErrFailing) {
+	if _, err := evidence.Check(atts, []string{"tests", "vuln-scan"}, evidence.CheckOptions{}); !errors.Is(err, evidence.ErrFailing) {
 		t.Errorf("vuln-scan failed: %v", err)
 	}
-	if _, err := evidence.Check(atts, []string{"sast"}); !errors.Is(err, evidence.ErrMissing) {
+	if _, err := evidence.Check(atts, []string{"licenses"}, evidence.CheckOptions{}); !errors.Is(err, evidence.ErrAllowedFailure) {
+		t.Errorf("licenses failed with allow_failure: %v, want ErrAllowedFailure", err)
+	}
+	if _, err := evidence.Check(atts, []string{"licenses"}, evidence.CheckOptions{AcceptAllowedFailures: true}); err != nil {
+		t.Errorf("licenses with allowed failures accepted: %v", err)
+	}
+	if _, err := evidence.Check(atts, []string{"sast"}, evidence.CheckOptions{}); !errors.Is(err, evidence.ErrMissing) {
 		t.Errorf("sast never ran: %v", err)
 	}
 	if !strings.Contains(log.String(), "generated a signing key") {
 		t.Errorf("log:\n%s", log)
 	}
 
-	// A second run reuses the key; an attached SBOM is attested too.
-	bom := []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","version":1}`)
-	if err := pushSBOM(ctx, d, bom); err != nil {
+	// An SBOM attached by anyone but the run's sbom step is not attested.
+	other := []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[]}`)
+	if err := pushSBOM(ctx, d, other); err != nil {
 		t.Fatal(err)
 	}
 	log.Reset()
@@ -160,8 +172,35 @@ func TestSign(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log)
 	}
+	if slicesContains(res.Outputs["attestations"].([]string), signing.CycloneDX) || !strings.Contains(log.String(), "security/sbom did not run") {
+		t.Errorf("SBOM attested without an sbom step: %v\n%s", res.Outputs["attestations"], log)
+	}
+
+	// A second run reuses the key; the SBOM the sbom step made and
+	// attached is attested.
+	bom := []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","version":1}`)
+	if err := pushSBOM(ctx, d, bom); err != nil {
+		t.Fatal(err)
+	}
+	sbomDigest = fmt.Sprintf("sha256:%x", sha256.Sum256(bom))
+	log.Reset()
+	res, err = impl.Run(ctx, env)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
 	if strings.Contains(log.String(), "generated") || !slicesContains(res.Outputs["attestations"].([]string), signing.CycloneDX) {
 		t.Errorf("second run: %v\n%s", res.Outputs["attestations"], log)
+	}
+
+	// A swapped .sbom (another SBOM pushed over the sbom step's) fails
+	// the step, naming both digests.
+	if err := pushSBOM(ctx, d, other); err != nil {
+		t.Fatal(err)
+	}
+	_, err = impl.Run(ctx, env)
+	otherDigest := fmt.Sprintf("sha256:%x", sha256.Sum256(other))
+	if !errors.Is(err, ErrSBOMMismatch) || !strings.Contains(err.Error(), sbomDigest) || !strings.Contains(err.Error(), otherDigest) {
+		t.Errorf("swapped SBOM: got %v, want ErrSBOMMismatch naming %s and %s", err, sbomDigest, otherDigest)
 	}
 }
 

@@ -220,7 +220,7 @@ func icon(s store.Status, spin int) string {
 		return "-"
 	case store.StatusCancelled, store.StatusInterrupted:
 		return "⊘"
-	case store.StatusAwaitingApproval:
+	case store.StatusWaiting:
 		return "⏸"
 	case store.StatusRunning:
 		return spinner[spin%len(spinner)]

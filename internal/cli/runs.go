@@ -358,7 +358,7 @@ func printLogs(cmd *cobra.Command, a *app, id int64, stage, step string, follow 
 		if err != nil {
 			return err
 		}
-		if r.Status.Done() || r.Status == store.StatusAwaitingApproval {
+		if r.Status.Done() || r.Status == store.StatusWaiting {
 			// One more read for lines flushed just before the end.
 			lines, err := a.store.Logs(ctx, id, stage, step, 0)
 			if err != nil {

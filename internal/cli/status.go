@@ -120,16 +120,16 @@ func (s *statusObserver) Observe(e engine.Event) {
 // stageState maps how a stage ended to a commit status, so that branch
 // protection cannot be satisfied by a stage that never passed: success
 // only for a passed stage or one its own when: skipped; failure for a
-// failed stage and one skipped because an earlier stage failed; error for
+// failed or rejected stage and one skipped because an earlier stage failed; error for
 // a cancelled or interrupted run (and a skip for a reason not known);
 // pending while a stage waits for approval.
 func stageState(e engine.Event) githubstatus.State {
 	switch e.Status {
 	case store.StatusPassed:
 		return githubstatus.Success
-	case store.StatusAwaitingApproval:
+	case store.StatusWaiting:
 		return githubstatus.Pending
-	case store.StatusFailed:
+	case store.StatusFailed, store.StatusRejected:
 		return githubstatus.Failure
 	case store.StatusSkipped:
 		switch e.Skip {

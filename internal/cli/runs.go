@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -294,7 +295,7 @@ func newLogsCmd(g *options.Global) *cobra.Command {
 					return err
 				}
 			}
-			return printLogs(cmd, a, id, stage, stepName, follow)
+			return printLogs(cmd.Context(), cmd.OutOrStdout(), a.store, id, stage, stepName, follow, followInterval)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the run ends")
@@ -329,49 +330,58 @@ func findStep(cmd *cobra.Command, a *app, id int64, arg string) (string, string,
 	return "", "", usageErr(fmt.Errorf("step name %s is in several stages of run %d; write it as stage/step", arg, id))
 }
 
-func printLogs(cmd *cobra.Command, a *app, id int64, stage, step string, follow bool) error {
-	ctx := cmd.Context()
-	w := cmd.OutOrStdout()
+// followInterval is how often `gantry logs -f` looks for new lines.
+const followInterval = 300 * time.Millisecond
+
+// logSource is what printing a run's log reads.
+type logSource interface {
+	Logs(ctx context.Context, runID int64, stage, step string, afterSeq int64) ([]store.LogLine, error)
+	LogsAfter(ctx context.Context, runID int64, stage, step string, cursor int64) ([]store.LogLine, int64, error)
+	GetRun(ctx context.Context, id int64) (*store.Run, error)
+}
+
+// printLogs prints the run's log (one step's when stage and step are set).
+// Following, it polls every interval for the lines appended since the last
+// read until the run ends or waits for approval.
+func printLogs(ctx context.Context, w io.Writer, src logSource, id int64, stage, step string, follow bool, interval time.Duration) error {
 	prefix := stage == ""
-	seen := map[string]int64{}
-	for {
-		lines, err := a.store.Logs(ctx, id, stage, step, 0)
+	if !follow {
+		lines, err := src.Logs(ctx, id, stage, step, 0)
 		if err != nil {
 			return err
 		}
 		for _, l := range lines {
-			key := l.Stage + "/" + l.Step
-			if l.Seq <= seen[key] {
-				continue
-			}
-			seen[key] = l.Seq
 			writeLogLine(w, l, prefix)
 		}
-		if !follow {
-			return nil
+		return nil
+	}
+	var cursor int64
+	drain := func() error {
+		lines, next, err := src.LogsAfter(ctx, id, stage, step, cursor)
+		if err != nil {
+			return err
 		}
-		r, err := a.store.GetRun(ctx, id)
+		cursor = next
+		for _, l := range lines {
+			writeLogLine(w, l, prefix)
+		}
+		return nil
+	}
+	for {
+		if err := drain(); err != nil {
+			return err
+		}
+		r, err := src.GetRun(ctx, id)
 		if err != nil {
 			return err
 		}
 		if r.Status.Done() || r.Status == store.StatusAwaitingApproval {
-			// One more read for lines flushed just before the end.
-			lines, err := a.store.Logs(ctx, id, stage, step, 0)
-			if err != nil {
-				return err
-			}
-			for _, l := range lines {
-				if key := l.Stage + "/" + l.Step; l.Seq > seen[key] {
-					seen[key] = l.Seq
-					writeLogLine(w, l, prefix)
-				}
-			}
-			return nil
+			return drain() // lines flushed just before the end
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

@@ -66,6 +66,12 @@ func newRunsCmd(g *options.Global) *cobra.Command {
 			if err := out.Validate(); err != nil {
 				return usageErr(err)
 			}
+			if err := checkRunStatus(status); err != nil {
+				return usageErr(err)
+			}
+			if limit < 0 {
+				return usageErr(fmt.Errorf("--limit must be 0 (all) or more, not %d", limit))
+			}
 			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -93,6 +99,26 @@ func newRunsCmd(g *options.Global) *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "only runs with this status")
 	cmd.Flags().IntVar(&limit, "limit", 20, "show at most this many runs (0 = all)")
 	return cmd
+}
+
+// runStatuses are the statuses a run can have, for `runs --status`.
+var runStatuses = []store.Status{
+	store.StatusRunning, store.StatusAwaitingApproval, store.StatusPassed,
+	store.StatusFailed, store.StatusCancelled, store.StatusInterrupted,
+}
+
+func checkRunStatus(s string) error {
+	if s == "" {
+		return nil
+	}
+	names := make([]string, len(runStatuses))
+	for i, st := range runStatuses {
+		if string(st) == s {
+			return nil
+		}
+		names[i] = string(st)
+	}
+	return fmt.Errorf("--status must be one of %s, not %q", strings.Join(names, ", "), s)
 }
 
 // runView is the JSON/YAML shape of a run.

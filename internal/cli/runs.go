@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/store"
 )
@@ -427,8 +426,9 @@ func writeLogLine(w io.Writer, l store.LogLine, prefix bool) {
 func newArtifactsCmd(g *options.Global) *cobra.Command {
 	out := &options.Output{}
 	var get, to string
+	var force bool
 	cmd := &cobra.Command{
-		Use:   "artifacts RUN [--get NAME --to PATH]",
+		Use:   "artifacts RUN [--get NAME --to PATH [--force]]",
 		Short: "List a run's artifacts, or copy one out",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -437,6 +437,9 @@ func newArtifactsCmd(g *options.Global) *cobra.Command {
 			}
 			if (get == "") != (to == "") {
 				return usageErr(errors.New("--get and --to go together"))
+			}
+			if force && get == "" {
+				return usageErr(errors.New("--force goes with --get and --to"))
 			}
 			a, r, err := openRun(cmd, g, args[0])
 			if err != nil {
@@ -449,7 +452,7 @@ func newArtifactsCmd(g *options.Global) *cobra.Command {
 				return err
 			}
 			if get != "" {
-				return copyArtifact(cmd, a, id, arts, get, to)
+				return copyArtifact(cmd, a, id, arts, get, to, force)
 			}
 			views := make([]artifactJSON, len(arts))
 			for i, art := range arts {
@@ -465,11 +468,12 @@ func newArtifactsCmd(g *options.Global) *cobra.Command {
 	}
 	out.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&get, "get", "", "artifact to copy out: NAME, or stage/step/NAME when names repeat")
-	cmd.Flags().StringVar(&to, "to", "", "where to write the artifact (a file path, or - for stdout)")
+	cmd.Flags().StringVar(&to, "to", "", "where to write the artifact (a file path, a directory, or - for stdout)")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing regular file at --to (keeping its mode)")
 	return cmd
 }
 
-func copyArtifact(cmd *cobra.Command, a *app, id int64, arts []store.Artifact, name, to string) error {
+func copyArtifact(cmd *cobra.Command, a *app, id int64, arts []store.Artifact, name, to string, force bool) error {
 	var matches []store.Artifact
 	for _, art := range arts {
 		if art.Name == name || art.Stage+"/"+art.Step+"/"+art.Name == name {
@@ -483,34 +487,23 @@ func copyArtifact(cmd *cobra.Command, a *app, id int64, arts []store.Artifact, n
 	default:
 		return usageErr(fmt.Errorf("several steps of run %d have an artifact %q; name it as stage/step/%s", id, name, name))
 	}
-	rc, err := a.artifacts.Open(matches[0].Digest)
+	if to == "-" {
+		rc, err := a.artifacts.Open(matches[0].Digest)
+		if err != nil {
+			return fmt.Errorf("artifact %s: %w", name, err)
+		}
+		defer rc.Close()
+		_, err = io.Copy(cmd.OutOrStdout(), rc)
+		return err
+	}
+	path, err := a.artifacts.Export(cmd.Context(), matches[0].Digest, to, matches[0].Name, force)
+	if errors.Is(err, artifact.ErrNotRegular) || errors.Is(err, artifact.ErrSymlink) || errors.Is(err, artifact.ErrExists) {
+		return usageErr(err)
+	}
 	if err != nil {
 		return fmt.Errorf("artifact %s: %w", name, err)
 	}
-	defer rc.Close()
-	if to == "-" {
-		_, err := io.Copy(cmd.OutOrStdout(), rc)
-		return err
-	}
-	if fi, err := os.Stat(to); err == nil && fi.IsDir() {
-		to = filepath.Join(to, filepath.Base(matches[0].Name))
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(to), ".gantry-artifact-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", to, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, rc); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", to, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", to, err)
-	}
-	if err := os.Rename(tmp.Name(), to); err != nil {
-		return fmt.Errorf("write %s: %w", to, err)
-	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes, %s)\n", to, matches[0].Size, matches[0].Digest)
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes, %s)\n", path, matches[0].Size, matches[0].Digest)
 	return nil
 }
 

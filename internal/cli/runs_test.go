@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -95,5 +98,111 @@ func TestLogsFollowReadsOnlyNewLines(t *testing.T) {
 				t.Errorf("last line %q, want it to end with %q", got, want)
 			}
 		})
+	}
+}
+
+// seedArtifact records a finished run with one artifact in the state dir.
+func seedArtifact(t *testing.T, state, name, content string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	arts, err := artifact.New(filepath.Join(state, "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, n, err := arts.Put(ctx, strings.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &store.Run{Pipeline: "p", Started: time.Now()}
+	if err := st.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddArtifact(ctx, &store.Artifact{RunID: r.ID, Stage: "s", Step: "x", Name: name, Digest: d, Size: n, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishRun(ctx, r.ID, store.StatusPassed, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return r.ID
+}
+
+// TestArtifactsGetTargets: `artifacts --get --to` writes regular files
+// only, never through or over a symlink, FIFO or directory, and keeps an
+// existing file's mode when --force overwrites it.
+func TestArtifactsGetTargets(t *testing.T) {
+	state := t.TempDir()
+	id := fmt.Sprint(seedArtifact(t, state, "report.txt", "the report"))
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "exe")
+	if err := os.WriteFile(exe, []byte("old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		want  string
+		check func(t *testing.T)
+	}{
+		{"fifo", []string{"--to", fifo}, 2, "not a regular file (it is a FIFO)", func(t *testing.T) { mustMode(t, fifo, os.ModeNamedPipe|0o644) }},
+		{"symlink", []string{"--to", link}, 2, "is a symbolic link", func(t *testing.T) { mustMode(t, link, os.ModeSymlink|0o777) }},
+		{"existing file", []string{"--to", exe}, 2, "pass --force to overwrite it", func(t *testing.T) { mustMode(t, exe, 0o755) }},
+		{"existing file, forced", []string{"--to", exe, "--force"}, 0, "wrote " + exe, func(t *testing.T) {
+			mustMode(t, exe, 0o755)
+			if b, _ := os.ReadFile(exe); string(b) != "the report" {
+				t.Errorf("content %q", b)
+			}
+		}},
+		{"new file", []string{"--to", filepath.Join(dir, "new")}, 0, "wrote", func(t *testing.T) { mustMode(t, filepath.Join(dir, "new"), 0o644) }},
+		{"into a directory", []string{"--to", dir + "/sub/"}, 1, "no such file or directory", nil},
+		{"force alone", []string{"--force"}, 2, "--force goes with --get and --to", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"artifacts", id, "--get", "report.txt"}, tc.args...)
+			if tc.name == "force alone" {
+				args = []string{"artifacts", id, "--force"}
+			}
+			_, stderr, code := gantry(t, state, args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, tc.code, tc.want)
+			}
+			if tc.check != nil {
+				tc.check(t)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("written through the symlink: %q", b)
+	}
+}
+
+func mustMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != want {
+		t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
 	}
 }

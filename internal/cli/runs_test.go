@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -204,5 +205,27 @@ func mustMode(t *testing.T, path string, want os.FileMode) {
 	}
 	if fi.Mode() != want {
 		t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
+	}
+}
+
+// TestDamagedHistoryExits3: a run history with a dropped table stops every
+// command that opens it with exit 3 and a message saying what to do.
+func TestDamagedHistoryExits3(t *testing.T) {
+	state := t.TempDir()
+	seedArtifact(t, state, "report.txt", "x")
+	db := filepath.Join(state, "gantry.db")
+	conn, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec("DROP TABLE steps"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	for _, args := range [][]string{{"runs"}, {"show", "1"}, {"logs", "1"}} {
+		_, stderr, code := gantry(t, state, args...)
+		if code != ExitDamaged || !strings.Contains(stderr, "table steps is missing") || !strings.Contains(stderr, "mv "+db) {
+			t.Errorf("gantry %v: exit %d, stderr %q; want exit %d naming the problem and the way out", args, code, stderr, ExitDamaged)
+		}
 	}
 }

@@ -40,3 +40,24 @@ func TestScanTargetThatDoesNotExist(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheckScanTarget: any TARGET text gets an answer without a panic, and
+// a path-looking one that does not exist is never passed on as an image.
+func FuzzCheckScanTarget(f *testing.F) {
+	for _, s := range []string{"/nonexistent/path", "./x", "alpine:3.20", "repo@sha256:" + strings.Repeat("a", 64), "~/x", "..", "a b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		err := checkScanTarget(target)
+		if err != nil || !pathLike(target) {
+			return
+		}
+		path := target
+		if dir, _, ok := strings.Cut(target, "@"); ok && pathLike(dir) {
+			path = dir
+		}
+		if _, serr := os.Stat(path); serr != nil {
+			t.Errorf("checkScanTarget(%q) = nil for a path that does not exist (%v)", target, serr)
+		}
+	})
+}

@@ -130,3 +130,23 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+func FuzzValueNeverLeaks(f *testing.F) {
+	f.Add("prefix ", " suffix", "key")
+	f.Fuzz(func(t *testing.T, pre, post, key string) {
+		m := New(secret)
+		s := pre + secret + post
+		in := map[string]any{key: s, "list": []any{s, map[string]string{"k": s}}, "bytes": []byte(s), "strs": []string{s}}
+		js, err := json.Marshal(m.Value(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back any
+		if err := json.Unmarshal(js, &back); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(fmt.Sprint(back), secret) {
+			t.Fatalf("secret leaked: %s", js)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/mask"
 	"github.com/gantry-ci/gantry/internal/yamlx"
 )
 
@@ -110,15 +111,25 @@ type compiled struct {
 var argRef = regexp.MustCompile(`\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}`)
 
 // prepared is a template with arguments resolved and metrics compiled;
-// secret values are kept for redaction.
+// masker hides the secret values it resolved.
 type prepared struct {
 	t       *Template
 	metrics []*compiled
-	secrets []string
+	masker  *mask.Masker
 }
 
 func prepare(t *Template, opts Options) (*prepared, error) {
-	p := &prepared{t: t}
+	p := &prepared{t: t, masker: mask.New()}
+	if secret := opts.Secret; secret != nil {
+		// Every secret resolved, for arguments or a job's env, is masked.
+		opts.Secret = func(name, key string) (string, bool) {
+			v, ok := secret(name, key)
+			if ok {
+				p.masker.Add(v)
+			}
+			return v, ok
+		}
+	}
 	args := map[string]string{}
 	for _, a := range t.Spec.Args {
 		if v, ok := opts.Args[a.Name]; ok {
@@ -138,7 +149,6 @@ func prepare(t *Template, opts Options) (*prepared, error) {
 				return nil, fmt.Errorf("argument %s: secret %s key %s not found (set %s)", a.Name, ref.Name, ref.Key, SecretEnvName(ref.Name, ref.Key))
 			}
 			args[a.Name] = v
-			p.secrets = append(p.secrets, v)
 		case a.ValueFrom != nil && a.ValueFrom.FieldRef != nil:
 			return nil, fmt.Errorf("argument %s: valueFrom.fieldRef %q needs a Rollout; pass --arg %s=VALUE", a.Name, a.ValueFrom.FieldRef.FieldPath, a.Name)
 		}
@@ -306,6 +316,7 @@ func Execute(ctx context.Context, t *Template, opts Options) (*Run, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	opts.Log = mask.Logger(p.masker, opts.Log)
 	run := &Run{Template: t.Metadata.Name, StartedAt: time.Now(), Metrics: make([]MetricResult, len(p.metrics))}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -315,7 +326,7 @@ func Execute(ctx context.Context, t *Template, opts Options) (*Run, error) {
 		res := &run.Metrics[i]
 		res.Name, res.DryRun, res.Phase = c.m.Name, c.dryRun, PhaseRunning
 		wg.Go(func() {
-			phase := measureLoop(ctx, c, res, &mu, p.secrets, opts)
+			phase := measureLoop(ctx, c, res, &mu, p.masker, opts)
 			mu.Lock()
 			res.Phase = phase
 			mu.Unlock()
@@ -344,7 +355,7 @@ func Execute(ctx context.Context, t *Template, opts Options) (*Run, error) {
 }
 
 // measureLoop takes one metric's measurements and returns its final phase.
-func measureLoop(ctx context.Context, c *compiled, res *MetricResult, mu *sync.Mutex, secrets []string, opts Options) Phase {
+func measureLoop(ctx context.Context, c *compiled, res *MetricResult, mu *sync.Mutex, masker *mask.Masker, opts Options) Phase {
 	wait := func(d time.Duration) bool {
 		if d <= 0 {
 			return ctx.Err() == nil
@@ -378,13 +389,13 @@ func measureLoop(ctx context.Context, c *compiled, res *MetricResult, mu *sync.M
 		if ctx.Err() != nil && err != nil {
 			return stop()
 		}
-		m.Value = redact(shown, secrets)
+		m.Value = masker.Mask(shown)
 		if d, ok := val.(decided); ok && err == nil {
 			m.Phase = Phase(d)
 		} else if err != nil {
-			m.Phase, m.Message = PhaseError, redact(err.Error(), secrets)
+			m.Phase, m.Message = PhaseError, masker.Mask(err.Error())
 		} else if m.Phase, err = assess(val, c.success, c.failure); err != nil {
-			m.Message = redact(err.Error(), secrets)
+			m.Message = masker.Mask(err.Error())
 		}
 		mu.Lock()
 		res.Measurements = append(res.Measurements, m)
@@ -437,13 +448,4 @@ func (c *compiled) judge(r *MetricResult) Phase {
 		return PhaseSuccessful
 	}
 	return PhaseRunning
-}
-
-func redact(s string, secrets []string) string {
-	for _, v := range secrets {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, "*****")
-		}
-	}
-	return s
 }

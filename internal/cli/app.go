@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +40,12 @@ func openApp(ctx context.Context, g *options.Global, stderr io.Writer) (*app, er
 	}
 	log := newLogger(g, stderr)
 	st, err := store.Open(ctx, dir, store.WithLogger(log))
+	if errors.Is(err, store.ErrDamaged) {
+		return nil, &ExitError{Code: ExitDamaged, Err: fmt.Errorf("%w\n"+
+			"gantry left the file untouched. Keep it for inspection and start a new history with\n"+
+			"  mv %s %s.damaged\n"+
+			"or use another --state-dir.", err, filepath.Join(dir, "gantry.db"), filepath.Join(dir, "gantry.db"))}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open run history in %s: %w", dir, err)
 	}

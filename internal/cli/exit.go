@@ -10,6 +10,9 @@ const (
 	ExitOK     = 0
 	ExitFailed = 1 // a gate, step or check failed
 	ExitUsage  = 2 // bad usage or bad configuration
+	// ExitDamaged: gantry's own state is damaged (the run history database
+	// fails its check on open); nothing ran.
+	ExitDamaged = 3
 	// ExitWaiting: the run waits for an approval (gantry run, gantry
 	// approve when the resumed run reaches another approval); sysexits'
 	// EX_TEMPFAIL, "try again later".

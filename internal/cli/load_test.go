@@ -117,3 +117,20 @@ spec:
 		})
 	}
 }
+
+// TestLoadRefusesAbsurdRates: a rate past load.MaxRate is bad usage, said
+// before any request is sent.
+func TestLoadRefusesAbsurdRates(t *testing.T) {
+	for _, args := range [][]string{
+		{"--rate", "1e12", "--duration", "1s"},
+		{"--stage", "1s:1e9"},
+		{"--start-rate", "1e9", "--stage", "1s:10"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, code := execute(t, append([]string{"load", "--url", "http://127.0.0.1:9/"}, args...)...)
+			if code != ExitUsage || !strings.Contains(out, "ceiling of 100000 requests per second") {
+				t.Errorf("exit %d, output %q; want exit %d naming the ceiling", code, out, ExitUsage)
+			}
+		})
+	}
+}

@@ -1,11 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/store"
 )
@@ -65,6 +65,12 @@ func newRunsCmd(g *options.Global) *cobra.Command {
 			if err := out.Validate(); err != nil {
 				return usageErr(err)
 			}
+			if err := checkRunStatus(status); err != nil {
+				return usageErr(err)
+			}
+			if limit < 0 {
+				return usageErr(fmt.Errorf("--limit must be 0 (all) or more, not %d", limit))
+			}
 			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -96,6 +102,26 @@ func newRunsCmd(g *options.Global) *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "only runs with this status")
 	cmd.Flags().IntVar(&limit, "limit", 20, "show at most this many runs (0 = all)")
 	return cmd
+}
+
+// runStatuses are the statuses a run can have, for `runs --status`.
+var runStatuses = []store.Status{
+	store.StatusRunning, store.StatusWaiting, store.StatusPassed, store.StatusFailed,
+	store.StatusRejected, store.StatusCancelled, store.StatusInterrupted,
+}
+
+func checkRunStatus(s string) error {
+	if s == "" {
+		return nil
+	}
+	names := make([]string, len(runStatuses))
+	for i, st := range runStatuses {
+		if string(st) == s {
+			return nil
+		}
+		names[i] = string(st)
+	}
+	return fmt.Errorf("--status must be one of %s, not %q", strings.Join(names, ", "), s)
 }
 
 // runView is the JSON/YAML shape of a run.
@@ -298,7 +324,7 @@ func newLogsCmd(g *options.Global) *cobra.Command {
 					return err
 				}
 			}
-			return printLogs(cmd, a, id, stage, stepName, follow)
+			return printLogs(cmd.Context(), cmd.OutOrStdout(), a.store, id, stage, stepName, follow, followInterval)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the run ends")
@@ -333,49 +359,58 @@ func findStep(cmd *cobra.Command, a *app, id int64, arg string) (string, string,
 	return "", "", usageErr(fmt.Errorf("step name %s is in several stages of run %d; write it as stage/step", arg, id))
 }
 
-func printLogs(cmd *cobra.Command, a *app, id int64, stage, step string, follow bool) error {
-	ctx := cmd.Context()
-	w := cmd.OutOrStdout()
+// followInterval is how often `gantry logs -f` looks for new lines.
+const followInterval = 300 * time.Millisecond
+
+// logSource is what printing a run's log reads.
+type logSource interface {
+	Logs(ctx context.Context, runID int64, stage, step string, afterSeq int64) ([]store.LogLine, error)
+	LogsAfter(ctx context.Context, runID int64, stage, step string, cursor int64) ([]store.LogLine, int64, error)
+	GetRun(ctx context.Context, id int64) (*store.Run, error)
+}
+
+// printLogs prints the run's log (one step's when stage and step are set).
+// Following, it polls every interval for the lines appended since the last
+// read until the run ends or waits for approval.
+func printLogs(ctx context.Context, w io.Writer, src logSource, id int64, stage, step string, follow bool, interval time.Duration) error {
 	prefix := stage == ""
-	seen := map[string]int64{}
-	for {
-		lines, err := a.store.Logs(ctx, id, stage, step, 0)
+	if !follow {
+		lines, err := src.Logs(ctx, id, stage, step, 0)
 		if err != nil {
 			return err
 		}
 		for _, l := range lines {
-			key := l.Stage + "/" + l.Step
-			if l.Seq <= seen[key] {
-				continue
-			}
-			seen[key] = l.Seq
 			writeLogLine(w, l, prefix)
 		}
-		if !follow {
-			return nil
+		return nil
+	}
+	var cursor int64
+	drain := func() error {
+		lines, next, err := src.LogsAfter(ctx, id, stage, step, cursor)
+		if err != nil {
+			return err
 		}
-		r, err := a.store.GetRun(ctx, id)
+		cursor = next
+		for _, l := range lines {
+			writeLogLine(w, l, prefix)
+		}
+		return nil
+	}
+	for {
+		if err := drain(); err != nil {
+			return err
+		}
+		r, err := src.GetRun(ctx, id)
 		if err != nil {
 			return err
 		}
 		if r.Status.Done() || r.Status == store.StatusWaiting {
-			// One more read for lines flushed just before the end.
-			lines, err := a.store.Logs(ctx, id, stage, step, 0)
-			if err != nil {
-				return err
-			}
-			for _, l := range lines {
-				if key := l.Stage + "/" + l.Step; l.Seq > seen[key] {
-					seen[key] = l.Seq
-					writeLogLine(w, l, prefix)
-				}
-			}
-			return nil
+			return drain() // lines flushed just before the end
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }
@@ -395,8 +430,9 @@ func writeLogLine(w io.Writer, l store.LogLine, prefix bool) {
 func newArtifactsCmd(g *options.Global) *cobra.Command {
 	out := &options.Output{}
 	var get, to string
+	var force bool
 	cmd := &cobra.Command{
-		Use:   "artifacts RUN [--get NAME --to PATH]",
+		Use:   "artifacts RUN [--get NAME --to PATH [--force]]",
 		Short: "List a run's artifacts, or copy one out",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -405,6 +441,9 @@ func newArtifactsCmd(g *options.Global) *cobra.Command {
 			}
 			if (get == "") != (to == "") {
 				return usageErr(errors.New("--get and --to go together"))
+			}
+			if force && get == "" {
+				return usageErr(errors.New("--force goes with --get and --to"))
 			}
 			a, r, err := openRun(cmd, g, args[0])
 			if err != nil {
@@ -417,7 +456,7 @@ func newArtifactsCmd(g *options.Global) *cobra.Command {
 				return err
 			}
 			if get != "" {
-				return copyArtifact(cmd, a, id, arts, get, to)
+				return copyArtifact(cmd, a, id, arts, get, to, force)
 			}
 			views := make([]artifactJSON, len(arts))
 			for i, art := range arts {
@@ -433,11 +472,12 @@ func newArtifactsCmd(g *options.Global) *cobra.Command {
 	}
 	out.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&get, "get", "", "artifact to copy out: NAME, or stage/step/NAME when names repeat")
-	cmd.Flags().StringVar(&to, "to", "", "where to write the artifact (a file path, or - for stdout)")
+	cmd.Flags().StringVar(&to, "to", "", "where to write the artifact (a file path, a directory, or - for stdout)")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing regular file at --to (keeping its mode)")
 	return cmd
 }
 
-func copyArtifact(cmd *cobra.Command, a *app, id int64, arts []store.Artifact, name, to string) error {
+func copyArtifact(cmd *cobra.Command, a *app, id int64, arts []store.Artifact, name, to string, force bool) error {
 	var matches []store.Artifact
 	for _, art := range arts {
 		if art.Name == name || art.Stage+"/"+art.Step+"/"+art.Name == name {
@@ -451,34 +491,23 @@ func copyArtifact(cmd *cobra.Command, a *app, id int64, arts []store.Artifact, n
 	default:
 		return usageErr(fmt.Errorf("several steps of run %d have an artifact %q; name it as stage/step/%s", id, name, name))
 	}
-	rc, err := a.artifacts.Open(matches[0].Digest)
+	if to == "-" {
+		rc, err := a.artifacts.Open(matches[0].Digest)
+		if err != nil {
+			return fmt.Errorf("artifact %s: %w", name, err)
+		}
+		defer rc.Close()
+		_, err = io.Copy(cmd.OutOrStdout(), rc)
+		return err
+	}
+	path, err := a.artifacts.Export(cmd.Context(), matches[0].Digest, to, matches[0].Name, force)
+	if errors.Is(err, artifact.ErrNotRegular) || errors.Is(err, artifact.ErrSymlink) || errors.Is(err, artifact.ErrExists) {
+		return usageErr(err)
+	}
 	if err != nil {
 		return fmt.Errorf("artifact %s: %w", name, err)
 	}
-	defer rc.Close()
-	if to == "-" {
-		_, err := io.Copy(cmd.OutOrStdout(), rc)
-		return err
-	}
-	if fi, err := os.Stat(to); err == nil && fi.IsDir() {
-		to = filepath.Join(to, filepath.Base(matches[0].Name))
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(to), ".gantry-artifact-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", to, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, rc); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", to, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", to, err)
-	}
-	if err := os.Rename(tmp.Name(), to); err != nil {
-		return fmt.Errorf("write %s: %w", to, err)
-	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes, %s)\n", to, matches[0].Size, matches[0].Digest)
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes, %s)\n", path, matches[0].Size, matches[0].Digest)
 	return nil
 }
 

@@ -3,9 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
@@ -46,7 +49,42 @@ Exit status: 0 passed, 1 findings failed the gate, 2 bad usage or config.`,
 	return cmd
 }
 
+// checkScanTarget refuses a TARGET that names nothing: a path (it starts
+// with /, ./, ../ or ~, or is . or .., also before an @digest) that does
+// not exist, or text that is neither an existing file nor an image
+// reference. Only a reference that is not path-like goes to a registry.
+func checkScanTarget(target string) error {
+	if target == "" {
+		return nil
+	}
+	path := target
+	if dir, _, ok := strings.Cut(target, "@"); ok && pathLike(dir) {
+		path = dir // LAYOUT@sha256:...
+	}
+	_, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return nil
+	case pathLike(path) && errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("scan %s: no such file or directory", path)
+	case pathLike(path):
+		return fmt.Errorf("scan %s: %w", path, err)
+	}
+	if _, err := name.ParseReference(target); err != nil {
+		return fmt.Errorf("scan: %q is neither a file nor an image reference (want a path, LAYOUT@sha256:..., REPO@sha256:... or REPO:TAG)", target)
+	}
+	return nil
+}
+
+func pathLike(s string) bool {
+	return s == "." || s == ".." || s == "~" || strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") ||
+		strings.HasPrefix(s, "../") || strings.HasPrefix(s, "~/")
+}
+
 func runScan(cmd *cobra.Command, g *options.Global, o *options.Scan, target string) error {
+	if err := checkScanTarget(target); err != nil {
+		return usageErr(err)
+	}
 	switch o.Output {
 	case "table", "json", "sarif":
 	default:

@@ -76,6 +76,7 @@ type Engine struct {
 	jobs      int
 	version   string
 	stateDir  string
+	logLimit  int64 // bytes of a step's stored log; see WithStepLogLimit
 }
 
 // Option configures an Engine.

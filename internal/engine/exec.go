@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gantry-ci/gantry/internal/artifact"
+	"github.com/gantry-ci/gantry/internal/mask"
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
@@ -96,7 +97,7 @@ func (r *runner) runStep(ctx context.Context, st *spec.Stage, s *spec.Step) stor
 	}
 	if res != nil {
 		rec.Summary = r.masker.Mask(res.Summary)
-		rec.Outputs = maskOutputs(r.masker.Mask, res.Outputs)
+		rec.Outputs = r.masker.Outputs(res.Outputs)
 	}
 	if rec.Status == store.StatusSkipped && rec.Message == "" {
 		rec.Message = rec.Summary
@@ -140,7 +141,7 @@ func (r *runner) execute(ctx context.Context, st *spec.Stage, s *spec.Step, rec 
 	senv := &step.Env{
 		RunID: fmt.Sprint(r.run.ID), Stage: st.Name, Step: s.Name,
 		Dir: r.req.Dir, TempDir: r.tmp, StateDir: r.e.stateDir,
-		Vars: vars, Stdout: logs, Log: r.e.log.With("step", spec.ID(st.Name, s.Name)),
+		Vars: vars, Stdout: logs, Log: mask.Logger(r.masker, r.e.log).With("step", spec.ID(st.Name, s.Name)),
 		Git:       r.req.Git,
 		Artifacts: &artifactSink{r: r, stage: st.Name, step: s.Name},
 		Outputs:   r.stepOutputs,

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"mime"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,24 @@ const logFlushInterval = 250 * time.Millisecond
 // maxLogLine bounds one stored line; longer lines are split.
 const maxLogLine = 16 << 10
 
+// DefaultStepLogLimit is how much of a step's log is stored when
+// WithStepLogLimit is not given.
+const DefaultStepLogLimit = 100 << 20
+
+// WithStepLogLimit bounds the bytes of a step's stored log (each line
+// counts its text and a newline; default DefaultStepLogLimit). Output past
+// the limit is dropped and the log ends with a line saying how much; the
+// step itself runs on. gantry's own lines are always kept.
+func WithStepLogLimit(n int64) Option {
+	return func(e *Engine) error {
+		if n <= 0 {
+			return fmt.Errorf("step log limit must be positive, got %d", n)
+		}
+		e.logLimit = n
+		return nil
+	}
+}
+
 // logSink is a step's log: it masks secrets, splits lines, reports them to
 // the observer and stores them in batches. It is an io.Writer for the step.
 type logSink struct {
@@ -31,6 +50,10 @@ type logSink struct {
 	mu      sync.Mutex
 	partial []byte
 	batch   []store.LogLine
+	// kept counts the bytes stored so far; past limit, output lines are
+	// dropped and counted instead.
+	kept, limit                int64
+	droppedBytes, droppedLines int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -38,7 +61,10 @@ type logSink struct {
 
 func (r *runner) newLogSink(ctx context.Context, stage, step string) *logSink {
 	l := &logSink{r: r, ctx: context.WithoutCancel(ctx), stage: stage, step: step,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		limit: r.e.logLimit, stop: make(chan struct{}), done: make(chan struct{})}
+	if l.limit <= 0 {
+		l.limit = DefaultStepLogLimit
+	}
 	l.masked = mask.NewWriter(r.masker, lineWriter{l})
 	go l.flushLoop()
 	return l
@@ -83,7 +109,19 @@ func (l *logSink) sys(line string) {
 
 func (l *logSink) add(stream, line string) {
 	now := time.Now()
+	size := int64(len(line)) + 1
 	l.mu.Lock()
+	if stream != "sys" && l.kept+size > l.limit {
+		first := l.droppedLines == 0
+		l.droppedBytes += size
+		l.droppedLines++
+		l.mu.Unlock()
+		if first {
+			l.add("sys", fmt.Sprintf("log limit of %d bytes reached: further output is not stored (the step keeps running)", l.limit))
+		}
+		return
+	}
+	l.kept += size
 	l.batch = append(l.batch, store.LogLine{Time: now, Stream: stream, Text: line})
 	l.mu.Unlock()
 	l.r.e.obs.Observe(Event{Type: StepLog, Stage: l.stage, Step: l.step, Line: line, Time: now})
@@ -126,6 +164,12 @@ func (l *logSink) Close() {
 	l.mu.Unlock()
 	if rest != "" {
 		l.add("out", rest)
+	}
+	l.mu.Lock()
+	dropped, lines := l.droppedBytes, l.droppedLines
+	l.mu.Unlock()
+	if lines > 0 {
+		l.sys(fmt.Sprintf("log truncated: dropped %d bytes (%d lines) of output past the %d byte limit of a step's stored log", dropped, lines, l.limit))
 	}
 	close(l.stop)
 	<-l.done

@@ -85,10 +85,29 @@ type Test struct {
 	conns connSet
 }
 
+// MaxRate is the highest arrival rate (requests per second) a test may
+// ask for, in any stage. One generator process tops out far below it;
+// past it a schedule is a typo (1e12), not a plan.
+const MaxRate = 100_000
+
+// ErrRateTooHigh is returned (wrapped, naming the rate) by New for a rate
+// above MaxRate.
+var ErrRateTooHigh = fmt.Errorf("rate above the ceiling of %d requests per second", MaxRate)
+
 // New checks cfg and returns a test ready to run.
 func New(cfg Config, opts ...Option) (*Test, error) {
 	if len(cfg.Requests) == 0 {
 		return nil, errors.New("no requests: give a URL or a spec with requests")
+	}
+	for what, r := range map[string]float64{"rate": cfg.Rate, "start rate": cfg.StartRate} {
+		if r > MaxRate {
+			return nil, fmt.Errorf("%s %v: %w; run several generators for more", what, r, ErrRateTooHigh)
+		}
+	}
+	for i, st := range cfg.Stages {
+		if st.Target > MaxRate {
+			return nil, fmt.Errorf("stages[%d] target %v: %w; run several generators for more", i, st.Target, ErrRateTooHigh)
+		}
 	}
 	switch cfg.Model() {
 	case "ramping-arrival-rate":
@@ -268,7 +287,7 @@ func (t *Test) Run(ctx context.Context) (*Result, error) {
 	if t.cfg.Model() == "constant-vus" {
 		t.runClosed(ctx, col, end)
 	} else {
-		t.runOpen(ctx, col, start)
+		t.runOpen(ctx, col, start, end)
 	}
 	now := time.Now()
 	close(tickDone)
@@ -292,6 +311,10 @@ func (t *Test) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// endSlack is how late past the end the open-model generator still sends
+// an arrival that was due before the end (a timer woke late).
+const endSlack = 100 * time.Millisecond
+
 // queueLen is the length of the hand-off queue of the open model.
 const queueLen = 32
 
@@ -304,7 +327,12 @@ type job struct {
 // previous ones fare. A request is handed to an idle worker or a new one
 // up to MaxVUs; when none is free it is dropped. Latency counts from the
 // intended start, so queueing at the server is not hidden.
-func (t *Test) runOpen(ctx context.Context, col *Collector, start time.Time) {
+//
+// The generator stops at end (endSlack at most later) whatever the
+// schedule still holds: arrivals it could not hand out in time (a rate
+// past what the machine sends) are never sent, so the duration bounds the
+// test.
+func (t *Test) runOpen(ctx context.Context, col *Collector, start, end time.Time) {
 	sched := t.cfg.schedule()
 	// An arrival goes to an idle worker, else to a new one up to MaxVUs,
 	// else into a short queue, else it is dropped. Time spent queued counts
@@ -327,6 +355,9 @@ loop:
 			break
 		}
 		at := start.Add(off)
+		if !at.Before(end) || time.Now().After(end.Add(endSlack)) {
+			break
+		}
 		if d := time.Until(at); d > early {
 			timer.Reset(d)
 			select {

@@ -56,7 +56,7 @@ func (v *Validator) Check(ctx context.Context, dir string, in Input) (*findings.
 			if err := ctx.Err(); err != nil {
 				return nil, Stats{}, err
 			}
-			data, err := os.ReadFile(filepath.Join(dir, f))
+			data, err := os.ReadFile(inDir(dir, f))
 			if err != nil {
 				return nil, Stats{}, fmt.Errorf("read manifest: %w", err)
 			}
@@ -67,7 +67,7 @@ func (v *Validator) Check(ctx context.Context, dir string, in Input) (*findings.
 		if err := ctx.Err(); err != nil {
 			return nil, Stats{}, err
 		}
-		out, err := KustomizeBuild(filepath.Join(dir, k))
+		out, err := KustomizeBuild(inDir(dir, k))
 		name := filepath.ToSlash(k) + " (kustomize build)"
 		if err != nil {
 			r.Add(findings.Finding{File: filepath.ToSlash(k), Rule: RuleKustomize, Severity: findings.Error, Message: err.Error()})
@@ -79,7 +79,7 @@ func (v *Validator) Check(ctx context.Context, dir string, in Input) (*findings.
 		docs = append(docs, SplitDocuments(rd.Name, rd.Data, r)...)
 	}
 	for _, c := range in.CRDs {
-		data, err := os.ReadFile(filepath.Join(dir, c))
+		data, err := os.ReadFile(inDir(dir, c))
 		if err != nil {
 			return nil, Stats{}, fmt.Errorf("read CRD: %w", err)
 		}
@@ -112,9 +112,19 @@ func (v *Validator) Check(ctx context.Context, dir string, in Input) (*findings.
 	return r, st, nil
 }
 
-// yamlFiles lists the manifest files of path (a file or a directory).
+// inDir resolves a path the user gave: an absolute path as it is, a
+// relative one from dir.
+func inDir(dir, path string) string {
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path)
+	}
+	return filepath.Join(dir, path)
+}
+
+// yamlFiles lists the manifest files of path (a file or a directory), as
+// paths relative to dir, or absolute when path is absolute.
 func yamlFiles(dir, path string) ([]string, error) {
-	root := filepath.Join(dir, path)
+	root := inDir(dir, path)
 	fi, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("manifests %s: %w", path, err)
@@ -143,6 +153,10 @@ func yamlFiles(dir, path string) ([]string, error) {
 		}
 		ext := strings.ToLower(filepath.Ext(name))
 		if ext == ".yaml" || ext == ".yml" || ext == ".json" {
+			if filepath.IsAbs(path) {
+				out = append(out, filepath.ToSlash(p))
+				return nil
+			}
 			rel, err := filepath.Rel(dir, p)
 			if err != nil {
 				return err

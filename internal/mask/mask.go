@@ -2,12 +2,13 @@
 // error messages, stored outputs. Besides the plain value it hides the
 // value's base64 forms (standard and URL alphabets, at every byte offset,
 // so a secret inside a larger encoded blob is caught too) and its
-// URL-encoded forms.
+// URL-encoded forms and its JSON-escaped forms.
 package mask
 
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"net/url"
 	"sort"
 	"strings"
@@ -148,6 +149,18 @@ func variants(secret string) []string {
 		url.PathEscape(secret),
 		base64.StdEncoding.EncodeToString([]byte(secret)),
 		base64.URLEncoding.EncodeToString([]byte(secret)),
+	}
+	// Inside JSON text a secret with quotes, backslashes, control or
+	// HTML characters is written escaped (Go escapes <, > and & too).
+	if js, err := json.Marshal(secret); err == nil {
+		out = append(out, string(js[1:len(js)-1]))
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(secret) == nil {
+		js := strings.TrimSuffix(buf.String(), "\n")
+		out = append(out, js[1:len(js)-1])
 	}
 	// Inside a longer base64 stream the secret may start at any offset
 	// modulo 3; keep only the characters that depend on the secret alone.

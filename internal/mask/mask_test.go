@@ -109,3 +109,12 @@ func FuzzMaskNeverLeaks(f *testing.F) {
 		}
 	})
 }
+
+func TestMaskJSONEscaped(t *testing.T) {
+	m := New(`pa"ss<w>rd&\x`)
+	for _, in := range []string{`{"p":"pa\"ss\u003cw\u003erd\u0026\\x"}`, `{"p":"pa\"ss<w>rd&\\x"}`} {
+		if got, want := m.Mask(in), `{"p":"***"}`; got != want {
+			t.Errorf("Mask(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

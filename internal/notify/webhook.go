@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/engine"
+	"github.com/gantry-ci/gantry/internal/mask"
 )
 
 // Webhook delivers notifications with retries.
@@ -66,7 +67,8 @@ func (w *Webhook) Notify(ctx context.Context, webhook string, n engine.Notificat
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("webhook URL is not an http(s) URL")
 	}
-	body, err := json.Marshal(w.payload(n))
+	m := hookMasker(webhook, u)
+	body, err := json.Marshal(m.Value(w.payload(n)))
 	if err != nil {
 		return err
 	}
@@ -77,7 +79,7 @@ func (w *Webhook) Notify(ctx context.Context, webhook string, n engine.Notificat
 		if err == nil {
 			return nil
 		}
-		lastErr = err
+		lastErr = errors.New(m.Mask(err.Error()))
 		if !retry || attempt == w.attempts {
 			break
 		}
@@ -90,6 +92,32 @@ func (w *Webhook) Notify(ctx context.Context, webhook string, n engine.Notificat
 	}
 	return fmt.Errorf("notify %s: %w", u.Host, lastErr)
 }
+
+// hookMasker hides the parts of a webhook URL that carry its secret: the
+// URL itself, its path and each longer path segment, its query values and
+// its password, wherever a receiver's answer or a message repeats them.
+func hookMasker(webhook string, u *url.URL) *mask.Masker {
+	m := mask.New(webhook, u.Path, u.RawQuery)
+	for _, seg := range strings.Split(u.Path, "/") {
+		if len(seg) >= minSecretSegment {
+			m.Add(seg)
+		}
+	}
+	for _, vals := range u.Query() {
+		for _, v := range vals {
+			m.Add(v)
+		}
+	}
+	if p, ok := u.User.Password(); ok {
+		m.Add(p)
+	}
+	return m
+}
+
+// minSecretSegment is the shortest path segment of a webhook URL taken to
+// be (part of) its secret; shorter ones ("services", "hooks") are common
+// words, longer ones are tokens.
+const minSecretSegment = 9
 
 func (w *Webhook) post(ctx context.Context, webhook string, body []byte) (retry bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, webhook, bytes.NewReader(body))

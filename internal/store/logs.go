@@ -85,3 +85,43 @@ func (s *Store) Logs(ctx context.Context, runID int64, stage, step string, after
 	}
 	return out, nil
 }
+
+// LogsAfter returns the log lines appended after cursor, in the order they
+// were appended, and the cursor to pass next time: 0 starts at the
+// beginning. An empty stage or step matches every stage or step. It reads
+// only the new lines, so following a run's whole log costs as much as the
+// log, not the log times the number of polls.
+func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, cursor int64) ([]LogLine, int64, error) {
+	where := []string{"run_id = ?", "rowid > ?"}
+	args := []any{runID, cursor}
+	if stage != "" {
+		where = append(where, "stage = ?")
+		args = append(args, stage)
+	}
+	if step != "" {
+		where = append(where, "step = ?")
+		args = append(args, step)
+	}
+	what := fmt.Sprintf("logs of %s/%s of run %d after %d", stage, step, runID, cursor)
+	rows, err := s.r.QueryContext(ctx, `SELECT rowid, stage, step, seq, time, stream, text FROM logs WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY rowid`, args...)
+	if err != nil {
+		return nil, cursor, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []LogLine
+	next := cursor
+	for rows.Next() {
+		var l LogLine
+		var t int64
+		if err := rows.Scan(&next, &l.Stage, &l.Step, &l.Seq, &t, &l.Stream, &l.Text); err != nil {
+			return nil, cursor, fmt.Errorf("%s: %w", what, err)
+		}
+		l.Time = fromNanos(t)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, cursor, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, next, nil
+}

@@ -237,9 +237,13 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // Open opens (creating if needed) the store in dir: the database
-// dir/gantry.db and the run locks in dir/locks/. It applies pending schema
-// migrations, refuses a database written by a newer gantry, and marks runs
-// whose process died as interrupted (RecoverInterrupted).
+// dir/gantry.db and the run locks in dir/locks/. It first checks the
+// database without writing to it and refuses a damaged one with a
+// *DamagedError (errors.Is ErrDamaged): SQLite's quick_check fails, or a
+// table or column of the recorded schema version is missing. It then
+// applies pending schema migrations, refuses a database written by a newer
+// gantry, and marks runs whose process died as interrupted
+// (RecoverInterrupted).
 func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	return open(ctx, dir, migrationFiles, opts...)
 }
@@ -262,6 +266,9 @@ func open(ctx context.Context, dir string, migs migrationSource, opts ...Option)
 		o(s)
 	}
 	dbPath := filepath.Join(abs, "gantry.db")
+	if err := checkDatabase(ctx, dbPath, migs, FullCheckLimit); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	if s.w, err = sql.Open("sqlite", dsn(dbPath, false)); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
 	}

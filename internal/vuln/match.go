@@ -2,6 +2,7 @@ package vuln
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -68,9 +69,13 @@ func Scan(inv *inventory.Inventory, db *DB) []Finding {
 		}
 	}
 	for _, b := range inv.Binaries {
+		goos, goarch := targetPlatform(inv, b)
+		match := func(path, v, shown string) []Finding {
+			return matchGo(db, path, v, shown, b.Path, b.Platform, goos, goarch)
+		}
 		if v := goVersion(b.GoVersion); v != "" {
 			shown, _, _ := strings.Cut(b.GoVersion, " ")
-			emit(matchGo(db, "stdlib", v, shown, b.Path, b.Platform))
+			emit(match("stdlib", v, shown))
 		}
 		mods := b.Deps
 		if b.Main.Version != "" && b.Main.Version != "(devel)" {
@@ -81,7 +86,7 @@ func Scan(inv *inventory.Inventory, db *DB) []Finding {
 			if !semver.IsValid(m.Version) {
 				continue // local replacements have no version
 			}
-			emit(matchGo(db, m.Path, m.Version, m.Version, b.Path, b.Platform))
+			emit(match(m.Path, m.Version, m.Version))
 		}
 	}
 	for _, p := range inv.Packages {
@@ -89,6 +94,24 @@ func Scan(inv *inventory.Inventory, db *DB) []Finding {
 	}
 	SortFindings(out)
 	return out
+}
+
+// targetPlatform is the GOOS and GOARCH b was (or will be) built for: the
+// image's platform, else the binary's build settings, else for a source
+// tree the host's; "" when unknown (then nothing is filtered out).
+func targetPlatform(inv *inventory.Inventory, b inventory.Binary) (goos, goarch string) {
+	if b.Platform != "" {
+		goos, rest, _ := strings.Cut(b.Platform, "/")
+		goarch, _, _ := strings.Cut(rest, "/")
+		return goos, goarch
+	}
+	if b.Settings["GOOS"] != "" || b.Settings["GOARCH"] != "" {
+		return b.Settings["GOOS"], b.Settings["GOARCH"]
+	}
+	if inv.Kind == "source" {
+		return runtime.GOOS, runtime.GOARCH
+	}
+	return "", ""
 }
 
 // goVersion turns a toolchain version ("go1.22.3", "go1.21rc2",
@@ -133,13 +156,13 @@ func osvSemver(s string) string {
 }
 
 // matchGo returns the findings for Go module path at version v (semver),
-// shown as shown.
-func matchGo(db *DB, path, v, shown, loc, plat string) []Finding {
+// shown as shown, built for goos/goarch ("" matches any).
+func matchGo(db *DB, path, v, shown, loc, plat, goos, goarch string) []Finding {
 	var found []Finding
 	for _, e := range db.lookup("Go", path) {
 		for i := range e.Affected {
 			a := &e.Affected[i]
-			if a.Package.Ecosystem != "Go" || a.Package.Name != path {
+			if a.Package.Ecosystem != "Go" || a.Package.Name != path || !a.onPlatform(goos, goarch) {
 				continue
 			}
 			ok, fixed := affectedSemver(a, v)

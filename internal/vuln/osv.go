@@ -7,6 +7,7 @@ package vuln
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -42,6 +43,41 @@ type Affected struct {
 	Ranges           []Range         `json:"ranges,omitempty"`
 	Versions         []string        `json:"versions,omitempty"`
 	DatabaseSpecific json.RawMessage `json:"database_specific,omitempty"`
+	// EcosystemSpecific holds, for Go, the affected packages and the
+	// platforms they are built for: {"imports": [{"path", "goos",
+	// "goarch", "symbols"}]}.
+	EcosystemSpecific json.RawMessage `json:"ecosystem_specific,omitempty"`
+}
+
+// goImports are the Go packages of an affected module that hold the
+// vulnerable code, with the platforms they are limited to.
+type goImports struct {
+	Imports []struct {
+		Path   string   `json:"path"`
+		GOOS   []string `json:"goos"`
+		GOARCH []string `json:"goarch"`
+	} `json:"imports"`
+}
+
+// onPlatform reports whether a's vulnerable code is built for goos/goarch,
+// as govulncheck decides: yes when a lists no imports, or when one of them
+// is limited to no operating system (or lists goos) and to no architecture
+// (or lists goarch). An empty goos or goarch (unknown) matches every list.
+func (a *Affected) onPlatform(goos, goarch string) bool {
+	if len(a.EcosystemSpecific) == 0 || (goos == "" && goarch == "") {
+		return true
+	}
+	var es goImports
+	if err := json.Unmarshal(a.EcosystemSpecific, &es); err != nil || len(es.Imports) == 0 {
+		return true // nothing to narrow the entry by
+	}
+	in := func(list []string, v string) bool { return v == "" || len(list) == 0 || slices.Contains(list, v) }
+	for _, imp := range es.Imports {
+		if in(imp.GOOS, goos) && in(imp.GOARCH, goarch) {
+			return true
+		}
+	}
+	return false
 }
 
 // Range is a list of introduced/fixed events.

@@ -27,10 +27,10 @@ func TestApprovalPredicate(t *testing.T) {
 		t.Errorf("a run without approvals got an approval predicate")
 	}
 
-	if _, err := Check([]signing.Attestation{attestation(t, ps[0])}, []string{GateApproval}); err != nil {
+	if _, err := Check([]signing.Attestation{attestation(t, ps[0])}, []string{GateApproval}, CheckOptions{}); err != nil {
 		t.Errorf("Check(--require approval) with a granted approval attested: %v", err)
 	}
-	if _, err := Check(nil, []string{GateApproval}); !errors.Is(err, ErrMissing) {
+	if _, err := Check(nil, []string{GateApproval}, CheckOptions{}); !errors.Is(err, ErrMissing) {
 		t.Errorf("Check(--require approval) without one: error %v, want ErrMissing", err)
 	}
 }

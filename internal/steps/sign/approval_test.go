@@ -50,7 +50,7 @@ func TestSignAttestsApproval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = evidence.Check(atts, []string{evidence.GateApproval})
+		_, err = evidence.Check(atts, []string{evidence.GateApproval}, evidence.CheckOptions{})
 		switch {
 		case len(approvals) > 0 && err != nil:
 			t.Errorf("approved digest: verify --require approval: %v", err)

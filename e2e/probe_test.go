@@ -733,24 +733,35 @@ func TestProbeInjection(t *testing.T) {
 		branch string   // git branch to create
 		msg    string   // commit message
 		args   []string // extra run flags
-		want   string   // a line the step must print
+		want   []string // lines the step must print
 	}
+	// Each run carries a payload in three places at once: the branch (git's
+	// own, or --branch where git refuses the name), the pull request's
+	// --base and the commit message.
 	var cases []icase
+	inputs := 0
 	for _, p := range payloads {
-		if gitOK(p.value) {
-			cases = append(cases, icase{name: "git-branch/" + p.name, branch: p.value, want: "branch=[" + p.value + "] [" + p.value + "]"})
+		c := icase{
+			name: "branch-base-message/" + p.name, msg: "feat: " + p.value,
+			args: []string{"--event", "pull_request", "--base", p.value},
+			want: []string{"branch=[" + p.value + "] [" + p.value + "] base=[" + p.value + "]", "feat: " + p.value},
 		}
-		cases = append(cases,
-			icase{name: "flag-branch/" + p.name, args: []string{"--branch", p.value}, want: "branch=[" + p.value + "]"},
-			icase{name: "flag-base/" + p.name, args: []string{"--event", "pull_request", "--base", p.value}, want: "base=[" + p.value + "]"},
-			icase{name: "commit-message/" + p.name, msg: "feat: " + p.value, want: "feat: " + p.value},
-		)
+		if gitOK(p.value) {
+			c.branch = p.value
+			cases = append(cases, icase{name: "flag-branch/" + p.name, args: []string{"--branch", p.value}, want: []string{"branch=[" + p.value + "] [" + p.value + "]"}})
+			inputs++
+		} else {
+			c.args = append(c.args, "--branch", p.value)
+		}
+		cases = append(cases, c)
+		inputs += 3
 	}
 	cases = append(cases,
-		icase{name: "flag-branch/newline", args: []string{"--branch", "x\ntouch " + pwn + "/P\n"}, want: "branch=[x"},
-		icase{name: "commit-message/newline", msg: "fix: x\n\n$(touch " + pwn + "/P)\n`touch " + pwn + "/P`", want: "$(touch " + pwn + "/P)"},
+		icase{name: "flag-branch/newline", args: []string{"--branch", "x\ntouch " + pwn + "/P\n"}, want: []string{"branch=[x"}},
+		icase{name: "commit-message/newline", msg: "fix: x\n\n$(touch " + pwn + "/P)\n`touch " + pwn + "/P`", want: []string{"$(touch " + pwn + "/P)"}},
 	)
-	t.Logf("injection cases: %d", len(cases))
+	inputs += 2
+	t.Logf("injection inputs: %d in %d runs", inputs, len(cases))
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -768,8 +779,10 @@ func TestProbeInjection(t *testing.T) {
 			r := probeRun(t, e.repo, nil, 2*time.Minute, args...)
 			wantCode(t, args, r, exitOK)
 			logs := probeRun(t, e.repo, nil, time.Minute, "--state-dir", e.state, "logs", "1")
-			if !strings.Contains(logs.stdout, c.want) {
-				t.Errorf("the value did not reach the step as data: log lacks %q:\n%s", c.want, tail(logs.stdout, 15))
+			for _, w := range c.want {
+				if !strings.Contains(logs.stdout, w) {
+					t.Errorf("the value did not reach the step as data: log lacks %q:\n%s", w, tail(logs.stdout, 15))
+				}
 			}
 			if _, err := os.Stat(filepath.Join(pwn, "P")); err == nil {
 				t.Errorf("case %d: the value ran as a command: %s/P was created", i, pwn)

@@ -847,7 +847,7 @@ func TestProbeRunStore(t *testing.T) {
 		codes  []int
 	}{
 		{"not-a-database", func(t *testing.T, s string) {
-			os.WriteFile(db(s), bytes.Repeat([]byte("this is not a database\n"), 300), 0o644)
+			must(t, os.WriteFile(db(s), bytes.Repeat([]byte("this is not a database\n"), 300), 0o644))
 		}, []int{exitDamaged}},
 		{"truncated", func(t *testing.T, s string) {
 			fi, err := os.Stat(db(s))
@@ -865,10 +865,10 @@ func TestProbeRunStore(t *testing.T) {
 		{"dropped-table-events", func(t *testing.T, s string) { sqlExec(t, s, "DROP TABLE events") }, []int{exitDamaged}},
 		{"dropped-table-audit", func(t *testing.T, s string) { sqlExec(t, s, "DROP TABLE audit") }, []int{exitDamaged}},
 		{"dropped-migrations", func(t *testing.T, s string) { sqlExec(t, s, "DROP TABLE schema_migrations") }, []int{exitDamaged}},
-		{"empty-file", func(t *testing.T, s string) { os.WriteFile(db(s), nil, 0o644) }, nil},
+		{"empty-file", func(t *testing.T, s string) { must(t, os.WriteFile(db(s), nil, 0o644)) }, nil},
 		{"db-is-directory", func(t *testing.T, s string) {
-			os.Remove(db(s))
-			os.Mkdir(db(s), 0o755)
+			must(t, os.Remove(db(s)))
+			must(t, os.Mkdir(db(s), 0o755))
 		}, []int{exitFailed, exitUsage, exitDamaged}},
 	}
 	t.Logf("run-store cases: %d", len(cases))
@@ -903,7 +903,7 @@ func TestProbeRunStore(t *testing.T) {
 	}
 	t.Run("state-dir-is-a-file", func(t *testing.T) {
 		f := filepath.Join(t.TempDir(), "file")
-		os.WriteFile(f, []byte("x"), 0o644)
+		must(t, os.WriteFile(f, []byte("x"), 0o644))
 		args := []string{"--state-dir", f, "runs"}
 		r := probeRun(t, repo, nil, time.Minute, args...)
 		wantCode(t, args, r, exitFailed, exitUsage)
@@ -911,6 +911,13 @@ func TestProbeRunStore(t *testing.T) {
 			t.Errorf("the file given as state dir was changed: %q", b)
 		}
 	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // damagePage overwrites the b-tree page header of table's root page.
@@ -957,7 +964,7 @@ func TestProbeArtifacts(t *testing.T) {
 			if err := os.WriteFile(p, []byte("keep me"), mode); err != nil {
 				t.Fatal(err)
 			}
-			os.Chmod(p, mode)
+			must(t, os.Chmod(p, mode))
 			return p
 		}
 	}
@@ -994,7 +1001,7 @@ func TestProbeArtifacts(t *testing.T) {
 		{name: "symlink-to-file", setup: func(t *testing.T, d string) string {
 			tgt := regular(0o644)(t, d)
 			l := filepath.Join(d, "link")
-			os.Symlink(tgt, l)
+			must(t, os.Symlink(tgt, l))
 			return l
 		}, codes: []int{exitUsage}, check: func(t *testing.T, to string) {
 			isType(os.ModeSymlink)(t, to)
@@ -1003,7 +1010,7 @@ func TestProbeArtifacts(t *testing.T) {
 		{name: "symlink-force", setup: func(t *testing.T, d string) string {
 			tgt := regular(0o644)(t, d)
 			l := filepath.Join(d, "link")
-			os.Symlink(tgt, l)
+			must(t, os.Symlink(tgt, l))
 			return l
 		}, extra: []string{"--force"}, codes: []int{exitUsage}, check: func(t *testing.T, to string) {
 			isType(os.ModeSymlink)(t, to)
@@ -1011,7 +1018,7 @@ func TestProbeArtifacts(t *testing.T) {
 		}},
 		{name: "dangling-symlink", setup: func(t *testing.T, d string) string {
 			l := filepath.Join(d, "dangling")
-			os.Symlink(filepath.Join(d, "nowhere"), l)
+			must(t, os.Symlink(filepath.Join(d, "nowhere"), l))
 			return l
 		}, codes: []int{exitUsage}, check: func(t *testing.T, to string) {
 			isType(os.ModeSymlink)(t, to)

@@ -32,23 +32,26 @@ func NewRegistry(kinds []step.Kind, services []string) Registry {
 }
 
 // Load reads, decodes and validates the pipeline file at path.
-func Load(path string, reg Registry) (*Pipeline, error) {
+func Load(path string, reg Registry, opts ...Option) (*Pipeline, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline: %w", err)
 	}
-	return Parse(path, data, reg)
+	return Parse(path, data, reg, opts...)
 }
 
 // Parse decodes and validates a pipeline file's contents. Every problem
 // found is reported, each as a *yamlx.Error (joined with errors.Join).
-func Parse(file string, data []byte, reg Registry) (*Pipeline, error) {
+func Parse(file string, data []byte, reg Registry, opts ...Option) (*Pipeline, error) {
 	p := &Pipeline{}
 	if err := yamlx.Decode(file, data, p); err != nil {
 		return nil, err
 	}
 	p.File = file
 	v := &validator{p: p, reg: reg}
+	for _, o := range opts {
+		o(&v.opts)
+	}
 	v.validate()
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
@@ -121,6 +124,7 @@ var Roots = []string{"event", "branch", "base", "sha", "git", "stages", "steps",
 type validator struct {
 	p    *Pipeline
 	reg  Registry
+	opts options
 	errs []error
 }
 
@@ -253,8 +257,11 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 		if len(s.Outputs) > 0 {
 			v.errAt(s.At["outputs"], "outputs are declared only for run steps; %s sets its own", s.Uses)
 		}
-		if _, err := kind.New(Inputs(v.p.File, &s.With, false)); err != nil {
+		in := Inputs(v.p.File, &s.With, false)
+		if built, err := kind.New(in); err != nil {
 			v.errs = append(v.errs, locate(err, v.p.File, s.At["with"], s.Pos))
+		} else {
+			v.errs = append(v.errs, CheckPaths(v.opts.repo, built, in)...)
 		}
 		v.checkWithTemplates(&s.With, sc)
 	case s.Run != "":

@@ -15,7 +15,7 @@ func Save(ctx context.Context, databaseURL, redisURL, id, item string) error {
 	if err != nil {
 		return fmt.Errorf("connect to postgres: %w", err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, item text NOT NULL)`); err != nil {
 		return fmt.Errorf("create table: %w", err)
 	}
@@ -27,7 +27,7 @@ func Save(ctx context.Context, databaseURL, redisURL, id, item string) error {
 		return fmt.Errorf("parse redis url: %w", err)
 	}
 	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }()
 	if err := rdb.Set(ctx, "order:"+id, item, 0).Err(); err != nil {
 		return fmt.Errorf("cache order: %w", err)
 	}
@@ -41,7 +41,7 @@ func Item(ctx context.Context, redisURL, id string) (string, error) {
 		return "", fmt.Errorf("parse redis url: %w", err)
 	}
 	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }()
 	item, err := rdb.Get(ctx, "order:"+id).Result()
 	if err != nil {
 		return "", fmt.Errorf("read order %s: %w", id, err)

@@ -51,6 +51,9 @@ type Repo struct {
 	AnalysisTemplates []string
 	// GolangciConfig is the golangci-lint config file present, if any.
 	GolangciConfig string
+	// GolangciV1 reports a golangci-lint config without `version: "2"`,
+	// which golangci-lint v2 refuses to load.
+	GolangciV1 bool
 	// HasPipeline reports whether .gantry/pipeline.yaml exists.
 	HasPipeline bool
 }
@@ -203,6 +206,7 @@ func (d *detector) file(rel, name string) error {
 		d.repo.Dockerfiles = append(d.repo.Dockerfiles, rel)
 	case rel == ".golangci.yml" || rel == ".golangci.yaml" || rel == ".golangci.toml" || rel == ".golangci.json":
 		d.repo.GolangciConfig = rel
+		return d.readGolangci(rel)
 	case strings.HasSuffix(name, ".json"):
 		return d.readJSON(rel)
 	case strings.HasSuffix(name, ".js") || strings.HasSuffix(name, ".ts"):
@@ -277,6 +281,17 @@ var (
 	ruleItemRE  = regexp.MustCompile(`(?m)^\s*-?\s*(alert|record):`)
 	ruleTestRE  = regexp.MustCompile(`(?m)^rule_files:`)
 )
+
+var golangciV2RE = regexp.MustCompile(`(?m)^(version:\s*["']?2|version\s*=\s*["']?2|\s*"version"\s*:\s*"?2)`)
+
+func (d *detector) readGolangci(rel string) error {
+	b, err := d.read(rel)
+	if err != nil {
+		return err
+	}
+	d.repo.GolangciV1 = !golangciV2RE.Match(b)
+	return nil
+}
 
 func (d *detector) readJSON(rel string) error {
 	b, err := d.read(rel)

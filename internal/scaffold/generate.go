@@ -166,6 +166,9 @@ func (g *gen) found() {
 		if len(m.Services) > 0 && len(m.Tags) == 0 {
 			note("go.mod requires clients of %s but no test file is behind a build tag: no step starts them; add `services:` to the step whose tests need them", serviceNames(m.Services))
 		}
+		if r.GolangciV1 {
+			note("%s is a golangci-lint v1 configuration, which the golangci-lint v2 of the go-lint step refuses: convert it with `golangci-lint migrate`", r.GolangciConfig)
+		}
 		if !m.HasTests && len(m.Tags) == 0 {
 			note("no Go tests found: the build-test stage has no coverage gate")
 		}

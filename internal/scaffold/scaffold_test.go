@@ -198,6 +198,7 @@ func TestDetect(t *testing.T) {
 		{"rules", r.Rules, []string{"deploy/prometheus/alerts.yaml"}},
 		{"dockerfiles", r.Dockerfiles, []string{"Dockerfile"}},
 		{"golangci config", r.GolangciConfig, ".golangci.yml"},
+		{"golangci v1", r.GolangciV1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.what, func(t *testing.T) {
@@ -223,27 +224,28 @@ func equal(a, b any) bool {
 func TestDetectGo(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, map[string]string{
-		"go.mod": "module example.com/lib/v2\n\ngo 1.26\n\nrequire (\n\tgithub.com/lib/pq v1.10.9\n\tgithub.com/redis/go-redis/v9 v9.7.3 // indirect\n)\n",
-		"lib.go":                    "package lib\n",
-		"lib_linux_test.go":         "//go:build linux && !race\n\npackage lib\n",
-		"e2e_test.go":               "//go:build e2e || (smoke && !windows)\n\npackage lib\n",
-		"examples/demo/main.go":     "package main\n\nfunc main() {}\n",
-		"cmd/tool/main.go":          "package main\n\nfunc main() {}\n",
-		"cmd/tool/ignored.go":       "//go:build ignore\n\npackage other\n",
-		"nested/go.mod":             "module example.com/nested\n",
-		"nested/main.go":            "package main\n\nfunc main() {}\n",
-		"testdata/x/main.go":        "package main\n\nfunc main() {}\n",
-		"deploy/app/deploy.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
-		"deploy/app/values.yaml":    "replicas: 2\n",
-		"infra/main.tf":             "",
-		"infra/modules/db/main.tf":  "",
-		"ops/alerts.yml":            "groups:\n  - name: x\n    rules:\n      - alert: Down\n        expr: up == 0\n",
-		"ops/alerts_test.yml":       "rule_files: [alerts.yml]\ngroups:\n  - alert: x\n",
-		"load/script.js":            "import http from 'k6/http';\nexport default function () { http.get('http://x'); }\n",
-		"load/helper.js":            "import http from 'k6/http';\nexport function f() {}\n",
-		"api/collection.json":       `{"info": {"_postman_id": "1", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"}}`,
-		"api/other.json":            `{"info": {}}`,
-		"charts/app/Chart.yaml":     "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+		"go.mod":                           "module example.com/lib/v2\n\ngo 1.26\n\nrequire (\n\tgithub.com/lib/pq v1.10.9\n\tgithub.com/redis/go-redis/v9 v9.7.3 // indirect\n)\n",
+		"lib.go":                           "package lib\n",
+		"lib_linux_test.go":                "//go:build linux && !race\n\npackage lib\n",
+		"e2e_test.go":                      "//go:build e2e || (smoke && !windows)\n\npackage lib\n",
+		"examples/demo/main.go":            "package main\n\nfunc main() {}\n",
+		"cmd/tool/main.go":                 "package main\n\nfunc main() {}\n",
+		"cmd/tool/ignored.go":              "//go:build ignore\n\npackage other\n",
+		"nested/go.mod":                    "module example.com/nested\n",
+		".golangci.yml":                    "linters:\n  enable: [errcheck]\n",
+		"nested/main.go":                   "package main\n\nfunc main() {}\n",
+		"testdata/x/main.go":               "package main\n\nfunc main() {}\n",
+		"deploy/app/deploy.yaml":           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+		"deploy/app/values.yaml":           "replicas: 2\n",
+		"infra/main.tf":                    "",
+		"infra/modules/db/main.tf":         "",
+		"ops/alerts.yml":                   "groups:\n  - name: x\n    rules:\n      - alert: Down\n        expr: up == 0\n",
+		"ops/alerts_test.yml":              "rule_files: [alerts.yml]\ngroups:\n  - alert: x\n",
+		"load/script.js":                   "import http from 'k6/http';\nexport default function () { http.get('http://x'); }\n",
+		"load/helper.js":                   "import http from 'k6/http';\nexport function f() {}\n",
+		"api/collection.json":              `{"info": {"_postman_id": "1", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"}}`,
+		"api/other.json":                   `{"info": {}}`,
+		"charts/app/Chart.yaml":            "apiVersion: v2\nname: app\nversion: 0.1.0\n",
 		"charts/app/charts/sub/Chart.yaml": "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
 	})
 	r, err := scaffold.Detect(context.Background(), dir)
@@ -276,11 +278,19 @@ func TestDetectGo(t *testing.T) {
 		})
 	}
 	p := scaffold.Generate(r, scaffold.Options{})
+	if !r.GolangciV1 || !slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, "golangci-lint migrate") }) {
+		t.Errorf("a v1 .golangci.yml: got GolangciV1 %v and notes %q, want a note to migrate it", r.GolangciV1, p.Notes)
+	}
 	if !strings.Contains(string(p.Pipeline), "name: lib\n") {
 		t.Errorf("pipeline name: want lib (the module without /v2):\n%s", p.Pipeline)
 	}
-	if len(p.Companions) != 1 || p.Companions[0].Path != ".golangci.yml" || !strings.Contains(string(p.Companions[0].Content), "- e2e\n") {
-		t.Errorf("companions: got %v, want a .golangci.yml with the build tags", p.Companions)
+	if len(p.Companions) != 0 {
+		t.Errorf("companions: got %v, want none beside the repository's own .golangci.yml", p.Companions)
+	}
+	r.GolangciConfig = ""
+	p2 := scaffold.Generate(r, scaffold.Options{})
+	if len(p2.Companions) != 1 || p2.Companions[0].Path != ".golangci.yml" || !strings.Contains(string(p2.Companions[0].Content), "- e2e\n") {
+		t.Errorf("companions: got %v, want a .golangci.yml with the build tags", p2.Companions)
 	}
 	if _, err := spec.Parse(scaffold.PipelinePath, p.Pipeline, registry(), spec.WithRepository(dir)); err != nil {
 		t.Errorf("generated pipeline does not validate:\n%v\n%s", err, p.Pipeline)

@@ -87,7 +87,7 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return usageErr(fmt.Errorf("--dir %s is not a directory", o.Dir))
 	}
-	p, err := spec.Load(pipelinePath(dir, o.Pipeline), builtinRegistry())
+	p, err := spec.Load(pipelinePath(dir, o.Pipeline), builtinRegistry(), spec.WithRepository(dir))
 	if err != nil {
 		return usageErr(err)
 	}

@@ -16,14 +16,18 @@ func newValidateCmd() *cobra.Command {
 		Long: `Check a pipeline file (default .gantry/pipeline.yaml): its fields and types,
 step kinds and their inputs, needs (missing steps, cycles), expressions and
 the steps, outputs and secrets they refer to. Every problem is reported as
-file:line:col. Exit status 0 when valid, 2 otherwise.`,
+file:line:col. The files and directories steps name in with: must exist in
+the repository (the directory holding .gantry/, else the current one) and
+stay inside it; a close existing path is suggested. Exit status 0 when
+valid, 2 otherwise.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := spec.DefaultPath
 			if len(args) == 1 {
 				file = args[0]
 			}
-			p, err := spec.Load(filepath.Clean(file), builtinRegistry())
+			file = filepath.Clean(file)
+			p, err := spec.Load(file, builtinRegistry(), spec.WithRepository(repoRoot(file)))
 			if err != nil {
 				return usageErr(err)
 			}
@@ -35,4 +39,13 @@ file:line:col. Exit status 0 when valid, 2 otherwise.`,
 			return err
 		},
 	}
+}
+
+// repoRoot is the repository a pipeline file belongs to: the parent of
+// the .gantry directory holding it, else the current directory.
+func repoRoot(file string) string {
+	if dir := filepath.Dir(file); filepath.Base(dir) == ".gantry" {
+		return filepath.Dir(dir)
+	}
+	return "."
 }

@@ -232,7 +232,16 @@ func (r *runner) build(s *spec.Step, rs *resolvedStep) (step.Step, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown step kind %q", s.Uses)
 	}
-	return kind.New(spec.Inputs(r.p.File, rs.with, true))
+	in := spec.Inputs(r.p.File, rs.with, true)
+	st, err := kind.New(in)
+	if err != nil {
+		return nil, err
+	}
+	// Paths that held ${...} are checked now that they are resolved.
+	if errs := spec.CheckPaths(r.req.Dir, st, in); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return st, nil
 }
 
 // stepVars is the environment of the step's processes: gantry's own

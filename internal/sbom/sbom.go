@@ -159,7 +159,9 @@ func (b *builder) binary(bin inventory.Binary) string {
 		main.PackageURL = goPURL(bin.Main.Path, version)
 	}
 	mainRef := b.add(main)
-	if v := strings.TrimPrefix(strings.Fields(bin.GoVersion + " ")[0], "go"); v != "" {
+	// A go.mod without a go directive gives no version: no toolchain.
+	if f := strings.Fields(bin.GoVersion); len(f) > 0 && strings.TrimPrefix(f[0], "go") != "" {
+		v := strings.TrimPrefix(f[0], "go")
 		tc := cdx.Component{
 			BOMRef: goPURL("stdlib", "go"+v), Type: cdx.ComponentTypeLibrary, Name: "stdlib", Version: "go" + v,
 			PackageURL: goPURL("stdlib", "go"+v), Description: "Go standard library and toolchain",

@@ -1,50 +1,39 @@
-// Package scaffold holds the files `gantry init` writes into a repository:
-// the seed pipeline and the configuration files its steps read. They are
-// the same files examples/payment-service uses (a test keeps them equal).
+// Package scaffold is what `gantry init` does: Detect reads a repository
+// (Go modules and their main packages, tagged tests and the services their
+// requirements point at, Terraform, Helm charts, kustomize overlays,
+// Kubernetes manifests, Postman collections, k6 scripts, Prometheus rules)
+// and Generate writes the pipeline for it, each step with a comment
+// saying which file it was made for. Write puts the files in place.
 package scaffold
 
 import (
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 )
 
-//go:embed files
-var files embed.FS
-
-// File is one file to write: its path in the repository and where it is
-// embedded.
-type File struct {
-	Path     string
-	embedded string
-}
-
-// Files lists what init writes, in order.
-func Files() []File {
-	return []File{
-		{Path: ".gantry/pipeline.yaml", embedded: "files/pipeline.yaml"},
-		{Path: ".golangci.yml", embedded: "files/golangci.yml"},
-		{Path: ".commitlintrc.json", embedded: "files/commitlintrc.json"},
-	}
-}
-
-// Content returns a file's bytes.
-func (f File) Content() ([]byte, error) { return fs.ReadFile(files, f.embedded) }
+// PipelinePath is where the pipeline is written.
+const PipelinePath = ".gantry/pipeline.yaml"
 
 // ErrExists is returned when a file is already there and overwriting was
 // not asked for.
 var ErrExists = errors.New("already exists")
 
-// Write writes every file under dir. Existing files are kept unless force
-// is set; the paths written are returned.
-func Write(dir string, force bool) ([]string, error) {
+// Files returns every file of the plan: the pipeline, then the
+// companions.
+func (p *Plan) Files() []File {
+	return append([]File{{Path: PipelinePath, Content: p.Pipeline}}, p.Companions...)
+}
+
+// Write writes the plan's files under dir. Existing files are kept unless
+// force is set (then none is written and the error wraps ErrExists); the
+// paths written are returned.
+func Write(dir string, p *Plan, force bool) ([]string, error) {
 	var existing []string
-	for _, f := range Files() {
-		if _, err := os.Stat(filepath.Join(dir, f.Path)); err == nil {
+	for _, f := range p.Files() {
+		if _, err := os.Lstat(filepath.Join(dir, f.Path)); err == nil {
 			existing = append(existing, f.Path)
 		}
 	}
@@ -53,19 +42,40 @@ func Write(dir string, force bool) ([]string, error) {
 		return nil, fmt.Errorf("%v %w (use --force to overwrite)", existing, ErrExists)
 	}
 	var written []string
-	for _, f := range Files() {
-		b, err := f.Content()
-		if err != nil {
-			return written, err
-		}
-		path := filepath.Join(dir, f.Path)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return written, fmt.Errorf("write %s: %w", f.Path, err)
-		}
-		if err := os.WriteFile(path, b, 0o644); err != nil {
+	for _, f := range p.Files() {
+		if err := writeFile(filepath.Join(dir, f.Path), f.Content); err != nil {
 			return written, fmt.Errorf("write %s: %w", f.Path, err)
 		}
 		written = append(written, f.Path)
 	}
 	return written, nil
+}
+
+// writeFile replaces path atomically: a temp file in the same directory,
+// synced, then renamed over it.
+func writeFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".init-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -35,17 +35,17 @@ func NewRegistry(kinds []step.Kind, services []string) Registry {
 }
 
 // Load reads, decodes and validates the pipeline file at path.
-func Load(path string, reg Registry) (*Pipeline, error) {
+func Load(path string, reg Registry, opts ...Option) (*Pipeline, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline: %w", err)
 	}
-	return Parse(path, data, reg)
+	return Parse(path, data, reg, opts...)
 }
 
 // Parse decodes and validates a pipeline file's contents. Every problem
 // found is reported, each as a *yamlx.Error (joined with errors.Join).
-func Parse(file string, data []byte, reg Registry) (*Pipeline, error) {
+func Parse(file string, data []byte, reg Registry, opts ...Option) (*Pipeline, error) {
 	p := &Pipeline{}
 	root, err := yamlx.Parse(file, data)
 	if err != nil {
@@ -58,6 +58,9 @@ func Parse(file string, data []byte, reg Registry) (*Pipeline, error) {
 	p.File, p.Source = file, data
 	fillEnvPositions(p, root)
 	v := &validator{p: p, reg: reg, src: data}
+	for _, o := range opts {
+		o(&v.opts)
+	}
 	v.validate()
 	if len(v.errs) > 0 {
 		slices.SortStableFunc(v.errs, byPosition)
@@ -144,6 +147,7 @@ type validator struct {
 	p    *Pipeline
 	reg  Registry
 	src  []byte // the file's text, to point into multi-line values
+	opts options
 	errs []error
 }
 
@@ -284,8 +288,13 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 		if len(s.Outputs) > 0 {
 			v.errAt(s.At["outputs"], "outputs are declared only for run steps; %s sets its own", s.Uses)
 		}
-		if _, err := kind.New(Inputs(v.p.File, &s.With, false)); err != nil {
+		in := Inputs(v.p.File, &s.With, false)
+		if built, err := kind.New(in); err != nil {
 			v.addErr(locate(err, v.p.File, s.At["with"], s.Pos))
+		} else {
+			for _, perr := range CheckPaths(v.opts.repo, built, in) {
+				v.addErr(perr)
+			}
 		}
 		v.checkWithTemplates(&s.With, sc.in(fieldWith))
 	case s.Run != "":

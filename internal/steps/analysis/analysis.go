@@ -47,7 +47,10 @@ type LoadConfig struct {
 
 type analysisStep struct{ cfg Config }
 
-var _ step.Step = (*analysisStep)(nil)
+var (
+	_ step.Step       = (*analysisStep)(nil)
+	_ step.PathInputs = (*analysisStep)(nil)
+)
 
 // New decodes and checks the inputs.
 func New(in step.Inputs) (step.Step, error) {
@@ -156,4 +159,9 @@ func Outputs(run *analysis.Run) map[string]any {
 	return map[string]any{
 		"phase": string(run.Phase), "successful": ok, "failed": failed, "inconclusive": inc, "errors": errs, "measurements": list,
 	}
+}
+
+// Paths names the AnalysisTemplate file.
+func (s *analysisStep) Paths() []step.PathRef {
+	return []step.PathRef{{Field: "template", Value: s.cfg.Template, Type: step.PathFile}}
 }

@@ -47,6 +47,17 @@ var _ step.Step = (*Step)(nil)
 func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 	repo := gitutil.Repo{Dir: env.Dir, Env: env.Vars}
 	from, to := s.cfg.From, s.cfg.To
+	if from == "" && to == "" && env.Git.SHA == "" {
+		if _, err := repo.Resolve(ctx, "HEAD"); err != nil {
+			// No commit yet (or no repository yet): nothing to lint.
+			if env.Stdout != nil {
+				if _, err := fmt.Fprintln(env.Stdout, "no commits yet: nothing to lint"); err != nil {
+					return nil, fmt.Errorf("write step log: %w", err)
+				}
+			}
+			return checkstep.Finish(ctx, env, Kind.Name, s.cfg.Gate, map[string]any{"commits": 0, "range": ""}, NewReport())
+		}
+	}
 	if from == "" && to == "" {
 		var err error
 		from, to, err = Range(ctx, repo, env.Git)

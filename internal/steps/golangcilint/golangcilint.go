@@ -43,8 +43,9 @@ var Kind = step.Kind{
 type Step struct{ cfg Config }
 
 var (
-	_ step.Step      = (*Step)(nil)
-	_ step.Cacheable = (*Step)(nil)
+	_ step.Step       = (*Step)(nil)
+	_ step.PathInputs = (*Step)(nil)
+	_ step.Cacheable  = (*Step)(nil)
 )
 
 // Run installs the tool if needed and lints.
@@ -68,4 +69,12 @@ func (s *Step) CacheKey(context.Context, *step.Env) (step.CacheKey, error) {
 		Files: []string{filepath.Join(d, "**/*.go"), filepath.Join(d, "go.mod"), filepath.Join(d, "go.sum"), filepath.Join(d, ".golangci.*")},
 		Extra: map[string]string{"golangci-lint": lint.Tool.Version},
 	}, nil
+}
+
+// Paths names the module directory and the config file.
+func (s *Step) Paths() []step.PathRef {
+	return []step.PathRef{
+		{Field: "dir", Value: s.cfg.Dir, Type: step.PathDir},
+		{Field: "config", Value: s.cfg.Config, Type: step.PathFile},
+	}
 }

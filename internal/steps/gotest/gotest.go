@@ -311,3 +311,10 @@ func report(env *step.Env, rep *gotest.Report) error {
 	}
 	return fmt.Errorf("go test: %s", msg)
 }
+
+// Paths names the module directory.
+func (s *testStep) Paths() []step.PathRef {
+	return []step.PathRef{{Field: "dir", Value: s.cfg.Dir, Type: step.PathDir}}
+}
+
+var _ step.PathInputs = (*testStep)(nil)

@@ -4,6 +4,7 @@ package helmlint
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 
 	"github.com/gantry-ci/gantry/internal/helmcheck"
@@ -48,8 +49,9 @@ var Kind = step.Kind{
 type Step struct{ cfg Config }
 
 var (
-	_ step.Step      = (*Step)(nil)
-	_ step.Cacheable = (*Step)(nil)
+	_ step.Step       = (*Step)(nil)
+	_ step.PathInputs = (*Step)(nil)
+	_ step.Cacheable  = (*Step)(nil)
 )
 
 // Run lints.
@@ -65,4 +67,13 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 func (s *Step) CacheKey(context.Context, *step.Env) (step.CacheKey, error) {
 	files := append([]string{filepath.Join(s.cfg.Chart, "**")}, s.cfg.Values...)
 	return step.CacheKey{Files: files, Extra: map[string]string{"helm": helmcheck.SDKVersion}}, nil
+}
+
+// Paths names the chart and its values files.
+func (s *Step) Paths() []step.PathRef {
+	refs := []step.PathRef{{Field: "chart", Value: s.cfg.Chart, Type: step.PathChart}}
+	for i, v := range s.cfg.Values {
+		refs = append(refs, step.PathRef{Field: fmt.Sprintf("values.%d", i), Value: v, Type: step.PathFile})
+	}
+	return refs
 }

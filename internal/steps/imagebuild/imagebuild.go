@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/gantry-ci/gantry/internal/proc"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -253,3 +254,15 @@ func gitRemote(ctx context.Context, dir string) string {
 	}
 	return u
 }
+
+// Paths names the module directory and, when it is a relative directory,
+// the main package in it.
+func (s *buildStep) Paths() []step.PathRef {
+	refs := []step.PathRef{{Field: "dir", Value: s.cfg.Dir, Type: step.PathDir}}
+	if p := s.cfg.Package; p == "." || strings.HasPrefix(p, "./") {
+		refs = append(refs, step.PathRef{Field: "package", Value: path.Join(filepath.ToSlash(s.cfg.Dir), p), Type: step.PathDir})
+	}
+	return refs
+}
+
+var _ step.PathInputs = (*buildStep)(nil)

@@ -45,7 +45,10 @@ type Config struct {
 
 type k6Step struct{ cfg Config }
 
-var _ step.Step = (*k6Step)(nil)
+var (
+	_ step.Step       = (*k6Step)(nil)
+	_ step.PathInputs = (*k6Step)(nil)
+)
 
 // New decodes the inputs.
 func New(in step.Inputs) (step.Step, error) {
@@ -113,4 +116,9 @@ func (s *k6Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 		return res, &load.ThresholdsError{Failed: failed}
 	}
 	return res, nil
+}
+
+// Paths names the script.
+func (s *k6Step) Paths() []step.PathRef {
+	return []step.PathRef{{Field: "script", Value: s.cfg.Script, Type: step.PathFile}}
 }

@@ -81,8 +81,9 @@ var Kind = step.Kind{
 type Step struct{ cfg Config }
 
 var (
-	_ step.Step      = (*Step)(nil)
-	_ step.Cacheable = (*Step)(nil)
+	_ step.Step       = (*Step)(nil)
+	_ step.PathInputs = (*Step)(nil)
+	_ step.Cacheable  = (*Step)(nil)
 )
 
 // Run renders what needs rendering and validates every document.
@@ -144,4 +145,25 @@ func (s *Step) CacheKey(context.Context, *step.Env) (step.CacheKey, error) {
 	}
 	files = append(files, s.cfg.CRDs...)
 	return step.CacheKey{Files: files, Extra: map[string]string{"kubernetes": manifests.KubernetesVersion, "validator": "gantry-manifests/1"}}, nil
+}
+
+// Paths names the manifests, overlays, charts, values and CRD files.
+func (s *Step) Paths() []step.PathRef {
+	var refs []step.PathRef
+	for i, p := range s.cfg.Paths {
+		refs = append(refs, step.PathRef{Field: fmt.Sprintf("paths.%d", i), Value: p, Type: step.PathAny})
+	}
+	for i, p := range s.cfg.Kustomize {
+		refs = append(refs, step.PathRef{Field: fmt.Sprintf("kustomize.%d", i), Value: p, Type: step.PathKustomization})
+	}
+	for i, h := range s.cfg.Helm {
+		refs = append(refs, step.PathRef{Field: fmt.Sprintf("helm.%d.chart", i), Value: h.Chart, Type: step.PathChart})
+		for j, v := range h.Values {
+			refs = append(refs, step.PathRef{Field: fmt.Sprintf("helm.%d.values.%d", i, j), Value: v, Type: step.PathFile})
+		}
+	}
+	for i, p := range s.cfg.CRDs {
+		refs = append(refs, step.PathRef{Field: fmt.Sprintf("crds.%d", i), Value: p, Type: step.PathAny})
+	}
+	return refs
 }

@@ -53,8 +53,9 @@ var Kind = step.Kind{
 type Step struct{ cfg Config }
 
 var (
-	_ step.Step      = (*Step)(nil)
-	_ step.Cacheable = (*Step)(nil)
+	_ step.Step       = (*Step)(nil)
+	_ step.PathInputs = (*Step)(nil)
+	_ step.Cacheable  = (*Step)(nil)
 )
 
 // CacheKey covers go.mod, go.sum (which pin every module and so its
@@ -126,4 +127,17 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 		res.Summary = fmt.Sprintf("%d module(s), %d violation(s), %d unknown", deps, len(r.Violations), len(r.Unknown))
 	}
 	return res, err
+}
+
+// Paths names the module directory and the policy file (the default one
+// may be absent).
+func (s *Step) Paths() []step.PathRef {
+	pol := s.cfg.Policy
+	if pol == license.PolicyFile {
+		pol = ""
+	}
+	return []step.PathRef{
+		{Field: "dir", Value: s.cfg.Dir, Type: step.PathDir},
+		{Field: "policy", Value: pol, Type: step.PathFile},
+	}
 }

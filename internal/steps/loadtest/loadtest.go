@@ -254,4 +254,12 @@ func putJSON(ctx context.Context, env *step.Env, name string, v any) error {
 	return nil
 }
 
-var _ step.Step = (*loadStep)(nil)
+var (
+	_ step.Step       = (*loadStep)(nil)
+	_ step.PathInputs = (*loadStep)(nil)
+)
+
+// Paths names the spec file.
+func (s *loadStep) Paths() []step.PathRef {
+	return []step.PathRef{{Field: "spec", Value: s.cfg.Spec, Type: step.PathFile}}
+}

@@ -44,9 +44,16 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 	if rev == "" {
 		rev = env.Git.SHA
 	}
-	res, err := nv.Compute(ctx, gitutil.Repo{Dir: env.Dir, Env: env.Vars}, rev)
-	if err != nil {
-		return nil, err
+	repo := gitutil.Repo{Dir: env.Dir, Env: env.Vars}
+	var res nv.Result
+	if rev == "" && !hasCommits(ctx, repo) {
+		// No commit yet (or no repository yet): the first release.
+		res.Version = nv.Initial.String()
+	} else {
+		var err error
+		if res, err = nv.Compute(ctx, repo, rev); err != nil {
+			return nil, err
+		}
 	}
 	prev := res.Previous
 	from := "no release tag"
@@ -62,4 +69,10 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 		Outputs: map[string]any{"version": res.Version, "previous": prev, "bump": res.Bump.String(), "tag": "v" + res.Version},
 		Summary: fmt.Sprintf("%s (%s bump from %s)", res.Version, res.Bump, from),
 	}, nil
+}
+
+// hasCommits reports whether the repository has a HEAD commit.
+func hasCommits(ctx context.Context, repo gitutil.Repo) bool {
+	_, err := repo.Resolve(ctx, "HEAD")
+	return err == nil
 }

@@ -106,7 +106,10 @@ var Kind = step.Kind{
 // Step runs the scans.
 type Step struct{ cfg Config }
 
-var _ step.Step = (*Step)(nil)
+var (
+	_ step.Step       = (*Step)(nil)
+	_ step.PathInputs = (*Step)(nil)
+)
 
 // Run scans env.Dir/dir.
 func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
@@ -217,4 +220,9 @@ func (s *Step) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, error)
 		extra["sha"] = env.Git.SHA
 	}
 	return step.CacheKey{Extra: extra}, nil
+}
+
+// Paths names the directory analysed.
+func (s *Step) Paths() []step.PathRef {
+	return []step.PathRef{{Field: "dir", Value: s.cfg.Dir, Type: step.PathDir}}
 }

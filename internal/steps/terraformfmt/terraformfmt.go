@@ -37,8 +37,9 @@ var Kind = step.Kind{
 type Step struct{ cfg Config }
 
 var (
-	_ step.Step      = (*Step)(nil)
-	_ step.Cacheable = (*Step)(nil)
+	_ step.Step       = (*Step)(nil)
+	_ step.PathInputs = (*Step)(nil)
+	_ step.Cacheable  = (*Step)(nil)
 )
 
 // Run formats every file in memory and reports the unformatted ones; the
@@ -70,4 +71,9 @@ func (s *Step) CacheKey(context.Context, *step.Env) (step.CacheKey, error) {
 		files = append(files, filepath.Join(s.cfg.Dir, "**/*"+ext))
 	}
 	return step.CacheKey{Files: files, Extra: map[string]string{"formatter": "hclwrite"}}, nil
+}
+
+// Paths names the directory checked.
+func (s *Step) Paths() []step.PathRef {
+	return []step.PathRef{{Field: "dir", Value: s.cfg.Dir, Type: step.PathDir}}
 }

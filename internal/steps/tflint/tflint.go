@@ -40,8 +40,9 @@ var Kind = step.Kind{
 type Step struct{ cfg Config }
 
 var (
-	_ step.Step      = (*Step)(nil)
-	_ step.Cacheable = (*Step)(nil)
+	_ step.Step       = (*Step)(nil)
+	_ step.PathInputs = (*Step)(nil)
+	_ step.Cacheable  = (*Step)(nil)
 )
 
 // Run installs tflint if needed and lints.
@@ -64,4 +65,12 @@ func (s *Step) CacheKey(context.Context, *step.Env) (step.CacheKey, error) {
 		Files: []string{filepath.Join(d, "**/*.tf"), filepath.Join(d, "**/*.tfvars"), filepath.Join(d, "**/.tflint.hcl")},
 		Extra: map[string]string{"tflint": lint.Tool.Version},
 	}, nil
+}
+
+// Paths names the directory linted and the config file.
+func (s *Step) Paths() []step.PathRef {
+	return []step.PathRef{
+		{Field: "dir", Value: s.cfg.Dir, Type: step.PathDir},
+		{Field: "config", Value: s.cfg.Config, Type: step.PathFile},
+	}
 }

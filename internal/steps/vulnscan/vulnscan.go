@@ -117,7 +117,10 @@ type scanStep struct {
 	now func() time.Time
 }
 
-var _ step.Step = (*scanStep)(nil)
+var (
+	_ step.Step       = (*scanStep)(nil)
+	_ step.PathInputs = (*scanStep)(nil)
+)
 
 // New decodes and checks the inputs.
 func New(in step.Inputs) (step.Step, error) {
@@ -532,4 +535,17 @@ func (s *scanStep) CacheKey(_ context.Context, env *step.Env) (step.CacheKey, er
 			"day":    s.now().UTC().Format("2006-01-02"),
 		},
 	}, nil
+}
+
+// Paths names the exceptions file (the default one may be absent) and
+// the database, which may live outside the repository.
+func (s *scanStep) Paths() []step.PathRef {
+	exc := s.cfg.Exceptions
+	if exc == policy.DefaultExceptionsFile {
+		exc = ""
+	}
+	return []step.PathRef{
+		{Field: "exceptions", Value: exc, Type: step.PathFile},
+		{Field: "db", Value: s.cfg.DB, Type: step.PathAny, Outside: true},
+	}
 }

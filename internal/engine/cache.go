@@ -113,7 +113,7 @@ type keyDoc struct {
 // resolved configuration, its environment (secrets by digest), its services
 // and the content of its input files.
 func (r *runner) cacheKey(s *spec.Step, rs *resolvedStep, ck step.CacheKey) (string, error) {
-	doc := keyDoc{Version: r.e.version, Kind: kindOf(s), Shell: s.Shell, Extra: ck.Extra, Run: rs.script}
+	doc := keyDoc{Version: r.e.version, Kind: r.e.kindOf(s), Shell: s.Shell, Extra: ck.Extra, Run: rs.script}
 	if rs.with != nil && rs.with.Kind != 0 {
 		var v any
 		if err := rs.with.Decode(&v); err != nil {

@@ -66,6 +66,7 @@ type Rollbacker interface {
 // Engine runs pipelines. Build one with New.
 type Engine struct {
 	kinds     map[string]step.Kind
+	script    step.Kind
 	services  map[string]service.Provider
 	rec       Recorder
 	artifacts *artifact.Store
@@ -90,6 +91,20 @@ func WithKinds(kinds []step.Kind) Option {
 			}
 			e.kinds[k.Name] = k
 		}
+		return nil
+	}
+}
+
+// WithScriptKind sets the kind that builds `run:` steps (default: none,
+// and Run refuses a pipeline with run: steps with ErrNoScriptKind). The
+// engine hands it each run: step's script, shell: and inputs: as a
+// step.Script for its New to decode; steps are recorded under its name.
+func WithScriptKind(k step.Kind) Option {
+	return func(e *Engine) error {
+		if k.Name == "" || k.New == nil {
+			return fmt.Errorf("script kind %q needs a name and a constructor", k.Name)
+		}
+		e.script = k
 		return nil
 	}
 }
@@ -237,6 +252,27 @@ type Waiting struct {
 	Deadline time.Time
 }
 
+// ErrNoScriptKind is returned by Run and Resume for a pipeline with run:
+// steps when the engine has no script kind (see WithScriptKind).
+var ErrNoScriptKind = errors.New("no script kind runs run: steps")
+
+// checkScripts refuses p when it has run: steps and the engine has no
+// script kind to build them, naming the first one.
+func (e *Engine) checkScripts(p *spec.Pipeline) error {
+	if e.script.New != nil {
+		return nil
+	}
+	for _, st := range p.Stages {
+		for _, s := range st.Steps {
+			if s.Run != "" {
+				at := s.At["run"]
+				return fmt.Errorf("%s:%d:%d: step %s: %w", p.File, at.Line, at.Column, spec.ID(st.Name, s.Name), ErrNoScriptKind)
+			}
+		}
+	}
+	return nil
+}
+
 // ErrStageNotFound is returned for --stage/--from/--until names that the
 // pipeline lacks.
 var ErrStageNotFound = errors.New("no such stage")
@@ -246,6 +282,9 @@ var ErrStageNotFound = errors.New("no such stage")
 // p's file and exact bytes and req, so that Resume can continue it in
 // another process.
 func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Result, error) {
+	if err := e.checkScripts(p); err != nil {
+		return nil, err
+	}
 	selected, err := selectStages(p, req)
 	if err != nil {
 		return nil, err

@@ -84,6 +84,9 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 	if err != nil {
 		return nil, fmt.Errorf("resume run %d: the pipeline recorded with the run no longer validates: %w", id, err)
 	}
+	if err := e.checkScripts(p); err != nil {
+		return nil, fmt.Errorf("resume run %d: %w", id, err)
+	}
 	r0 := run.Request
 	greq := Request{
 		Dir:    run.Dir,

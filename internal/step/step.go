@@ -35,6 +35,20 @@ type Kind struct {
 	New func(in Inputs) (Step, error)
 }
 
+// Script is the configuration of a `run:` step. The engine hands it to
+// the script kind (the kind it was given for `run:` steps, see
+// engine.WithScriptKind) as that kind's inputs: the script kind's New
+// decodes it with Inputs.Decode into a Script, as any kind decodes its
+// `with:` block. No pipeline file names the script kind in `uses:`.
+type Script struct {
+	// Run is the script text. Expressions were refused and $${ unescaped.
+	Run string `yaml:"run"`
+	// Shell is the step's `shell:` ("" for the kind's default).
+	Shell string `yaml:"shell"`
+	// Inputs are the step's `inputs:` globs, the files of its cache key.
+	Inputs []string `yaml:"inputs"`
+}
+
 // Inputs gives a kind its `with:` block.
 type Inputs interface {
 	// Decode decodes the `with:` block strictly into v (a pointer to a

@@ -50,14 +50,14 @@ func (r *runner) fromCache(ctx context.Context, s *spec.Step, rs *resolvedStep, 
 		return nil, false
 	}
 	rec.CacheKey = key
-	hit, err := r.e.rec.LookupCache(ctx, key)
+	hit, err := r.e.cache.LookupCache(ctx, key)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			logs.sys("cache: " + err.Error())
 		}
 		return nil, false
 	}
-	arts, err := r.e.rec.StepArtifacts(ctx, hit.RunID, hit.Stage, hit.Name)
+	arts, err := r.e.artIndex.StepArtifacts(ctx, hit.RunID, hit.Stage, hit.Name)
 	if err != nil {
 		logs.sys("cache: " + err.Error())
 		return nil, false
@@ -70,7 +70,7 @@ func (r *runner) fromCache(ctx context.Context, s *spec.Step, rs *resolvedStep, 
 	}
 	for _, a := range arts {
 		a.RunID, a.Stage, a.Step = r.run.ID, rec.Stage, rec.Name
-		if err := r.e.rec.AddArtifact(ctx, &a); err != nil {
+		if err := r.e.artIndex.AddArtifact(ctx, &a); err != nil {
 			logs.sys("cache: " + err.Error())
 			return nil, false
 		}

@@ -1,6 +1,6 @@
 // Package engine runs a pipeline: stages in order, the steps of a stage as
 // a DAG with bounded parallelism, gates, failure actions, the step cache and
-// cancellation. It records everything through a Recorder (the run store)
+// cancellation. It records everything in a Store (the run store)
 // and reports progress to an Observer; it never prints and never names a
 // step kind.
 package engine
@@ -25,24 +25,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
-// Recorder is the part of the run store the engine writes to.
-type Recorder interface {
-	CreateRun(ctx context.Context, r *store.Run) error
-	FinishRun(ctx context.Context, id int64, st store.Status, msg string, at time.Time) error
-	PutStage(ctx context.Context, st *store.Stage) error
-	PutStep(ctx context.Context, st *store.Step) error
-	AppendLogs(ctx context.Context, runID int64, stage, step string, lines []store.LogLine) error
-	AddArtifact(ctx context.Context, a *store.Artifact) error
-	StepArtifacts(ctx context.Context, runID int64, stage, step string) ([]store.Artifact, error)
-	AddEvent(ctx context.Context, e *store.Event) error
-	LookupCache(ctx context.Context, key string) (*store.Step, error)
-	RequestApproval(ctx context.Context, a *store.Approval) error
-	Approvals(ctx context.Context, runID int64) ([]store.Approval, error)
-	Audit(ctx context.Context, e *store.AuditEntry) error
-}
-
-var _ Recorder = (*store.Store)(nil)
-
 // Notifier delivers failure notifications (`on_failure: [{notify: NAME}]`).
 type Notifier interface {
 	Notify(ctx context.Context, webhook string, n Notification) error
@@ -65,18 +47,25 @@ type Rollbacker interface {
 
 // Engine runs pipelines. Build one with New.
 type Engine struct {
-	kinds     map[string]step.Kind
-	script    step.Kind
-	services  map[string]service.Provider
-	rec       Recorder
-	artifacts *artifact.Store
-	log       *slog.Logger
-	obs       Observer
-	notifier  Notifier
-	rollbacks map[string]Rollbacker
-	jobs      int
-	version   string
-	stateDir  string
+	kinds         map[string]step.Kind
+	script        step.Kind
+	services      map[string]service.Provider
+	rec           RunRecorder
+	resumer       RunResumer
+	logStore      LogAppender
+	artIndex      ArtifactIndex
+	cache         CacheLookup
+	approvalStore ApprovalStore
+	journal       Journal
+	procs         procTracking // nil: the store does not track processes
+	artifacts     *artifact.Store
+	log           *slog.Logger
+	obs           Observer
+	notifier      Notifier
+	rollbacks     map[string]Rollbacker
+	jobs          int
+	version       string
+	stateDir      string
 }
 
 // Option configures an Engine.
@@ -174,22 +163,30 @@ func WithVersion(v string) Option {
 	return func(e *Engine) error { e.version = v; return nil }
 }
 
-// New returns an engine that records into rec, keeps artifacts in arts and
+// New returns an engine that records into st, keeps artifacts in arts and
 // keeps tool caches under stateDir.
-func New(rec Recorder, arts *artifact.Store, stateDir string, opts ...Option) (*Engine, error) {
-	if rec == nil || arts == nil {
-		return nil, errors.New("engine needs a recorder and an artifact store")
+func New(st Store, arts *artifact.Store, stateDir string, opts ...Option) (*Engine, error) {
+	if st == nil || arts == nil {
+		return nil, errors.New("engine needs a run store and an artifact store")
 	}
+	procs, _ := st.(procTracking)
 	e := &Engine{
-		kinds:     map[string]step.Kind{},
-		services:  map[string]service.Provider{},
-		rollbacks: map[string]Rollbacker{},
-		rec:       rec,
-		artifacts: arts,
-		log:       slog.New(slog.DiscardHandler),
-		obs:       nopObserver{},
-		jobs:      runtime.NumCPU(),
-		stateDir:  stateDir,
+		kinds:         map[string]step.Kind{},
+		services:      map[string]service.Provider{},
+		rollbacks:     map[string]Rollbacker{},
+		rec:           st,
+		resumer:       st,
+		logStore:      st,
+		artIndex:      st,
+		cache:         st,
+		approvalStore: st,
+		journal:       st,
+		procs:         procs,
+		artifacts:     arts,
+		log:           slog.New(slog.DiscardHandler),
+		obs:           nopObserver{},
+		jobs:          runtime.NumCPU(),
+		stateDir:      stateDir,
 	}
 	for _, o := range opts {
 		if err := o(e); err != nil {
@@ -306,7 +303,7 @@ func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Resul
 	if err := e.rec.CreateRun(ctx, run); err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
-	if err := e.rec.Audit(ctx, &store.AuditEntry{Time: run.Started, Actor: req.Actor, Action: "run.start",
+	if err := e.journal.Audit(ctx, &store.AuditEntry{Time: run.Started, Actor: req.Actor, Action: "run.start",
 		Subject: fmt.Sprintf("run %d", run.ID), Detail: fmt.Sprintf("pipeline %s, %s on %s at %s", p.Name, req.Git.Event, req.Git.Branch, req.Git.SHA)}); err != nil {
 		e.log.Error("audit run start", "run", run.ID, "err", err)
 	}
@@ -538,7 +535,7 @@ func (r *runner) shouldRun(st *spec.Stage, failedStage string) (bool, string, er
 // (no decision yet: a request is recorded once) or rejected (refused or
 // timed out). The message says why the run stops.
 func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Status, string, error) {
-	approvals, err := r.e.rec.Approvals(ctx, r.run.ID)
+	approvals, err := r.e.approvalStore.Approvals(ctx, r.run.ID)
 	if err != nil {
 		return "", "", fmt.Errorf("read approvals: %w", err)
 	}
@@ -563,11 +560,7 @@ func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Sta
 	now := time.Now()
 	if pending != nil && !pending.Deadline.IsZero() && !now.Before(pending.Deadline) {
 		// Timed out while nobody looked: reject it now.
-		rs, err := r.e.runStore()
-		if err != nil {
-			return "", "", err
-		}
-		if _, err := rs.ExpireApprovals(ctx, now); err != nil {
+		if _, err := r.e.approvalStore.ExpireApprovals(ctx, now); err != nil {
 			return "", "", fmt.Errorf("expire approvals: %w", err)
 		}
 		pending.Status, pending.Comment = store.ApprovalRejected, fmt.Sprintf("approval timed out at %s", pending.Deadline.UTC().Format(time.RFC3339))
@@ -583,7 +576,7 @@ func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Sta
 		if st.Approval.Timeout > 0 {
 			pending.Deadline = now.Add(st.Approval.Timeout)
 		}
-		if err := r.e.rec.RequestApproval(ctx, pending); err != nil {
+		if err := r.e.approvalStore.RequestApproval(ctx, pending); err != nil {
 			return "", "", fmt.Errorf("request approval: %w", err)
 		}
 	}

@@ -235,6 +235,14 @@ func (r *runner) build(s *spec.Step, rs *resolvedStep) (step.Step, error) {
 	return kind.New(spec.Inputs(r.p.File, rs.with, true))
 }
 
+// gateOf is the evidence gate s's kind attests, or "".
+func (e *Engine) gateOf(s *spec.Step) string {
+	if s.Uses != "" {
+		return e.kinds[s.Uses].Gate
+	}
+	return e.script.Gate
+}
+
 // scriptNode is the inputs the script kind decodes into a step.Script:
 // a mapping of run (the resolved script), shell and inputs, located at the
 // step's run: so that the kind's errors point there.

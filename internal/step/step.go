@@ -28,6 +28,10 @@ type Kind struct {
 	// kind set AnyOutputs.
 	Outputs    []string
 	AnyOutputs bool
+	// Gate is the evidence gate a step of this kind attests (one of
+	// evidence.Gates(): "lint", "tests", "vuln-scan", ...), or "" for
+	// none. The sign step reads it from StepView.Gate.
+	Gate string
 	// New decodes and checks the step's `with:` inputs and returns the step.
 	// It is called when the pipeline is validated (inputs may then still hold
 	// unresolved ${...} expressions in strings) and again at run time with
@@ -162,6 +166,8 @@ type StepView struct {
 	Name string
 	// Kind is the `uses:` value, or "run" for a script.
 	Kind string
+	// Gate is the evidence gate its kind attests (Kind.Gate), or "".
+	Gate string
 	// Status: passed, cached, failed, skipped or cancelled.
 	Status  string
 	Summary string

@@ -64,6 +64,7 @@ func (a *app) Close() error { return a.store.Close() }
 func registryEngine(a *app, opts ...engine.Option) (*engine.Engine, error) {
 	base := []engine.Option{
 		engine.WithKinds(builtin.Kinds()),
+		engine.WithScriptKind(builtin.Script()),
 		engine.WithServices(builtin.Services()),
 		engine.WithLogger(a.log),
 		engine.WithVersion(version()),

@@ -92,18 +92,14 @@ type StepVerdict struct {
 // an approval leaves it waiting for Resume. Approvals past their
 // deadline are rejected first, and then count as decided.
 func (e *Engine) Decide(ctx context.Context, req DecideRequest) (*store.Approval, error) {
-	rs, err := e.runStore()
-	if err != nil {
-		return nil, err
-	}
 	if req.Who.Name == "" {
 		return nil, errors.New("decide approval: no identity")
 	}
 	now := time.Now()
-	if _, err := rs.ExpireApprovals(ctx, now); err != nil {
+	if _, err := e.approvalStore.ExpireApprovals(ctx, now); err != nil {
 		return nil, fmt.Errorf("decide approval of run %d: %w", req.RunID, err)
 	}
-	approvals, err := e.rec.Approvals(ctx, req.RunID)
+	approvals, err := e.approvalStore.Approvals(ctx, req.RunID)
 	if err != nil {
 		return nil, fmt.Errorf("decide approval of run %d: %w", req.RunID, err)
 	}
@@ -118,12 +114,12 @@ func (e *Engine) Decide(ctx context.Context, req DecideRequest) (*store.Approval
 		if req.Approvers == nil {
 			why = fmt.Sprintf("%s (%s) holds none of the roles %s: no approvers file at %s", req.Who.Name, req.Who.Via, strings.Join(roles, ", "), req.Source)
 		}
-		if aerr := e.rec.Audit(ctx, &store.AuditEntry{Time: now, Actor: req.Who.Name, Action: "approval.refused", Subject: subject, Detail: why}); aerr != nil {
+		if aerr := e.journal.Audit(ctx, &store.AuditEntry{Time: now, Actor: req.Who.Name, Action: "approval.refused", Subject: subject, Detail: why}); aerr != nil {
 			return nil, fmt.Errorf("record refused approval: %w", aerr)
 		}
 		return nil, fmt.Errorf("run %d stage %s: %w: %s", req.RunID, a.Stage, ErrForbidden, why)
 	}
-	shown, digest, err := e.shownToDecider(ctx, rs, req.RunID)
+	shown, digest, err := e.shownToDecider(ctx, req.RunID)
 	if err != nil {
 		return nil, fmt.Errorf("decide approval of run %d: %w", req.RunID, err)
 	}
@@ -132,7 +128,7 @@ func (e *Engine) Decide(ctx context.Context, req DecideRequest) (*store.Approval
 	if req.Approve {
 		d.Status, action = store.ApprovalApproved, "approval.approved"
 	}
-	if err := rs.Decide(ctx, a.ID, d); err != nil {
+	if err := e.approvalStore.Decide(ctx, a.ID, d); err != nil {
 		return nil, fmt.Errorf("decide approval of run %d: %w", req.RunID, err)
 	}
 	detail := fmt.Sprintf("by %s (%s), roles %s", req.Who.Name, req.Who.Via, strings.Join(req.Approvers.RolesOf(req.Who.Name), ","))
@@ -142,7 +138,7 @@ func (e *Engine) Decide(ctx context.Context, req DecideRequest) (*store.Approval
 	if req.Comment != "" {
 		detail += ": " + req.Comment
 	}
-	if err := e.rec.Audit(ctx, &store.AuditEntry{Time: now, Actor: req.Who.Name, Action: action, Subject: subject, Detail: detail}); err != nil {
+	if err := e.journal.Audit(ctx, &store.AuditEntry{Time: now, Actor: req.Who.Name, Action: action, Subject: subject, Detail: detail}); err != nil {
 		e.log.Error("audit approval", "run", req.RunID, "err", err)
 	}
 	a.Status, a.Actor, a.Comment, a.Decided, a.Digest, a.Evidence = d.Status, d.Actor, d.Comment, d.At, d.Digest, d.Evidence
@@ -185,12 +181,12 @@ func pendingApproval(req DecideRequest, approvals []store.Approval) (*store.Appr
 
 // shownToDecider returns the stage verdicts of the run as JSON and the
 // image digest it produced, if any.
-func (e *Engine) shownToDecider(ctx context.Context, rs RunStore, runID int64) (string, string, error) {
-	stages, err := rs.Stages(ctx, runID)
+func (e *Engine) shownToDecider(ctx context.Context, runID int64) (string, string, error) {
+	stages, err := e.resumer.Stages(ctx, runID)
 	if err != nil {
 		return "", "", err
 	}
-	steps, err := rs.Steps(ctx, runID)
+	steps, err := e.resumer.Steps(ctx, runID)
 	if err != nil {
 		return "", "", err
 	}

@@ -50,14 +50,14 @@ func (r *runner) fromCache(ctx context.Context, s *spec.Step, rs *resolvedStep, 
 		return nil, false
 	}
 	rec.CacheKey = key
-	hit, err := r.e.rec.LookupCache(ctx, key)
+	hit, err := r.e.cache.LookupCache(ctx, key)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			logs.sys("cache: " + err.Error())
 		}
 		return nil, false
 	}
-	arts, err := r.e.rec.StepArtifacts(ctx, hit.RunID, hit.Stage, hit.Name)
+	arts, err := r.e.artIndex.StepArtifacts(ctx, hit.RunID, hit.Stage, hit.Name)
 	if err != nil {
 		logs.sys("cache: " + err.Error())
 		return nil, false
@@ -70,7 +70,7 @@ func (r *runner) fromCache(ctx context.Context, s *spec.Step, rs *resolvedStep, 
 	}
 	for _, a := range arts {
 		a.RunID, a.Stage, a.Step = r.run.ID, rec.Stage, rec.Name
-		if err := r.e.rec.AddArtifact(ctx, &a); err != nil {
+		if err := r.e.artIndex.AddArtifact(ctx, &a); err != nil {
 			logs.sys("cache: " + err.Error())
 			return nil, false
 		}
@@ -113,7 +113,7 @@ type keyDoc struct {
 // resolved configuration, its environment (secrets by digest), its services
 // and the content of its input files.
 func (r *runner) cacheKey(s *spec.Step, rs *resolvedStep, ck step.CacheKey) (string, error) {
-	doc := keyDoc{Version: r.e.version, Kind: kindOf(s), Shell: s.Shell, Extra: ck.Extra, Run: rs.script}
+	doc := keyDoc{Version: r.e.version, Kind: r.e.kindOf(s), Shell: s.Shell, Extra: ck.Extra, Run: rs.script}
 	if rs.with != nil && rs.with.Kind != 0 {
 		var v any
 		if err := rs.with.Decode(&v); err != nil {

@@ -1,6 +1,6 @@
 // Package engine runs a pipeline: stages in order, the steps of a stage as
 // a DAG with bounded parallelism, gates, failure actions, the step cache and
-// cancellation. It records everything through a Recorder (the run store)
+// cancellation. It records everything in a Store (the run store)
 // and reports progress to an Observer; it never prints and never names a
 // step kind.
 package engine
@@ -25,24 +25,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
-// Recorder is the part of the run store the engine writes to.
-type Recorder interface {
-	CreateRun(ctx context.Context, r *store.Run) error
-	FinishRun(ctx context.Context, id int64, st store.Status, msg string, at time.Time) error
-	PutStage(ctx context.Context, st *store.Stage) error
-	PutStep(ctx context.Context, st *store.Step) error
-	AppendLogs(ctx context.Context, runID int64, stage, step string, lines []store.LogLine) error
-	AddArtifact(ctx context.Context, a *store.Artifact) error
-	StepArtifacts(ctx context.Context, runID int64, stage, step string) ([]store.Artifact, error)
-	AddEvent(ctx context.Context, e *store.Event) error
-	LookupCache(ctx context.Context, key string) (*store.Step, error)
-	RequestApproval(ctx context.Context, a *store.Approval) error
-	Approvals(ctx context.Context, runID int64) ([]store.Approval, error)
-	Audit(ctx context.Context, e *store.AuditEntry) error
-}
-
-var _ Recorder = (*store.Store)(nil)
-
 // Notifier delivers failure notifications (`on_failure: [{notify: NAME}]`).
 type Notifier interface {
 	Notify(ctx context.Context, webhook string, n Notification) error
@@ -65,18 +47,26 @@ type Rollbacker interface {
 
 // Engine runs pipelines. Build one with New.
 type Engine struct {
-	kinds     map[string]step.Kind
-	services  map[string]service.Provider
-	rec       Recorder
-	artifacts *artifact.Store
-	log       *slog.Logger
-	obs       Observer
-	notifier  Notifier
-	rollbacks map[string]Rollbacker
-	jobs      int
-	version   string
-	stateDir  string
-	logLimit  int64 // bytes of a step's stored log; see WithStepLogLimit
+	kinds         map[string]step.Kind
+	script        step.Kind
+	services      map[string]service.Provider
+	rec           RunRecorder
+	resumer       RunResumer
+	logStore      LogAppender
+	artIndex      ArtifactIndex
+	cache         CacheLookup
+	approvalStore ApprovalStore
+	journal       Journal
+	procs         procTracking // nil: the store does not track processes
+	artifacts     *artifact.Store
+	log           *slog.Logger
+	obs           Observer
+	notifier      Notifier
+	rollbacks     map[string]Rollbacker
+	jobs          int
+	version       string
+	stateDir      string
+	logLimit      int64 // bytes of a step's stored log; see WithStepLogLimit
 }
 
 // Option configures an Engine.
@@ -91,6 +81,20 @@ func WithKinds(kinds []step.Kind) Option {
 			}
 			e.kinds[k.Name] = k
 		}
+		return nil
+	}
+}
+
+// WithScriptKind sets the kind that builds `run:` steps (default: none,
+// and Run refuses a pipeline with run: steps with ErrNoScriptKind). The
+// engine hands it each run: step's script, shell: and inputs: as a
+// step.Script for its New to decode; steps are recorded under its name.
+func WithScriptKind(k step.Kind) Option {
+	return func(e *Engine) error {
+		if k.Name == "" || k.New == nil {
+			return fmt.Errorf("script kind %q needs a name and a constructor", k.Name)
+		}
+		e.script = k
 		return nil
 	}
 }
@@ -160,22 +164,30 @@ func WithVersion(v string) Option {
 	return func(e *Engine) error { e.version = v; return nil }
 }
 
-// New returns an engine that records into rec, keeps artifacts in arts and
+// New returns an engine that records into st, keeps artifacts in arts and
 // keeps tool caches under stateDir.
-func New(rec Recorder, arts *artifact.Store, stateDir string, opts ...Option) (*Engine, error) {
-	if rec == nil || arts == nil {
-		return nil, errors.New("engine needs a recorder and an artifact store")
+func New(st Store, arts *artifact.Store, stateDir string, opts ...Option) (*Engine, error) {
+	if st == nil || arts == nil {
+		return nil, errors.New("engine needs a run store and an artifact store")
 	}
+	procs, _ := st.(procTracking)
 	e := &Engine{
-		kinds:     map[string]step.Kind{},
-		services:  map[string]service.Provider{},
-		rollbacks: map[string]Rollbacker{},
-		rec:       rec,
-		artifacts: arts,
-		log:       slog.New(slog.DiscardHandler),
-		obs:       nopObserver{},
-		jobs:      runtime.NumCPU(),
-		stateDir:  stateDir,
+		kinds:         map[string]step.Kind{},
+		services:      map[string]service.Provider{},
+		rollbacks:     map[string]Rollbacker{},
+		rec:           st,
+		resumer:       st,
+		logStore:      st,
+		artIndex:      st,
+		cache:         st,
+		approvalStore: st,
+		journal:       st,
+		procs:         procs,
+		artifacts:     arts,
+		log:           slog.New(slog.DiscardHandler),
+		obs:           nopObserver{},
+		jobs:          runtime.NumCPU(),
+		stateDir:      stateDir,
 	}
 	for _, o := range opts {
 		if err := o(e); err != nil {
@@ -238,6 +250,27 @@ type Waiting struct {
 	Deadline time.Time
 }
 
+// ErrNoScriptKind is returned by Run and Resume for a pipeline with run:
+// steps when the engine has no script kind (see WithScriptKind).
+var ErrNoScriptKind = errors.New("no script kind runs run: steps")
+
+// checkScripts refuses p when it has run: steps and the engine has no
+// script kind to build them, naming the first one.
+func (e *Engine) checkScripts(p *spec.Pipeline) error {
+	if e.script.New != nil {
+		return nil
+	}
+	for _, st := range p.Stages {
+		for _, s := range st.Steps {
+			if s.Run != "" {
+				at := s.At["run"]
+				return fmt.Errorf("%s:%d:%d: step %s: %w", p.File, at.Line, at.Column, spec.ID(st.Name, s.Name), ErrNoScriptKind)
+			}
+		}
+	}
+	return nil
+}
+
 // ErrStageNotFound is returned for --stage/--from/--until names that the
 // pipeline lacks.
 var ErrStageNotFound = errors.New("no such stage")
@@ -247,6 +280,9 @@ var ErrStageNotFound = errors.New("no such stage")
 // p's file and exact bytes and req, so that Resume can continue it in
 // another process.
 func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Result, error) {
+	if err := e.checkScripts(p); err != nil {
+		return nil, err
+	}
 	selected, err := selectStages(p, req)
 	if err != nil {
 		return nil, err
@@ -268,7 +304,7 @@ func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Resul
 	if err := e.rec.CreateRun(ctx, run); err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
-	if err := e.rec.Audit(ctx, &store.AuditEntry{Time: run.Started, Actor: req.Actor, Action: "run.start",
+	if err := e.journal.Audit(ctx, &store.AuditEntry{Time: run.Started, Actor: req.Actor, Action: "run.start",
 		Subject: fmt.Sprintf("run %d", run.ID), Detail: fmt.Sprintf("pipeline %s, %s on %s at %s", p.Name, req.Git.Event, req.Git.Branch, req.Git.SHA)}); err != nil {
 		e.log.Error("audit run start", "run", run.ID, "err", err)
 	}
@@ -504,7 +540,7 @@ func (r *runner) shouldRun(st *spec.Stage, failedStage string) (bool, string, er
 // (no decision yet: a request is recorded once) or rejected (refused or
 // timed out). The message says why the run stops.
 func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Status, string, error) {
-	approvals, err := r.e.rec.Approvals(ctx, r.run.ID)
+	approvals, err := r.e.approvalStore.Approvals(ctx, r.run.ID)
 	if err != nil {
 		return "", "", fmt.Errorf("read approvals: %w", err)
 	}
@@ -529,11 +565,7 @@ func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Sta
 	now := time.Now()
 	if pending != nil && !pending.Deadline.IsZero() && !now.Before(pending.Deadline) {
 		// Timed out while nobody looked: reject it now.
-		rs, err := r.e.runStore()
-		if err != nil {
-			return "", "", err
-		}
-		if _, err := rs.ExpireApprovals(ctx, now); err != nil {
+		if _, err := r.e.approvalStore.ExpireApprovals(ctx, now); err != nil {
 			return "", "", fmt.Errorf("expire approvals: %w", err)
 		}
 		pending.Status, pending.Comment = store.ApprovalRejected, fmt.Sprintf("approval timed out at %s", pending.Deadline.UTC().Format(time.RFC3339))
@@ -549,7 +581,7 @@ func (r *runner) approval(ctx context.Context, i int, st *spec.Stage) (store.Sta
 		if st.Approval.Timeout > 0 {
 			pending.Deadline = now.Add(st.Approval.Timeout)
 		}
-		if err := r.e.rec.RequestApproval(ctx, pending); err != nil {
+		if err := r.e.approvalStore.RequestApproval(ctx, pending); err != nil {
 			return "", "", fmt.Errorf("request approval: %w", err)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/notify"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/steps/shell"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -107,6 +108,7 @@ func newFixture(t testing.TB, opts ...engine.Option) *fixture {
 	f := &fixture{t: t, dir: t.TempDir(), store: st, count: &countKind{}}
 	base := []engine.Option{
 		engine.WithKinds([]step.Kind{f.count.kind()}),
+		engine.WithScriptKind(shell.Kind),
 		engine.WithJobs(2),
 		engine.WithObserver(engine.ObserverFunc(func(e engine.Event) {
 			if e.Type == engine.StepLog {

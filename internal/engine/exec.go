@@ -17,7 +17,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
-	"github.com/gantry-ci/gantry/internal/steps/shell"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -26,7 +25,7 @@ const serviceStopTimeout = 30 * time.Second
 
 func (r *runner) skipStep(ctx context.Context, st *spec.Stage, s *spec.Step, status store.Status, reason string) store.Status {
 	now := time.Now()
-	rec := &store.Step{RunID: r.run.ID, Stage: st.Name, Name: s.Name, Kind: kindOf(s), Status: status, Message: reason, Started: now, Finished: now}
+	rec := &store.Step{RunID: r.run.ID, Stage: st.Name, Name: s.Name, Kind: r.e.kindOf(s), Status: status, Message: reason, Started: now, Finished: now}
 	if err := r.e.rec.PutStep(context.WithoutCancel(ctx), rec); err != nil {
 		r.e.log.Error("record step", "step", spec.ID(st.Name, s.Name), "err", err)
 	}
@@ -35,11 +34,13 @@ func (r *runner) skipStep(ctx context.Context, st *spec.Stage, s *spec.Step, sta
 	return status
 }
 
-func kindOf(s *spec.Step) string {
+// kindOf is the name s is recorded under: its `uses:`, or the script
+// kind's name for a run: step.
+func (e *Engine) kindOf(s *spec.Step) string {
 	if s.Uses != "" {
 		return s.Uses
 	}
-	return "run"
+	return e.script.Name
 }
 
 func (r *runner) setStep(stage, name string, st *stepState) {
@@ -66,7 +67,7 @@ func (r *runner) stepOutputs(stage, name string) (map[string]any, bool) {
 // runStep runs one step with its services, cache, timeout and retries, and
 // records the outcome.
 func (r *runner) runStep(ctx context.Context, st *spec.Stage, s *spec.Step) store.Status {
-	rec := &store.Step{RunID: r.run.ID, Stage: st.Name, Name: s.Name, Kind: kindOf(s), Status: store.StatusRunning, Attempt: 1, Started: time.Now()}
+	rec := &store.Step{RunID: r.run.ID, Stage: st.Name, Name: s.Name, Kind: r.e.kindOf(s), Status: store.StatusRunning, Attempt: 1, Started: time.Now()}
 	if err := r.e.rec.PutStep(ctx, rec); err != nil {
 		r.e.log.Error("record step", "step", spec.ID(st.Name, s.Name), "err", err)
 	}
@@ -226,7 +227,7 @@ func (r *runner) resolve(s *spec.Step, env map[string]any) (*resolvedStep, error
 // build makes the step.Step for s from its resolved configuration.
 func (r *runner) build(s *spec.Step, rs *resolvedStep) (step.Step, error) {
 	if s.Run != "" {
-		return &shell.Step{Script: rs.script, Shell: s.Shell, Inputs: s.Inputs}, nil
+		return r.e.script.New(spec.Inputs(r.p.File, scriptNode(s, rs.script), true))
 	}
 	kind, ok := r.e.kinds[s.Uses]
 	if !ok {
@@ -242,6 +243,36 @@ func (r *runner) build(s *spec.Step, rs *resolvedStep) (step.Step, error) {
 		return nil, errors.Join(errs...)
 	}
 	return st, nil
+}
+
+// gateOf is the evidence gate s's kind attests, or "".
+func (e *Engine) gateOf(s *spec.Step) string {
+	if s.Uses != "" {
+		return e.kinds[s.Uses].Gate
+	}
+	return e.script.Gate
+}
+
+// scriptNode is the inputs the script kind decodes into a step.Script:
+// a mapping of run (the resolved script), shell and inputs, located at the
+// step's run: so that the kind's errors point there.
+func scriptNode(s *spec.Step, script string) *yaml.Node {
+	at := s.At["run"]
+	str := func(v string) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Line: at.Line, Column: at.Column}
+	}
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: at.Line, Column: at.Column, Content: []*yaml.Node{
+		str("run"), str(script),
+		str("shell"), str(s.Shell),
+	}}
+	if len(s.Inputs) > 0 {
+		inputs := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: at.Line, Column: at.Column}
+		for _, in := range s.Inputs {
+			inputs.Content = append(inputs.Content, str(in))
+		}
+		n.Content = append(n.Content, str("inputs"), inputs)
+	}
+	return n
 }
 
 // stepVars is the environment of the step's processes: gantry's own

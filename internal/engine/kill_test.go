@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/steps/shell"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -51,7 +52,7 @@ func TestKillNineHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(st, arts, state)
+	eng, err := engine.New(st, arts, state, engine.WithScriptKind(shell.Kind))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func (l *logSink) flush() {
 	if len(batch) == 0 {
 		return
 	}
-	if err := l.r.e.rec.AppendLogs(l.ctx, l.r.run.ID, l.stage, l.step, batch); err != nil {
+	if err := l.r.e.logStore.AppendLogs(l.ctx, l.r.run.ID, l.stage, l.step, batch); err != nil {
 		l.r.e.log.Error("store log lines", "step", l.stage+"/"+l.step, "err", err)
 	}
 }
@@ -205,7 +205,7 @@ func (a *artifactSink) record(ctx context.Context, name, digest string, size int
 	if mediaType == "" {
 		mediaType = guessMediaType(name)
 	}
-	return a.r.e.rec.AddArtifact(ctx, &store.Artifact{
+	return a.r.e.artIndex.AddArtifact(ctx, &store.Artifact{
 		RunID: a.r.run.ID, Stage: a.stage, Step: a.step, Name: name,
 		Digest: digest, Size: size, MediaType: mediaType, Created: time.Now(),
 	})

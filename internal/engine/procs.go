@@ -6,7 +6,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/proc"
 )
 
-// procTracking is the optional ability of a Recorder to record the process
+// procTracking is the optional ability of a Store to record the process
 // groups of running steps and their services (store.Store has it), so that
 // what a killed gantry left running is ended when the store is next
 // opened.
@@ -15,10 +15,10 @@ type procTracking interface {
 }
 
 // trackProcs returns ctx with the step's process groups recorded through
-// the Recorder, when it can (see proc.WithTracker).
+// the Store, when it can (see proc.WithTracker).
 func (r *runner) trackProcs(ctx context.Context, stage, name string) context.Context {
-	if pt, ok := r.e.rec.(procTracking); ok {
-		return proc.WithTracker(ctx, pt.ProcTracker(r.run.ID, stage, name))
+	if r.e.procs == nil {
+		return ctx
 	}
-	return ctx
+	return proc.WithTracker(ctx, r.e.procs.ProcTracker(r.run.ID, stage, name))
 }

@@ -12,31 +12,10 @@ import (
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
-// RunStore is what resuming runs and deciding approvals need of the run
-// store, beyond the Recorder. *store.Store implements it.
-type RunStore interface {
-	GetRun(ctx context.Context, id int64) (*store.Run, error)
-	Stages(ctx context.Context, runID int64) ([]store.Stage, error)
-	Steps(ctx context.Context, runID int64) ([]store.Step, error)
-	ResumeRun(ctx context.Context, id int64) error
-	ExpireApprovals(ctx context.Context, now time.Time) ([]store.Approval, error)
-	Decide(ctx context.Context, approvalID int64, d store.Decision) error
-}
-
-var _ RunStore = (*store.Store)(nil)
-
 // ErrNotResumable is returned by Resume for a run that cannot continue:
 // it ended (passed, failed, rejected), or it was recorded before gantry
 // kept the pipeline with the run.
 var ErrNotResumable = errors.New("run cannot be resumed")
-
-func (e *Engine) runStore() (RunStore, error) {
-	rs, ok := e.rec.(RunStore)
-	if !ok {
-		return nil, errors.New("the engine's recorder cannot resume runs or decide approvals")
-	}
-	return rs, nil
-}
 
 // ResumeRequest says how to continue a run.
 type ResumeRequest struct {
@@ -58,14 +37,10 @@ type ResumeRequest struct {
 // pending run again. The run's lock is taken again, so a second process
 // resuming the same run gets an error wrapping store.ErrRunHeld.
 func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Result, error) {
-	rs, err := e.runStore()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := rs.ExpireApprovals(ctx, time.Now()); err != nil {
+	if _, err := e.approvalStore.ExpireApprovals(ctx, time.Now()); err != nil {
 		return nil, fmt.Errorf("resume run %d: %w", id, err)
 	}
-	run, err := rs.GetRun(ctx, id)
+	run, err := e.resumer.GetRun(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("resume run %d: %w", id, err)
 	}
@@ -83,6 +58,9 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 	p, err := spec.Parse(run.PipelineFile, run.PipelineSource, e.Registry())
 	if err != nil {
 		return nil, fmt.Errorf("resume run %d: the pipeline recorded with the run no longer validates: %w", id, err)
+	}
+	if err := e.checkScripts(p); err != nil {
+		return nil, fmt.Errorf("resume run %d: %w", id, err)
 	}
 	r0 := run.Request
 	greq := Request{
@@ -105,12 +83,12 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 	if err != nil {
 		return nil, fmt.Errorf("resume run %d: %w", id, err)
 	}
-	prior, err := loadPrior(ctx, rs, id)
+	prior, err := loadPrior(ctx, e.resumer, id)
 	if err != nil {
 		return nil, fmt.Errorf("resume run %d: %w", id, err)
 	}
 
-	if err := rs.ResumeRun(ctx, id); err != nil {
+	if err := e.resumer.ResumeRun(ctx, id); err != nil {
 		return nil, fmt.Errorf("resume run %d: %w", id, err)
 	}
 	// From here the run is ours: every way out records its end.
@@ -125,14 +103,14 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 	}
 	defer cleanup()
 	greq.Dir = workDir
-	if err := e.rec.Audit(ctx, &store.AuditEntry{Actor: greq.Actor, Action: "run.resume",
+	if err := e.journal.Audit(ctx, &store.AuditEntry{Actor: greq.Actor, Action: "run.resume",
 		Subject: fmt.Sprintf("run %d", id), Detail: fmt.Sprintf("was %s; in %s", run.Status, workDir)}); err != nil {
 		e.log.Error("audit run resume", "run", id, "err", err)
 	}
 	r := e.newRunner(p, greq, run, masker, secrets)
 	r.prior = prior
 	r.restore()
-	approvals, err := e.rec.Approvals(ctx, id)
+	approvals, err := e.approvalStore.Approvals(ctx, id)
 	if err != nil {
 		msg := fmt.Sprintf("read approvals: %v", err)
 		if ferr := e.rec.FinishRun(cctx, id, store.StatusInterrupted, msg, time.Now()); ferr != nil {
@@ -154,7 +132,7 @@ type priorState struct {
 	steps  map[string]store.Step // by spec.ID(stage, step)
 }
 
-func loadPrior(ctx context.Context, rs RunStore, id int64) (*priorState, error) {
+func loadPrior(ctx context.Context, rs RunResumer, id int64) (*priorState, error) {
 	stages, err := rs.Stages(ctx, id)
 	if err != nil {
 		return nil, err

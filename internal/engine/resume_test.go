@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/steps/shell"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -56,7 +57,7 @@ func engineOn(t *testing.T, state string, opts ...engine.Option) (*store.Store, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(st, arts, state, append([]engine.Option{engine.WithJobs(2)}, opts...)...)
+	eng, err := engine.New(st, arts, state, append([]engine.Option{engine.WithScriptKind(shell.Kind), engine.WithJobs(2)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

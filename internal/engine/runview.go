@@ -32,7 +32,7 @@ func (r *runner) runView() step.RunView {
 				continue
 			}
 			sv.Steps = append(sv.Steps, step.StepView{
-				Name: s.Name, Kind: kindOf(s), Status: string(ss.Status),
+				Name: s.Name, Kind: r.e.kindOf(s), Gate: r.e.gateOf(s), Status: string(ss.Status),
 				Summary: ss.Summary, Message: ss.Message, AllowFailure: s.AllowFailure,
 				Outputs: copyOutputs(ss.Outputs),
 			})

@@ -37,9 +37,18 @@ type stepFunc func(ctx context.Context, env *step.Env) (*step.Result, error)
 
 func (f stepFunc) Run(ctx context.Context, env *step.Env) (*step.Result, error) { return f(ctx, env) }
 
+// testsKind is a kind that attests the tests gate.
+var testsKind = step.Kind{
+	Name: "tests-kind",
+	Gate: "tests",
+	New: func(step.Inputs) (step.Step, error) {
+		return stepFunc(func(context.Context, *step.Env) (*step.Result, error) { return &step.Result{}, nil }), nil
+	},
+}
+
 func TestEnvRunView(t *testing.T) {
 	views := &viewKind{}
-	f := newFixture(t, engine.WithKinds([]step.Kind{views.kind()}))
+	f := newFixture(t, engine.WithKinds([]step.Kind{views.kind(), testsKind}))
 	p := f.pipeline(`name: demo
 stages:
   - name: build
@@ -48,6 +57,7 @@ stages:
       - {name: lint, run: 'echo lint broke; exit 2', allow_failure: true}
       - {name: c, uses: count, with: {value: 3}}
       - {name: off, run: 'echo never', if: 'branch == "nope"'}
+      - {name: t, uses: tests-kind}
     gate: steps.unit.outputs.coverage >= 80
   - name: evidence
     steps:
@@ -75,6 +85,7 @@ stages:
 					{Name: "lint", Kind: "run", Status: "failed", Message: "script exited with status 2", AllowFailure: true},
 					{Name: "c", Kind: "count", Status: "passed", Summary: "counted", Outputs: map[string]any{"value": float64(3)}},
 					{Name: "off", Kind: "run", Status: "skipped", Summary: `if: branch == "nope" is false`, Message: `if: branch == "nope" is false`},
+					{Name: "t", Kind: "tests-kind", Gate: "tests", Status: "passed"},
 				},
 			},
 			{

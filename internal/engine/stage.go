@@ -239,7 +239,7 @@ func (r *runner) runFailureActions(ctx context.Context, st *spec.Stage, msg stri
 			data["error"] = r.masker.Mask(err.Error())
 			r.e.log.Warn("failure action failed", "stage", st.Name, "action", name, "err", r.masker.Mask(err.Error()))
 		}
-		if rerr := r.e.rec.AddEvent(actx, &store.Event{RunID: r.run.ID, Time: time.Now(), Type: "failure_action", Stage: st.Name, Data: data}); rerr != nil {
+		if rerr := r.e.journal.AddEvent(actx, &store.Event{RunID: r.run.ID, Time: time.Now(), Type: "failure_action", Stage: st.Name, Data: data}); rerr != nil {
 			r.e.log.Error("record failure action", "err", rerr)
 		}
 		msgLine := fmt.Sprintf("on_failure: %s: done", name)

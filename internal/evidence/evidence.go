@@ -56,36 +56,13 @@ func worse(a, b string) string {
 	return a
 }
 
-// gateKinds maps each gate to the step kinds whose outcome it records.
-var gateKinds = []struct {
-	gate  string
-	kinds []string
-}{
-	{"lint", []string{"golangci-lint", "terraform-fmt", "tflint", "kubeconform", "helm-lint", "helm-template"}},
-	{"commit-messages", []string{"commitlint"}},
-	{"tests", []string{"go-test"}},
-	{"vuln-scan", []string{"vuln-scan"}},
-	{"sast", []string{"sast"}},
-	{"licenses", []string{"license-check"}},
-	{"sbom", []string{"sbom"}},
-}
+// stepGates are the gates step kinds attest (step.Kind.Gate), in
+// pipeline order.
+var stepGates = []string{"lint", "commit-messages", "tests", "vuln-scan", "sast", "licenses", "sbom"}
 
 // Gates lists the gate names, in pipeline order; the approval gate last.
 func Gates() []string {
-	out := make([]string, len(gateKinds), len(gateKinds)+1)
-	for i, g := range gateKinds {
-		out[i] = g.gate
-	}
-	return append(out, GateApproval)
-}
-
-func gateOfKind(kind string) string {
-	for _, g := range gateKinds {
-		if slices.Contains(g.kinds, kind) {
-			return g.gate
-		}
-	}
-	return ""
+	return append(slices.Clip(stepGates), GateApproval)
 }
 
 // Predicate is one gate's verdict on an image.
@@ -149,7 +126,7 @@ func Collect(view step.RunView, run Run, now time.Time) []Predicate {
 	byGate := map[string]*Predicate{}
 	for _, st := range view.Stages {
 		for _, s := range st.Steps {
-			gate := gateOfKind(s.Kind)
+			gate := s.Gate
 			if gate == "" {
 				continue
 			}

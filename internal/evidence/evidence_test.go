@@ -17,19 +17,19 @@ var view = step.RunView{
 	Pipeline: "payment-service",
 	Stages: []step.StageView{
 		{Name: "commit", Status: "passed", Steps: []step.StepView{
-			{Name: "go-lint", Kind: "golangci-lint", Status: "cached", Outputs: map[string]any{"findings": 0}},
-			{Name: "tflint", Kind: "tflint", Status: "passed"},
-			{Name: "commits", Kind: "commitlint", Status: "passed", Outputs: map[string]any{"commits": 3}},
+			{Name: "go-lint", Kind: "golangci-lint", Gate: "lint", Status: "cached", Outputs: map[string]any{"findings": 0}},
+			{Name: "tflint", Kind: "tflint", Gate: "lint", Status: "passed"},
+			{Name: "commits", Kind: "commitlint", Gate: "commit-messages", Status: "passed", Outputs: map[string]any{"commits": 3}},
 			{Name: "version", Kind: "next-version", Status: "passed"},
 		}},
 		{Name: "build-test", Status: "failed", Gate: "steps.integration.outputs.coverage >= 80", GatePassed: ptr(false), Steps: []step.StepView{
-			{Name: "unit", Kind: "go-test", Status: "passed", Outputs: map[string]any{"coverage": 79.0}},
-			{Name: "integration", Kind: "go-test", Status: "passed", Outputs: map[string]any{"coverage": 78.5}},
+			{Name: "unit", Kind: "go-test", Gate: "tests", Status: "passed", Outputs: map[string]any{"coverage": 79.0}},
+			{Name: "integration", Kind: "go-test", Gate: "tests", Status: "passed", Outputs: map[string]any{"coverage": 78.5}},
 		}},
 		{Name: "security", Status: "running", Steps: []step.StepView{
-			{Name: "trivy", Kind: "vuln-scan", Status: "passed", Outputs: map[string]any{"high": 0, "exceptions": []any{"GO-2024-0001", "GO-2024-0001"}}},
-			{Name: "sast", Kind: "sast", Status: "failed", Message: "2 findings"},
-			{Name: "licenses", Kind: "license-check", Status: "failed", AllowFailure: true},
+			{Name: "trivy", Kind: "vuln-scan", Gate: "vuln-scan", Status: "passed", Outputs: map[string]any{"high": 0, "exceptions": []any{"GO-2024-0001", "GO-2024-0001"}}},
+			{Name: "sast", Kind: "sast", Gate: "sast", Status: "failed", Message: "2 findings"},
+			{Name: "licenses", Kind: "license-check", Gate: "licenses", Status: "failed", AllowFailure: true},
 			{Name: "notes", Kind: "run", Status: "passed"},
 		}},
 	},
@@ -80,6 +80,26 @@ func TestCollect(t *testing.T) {
 				t.Errorf("exceptions %v", p.Exceptions)
 			}
 		}
+	}
+}
+
+// TestCollectReadsTheGate checks that a step counts for the gate its
+// kind attests, whatever the kind is called.
+func TestCollectReadsTheGate(t *testing.T) {
+	v := step.RunView{Stages: []step.StageView{{Name: "commit", Status: "passed", Steps: []step.StepView{
+		{Name: "custom", Kind: "my-linter", Gate: "lint", Status: "failed"},
+		{Name: "script", Kind: "run", Status: "passed"},
+		{Name: "ungated", Kind: "golangci-lint", Status: "failed"},
+	}}}}
+	ps := Collect(v, Run{ID: "1"}, time.Now())
+	if len(ps) != 1 {
+		t.Fatalf("got %d predicates (%+v), want the lint gate only", len(ps), ps)
+	}
+	if got, want := ps[0].Gate, "lint"; got != want {
+		t.Errorf("gate: got %q, want %q", got, want)
+	}
+	if len(ps[0].Steps) != 1 || ps[0].Steps[0].Name != "custom" || ps[0].Verdict != Fail {
+		t.Errorf("lint predicate: got steps %+v verdict %s, want the custom step, failing", ps[0].Steps, ps[0].Verdict)
 	}
 }
 

@@ -67,7 +67,7 @@ func TestLayers(t *testing.T) {
 			name:    "the engine names no step kind",
 			applies: func(p string) bool { return under(p, "internal/engine") },
 			banned: func(imp string) bool {
-				return strings.HasPrefix(imp, module+"/internal/steps/") && imp != module+"/internal/steps/shell"
+				return strings.HasPrefix(imp, module+"/internal/steps/")
 			},
 		},
 		{

@@ -28,11 +28,29 @@ type Kind struct {
 	// kind set AnyOutputs.
 	Outputs    []string
 	AnyOutputs bool
+	// Gate is the evidence gate a step of this kind attests (one of
+	// evidence.Gates(): "lint", "tests", "vuln-scan", ...), or "" for
+	// none. The sign step reads it from StepView.Gate.
+	Gate string
 	// New decodes and checks the step's `with:` inputs and returns the step.
 	// It is called when the pipeline is validated (inputs may then still hold
 	// unresolved ${...} expressions in strings) and again at run time with
 	// every expression resolved. It must not do I/O.
 	New func(in Inputs) (Step, error)
+}
+
+// Script is the configuration of a `run:` step. The engine hands it to
+// the script kind (the kind it was given for `run:` steps, see
+// engine.WithScriptKind) as that kind's inputs: the script kind's New
+// decodes it with Inputs.Decode into a Script, as any kind decodes its
+// `with:` block. No pipeline file names the script kind in `uses:`.
+type Script struct {
+	// Run is the script text. Expressions were refused and $${ unescaped.
+	Run string `yaml:"run"`
+	// Shell is the step's `shell:` ("" for the kind's default).
+	Shell string `yaml:"shell"`
+	// Inputs are the step's `inputs:` globs, the files of its cache key.
+	Inputs []string `yaml:"inputs"`
 }
 
 // Inputs gives a kind its `with:` block.
@@ -148,6 +166,8 @@ type StepView struct {
 	Name string
 	// Kind is the `uses:` value, or "run" for a script.
 	Kind string
+	// Gate is the evidence gate its kind attests (Kind.Gate), or "".
+	Gate string
 	// Status: passed, cached, failed, skipped or cancelled.
 	Status  string
 	Summary string

@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
 	saststep "github.com/gantry-ci/gantry/internal/steps/sast"
 	sbomstep "github.com/gantry-ci/gantry/internal/steps/sbom"
+	"github.com/gantry-ci/gantry/internal/steps/shell"
 	signstep "github.com/gantry-ci/gantry/internal/steps/sign"
 	"github.com/gantry-ci/gantry/internal/steps/terraformfmt"
 	"github.com/gantry-ci/gantry/internal/steps/tflint"
@@ -54,6 +55,11 @@ func Kinds() []step.Kind {
 		signstep.Kind,
 	}
 }
+
+// Script returns the script kind, which runs `run:` steps. It is not a
+// `uses:` kind: the engine builds it from a step's run:, shell: and
+// inputs: (engine.WithScriptKind).
+func Script() step.Kind { return shell.Kind }
 
 // Services returns the services a step can ask for with `services:`.
 func Services() map[string]service.Provider {

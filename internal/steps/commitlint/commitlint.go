@@ -27,6 +27,7 @@ type Config struct {
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "commitlint",
+	Gate:    "commit-messages",
 	Summary: "check commit messages against Conventional Commits (config-conventional + .commitlintrc)",
 	Outputs: append([]string{"commits", "range"}, checkstep.Outputs...),
 	New: func(in step.Inputs) (step.Step, error) {

@@ -28,6 +28,7 @@ type Config struct {
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "golangci-lint",
+	Gate:    "lint",
 	Summary: "lint Go code with a pinned golangci-lint (" + lint.Tool.Version + ") and the repository's .golangci.yml",
 	Outputs: checkstep.Outputs,
 	New: func(in step.Inputs) (step.Step, error) {

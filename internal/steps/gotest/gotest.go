@@ -23,6 +23,7 @@ import (
 // Kind is `uses: go-test`.
 var Kind = step.Kind{
 	Name:    "go-test",
+	Gate:    "tests",
 	Summary: "go test with -race and coverage; JUnit XML, HTML coverage, coverage outputs",
 	Outputs: []string{"coverage", "coverage_by_package", "tests", "failed", "skipped", "packages", "races", "profile"},
 	New:     New,

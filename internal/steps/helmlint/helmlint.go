@@ -28,6 +28,7 @@ type Config struct {
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "helm-lint",
+	Gate:    "lint",
 	Summary: "lint a Helm chart through the Helm SDK (no helm binary needed)",
 	Outputs: checkstep.Outputs,
 	New: func(in step.Inputs) (step.Step, error) {

@@ -35,6 +35,7 @@ type Config struct {
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "helm-template",
+	Gate:    "lint",
 	Summary: "render a Helm chart through the Helm SDK and validate the manifests offline",
 	Outputs: append([]string{"documents"}, checkstep.Outputs...),
 	New: func(in step.Inputs) (step.Step, error) {

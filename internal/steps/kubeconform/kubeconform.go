@@ -50,6 +50,7 @@ func (c Config) policy() manifests.UnknownKinds {
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "kubeconform",
+	Gate:    "lint",
 	Summary: "validate Kubernetes manifests, kustomize overlays and Helm renderings offline (Kubernetes " + manifests.KubernetesVersion + " + CRD schemas)",
 	Outputs: append([]string{"documents", "valid", "skipped"}, checkstep.Outputs...),
 	New: func(in step.Inputs) (step.Step, error) {

@@ -30,6 +30,7 @@ type Config struct {
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "license-check",
+	Gate:    "licenses",
 	Summary: "detect dependency licences from the module cache (licensecheck) and enforce the CEL policy in .gantry/licenses.yaml",
 	Outputs: []string{"modules", "violations", "unknown"},
 	New: func(in step.Inputs) (step.Step, error) {

@@ -66,6 +66,7 @@ var Outputs = append(append([]string{}, checkstep.Outputs...), "suppressed", "se
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "sast",
+	Gate:    "sast",
 	Summary: "Go static security analysis (gosec " + lib.GosecVersion + ") and secret detection over the tree and the commits built, SARIF; snyk code test with a SNYK_TOKEN",
 	Outputs: Outputs,
 	New: func(in step.Inputs) (step.Step, error) {

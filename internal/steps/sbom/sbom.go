@@ -24,6 +24,7 @@ import (
 // Kind is the sbom step kind.
 var Kind = step.Kind{
 	Name:    "sbom",
+	Gate:    "sbom",
 	Summary: "CycloneDX 1.6 SBOM of the built image, attached to the pushed image",
 	Outputs: []string{"components", "modules", "packages", "artifact", "digest", "attached", "referrer"},
 	New:     New,

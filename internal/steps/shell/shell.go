@@ -1,4 +1,6 @@
-// Package shell runs the `run:` scripts of pipeline steps.
+// Package shell is the script kind: it runs the `run:` scripts of
+// pipeline steps. The engine builds it from a step's run:, shell: and
+// inputs: (see step.Script); no pipeline names it in `uses:`.
 package shell
 
 import (
@@ -19,6 +21,24 @@ import (
 // OutputEnv names the file a script appends KEY=VALUE lines to, to set
 // outputs.
 const OutputEnv = "GANTRY_OUTPUT"
+
+// Kind is the script kind. Its inputs are a step.Script; a script sets
+// whatever outputs it writes to $GANTRY_OUTPUT.
+var Kind = step.Kind{
+	Name:       "run",
+	Summary:    "a run: script, with sh -e or the step's shell:",
+	AnyOutputs: true,
+	New: func(in step.Inputs) (step.Step, error) {
+		var sc step.Script
+		if err := in.Decode(&sc); err != nil {
+			return nil, err
+		}
+		if sc.Run == "" {
+			return nil, in.Errorf("run", "the script is empty")
+		}
+		return &Step{Script: sc.Run, Shell: sc.Shell, Inputs: sc.Inputs}, nil
+	},
+}
 
 // Step runs a script with a shell.
 type Step struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/proc"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/shell"
+	"github.com/gantry-ci/gantry/internal/steps/steptest"
 )
 
 func newEnv(t *testing.T, out *bytes.Buffer) *step.Env {
@@ -99,5 +101,59 @@ func TestMissingWorkingDirectory(t *testing.T) {
 	}
 	if want := "working directory " + env.Dir + " does not exist"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
+func TestKind(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		with    string
+		want    *shell.Step
+		wantErr string
+	}{
+		{name: "script only", with: "run: echo hi\n", want: &shell.Step{Script: "echo hi"}},
+		{
+			name: "shell and inputs",
+			with: "run: |\n  echo one\n  echo two\nshell: bash\ninputs: ['**/*.go', go.sum]\n",
+			want: &shell.Step{Script: "echo one\necho two\n", Shell: "bash", Inputs: []string{"**/*.go", "go.sum"}},
+		},
+		{name: "empty script", with: "shell: bash\n", wantErr: "the script is empty"},
+		{name: "unknown input", with: "run: echo hi\nscript: echo hi\n", wantErr: "script"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := shell.Kind.New(steptest.Inputs{YAML: tc.with})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("New: got error %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("New: got %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestKindRunsScript runs a script built through the kind, as the engine
+// builds every run: step, and reads the outputs it sets.
+func TestKindRunsScript(t *testing.T) {
+	impl, err := shell.Kind.New(steptest.Inputs{YAML: "run: |\n  echo version=1.2.3 >> \"$GANTRY_OUTPUT\"\n  echo done\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := impl.Run(context.Background(), newEnv(t, &out))
+	if err != nil {
+		t.Fatalf("Run: %v (log %q)", err, out.String())
+	}
+	if got, want := res.Outputs["version"], any("1.2.3"); got != want {
+		t.Errorf("output version: got %v, want %v", got, want)
+	}
+	if got, want := out.String(), "done\n"; got != want {
+		t.Errorf("log: got %q, want %q", got, want)
 	}
 }

@@ -75,13 +75,13 @@ func TestSign(t *testing.T) {
 	gatePassed := true
 	env.Run = func() step.RunView {
 		return step.RunView{Pipeline: "payment-service", Stages: []step.StageView{
-			{Name: "commit", Status: "passed", Steps: []step.StepView{{Name: "go-lint", Kind: "golangci-lint", Status: "passed"}}},
+			{Name: "commit", Status: "passed", Steps: []step.StepView{{Name: "go-lint", Kind: "golangci-lint", Gate: "lint", Status: "passed"}}},
 			{Name: "build-test", Status: "passed", Gate: "steps.integration.outputs.coverage >= 80", GatePassed: &gatePassed, Steps: []step.StepView{
-				{Name: "integration", Kind: "go-test", Status: "passed", Outputs: map[string]any{"coverage": 87.5}},
+				{Name: "integration", Kind: "go-test", Gate: "tests", Status: "passed", Outputs: map[string]any{"coverage": 87.5}},
 			}},
 			{Name: "security", Status: "running", Steps: []step.StepView{
-				{Name: "trivy", Kind: "vuln-scan", Status: "failed", Message: "1 finding(s) at HIGH or above"},
-				{Name: "licenses", Kind: "license-check", Status: "failed", AllowFailure: true, Message: "GPL-3.0 denied"},
+				{Name: "trivy", Kind: "vuln-scan", Gate: "vuln-scan", Status: "failed", Message: "1 finding(s) at HIGH or above"},
+				{Name: "licenses", Kind: "license-check", Gate: "licenses", Status: "failed", AllowFailure: true, Message: "GPL-3.0 denied"},
 			}},
 		}}
 	}

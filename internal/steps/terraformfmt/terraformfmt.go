@@ -22,6 +22,7 @@ type Config struct {
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "terraform-fmt",
+	Gate:    "lint",
 	Summary: "check Terraform formatting in-process (same verdict and diff as terraform fmt -check -diff -recursive)",
 	Outputs: append([]string{"files"}, checkstep.Outputs...),
 	New: func(in step.Inputs) (step.Step, error) {

@@ -25,6 +25,7 @@ type Config struct {
 // Kind is the step kind.
 var Kind = step.Kind{
 	Name:    "tflint",
+	Gate:    "lint",
 	Summary: "lint Terraform with a pinned tflint (" + lint.Tool.Version + ", bundled terraform ruleset)",
 	Outputs: checkstep.Outputs,
 	New: func(in step.Inputs) (step.Step, error) {

@@ -29,6 +29,7 @@ import (
 // Kind is the vuln-scan step kind.
 var Kind = step.Kind{
 	Name:    "vuln-scan",
+	Gate:    "vuln-scan",
 	Summary: "Scan the built image's Go modules and OS packages against OSV data; fail on HIGH/CRITICAL",
 	Outputs: []string{"critical", "high", "medium", "low", "unscored", "findings", "excepted", "failing", "passed", "scanner", "exceptions"},
 	New:     New,

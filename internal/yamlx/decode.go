@@ -162,7 +162,25 @@ func (d *Decoder) Decode(n *yaml.Node, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return errors.New("yamlx: Decode needs a non-nil pointer")
 	}
-	return d.decode(n, rv.Elem())
+	return dedupe(d.decode(n, rv.Elem()))
+}
+
+// dedupe drops repeats of the same problem at the same place: a node
+// reached through several aliases is decoded once per alias, and its
+// errors would otherwise be reported once per alias.
+func dedupe(err error) error {
+	if err == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []error
+	for _, e := range appendErr(nil, err) {
+		if key := e.Error(); !seen[key] {
+			seen[key] = true
+			out = append(out, e)
+		}
+	}
+	return joinErrs(out)
 }
 
 func (d *Decoder) errorf(n *yaml.Node, format string, args ...any) error {
@@ -215,6 +233,13 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value) error {
 	}
 	if isNull(n) && v.Kind() != reflect.Interface {
 		v.SetZero()
+		// A null where a mapping may be written still has a place, so
+		// that later checks of the (empty) struct can name it.
+		if v.Kind() == reflect.Struct {
+			if fs := structFields(v.Type()); fs.pos != nil {
+				v.FieldByIndex(fs.pos).Set(reflect.ValueOf(PosOf(n)))
+			}
+		}
 		return nil
 	}
 	switch v.Kind() {

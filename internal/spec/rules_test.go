@@ -226,6 +226,8 @@ func TestEnvReferences(t *testing.T) {
 	allowed := []struct{ name, yaml string }{
 		{"pipeline values in order", "name: x\nenv: {A: x, B: \"${env.A}-y\", C: \"${env.B}-z\"}\nstages:\n  - name: s\n    when: env.C == \"x-y-z\"\n    steps: [{name: a, run: x}]\n"},
 		{"step values over the pipeline's", "name: x\nenv: {P: /bin}\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, env: {P: '/opt:${env.P}', Q: '${env.P}'}, with: {message: '${env.Q}'}}\n"},
+		{"optional read of an unset name in an if", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x, if: 'env?.NOPE == nil'}]\n"},
+		{"optional read with a default in an env value", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, env: {X: '${env?.NOPE ?? \"d\"}', Y: '${env?.NOPE}'}}\n"},
 		{"computed names are checked when run", "name: x\nenv: {K: A, A: x}\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {message: '${env[env.K]}'}}\n"},
 	}
 	for _, tt := range allowed {

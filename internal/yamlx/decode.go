@@ -59,7 +59,18 @@ type Decoder struct {
 	// YAML holds an unresolved ${...} expression there, for validating a
 	// file before its expressions can be evaluated.
 	SkipTemplates bool
+
+	// visited counts the values decoded, to bound what aliases expand
+	// to; tooMany is the error returned once the bound is passed.
+	visited   int
+	tooMany   *Error
+	lastAlias *yaml.Node
 }
+
+// MaxValues bounds how many values one Decode walks. Aliases are followed
+// where they are used, so a few lines of anchors can stand for billions
+// of values (a "billion laughs" file); no pipeline file comes near this.
+const MaxValues = 1 << 20
 
 // Pos is a position in a YAML file. A struct field of type Pos is filled
 // with the position of the struct's own mapping.
@@ -199,6 +210,20 @@ func isNull(n *yaml.Node) bool {
 }
 
 func (d *Decoder) decode(n *yaml.Node, v reflect.Value) error {
+	if d.tooMany != nil {
+		return d.tooMany
+	}
+	if n.Kind == yaml.AliasNode {
+		d.lastAlias = n
+	}
+	if d.visited++; d.visited > MaxValues {
+		at := n
+		if d.lastAlias != nil {
+			at = d.lastAlias
+		}
+		d.tooMany = Errorf(d.File, at, "the file stands for more than %d values once its aliases are expanded; write the repeated parts out or use fewer aliases", MaxValues)
+		return d.tooMany
+	}
 	n = resolveAlias(n)
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {

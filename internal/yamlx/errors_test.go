@@ -137,3 +137,15 @@ func TestNullStructHasPosition(t *testing.T) {
 		t.Errorf("position of a null mapping: got %+v, want %+v", got, want)
 	}
 }
+
+// TestAliasExpansionBounded: aliases that multiply into more values than
+// any pipeline file holds are an error, not minutes of decoding.
+func TestAliasExpansionBounded(t *testing.T) {
+	src := "any: &i {tags: [" + strings.Repeat("a, ", 2000) + "a]}\nitems: [" + strings.Repeat("*i, ", 1000) + "*i]\n"
+	var o outer
+	got := errorList(Decode("f.yaml", []byte(src), &o))
+	want := "f.yaml:2:"
+	if len(got) != 1 || !strings.HasPrefix(got[0], want) || !strings.Contains(got[0], "aliases") {
+		t.Errorf("got %d errors %.300q, want one at %s... about aliases", len(got), got, want)
+	}
+}

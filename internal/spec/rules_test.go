@@ -285,3 +285,28 @@ func TestConstantExpressionErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want) })
 	}
 }
+
+// TestPlacesOfFileProblems: problems found in mappings written as null or
+// through aliases are reported at their place, once.
+func TestPlacesOfFileProblems(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"null secret source", "name: x\nsecrets:\n  A: {env: A}\n  OTHER: ~\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n",
+			`p.yaml:4:10: secret "OTHER" needs exactly one of env or file`},
+		{"bad stage used through an alias three times", "name: x\nbad: &b [1]\nstages: [*b, *b, *b]\n",
+			`p.yaml:2:6: expected a mapping, got a list`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parseErrors(t, tt.yaml)
+			n := 0
+			for _, g := range got {
+				if strings.Contains(g, tt.want) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("got %q, want exactly one error containing %q", got, tt.want)
+			}
+		})
+	}
+}

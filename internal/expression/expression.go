@@ -115,6 +115,54 @@ func Refs(src string) ([]Ref, error) {
 	return c.refs, nil
 }
 
+// OptionalRefs returns the static member paths of src that are read with
+// optional chaining somewhere along them (env?.NAME): reading such a path
+// gives nil when a name on it is not set, instead of failing.
+func OptionalRefs(src string) ([]Ref, error) {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("invalid expression %q: %s", src, firstLine(err.Error()))
+	}
+	c := &optionalCollector{seen: map[string]bool{}}
+	ast.Walk(&tree.Node, c)
+	return c.refs, nil
+}
+
+type optionalCollector struct {
+	seen map[string]bool
+	refs []Ref
+}
+
+func (c *optionalCollector) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok || !optionalChain(m) {
+		return
+	}
+	r, ok := chain(m)
+	if !ok {
+		return
+	}
+	if key := strings.Join(r, "\x00"); !c.seen[key] {
+		c.seen[key] = true
+		c.refs = append(c.refs, r)
+	}
+}
+
+// optionalChain reports whether a member read of the chain ending at m is
+// optional (?.).
+func optionalChain(m *ast.MemberNode) bool {
+	for {
+		if m.Optional {
+			return true
+		}
+		next, ok := m.Node.(*ast.MemberNode)
+		if !ok {
+			return false
+		}
+		m = next
+	}
+}
+
 // innerMarker marks the nodes that are part of a longer static chain, and
 // the names of called functions.
 type innerMarker struct{ inner map[ast.Node]bool }

@@ -3,6 +3,7 @@ package expression
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +231,51 @@ func TestGlobArguments(t *testing.T) {
 	if _, err := p.Eval(env); err == nil {
 		t.Error("glob of a number must be an error when run")
 	}
+}
+
+func TestOptionalRefs(t *testing.T) {
+	tests := []struct {
+		src  string
+		want []string
+	}{
+		{`env?.NOPE == nil`, []string{"env.NOPE"}},
+		{`env?.NOPE ?? "d"`, []string{"env.NOPE"}},
+		{`env.A == env?.B`, []string{"env.B"}},
+		{`env.A == "x"`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			refs, err := OptionalRefs(tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range refs {
+				got = append(got, r.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	tpl, err := ParseTemplate(`${env?.NOPE}|${env?.NOPE ?? "d"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tpl.EvalString(map[string]any{"env": map[string]any{}})
+	if err != nil || got != "|d" {
+		t.Errorf("optional reads of an unset name: got %q, %v; want \"|d\"", got, err)
+	}
+	if _, err := mustTemplate(t, `${env.NOPE}`).EvalString(map[string]any{"env": map[string]any{}}); err == nil {
+		t.Error("env.NOPE of an unset name gave no error")
+	}
+}
+
+func mustTemplate(t *testing.T, s string) *Template {
+	t.Helper()
+	tpl, err := ParseTemplate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
 }

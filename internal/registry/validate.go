@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -85,7 +86,8 @@ func checkRequest(r *http.Request) *requestError {
 		return err
 	}
 	switch {
-	case kind == "referrers", kind == "manifests" && strings.Contains(rest, ":"):
+	case kind == "referrers", kind == "manifests" && strings.Contains(rest, ":"),
+		kind == "blobs" && rest != "uploads" && !strings.HasPrefix(rest, "uploads/"):
 		if !validDigest(rest) {
 			return &requestError{http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("%q is not a digest", rest)}
 		}
@@ -100,9 +102,9 @@ func checkRequest(r *http.Request) *requestError {
 // descriptor is a content descriptor as pushed, before any parsing that
 // would lose what is wrong with it.
 type descriptor struct {
-	MediaType *string      `json:"mediaType"`
-	Digest    *string      `json:"digest"`
-	Size      *json.Number `json:"size"`
+	MediaType *string         `json:"mediaType"`
+	Digest    *string         `json:"digest"`
+	Size      json.RawMessage `json:"size"`
 }
 
 // manifestDoc is the part of an image manifest or index that is checked.
@@ -154,12 +156,17 @@ func checkManifest(body []byte) *requestError {
 			return manifestInvalid("%s: mediaType %s is not a media type (type/subtype)", where, quoted(d.MediaType))
 		case d.Digest == nil || !validDigest(*d.Digest):
 			return &requestError{http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("%s: digest %s is not a digest (algorithm:encoded)", where, quoted(d.Digest))}
-		case d.Size == nil:
+		case d.Size == nil || string(d.Size) == "null":
 			return &requestError{http.StatusBadRequest, "SIZE_INVALID", where + ": size is missing"}
 		}
-		n, err := d.Size.Int64()
+		// A JSON number, not a string holding one ("5"), and a whole one.
+		n, err := strconv.ParseInt(string(d.Size), 10, 64)
 		if err != nil || n < 0 {
-			return &requestError{http.StatusBadRequest, "SIZE_INVALID", fmt.Sprintf("%s: size %s is not a non-negative integer", where, d.Size.String())}
+			shown := string(d.Size)
+			if len(shown) > 40 {
+				shown = shown[:40] + "..."
+			}
+			return &requestError{http.StatusBadRequest, "SIZE_INVALID", fmt.Sprintf("%s: size %s is not a non-negative integer", where, shown)}
 		}
 		return nil
 	}

@@ -496,7 +496,13 @@ func (v *validator) checkRefs(src string, pos yamlx.Pos, sc scope) {
 		v.errAt(pos, "%v", err)
 		return
 	}
+	// env?.NAME gives nil when NAME is not set (docs/pipeline.md), so
+	// it is not refused as unset.
+	optional, _ := expression.OptionalRefs(src)
 	for _, r := range refs {
+		if r[0] == "env" && slices.ContainsFunc(optional, func(o expression.Ref) bool { return slices.Equal(o, r) }) {
+			continue
+		}
 		if msg := v.checkRef(r, sc); msg != "" {
 			v.errAt(pos, "%s (in %q)", msg, src)
 		}

@@ -226,6 +226,8 @@ func TestEnvReferences(t *testing.T) {
 	allowed := []struct{ name, yaml string }{
 		{"pipeline values in order", "name: x\nenv: {A: x, B: \"${env.A}-y\", C: \"${env.B}-z\"}\nstages:\n  - name: s\n    when: env.C == \"x-y-z\"\n    steps: [{name: a, run: x}]\n"},
 		{"step values over the pipeline's", "name: x\nenv: {P: /bin}\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, env: {P: '/opt:${env.P}', Q: '${env.P}'}, with: {message: '${env.Q}'}}\n"},
+		{"optional read of an unset name in an if", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x, if: 'env?.NOPE == nil'}]\n"},
+		{"optional read with a default in an env value", "name: x\nstages:\n  - name: s\n    steps:\n      - {name: a, run: x, env: {X: '${env?.NOPE ?? \"d\"}', Y: '${env?.NOPE}'}}\n"},
 		{"computed names are checked when run", "name: x\nenv: {K: A, A: x}\nstages:\n  - name: s\n    steps:\n      - {name: a, uses: echo, with: {message: '${env[env.K]}'}}\n"},
 	}
 	for _, tt := range allowed {
@@ -281,5 +283,30 @@ func TestConstantExpressionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want) })
+	}
+}
+
+// TestPlacesOfFileProblems: problems found in mappings written as null or
+// through aliases are reported at their place, once.
+func TestPlacesOfFileProblems(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"null secret source", "name: x\nsecrets:\n  A: {env: A}\n  OTHER: ~\nstages:\n  - name: s\n    steps: [{name: a, run: x}]\n",
+			`p.yaml:4:10: secret "OTHER" needs exactly one of env or file`},
+		{"bad stage used through an alias three times", "name: x\nbad: &b [1]\nstages: [*b, *b, *b]\n",
+			`p.yaml:2:6: expected a mapping, got a list`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parseErrors(t, tt.yaml)
+			n := 0
+			for _, g := range got {
+				if strings.Contains(g, tt.want) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("got %q, want exactly one error containing %q", got, tt.want)
+			}
+		})
 	}
 }

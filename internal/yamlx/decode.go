@@ -59,7 +59,18 @@ type Decoder struct {
 	// YAML holds an unresolved ${...} expression there, for validating a
 	// file before its expressions can be evaluated.
 	SkipTemplates bool
+
+	// visited counts the values decoded, to bound what aliases expand
+	// to; tooMany is the error returned once the bound is passed.
+	visited   int
+	tooMany   *Error
+	lastAlias *yaml.Node
 }
+
+// MaxValues bounds how many values one Decode walks. Aliases are followed
+// where they are used, so a few lines of anchors can stand for billions
+// of values (a "billion laughs" file); no pipeline file comes near this.
+const MaxValues = 1 << 20
 
 // Pos is a position in a YAML file. A struct field of type Pos is filled
 // with the position of the struct's own mapping.
@@ -162,7 +173,25 @@ func (d *Decoder) Decode(n *yaml.Node, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return errors.New("yamlx: Decode needs a non-nil pointer")
 	}
-	return d.decode(n, rv.Elem())
+	return dedupe(d.decode(n, rv.Elem()))
+}
+
+// dedupe drops repeats of the same problem at the same place: a node
+// reached through several aliases is decoded once per alias, and its
+// errors would otherwise be reported once per alias.
+func dedupe(err error) error {
+	if err == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []error
+	for _, e := range appendErr(nil, err) {
+		if key := e.Error(); !seen[key] {
+			seen[key] = true
+			out = append(out, e)
+		}
+	}
+	return joinErrs(out)
 }
 
 func (d *Decoder) errorf(n *yaml.Node, format string, args ...any) error {
@@ -181,6 +210,20 @@ func isNull(n *yaml.Node) bool {
 }
 
 func (d *Decoder) decode(n *yaml.Node, v reflect.Value) error {
+	if d.tooMany != nil {
+		return d.tooMany
+	}
+	if n.Kind == yaml.AliasNode {
+		d.lastAlias = n
+	}
+	if d.visited++; d.visited > MaxValues {
+		at := n
+		if d.lastAlias != nil {
+			at = d.lastAlias
+		}
+		d.tooMany = Errorf(d.File, at, "the file stands for more than %d values once its aliases are expanded; write the repeated parts out or use fewer aliases", MaxValues)
+		return d.tooMany
+	}
 	n = resolveAlias(n)
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
@@ -215,6 +258,13 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value) error {
 	}
 	if isNull(n) && v.Kind() != reflect.Interface {
 		v.SetZero()
+		// A null where a mapping may be written still has a place, so
+		// that later checks of the (empty) struct can name it.
+		if v.Kind() == reflect.Struct {
+			if fs := structFields(v.Type()); fs.pos != nil {
+				v.FieldByIndex(fs.pos).Set(reflect.ValueOf(PosOf(n)))
+			}
+		}
 		return nil
 	}
 	switch v.Kind() {

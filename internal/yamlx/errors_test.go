@@ -2,6 +2,7 @@ package yamlx
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -95,5 +96,56 @@ func TestEveryDecodeError(t *testing.T) {
 	var ye *Error
 	if !errors.As(err, &ye) {
 		t.Errorf("errors are not *Error: %v", err)
+	}
+}
+
+func TestUnclosedQuote(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"double quote in a list item", "name: x\nitems:\n  - count: 2\n    tags: \"a\n  - count: 3\n    tags: [b]\n", "f.yaml:4:11: quoted string starting here is not closed"},
+		{"single quote", "name: x\ninner:\n  count: 1\nlabel: 'abc\nratio: 2\n", "f.yaml:4:8: quoted string starting here is not closed"},
+		{"closed later by another quote", "name: x\nitems:\n  - count: 2\n    tags: \"a\n    env: {k: \"v\"}\n", "f.yaml:4:11: quoted string starting here is not closed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o outer
+			got := errorList(Decode("f.yaml", []byte(tt.src), &o))
+			if len(got) != 1 || !strings.HasPrefix(got[0], tt.want) {
+				t.Errorf("got %q, want one error starting with %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAliasErrorsOnce(t *testing.T) {
+	src := "any: &a [1]\nitems: [*a, *a, *a]\n"
+	var o outer
+	got := errorList(Decode("f.yaml", []byte(src), &o))
+	want := "f.yaml:1:6: expected a mapping, got a list"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("got %q, want exactly [%q]", got, want)
+	}
+}
+
+func TestNullStructHasPosition(t *testing.T) {
+	var v struct {
+		M map[string]inner `yaml:"m"`
+	}
+	if err := Decode("f.yaml", []byte("m:\n  a: {count: 1}\n  b: ~\n"), &v); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := v.M["b"].Pos, (Pos{Line: 3, Column: 6}); got != want {
+		t.Errorf("position of a null mapping: got %+v, want %+v", got, want)
+	}
+}
+
+// TestAliasExpansionBounded: aliases that multiply into more values than
+// any pipeline file holds are an error, not minutes of decoding.
+func TestAliasExpansionBounded(t *testing.T) {
+	src := "any: &i {tags: [" + strings.Repeat("a, ", 2000) + "a]}\nitems: [" + strings.Repeat("*i, ", 1000) + "*i]\n"
+	var o outer
+	got := errorList(Decode("f.yaml", []byte(src), &o))
+	want := "f.yaml:2:"
+	if len(got) != 1 || !strings.HasPrefix(got[0], want) || !strings.Contains(got[0], "aliases") {
+		t.Errorf("got %d errors %.300q, want one at %s... about aliases", len(got), got, want)
 	}
 }

@@ -1,6 +1,7 @@
 package yamlx
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -21,8 +22,94 @@ func syntaxError(file string, data []byte, err error) error {
 			}
 		}
 	}
-	line, col := locateSyntax(strings.Split(string(data), "\n"), line, msg)
+	lines := strings.Split(string(data), "\n")
+	if quoteSymptom(msg) {
+		// A quoted scalar may span lines, so an unclosed quote makes
+		// yaml.v3 read on and fail somewhere else (or at the end of the
+		// file) with a message that does not mention quotes.
+		from := line
+		if strings.HasPrefix(msg, "found unexpected end of stream") {
+			from = 1
+		}
+		for l := max(from, 1); l <= len(lines); l++ {
+			if i := unclosedQuote(lines[l-1]); i >= 0 {
+				return &Error{File: file, Line: l, Column: charCol(lines[l-1], i),
+					Msg: fmt.Sprintf("quoted string starting here is not closed: add the closing %c on this line (yaml: %s)", lines[l-1][i], msg)}
+			}
+		}
+	}
+	line, col := locateSyntax(lines, line, msg)
 	return &Error{File: file, Line: line, Column: col, Msg: msg}
+}
+
+// quoteSymptom reports whether msg is one of the errors yaml.v3 gives
+// when a quoted string is left open.
+func quoteSymptom(msg string) bool {
+	for _, p := range []string{
+		"found unexpected end of stream",
+		"did not find expected key",
+		"could not find expected ':'",
+		"did not find expected '-' indicator",
+		"did not find expected comment or line break",
+		"found unexpected end of stream while scanning a quoted scalar",
+	} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// unclosedQuote finds a quote that starts a value (at the start of the
+// line or after "- ", ": ", "[", "{" or ",") and is not closed on the
+// same line. It returns the quote's byte index, or -1.
+func unclosedQuote(s string) int {
+	valueStart := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t':
+			continue
+		case c == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
+			return -1
+		case (c == '"' || c == '\'') && valueStart:
+			end := closingQuote(s, i)
+			if end < 0 {
+				return i
+			}
+			i = end
+			valueStart = false
+			continue
+		}
+		switch {
+		case (c == '-' || c == '?') && valueStart && (i+1 == len(s) || s[i+1] == ' '):
+			valueStart = true
+		case (c == '[' || c == '{') && valueStart, c == ',':
+			valueStart = true
+		case c == ':' && (i+1 == len(s) || s[i+1] == ' ' || s[i+1] == '\t'):
+			valueStart = true
+		default:
+			valueStart = false
+		}
+	}
+	return -1
+}
+
+// closingQuote returns the index of the quote that closes the one at
+// open, or -1 if the line ends first.
+func closingQuote(s string, open int) int {
+	q := s[open]
+	for j := open + 1; j < len(s); j++ {
+		switch {
+		case q == '"' && s[j] == '\\':
+			j++
+		case s[j] == q && q == '\'' && j+1 < len(s) && s[j+1] == '\'':
+			j++
+		case s[j] == q:
+			return j
+		}
+	}
+	return -1
 }
 
 // locateSyntax returns the line and column (1-based, in characters) that

@@ -292,9 +292,8 @@ func (v *validator) validateStep(si int, s *Step, byName map[string]*Step) {
 		if built, err := kind.New(in); err != nil {
 			v.addErr(locate(err, v.p.File, s.At["with"], s.Pos))
 		} else {
-			for _, perr := range CheckPaths(v.opts.repo, built, in) {
-				v.addErr(perr)
-			}
+			// A PathError unwraps to several errors; keep it whole.
+			v.errs = append(v.errs, CheckPaths(v.opts.repo, built, in)...)
 		}
 		v.checkWithTemplates(&s.With, sc.in(fieldWith))
 	case s.Run != "":

@@ -160,7 +160,7 @@ func TestVerdictOfAllowedFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for i := range tc.steps {
-				tc.steps[i].Name, tc.steps[i].Kind = "s"+string(rune('a'+i)), "license-check"
+				tc.steps[i].Name, tc.steps[i].Kind, tc.steps[i].Gate = "s"+string(rune('a'+i)), "license-check", "licenses"
 			}
 			ps := Collect(step.RunView{Stages: []step.StageView{{Name: "security", Status: "passed", Steps: tc.steps}}}, Run{ID: "1"}, time.Now())
 			if len(ps) != 1 {

@@ -47,14 +47,24 @@ func printedPid(t *testing.T, log string) int {
 	return pid
 }
 
+// startSleep backgrounds a sleep and waits (a bounded number of polls)
+// until the forked shell has become sleep, so that the log names it
+// whatever the scheduler does.
+const startSleep = `sleep 100 &
+pid=$!
+i=0
+while [ "$(cat /proc/$pid/comm 2>/dev/null)" != sleep ] && [ $i -lt 10000 ]; do i=$((i+1)); done
+echo pid=$pid
+`
+
 func TestBackgroundProcesses(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		script  string
 		wantErr string // "" for a pass
 	}{
-		{name: "step passes", script: "sleep 100 &\necho pid=$!"},
-		{name: "main status decides", script: "sleep 100 &\necho pid=$!\nexit 3", wantErr: "script exited with status 3"},
+		{name: "step passes", script: startSleep},
+		{name: "main status decides", script: startSleep + "exit 3\n", wantErr: "script exited with status 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer

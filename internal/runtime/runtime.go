@@ -12,6 +12,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -175,7 +176,7 @@ var ErrAdmission = errors.New("admission refused")
 // (tags rewritten to digests where the policy mutates them) or an error
 // wrapping ErrAdmission that names the rule and the reason.
 type Admitter interface {
-	Admit(ctx context.Context, environment, image string) (string, error)
+	Admit(ctx context.Context, environment string, spec EnvironmentSpec, image string) (string, error)
 }
 
 // DeployRequest asks an environment to run a new revision.
@@ -257,4 +258,7 @@ type Deployer interface {
 	Status(ctx context.Context, environment string) (EnvironmentStatus, error)
 	List(ctx context.Context) ([]EnvironmentStatus, error)
 	History(ctx context.Context, environment string) ([]Revision, error)
+	// Logs copies the environment's instance logs to w (each line prefixed
+	// with the instance ID); with follow it keeps copying until ctx ends.
+	Logs(ctx context.Context, environment string, follow bool, w io.Writer) error
 }

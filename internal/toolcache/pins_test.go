@@ -59,9 +59,10 @@ func TestDepsScriptMatchesNPMPins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tool := sqs.Fauxqs
-	want := "install_npm_tool " + tool.Name + " " + tool.Version + " " + strings.Join(tool.Packages, " ")
-	if runtime.GOARCH == "amd64" && !strings.Contains(string(b), want) {
-		t.Errorf("scripts/deps.sh lacks %q", want)
+	for _, tool := range []toolcache.NPMTool{sqs.Fauxqs, toolcache.Newman} {
+		want := "install_npm_tool " + tool.Name + " " + tool.Version + " " + strings.Join(tool.Packages, " ")
+		if runtime.GOARCH == "amd64" && !strings.Contains(string(b), want) {
+			t.Errorf("scripts/deps.sh lacks %q", want)
+		}
 	}
 }

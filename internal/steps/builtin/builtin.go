@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
 	"github.com/gantry-ci/gantry/internal/steps/licensecheck"
 	"github.com/gantry-ci/gantry/internal/steps/loadtest"
+	"github.com/gantry-ci/gantry/internal/steps/newman"
 	"github.com/gantry-ci/gantry/internal/steps/nextversion"
 	saststep "github.com/gantry-ci/gantry/internal/steps/sast"
 	sbomstep "github.com/gantry-ci/gantry/internal/steps/sbom"
@@ -53,6 +54,7 @@ func Kinds() []step.Kind {
 		vulnscan.Kind,
 		sbomstep.Kind,
 		signstep.Kind,
+		newman.Kind,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/load"
@@ -21,7 +22,7 @@ import (
 var Kind = step.Kind{
 	Name:    "load-test",
 	Summary: "Send load at a constant or ramping arrival rate, check k6-style thresholds, watch for leaks",
-	Outputs: Outputs,
+	Outputs: append(slices.Clone(Outputs), alertOutputs...),
 	New:     New,
 }
 
@@ -47,6 +48,8 @@ type Config struct {
 	Watch         []string      `yaml:"watch"`
 	MetricsURL    string        `yaml:"metrics_url"`
 	WatchInterval time.Duration `yaml:"watch_interval"`
+	// Alerts adds "no alert firing" to the gate (see AlertsConfig).
+	Alerts *AlertsConfig `yaml:"alerts"`
 }
 
 type loadStep struct {
@@ -79,6 +82,9 @@ func New(in step.Inputs) (step.Step, error) {
 	wc := load.WatchConfig{Watch: c.Watch, URL: "-"}
 	if err := wc.Validate(); err != nil {
 		return nil, in.Errorf("watch", "%v", err)
+	}
+	if err := c.Alerts.check(in); err != nil {
+		return nil, err
 	}
 	if in.Resolved() && c.URL != "" {
 		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -180,11 +186,25 @@ func (s *loadStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 		return nil, err
 	}
 	fmt.Fprintf(env.Stdout, "load-test: %s, %s\n", cfg.Model(), describe(cfg))
+	var alerts *alertWatch
+	if s.cfg.Alerts != nil {
+		alerts = newAlertWatch(*s.cfg.Alerts, env.Log)
+		alerts.start(ctx)
+	}
 	res, err := lt.Run(ctx)
 	if err != nil {
+		if alerts != nil {
+			alerts.halt()
+		}
 		return nil, err
 	}
-	return Finish(ctx, env, res)
+	r, err := Finish(ctx, env, res)
+	if alerts == nil || r == nil {
+		return r, err
+	}
+	firing, pending, aerr := alerts.finish(ctx, env.Stdout)
+	r.Outputs["alerts_firing"], r.Outputs["alerts_pending"] = firing, pending
+	return r, errors.Join(err, aerr)
 }
 
 func describe(c load.Config) string {

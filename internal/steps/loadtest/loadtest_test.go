@@ -161,7 +161,10 @@ func TestLoadTestInputErrors(t *testing.T) {
 		"{url: http://x, rate: 5}":                              "give a duration",
 		"{url: http://x, rate: 5, duration: 1s, watch: [disk]}": `unknown watch "disk"`,
 		"{url: http://x, rate: 5, duration: 1s, thresholds: {http_req_duration: ['p99<5']}}": "http_req_duration",
-		"{url: http://x, rate: 5, duration: 1s, alerts: a.yaml}":                             "pipeline.yaml:1:40: unknown field \"alerts\"",
+		"{url: http://x, rate: 5, duration: 1s, alerts: a.yaml}":                             "pipeline.yaml:1:48",
+		"{url: http://x, rate: 5, duration: 1s, alerts: {poll: 1s}}":                         "with.alerts.url: alerts needs the url of a Prometheus",
+		"{url: http://x, rate: 5, duration: 1s, alerts: {url: 'localhost:9090'}}":            "with.alerts.url: alerts.url must be an absolute http(s) URL",
+		"{url: http://x, rate: 5, duration: 1s, alerts: {url: 'http://p:9090', wait: 1s}}":   "unknown field \"wait\"",
 		"{url: /rel, rate: 5, duration: 1s}":                                                 "absolute http(s) URL",
 	}
 	for src, want := range tests {

@@ -3,6 +3,7 @@ package promenv
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -126,4 +127,66 @@ func (c Client) Alerts(ctx context.Context) ([]Alert, error) {
 // redact hides a password in the URL (basic auth of a real Prometheus).
 func redact(u *url.URL) string {
 	return u.Redacted()
+}
+
+// WaitScraped waits until Prometheus has scraped each of its targets at
+// least once (none is in health "unknown"), so that rules evaluate real
+// samples; it returns the targets that are down, by address.
+func (s *Server) WaitScraped(ctx context.Context, want int) (down []string, err error) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		down, done, err := s.targetsScraped(ctx, want)
+		if err == nil && done {
+			return down, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = errors.New("not every target was scraped")
+			}
+			return nil, fmt.Errorf("wait for the first scrape of %s: %w (%w)", s.cfg.Environment, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) targetsScraped(ctx context.Context, want int) (down []string, done bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/api/v1/targets?state=active", nil)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Data struct {
+			ActiveTargets []struct {
+				ScrapeURL string `json:"scrapeUrl"`
+				Labels    struct {
+					Instance string `json:"instance"`
+				} `json:"labels"`
+				Health    string `json:"health"`
+				LastError string `json:"lastError"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&doc); err != nil {
+		return nil, false, fmt.Errorf("read targets: %w", err)
+	}
+	ts := doc.Data.ActiveTargets
+	if len(ts) < want {
+		return nil, false, fmt.Errorf("%d of %d targets known", len(ts), want)
+	}
+	for _, t := range ts {
+		switch t.Health {
+		case "unknown", "":
+			return nil, false, fmt.Errorf("%s not scraped yet", t.Labels.Instance)
+		case "down":
+			down = append(down, t.Labels.Instance+": "+t.LastError)
+		}
+	}
+	return down, true, nil
 }

@@ -145,6 +145,11 @@ func TestAlertFires(t *testing.T) {
 	if err := s.SetTargets([]string{addr}); err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if down, err := s.WaitScraped(ctx, 1); err != nil || len(down) != 0 {
+		t.Fatalf("WaitScraped: down %v, err %v", down, err)
+	}
 	if got, _ := s.Alerts(t.Context()); len(got) != 0 {
 		t.Errorf("alerts at start: got %v, want none", got)
 	}

@@ -2,7 +2,14 @@ package loadtest
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+
 	"fmt"
+	"github.com/gantry-ci/gantry/internal/runtime"
 	"io"
 	"log/slog"
 	"net/url"
@@ -13,6 +20,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/promenv"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/yamlx"
 )
 
 // AlertsConfig is the `alerts:` input: "no alert firing" as part of the
@@ -20,6 +28,16 @@ import (
 type AlertsConfig struct {
 	// URL is the Prometheus: the environment's own or an existing one.
 	URL string `yaml:"url"`
+	// Rules are alert rule files of the repository: instead of URL, gantry
+	// runs a Prometheus for the test that loads them and scrapes the
+	// target's metrics (`alerts: FILE` is short for `{rules: [FILE]}`).
+	Rules []string `yaml:"rules"`
+	// Job is the job label of the scraped target (rules select on it);
+	// default "load-test". Only with Rules.
+	Job string `yaml:"job"`
+	// Interval is the scrape and evaluation interval of that Prometheus;
+	// default 5s. Only with Rules.
+	Interval time.Duration `yaml:"interval"`
 	// Poll, when set, also reads the alerts this often during the run: an
 	// alert seen firing at any poll fails the step, even if it resolved
 	// before the end.
@@ -32,14 +50,35 @@ type AlertsConfig struct {
 // alertOutputs are set by load-test steps with `alerts:`.
 var alertOutputs = []string{"alerts_firing", "alerts_pending"}
 
+// UnmarshalYAMLNode accepts a rules file name as well as the mapping.
+func (a *AlertsConfig) UnmarshalYAMLNode(d *yamlx.Decoder, n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		a.Rules = []string{n.Value}
+		return nil
+	}
+	type plain AlertsConfig
+	var p plain
+	if err := d.Decode(n, &p); err != nil {
+		return err
+	}
+	*a = AlertsConfig(p)
+	return nil
+}
+
 func (a *AlertsConfig) check(in step.Inputs) error {
 	if a == nil {
 		return nil
 	}
-	if a.URL == "" {
-		return in.Errorf("alerts.url", "alerts needs the url of a Prometheus (http://host:port)")
+	if (a.URL == "") == (len(a.Rules) == 0) {
+		return in.Errorf("alerts.url", "alerts needs exactly one of url (a Prometheus, http://host:port) and rules (alert rule files gantry evaluates)")
 	}
-	if !strings.Contains(a.URL, "${") {
+	if a.URL != "" && (a.Job != "" || a.Interval != 0) {
+		return in.Errorf("alerts.job", "alerts.job and alerts.interval go with alerts.rules, not with a Prometheus named by url")
+	}
+	if a.Interval < 0 {
+		return in.Errorf("alerts.interval", "alerts.interval must be positive")
+	}
+	if a.URL != "" && !strings.Contains(a.URL, "${") {
 		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return in.Errorf("alerts.url", "alerts.url must be an absolute http(s) URL of a Prometheus, not %q", redactURL(a.URL))
 		}
@@ -182,4 +221,68 @@ func (w *alertWatch) finish(ctx context.Context, out io.Writer) (firing, pending
 
 func sortAlerts(as []promenv.Alert) {
 	slices.SortFunc(as, func(a, b promenv.Alert) int { return strings.Compare(a.String(), b.String()) })
+}
+
+// startRules runs a Prometheus for the test (in the step's temporary
+// directory) with the rule files, scraping metricsURL, and waits for its
+// first scrape. The caller stops it.
+func startRules(ctx context.Context, env *step.Env, a AlertsConfig, metricsURL string) (*promenv.Server, error) {
+	u, err := url.Parse(metricsURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("alerts: metrics URL %q: want http(s)://host:port/path", redactURL(metricsURL))
+	}
+	var files []runtime.File
+	for _, r := range a.Rules {
+		path := r
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(env.Dir, path)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("alerts: read rules %s: %w", r, err)
+		}
+		files = append(files, runtime.File{Name: r, Data: data})
+	}
+	dir, err := os.MkdirTemp(env.TempDir, "prometheus-*")
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	job := a.Job
+	if job == "" {
+		job = "load-test"
+	}
+	stage := env.Stage
+	if stage == "" {
+		stage = "load-test"
+	}
+	ps, err := promenv.Start(ctx, promenv.Config{
+		Environment: stage, Job: job, MetricsPath: u.EscapedPath(), Rules: files, Dir: dir,
+		Interval: a.Interval, Log: env.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	if err := ps.SetTargets([]string{u.Host}); err != nil {
+		_ = ps.Stop(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	down, err := ps.WaitScraped(wctx, 1)
+	if err == nil && len(down) > 0 {
+		err = errors.New("target down: " + strings.Join(down, "; "))
+	}
+	if err != nil {
+		_ = ps.Stop(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("alerts: scrape %s: %w", redactURL(metricsURL), err)
+	}
+	fmt.Fprintf(env.Stdout, "alerts: Prometheus %s evaluates %s against %s every %s\n", ps.URL(), strings.Join(a.Rules, ", "), redactURL(metricsURL), intervalOr(a.Interval))
+	return ps, nil
+}
+
+func intervalOr(d time.Duration) time.Duration {
+	if d <= 0 {
+		return promenv.DefaultInterval
+	}
+	return d
 }

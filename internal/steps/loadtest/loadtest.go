@@ -141,16 +141,9 @@ func (s *loadStep) config(env *step.Env) (load.Config, error) {
 	}
 	cfg.Thresholds = append(cfg.Thresholds, s.thresholds...)
 	if len(c.Watch) > 0 {
-		mu := c.MetricsURL
+		mu := metricsURL(c, cfg)
 		if mu == "" {
-			if len(cfg.Requests) == 0 {
-				return cfg, errors.New("watch needs metrics_url")
-			}
-			u, err := url.Parse(cfg.Requests[0].URL)
-			if err != nil {
-				return cfg, fmt.Errorf("derive metrics_url: %w", err)
-			}
-			mu = u.Scheme + "://" + u.Host + "/metrics"
+			return cfg, errors.New("watch needs metrics_url")
 		}
 		interval := c.WatchInterval
 		if interval == 0 {
@@ -163,6 +156,22 @@ func (s *loadStep) config(env *step.Env) (load.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// metricsURL is metrics_url, else the first request's origin + /metrics,
+// else "".
+func metricsURL(c Config, cfg load.Config) string {
+	if c.MetricsURL != "" {
+		return c.MetricsURL
+	}
+	if len(cfg.Requests) == 0 {
+		return ""
+	}
+	u, err := url.Parse(cfg.Requests[0].URL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + "/metrics"
 }
 
 // Run sends the load, stores summary.json (k6 --summary-export shape),
@@ -187,8 +196,20 @@ func (s *loadStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 	}
 	fmt.Fprintf(env.Stdout, "load-test: %s, %s\n", cfg.Model(), describe(cfg))
 	var alerts *alertWatch
-	if s.cfg.Alerts != nil {
-		alerts = newAlertWatch(*s.cfg.Alerts, env.Log)
+	if a := s.cfg.Alerts; a != nil {
+		ac := *a
+		if len(ac.Rules) > 0 {
+			ps, err := startRules(ctx, env, ac, metricsURL(s.cfg, cfg))
+			if err != nil {
+				return nil, err
+			}
+			defer func() { _ = ps.Stop(context.WithoutCancel(ctx)) }()
+			ac.URL = ps.URL()
+			if ac.Settle == 0 {
+				ac.Settle = intervalOr(ac.Interval)
+			}
+		}
+		alerts = newAlertWatch(ac, env.Log)
 		alerts.start(ctx)
 	}
 	res, err := lt.Run(ctx)
@@ -279,7 +300,13 @@ var (
 	_ step.PathInputs = (*loadStep)(nil)
 )
 
-// Paths names the spec file.
+// Paths names the spec file and the alert rule files.
 func (s *loadStep) Paths() []step.PathRef {
-	return []step.PathRef{{Field: "spec", Value: s.cfg.Spec, Type: step.PathFile}}
+	refs := []step.PathRef{{Field: "spec", Value: s.cfg.Spec, Type: step.PathFile}}
+	if s.cfg.Alerts != nil {
+		for i, r := range s.cfg.Alerts.Rules {
+			refs = append(refs, step.PathRef{Field: fmt.Sprintf("alerts.rules.%d", i), Value: r, Type: step.PathFile})
+		}
+	}
+	return refs
 }

@@ -260,8 +260,12 @@ func (s *newmanStep) Run(ctx context.Context, env *step.Env) (*step.Result, erro
 	if err != nil {
 		return nil, fmt.Errorf("newman run %s: %w", s.cfg.Collection, err)
 	}
-	if _, err := os.Stat(junit); err == nil {
-		if err := env.Artifacts.Put(ctx, "junit.xml", junit, "application/xml"); err != nil {
+	if raw, err := os.ReadFile(junit); err == nil {
+		clean, err := sanitizeJUnit(raw, rep)
+		if err != nil {
+			return nil, err
+		}
+		if err := env.Artifacts.PutBytes(ctx, "junit.xml", clean, "application/xml"); err != nil {
 			return nil, fmt.Errorf("store JUnit XML: %w", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package newman
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -149,8 +150,14 @@ func TestRunRealNewman(t *testing.T) {
 				}
 			}
 			junit, err := os.ReadFile(filepath.Join(art, "junit.xml"))
-			if err != nil || !strings.Contains(string(junit), "<testsuites") {
-				t.Errorf("junit.xml artifact: %v %.200s", err, junit)
+			if err != nil || !strings.Contains(string(junit), "<testsuites") || !strings.Contains(string(junit), `<testcase name="status is 200"`) {
+				t.Errorf("junit.xml artifact: %v %.300s", err, junit)
+			}
+			if bytes.Contains(junit, []byte(secretBody)) || bytes.Contains(junit, []byte("s3cret")) || bytes.Contains(junit, []byte("expected")) {
+				t.Errorf("junit.xml holds an assertion message or a response value:\n%s", junit)
+			}
+			if tc.failures != nil && !bytes.Contains(junit, []byte("<failure")) {
+				t.Errorf("junit.xml has no failure:\n%s", junit)
 			}
 			var results []Result
 			data, err := os.ReadFile(filepath.Join(art, "newman-results.json"))

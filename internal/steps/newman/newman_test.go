@@ -285,3 +285,31 @@ func FuzzParseReport(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckCollection: collection files are outside input; whatever they
+// hold, the check answers nil or a *CollectionError naming the file.
+func FuzzCheckCollection(f *testing.F) {
+	for _, name := range []string{"testdata/flow.json", "testdata/malformed.json", "testdata/noitems.json", "testdata/env.json"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("\n\n{\"info\": 1, \"item\": {}}"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "c.json")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := checkJSONFile(path, "tests/c.json", true)
+		var ce *CollectionError
+		if err != nil && (!errors.As(err, &ce) || !strings.HasPrefix(err.Error(), "tests/c.json")) {
+			t.Fatalf("got %v, want a *CollectionError naming tests/c.json", err)
+		}
+		if ce != nil && ce.Line > 0 && ce.Line > bytes.Count(data, []byte("\n"))+1 {
+			t.Fatalf("line %d is past the end of the file", ce.Line)
+		}
+	})
+}

@@ -41,6 +41,10 @@ func ValidEnvironment(env string) bool { return envName.MatchString(env) }
 // serve process hands its services the same one.
 type FileSecrets struct {
 	Dir string
+	// Known, when set, says which environments exist; others are
+	// ErrUnknownEnvironment, so requests for made-up names create no
+	// files. The serve process sets it from its environments.
+	Known func(env string) bool
 }
 
 var _ Secrets = FileSecrets{}
@@ -50,6 +54,9 @@ var _ Secrets = FileSecrets{}
 func (f FileSecrets) Secret(_ context.Context, env string) (string, error) {
 	if !ValidEnvironment(env) {
 		return "", fmt.Errorf("sink secret of %q: %w (want lower-case letters, digits, '-' and '_')", env, ErrUnknownEnvironment)
+	}
+	if f.Known != nil && !f.Known(env) {
+		return "", fmt.Errorf("sink secret of %s: %w", env, ErrUnknownEnvironment)
 	}
 	path := filepath.Join(f.Dir, env+".secret")
 	if s, err := readSecret(path); err == nil {

@@ -263,6 +263,16 @@ func TestFileSecrets(t *testing.T) {
 			t.Errorf("Secret(%q): got %v, want ErrUnknownEnvironment", bad, err)
 		}
 	}
+	known := FileSecrets{Dir: dir, Known: func(env string) bool { return env == "staging" }}
+	if got, err := known.Secret(context.Background(), "staging"); err != nil || got != a {
+		t.Errorf("Secret(staging) with Known: got %q, %v; want %q", got, err, a)
+	}
+	if _, err := known.Secret(context.Background(), "made-up"); !errors.Is(err, ErrUnknownEnvironment) {
+		t.Errorf("Secret(made-up) with Known: got %v, want ErrUnknownEnvironment", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "made-up.secret")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a secret file was made for an unknown environment: %v", err)
+	}
 	env, err := InstanceEnv(context.Background(), FileSecrets{Dir: dir}, "http://127.0.0.1:9/", "staging")
 	if err != nil || env[0] != "GANTRY_SINK_URL=http://127.0.0.1:9/sink/staging" || env[1] != "GANTRY_SINK_SECRET="+a {
 		t.Errorf("InstanceEnv: got %v, %v", env, err)

@@ -135,6 +135,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Environment == "" || cfg.Dir == "" {
 		return nil, errors.New("promenv: Environment and Dir are required")
 	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus for %s: %w", cfg.Environment, err)
+	}
+	cfg.Dir = dir
 	if cfg.Job == "" {
 		cfg.Job = cfg.Environment
 	}

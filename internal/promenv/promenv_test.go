@@ -225,3 +225,17 @@ func TestClientErrors(t *testing.T) {
 		t.Errorf("URL without scheme: got %v", err)
 	}
 }
+
+// TestStartRelativeDir: a relative Dir works (Prometheus runs inside it).
+func TestStartRelativeDir(t *testing.T) {
+	prom, promtool := requireProm(t)
+	t.Chdir(t.TempDir())
+	s, err := Start(t.Context(), Config{Environment: "dev", Dir: "prom", Prometheus: prom, Promtool: promtool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	if got, err := s.Alerts(t.Context()); err != nil || len(got) != 0 {
+		t.Errorf("Alerts: got %v, %v; want none", got, err)
+	}
+}

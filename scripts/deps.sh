@@ -2,11 +2,13 @@
 # Installs what gantry's tests and the example pipeline need on a Debian
 # machine, skipping what is already there:
 #   - Debian packages: PostgreSQL and Redis (step services), Prometheus
-#     (analysis tests), git, a C compiler (go test -race);
+#     and promtool (analysis tests, an environment's Prometheus, the load
+#     test's alert rules), git, a C compiler (go test -race);
 #   - npm: the real commitlint (peer test of gantry's); fauxqs (the
 #     SQS-compatible server of the sqs service) with the Node.js >= 22 it
 #     runs on, put in gantry's tool cache as gantry itself installs them
-#     on first use (the system node is untouched); fauxqs -g and a Node.js
+#     on first use (the system node is untouched); newman (the newman
+#     step kind, on the system node), also into the tool cache; fauxqs -g and a Node.js
 #     24 in /opt/payment-node for the example's own script
 #     (examples/payment-service/scripts/integration-env.sh), not for gantry;
 #   - Go tools used as peers in tests: helm, kubeconform, govulncheck, k6,

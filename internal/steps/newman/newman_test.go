@@ -313,3 +313,13 @@ func FuzzCheckCollection(f *testing.F) {
 		}
 	})
 }
+
+// TestUnknownFolder: newman's own refusal (no report written) reaches the
+// error.
+func TestUnknownFolder(t *testing.T) {
+	requireNewman(t)
+	_, err, _, _ := run(t, "{collection: flow.json, base_url: 'http://127.0.0.1:1', folder: nope}")
+	if err == nil || !strings.Contains(err.Error(), `newman run flow.json: exit status 1:`) || !strings.Contains(err.Error(), `Unable to find a folder or request: "nope"`) {
+		t.Fatalf("got %v, want newman's refusal of the folder", err)
+	}
+}

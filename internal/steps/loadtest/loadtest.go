@@ -211,12 +211,10 @@ func (s *loadStep) Run(ctx context.Context, env *step.Env) (*step.Result, error)
 		}
 		alerts = newAlertWatch(ac, env.Log)
 		alerts.start(ctx)
+		defer alerts.halt()
 	}
 	res, err := lt.Run(ctx)
 	if err != nil {
-		if alerts != nil {
-			alerts.halt()
-		}
 		return nil, err
 	}
 	r, err := Finish(ctx, env, res)

@@ -125,11 +125,6 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// withClock is a test hook.
-func withClock(now func() time.Time) Option {
-	return func(s *Sink) error { s.now = now; return nil }
-}
-
 // New returns a sink verifying against secrets.
 func New(secrets Secrets, opts ...Option) (*Sink, error) {
 	if secrets == nil {

@@ -64,15 +64,15 @@ func server(t *testing.T, thingStatus int) *httptest.Server {
 	return srv
 }
 
-func run(t *testing.T, with string) (*step.Result, error, string, string) {
+func run(t *testing.T, with string) (res *step.Result, log, art string, err error) {
 	t.Helper()
 	s, err := Kind.New(steptest.Inputs{YAML: with})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	env, log, art := steptest.NewEnv(t, "testdata", "staging", "flow")
-	res, err := s.Run(t.Context(), env)
-	return res, err, log.String(), art
+	env, buf, art := steptest.NewEnv(t, "testdata", "staging", "flow")
+	res, err = s.Run(t.Context(), env)
+	return res, buf.String(), art, err
 }
 
 func TestRunRealNewman(t *testing.T) {
@@ -121,7 +121,7 @@ func TestRunRealNewman(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err, log, art := run(t, tc.with)
+			res, log, art, err := run(t, tc.with)
 			var fe *FailedError
 			switch {
 			case tc.failures == nil && err != nil:
@@ -181,7 +181,7 @@ func TestRunRealNewman(t *testing.T) {
 func TestResultsArtifact(t *testing.T) {
 	requireNewman(t)
 	ok := server(t, http.StatusCreated)
-	_, err, log, art := run(t, "{collection: flow.json, base_url: "+ok.URL+", vars: {token: s3cret}, iterations: 2}")
+	_, log, art, err := run(t, "{collection: flow.json, base_url: "+ok.URL+", vars: {token: s3cret}, iterations: 2}")
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, log)
 	}
@@ -226,7 +226,7 @@ func TestBadCollection(t *testing.T) {
 		{"missing", "{collection: nothere.json}", "nothere.json: read:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err, _, _ := run(t, tc.with)
+			_, _, _, err := run(t, tc.with)
 			var ce *CollectionError
 			if !errors.As(err, &ce) {
 				t.Fatalf("got %v, want a *CollectionError", err)
@@ -318,7 +318,7 @@ func FuzzCheckCollection(f *testing.F) {
 // error.
 func TestUnknownFolder(t *testing.T) {
 	requireNewman(t)
-	_, err, _, _ := run(t, "{collection: flow.json, base_url: 'http://127.0.0.1:1', folder: nope}")
+	_, _, _, err := run(t, "{collection: flow.json, base_url: 'http://127.0.0.1:1', folder: nope}")
 	if err == nil || !strings.Contains(err.Error(), `newman run flow.json: exit status 1:`) || !strings.Contains(err.Error(), `Unable to find a folder or request: "nope"`) {
 		t.Fatalf("got %v, want newman's refusal of the folder", err)
 	}

@@ -1,7 +1,6 @@
 package newman
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -71,8 +70,6 @@ func TestExampleCollection(t *testing.T) {
 	env, log, _ := steptest.NewEnv(t, example, "staging", "payment-flow")
 	res, err := st.Run(t.Context(), env)
 	if err != nil {
-		var fe *FailedError
-		errors.As(err, &fe)
 		t.Fatalf("newman on the example collection: %v\n%s\nservice log:\n%s", err, log, svcLog.String())
 	}
 	if res.Outputs["failures"] != 0 || res.Outputs["assertions"].(int) < 20 {

@@ -317,4 +317,3 @@ func (s *Store) EnvLockHeld(name string) (bool, error) {
 	unlock()
 	return false, nil
 }
-

@@ -1,0 +1,197 @@
+// Package envctl is the environment controller that `gantry serve` hosts:
+// it implements runtime.Deployer. Every environment has a proxy on a port
+// fixed at its first deploy, the services its spec names (kept for its
+// life) and a history of revisions in the store. What an environment
+// should run — its desired state — is the store's record, written before
+// anything starts; Run brings the machine to it at start and keeps it
+// there, so a serve process killed at any point carries on from the record
+// (see docs/environments.md).
+package envctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/proxy"
+	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/service"
+	"github.com/gantry-ci/gantry/internal/store"
+)
+
+// Store is what the controller records in: *store.Store satisfies it.
+type Store interface {
+	CreateEnvironment(ctx context.Context, name string, port int) (store.Environment, error)
+	Environment(ctx context.Context, name string) (store.Environment, error)
+	Environments(ctx context.Context) ([]store.Environment, error)
+	AddEnvRevision(ctx context.Context, r *store.EnvRevision) error
+	SetEnvRevisionStatus(ctx context.Context, env string, number int, status, message string) error
+	ServeEnvRevision(ctx context.Context, env string, number int) error
+	EnvRevisions(ctx context.Context, env string) ([]store.EnvRevision, error)
+	EnvRevision(ctx context.Context, env string, number int) (store.EnvRevision, error)
+	LockEnvironment(name string) (unlock func(), err error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Config is what New needs.
+type Config struct {
+	Store    Store
+	Runtime  runtime.Runtime
+	Admitter runtime.Admitter
+	// Services are the providers of the services an environment may name
+	// (postgres, redis, sqs).
+	Services map[string]service.Provider
+	// Dir holds the environments' files: Dir/NAME/instances/ID (an
+	// instance's directory, its log in Dir/NAME/instances/ID/log) and
+	// Dir/NAME/services/KIND (a service's data).
+	Dir string
+	// ProxyHost is the address the proxies listen on; default 127.0.0.1.
+	ProxyHost string
+	// Interval is how often Run reconciles; default 2s.
+	Interval time.Duration
+	Logger   *slog.Logger
+}
+
+// Controller is the environment controller. It is safe for concurrent use.
+type Controller struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	envs   map[string]*env
+	closed bool
+}
+
+var _ runtime.Deployer = (*Controller)(nil)
+
+// env is what the controller runs for one environment.
+type env struct {
+	name string
+	port int
+
+	// op is held by whoever changes the environment in this process (a
+	// deploy, a reconcile, Close); deploying marks a deploy among them.
+	op        sync.Mutex
+	deploying bool // guarded by Controller.mu
+
+	// The fields below are written with op held and read under mu.
+	mu        sync.Mutex
+	proxy     *proxy.Proxy
+	services  map[string]service.Instance
+	svcEnv    []string
+	rev       int // the revision whose instances run (0: none)
+	instances []runtime.Instance
+}
+
+// New checks cfg and returns a controller; nothing starts before Deploy or
+// Run.
+func New(cfg Config) (*Controller, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("environment controller: no store")
+	case cfg.Runtime == nil:
+		return nil, errors.New("environment controller: no runtime")
+	case cfg.Admitter == nil:
+		return nil, errors.New("environment controller: no admitter (admission is not optional)")
+	case cfg.Dir == "":
+		return nil, errors.New("environment controller: no directory")
+	}
+	if cfg.ProxyHost == "" {
+		cfg.ProxyHost = "127.0.0.1"
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("environment controller: %w", err)
+	}
+	cfg.Dir = abs
+	return &Controller{cfg: cfg, log: cfg.Logger, envs: map[string]*env{}}, nil
+}
+
+// ErrClosed is returned by calls after Close.
+var ErrClosed = errors.New("environment controller closed")
+
+// URL is the address of environment e's proxy.
+func (c *Controller) url(port int) string {
+	return "http://" + net.JoinHostPort(c.cfg.ProxyHost, strconv.Itoa(port))
+}
+
+// env returns the in-memory environment, creating it for a recorded one.
+func (c *Controller) env(e store.Environment) (*env, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	en, ok := c.envs[e.Name]
+	if !ok {
+		en = &env{name: e.Name, port: e.Port, services: map[string]service.Instance{}}
+		c.envs[e.Name] = en
+	}
+	return en, nil
+}
+
+// lock takes environment name for an operation in this process and in the
+// store (the store's lock excludes other processes). With wait false a
+// busy environment gives runtime.ErrDeployInProgress at once.
+func (c *Controller) lock(en *env, deploy bool) (unlock func(), err error) {
+	if !en.op.TryLock() {
+		return nil, fmt.Errorf("environment %s: %w", en.name, runtime.ErrDeployInProgress)
+	}
+	sunlock, err := c.cfg.Store.LockEnvironment(en.name)
+	if err != nil {
+		en.op.Unlock()
+		if errors.Is(err, store.ErrEnvLocked) {
+			return nil, fmt.Errorf("environment %s (in another gantry process): %w", en.name, runtime.ErrDeployInProgress)
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	en.deploying = deploy
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		en.deploying = false
+		c.mu.Unlock()
+		sunlock()
+		en.op.Unlock()
+	}, nil
+}
+
+// ensureProxy starts the environment's proxy on its port if it does not
+// run yet.
+func (c *Controller) ensureProxy(en *env) error {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if en.proxy != nil {
+		return nil
+	}
+	p := proxy.New(en.name, c.log)
+	if err := p.Listen(net.JoinHostPort(c.cfg.ProxyHost, strconv.Itoa(en.port))); err != nil {
+		return fmt.Errorf("environment %s: its port %d is not free: %w", en.name, en.port, err)
+	}
+	en.proxy = p
+	return nil
+}
+
+// freePort picks a port for a new environment's proxy.
+func (c *Controller) freePort() (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(c.cfg.ProxyHost, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a port for the proxy: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,238 @@
+package envctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/store"
+)
+
+// InterruptedMessage is the message of a revision whose deploy was cut
+// short by the end of the gantry process that ran it.
+const InterruptedMessage = "interrupted: the gantry process deploying it stopped before it served; the previous revision serves"
+
+// Run reconciles every recorded environment to its desired state, then
+// keeps doing so every Config.Interval until ctx ends. An environment that
+// cannot be brought up at start (its proxy port taken, its services not
+// starting) makes Run return that error at once, naming the environment.
+func (c *Controller) Run(ctx context.Context) error {
+	if err := c.reconcileAll(ctx); err != nil {
+		return err
+	}
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := c.reconcileAll(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("reconcile", "err", err)
+		}
+	}
+}
+
+func (c *Controller) reconcileAll(ctx context.Context) error {
+	envs, err := c.cfg.Store.Environments(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile environments: %w", err)
+	}
+	var errs []error
+	for _, e := range envs {
+		if err := c.reconcile(ctx, e); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, fmt.Errorf("reconcile environment %s: %w", e.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// desired is the revision an environment should run: its newest serving
+// one (nil if none).
+func desired(revs []store.EnvRevision) *store.EnvRevision {
+	for i := len(revs) - 1; i >= 0; i-- {
+		if revs[i].Status == store.RevisionServing {
+			return &revs[i]
+		}
+	}
+	return nil
+}
+
+// reconcile brings one environment to its record. A deploy in progress
+// (here or in another process) is left alone.
+func (c *Controller) reconcile(ctx context.Context, e store.Environment) error {
+	en, err := c.env(e)
+	if err != nil {
+		return err
+	}
+	unlock, err := c.lock(en, false)
+	if errors.Is(err, runtime.ErrDeployInProgress) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	revs, err := c.cfg.Store.EnvRevisions(ctx, en.name)
+	if err != nil {
+		return err
+	}
+	// Nobody deploys now (we hold the lock): a revision still deploying
+	// belongs to a process that died. It is failed, not retried: a
+	// revision that brought its process down would otherwise do it again.
+	for _, r := range revs {
+		if r.Status == store.RevisionDeploying {
+			if err := c.cfg.Store.SetEnvRevisionStatus(ctx, en.name, r.Number, store.RevisionFailed, InterruptedMessage); err != nil {
+				return err
+			}
+			c.log.Warn("deploy interrupted", "environment", en.name, "revision", r.Number)
+		}
+	}
+	if err := c.ensureProxy(en); err != nil {
+		return err
+	}
+	want := desired(revs)
+	if want == nil {
+		return nil
+	}
+	var spec runtime.EnvironmentSpec
+	var workloads []runtime.Workload
+	if err := json.Unmarshal(want.Spec, &spec); err != nil {
+		return fmt.Errorf("revision %d: decode its environment spec: %w", want.Number, err)
+	}
+	if err := json.Unmarshal(want.Workloads, &workloads); err != nil {
+		return fmt.Errorf("revision %d: decode its workloads: %w", want.Number, err)
+	}
+	if err := c.ensureServices(ctx, en, spec); err != nil {
+		return err
+	}
+	en.mu.Lock()
+	rev, insts := en.rev, en.instances
+	en.mu.Unlock()
+	if rev != want.Number {
+		// After a restart nothing runs (or another process recorded a new
+		// revision): start the desired revision's instances under their
+		// stable IDs.
+		c.log.Info("starting environment", "environment", en.name, "revision", want.Number)
+		started, err := c.startAll(ctx, en, want.Number, workloads)
+		if err != nil {
+			return err
+		}
+		if err := c.waitReady(ctx, workloads, started); err != nil {
+			c.log.Warn("environment not ready yet", "environment", en.name, "revision", want.Number, "err", err)
+		}
+		en.mu.Lock()
+		en.rev, en.instances = want.Number, started
+		en.mu.Unlock()
+		c.stopAll(context.WithoutCancel(ctx), insts)
+	} else {
+		c.replaceStopped(ctx, en, rev, workloads)
+	}
+	c.syncBackends(en)
+	return nil
+}
+
+// replaceStopped starts again the instances that the runtime no longer
+// supervises (state "stopped": it gave up on them).
+func (c *Controller) replaceStopped(ctx context.Context, en *env, rev int, workloads []runtime.Workload) {
+	en.mu.Lock()
+	insts := slices.Clone(en.instances)
+	en.mu.Unlock()
+	for i, inst := range insts {
+		if inst.Status().State != "stopped" {
+			continue
+		}
+		w := workloadOf(en.name, rev, workloads, inst.ID())
+		if w == nil {
+			continue
+		}
+		_ = inst.Stop(ctx)
+		again, err := c.cfg.Runtime.Start(ctx, runtime.InstanceSpec{ID: inst.ID(), Workload: *w, Env: en.svcEnvCopy(), Dir: c.instanceDir(en.name, inst.ID())})
+		if err != nil {
+			c.log.Error("replace instance", "instance", inst.ID(), "err", err)
+			continue
+		}
+		c.log.Warn("instance replaced", "instance", inst.ID())
+		insts[i] = again
+	}
+	en.mu.Lock()
+	en.instances = insts
+	en.mu.Unlock()
+}
+
+// workloadOf finds the workload of revision rev that instance id runs.
+func workloadOf(envName string, rev int, workloads []runtime.Workload, id string) *runtime.Workload {
+	for j := range workloads {
+		for i := range workloads[j].Replicas {
+			if instanceID(envName, rev, workloads[j].Name, i) == id {
+				return &workloads[j]
+			}
+		}
+	}
+	return nil
+}
+
+func (en *env) svcEnvCopy() []string {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	return slices.Clone(en.svcEnv)
+}
+
+// syncBackends points the proxy at the ready instances of the revision
+// that serves: an instance failing readiness leaves the rotation until it
+// passes again.
+func (c *Controller) syncBackends(en *env) {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if en.proxy == nil {
+		return
+	}
+	var ready []runtime.Instance
+	for _, inst := range en.instances {
+		if inst.Ready() {
+			ready = append(ready, inst)
+		}
+	}
+	want := backends(ready)
+	if !slices.Equal(want, en.proxy.Backends()) {
+		en.proxy.Switch(want)
+	}
+}
+
+// Close stops every environment: its proxy first (no new request is
+// accepted, those in flight finish), then its instances, then its
+// services. Deploys in progress finish first. The record is kept: the
+// next Run starts everything again.
+func (c *Controller) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	envs := make([]*env, 0, len(c.envs))
+	for _, en := range c.envs {
+		envs = append(envs, en)
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, en := range envs {
+		en.op.Lock()
+		en.mu.Lock()
+		p, insts := en.proxy, en.instances
+		en.proxy, en.instances, en.rev = nil, nil, 0
+		en.mu.Unlock()
+		if p != nil {
+			if err := p.Close(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		c.stopAll(ctx, insts)
+		if err := c.stopServices(ctx, en); err != nil {
+			errs = append(errs, err)
+		}
+		en.op.Unlock()
+	}
+	return errors.Join(errs...)
+}

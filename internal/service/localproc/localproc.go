@@ -205,6 +205,9 @@ type Instance struct {
 	Vars    map[string]string
 	// StopSignal ends the server (SIGTERM by default).
 	StopSignal syscall.Signal
+	// Keep leaves DataDir in place on Stop (an environment's service whose
+	// data outlives the server).
+	Keep bool
 }
 
 // Env implements service.Instance.
@@ -221,6 +224,9 @@ func (i *Instance) Stop(ctx context.Context) error {
 		sig = syscall.SIGTERM
 	}
 	err := i.Proc.Stop(ctx, sig)
+	if i.Keep {
+		return err
+	}
 	if rerr := os.RemoveAll(i.DataDir); rerr != nil && err == nil {
 		err = fmt.Errorf("remove %s data dir: %w", i.Name, rerr)
 	}

@@ -139,6 +139,11 @@ func (p Provider) start(ctx context.Context, dir string, keep bool) (service.Ins
 		if err := os.Chown(dataDir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return nil, fmt.Errorf("postgres service: chown data dir: %w", err)
 		}
+		if keep {
+			if err := reachable(ctx, dataDir, cred); err != nil {
+				return nil, err
+			}
+		}
 	}
 	pgdata := filepath.Join(dataDir, "data")
 	const superuser = "gantry"
@@ -237,6 +242,19 @@ func sweep(tmp string) {
 		}
 		_ = os.RemoveAll(d)
 	}
+}
+
+// reachable checks that the server's user can write in dir: a kept data
+// directory sits where gantry put it, maybe below directories only root
+// may enter.
+func reachable(ctx context.Context, dir string, cred *syscall.Credential) error {
+	cmd := exec.CommandContext(ctx, "test", "-w", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("postgres service: the server's user (uid %d) cannot reach its data directory %s (%v): "+
+			"let others search the directories above it (chmod o+x) or run gantry as a user other than root", cred.Uid, dir, err)
+	}
+	return nil
 }
 
 func (p Provider) credential() (*syscall.Credential, error) {

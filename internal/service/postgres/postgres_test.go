@@ -162,3 +162,21 @@ func TestStartKeptKeepsData(t *testing.T) {
 		t.Errorf("after a kill select sum = %q, want 85", got)
 	}
 }
+
+func TestStartKeptUnreachableDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs the server as another user")
+	}
+	p := Provider{}
+	if _, err := p.bin("initdb"); err != nil {
+		testenv.Missing(t, "initdb", err.Error())
+	}
+	if _, err := p.credential(); err != nil {
+		testenv.Missing(t, "the postgres user", err.Error())
+	}
+	dir := filepath.Join(t.TempDir(), "private", "postgres") // t.TempDir's parent is 0700
+	_, err := p.StartKept(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach its data directory "+dir) {
+		t.Errorf("StartKept below a private directory: error %v, want one saying the server cannot reach %s", err, dir)
+	}
+}

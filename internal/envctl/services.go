@@ -3,6 +3,7 @@ package envctl
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -32,6 +33,11 @@ func (c *Controller) ensureServices(ctx context.Context, en *env, spec runtime.E
 			return fmt.Errorf("environment %s: unknown service %q (known: %v)", en.name, kind, known)
 		}
 		dir := filepath.Join(c.cfg.Dir, en.name, "services", kind)
+		// Searchable by others: a service may run as its own user (as root,
+		// PostgreSQL runs as postgres); the service's own dir is its to guard.
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return fmt.Errorf("environment %s: %w", en.name, err)
+		}
 		var inst service.Instance
 		var err error
 		if k, ok := p.(service.Keeper); ok {

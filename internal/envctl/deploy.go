@@ -74,7 +74,7 @@ func (c *Controller) Deploy(ctx context.Context, req runtime.DeployRequest) (run
 	if err != nil {
 		return runtime.Revision{}, err
 	}
-	unlock, err := c.lock(en, true)
+	unlock, err := c.lock(ctx, en, true)
 	if err != nil {
 		return runtime.Revision{}, err
 	}

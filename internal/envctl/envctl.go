@@ -77,9 +77,11 @@ type env struct {
 	port int
 
 	// op is held by whoever changes the environment in this process (a
-	// deploy, a reconcile, Close); deploying marks a deploy among them.
-	op        sync.Mutex
-	deploying bool // guarded by Controller.mu
+	// deploy, a reconcile, Close): a semaphore of one.
+	op chan struct{}
+	// deploying is set while a deploy waits for op or holds it; guarded
+	// by Controller.mu.
+	deploying bool
 
 	// The fields below are written with op held and read under mu.
 	mu        sync.Mutex
@@ -137,36 +139,76 @@ func (c *Controller) env(e store.Environment) (*env, error) {
 	}
 	en, ok := c.envs[e.Name]
 	if !ok {
-		en = &env{name: e.Name, port: e.Port, services: map[string]service.Instance{}}
+		en = &env{name: e.Name, port: e.Port, services: map[string]service.Instance{}, op: make(chan struct{}, 1)}
 		c.envs[e.Name] = en
 	}
 	return en, nil
 }
 
-// lock takes environment name for an operation in this process and in the
-// store (the store's lock excludes other processes). With wait false a
-// busy environment gives runtime.ErrDeployInProgress at once.
-func (c *Controller) lock(en *env, deploy bool) (unlock func(), err error) {
-	if !en.op.TryLock() {
-		return nil, fmt.Errorf("environment %s: %w", en.name, runtime.ErrDeployInProgress)
+// errBusy is returned by lock when a reconcile finds the environment
+// taken.
+var errBusy = errors.New("environment busy")
+
+// lock takes the environment for an operation, in this process and in the
+// store (the store's lock excludes other processes). A deploy waits for a
+// reconcile in progress but not for another deploy: that one gives
+// runtime.ErrDeployInProgress at once, as an environment locked by another
+// process does. A reconcile (deploy false) never waits: errBusy.
+func (c *Controller) lock(ctx context.Context, en *env, deploy bool) (unlock func(), err error) {
+	if deploy {
+		c.mu.Lock()
+		busy := en.deploying
+		en.deploying = true
+		c.mu.Unlock()
+		if busy {
+			return nil, fmt.Errorf("environment %s: %w", en.name, runtime.ErrDeployInProgress)
+		}
+	}
+	done := func() {
+		if deploy {
+			c.mu.Lock()
+			en.deploying = false
+			c.mu.Unlock()
+		}
+	}
+	if deploy {
+		select {
+		case en.op <- struct{}{}:
+		case <-ctx.Done():
+			done()
+			return nil, fmt.Errorf("environment %s: %w", en.name, ctx.Err())
+		}
+	} else {
+		select {
+		case en.op <- struct{}{}:
+		default:
+			return nil, errBusy
+		}
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		<-en.op
+		done()
+		return nil, ErrClosed
 	}
 	sunlock, err := c.cfg.Store.LockEnvironment(en.name)
 	if err != nil {
-		en.op.Unlock()
+		<-en.op
+		done()
 		if errors.Is(err, store.ErrEnvLocked) {
+			if !deploy {
+				return nil, errBusy
+			}
 			return nil, fmt.Errorf("environment %s (in another gantry process): %w", en.name, runtime.ErrDeployInProgress)
 		}
 		return nil, err
 	}
-	c.mu.Lock()
-	en.deploying = deploy
-	c.mu.Unlock()
 	return func() {
-		c.mu.Lock()
-		en.deploying = false
-		c.mu.Unlock()
 		sunlock()
-		en.op.Unlock()
+		<-en.op
+		done()
 	}, nil
 }
 

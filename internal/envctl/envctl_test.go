@@ -668,3 +668,110 @@ func helper() {
 	}
 	select {}
 }
+
+// TestUnreadyInstanceLeavesRotation: an instance failing readiness gets
+// no request until it passes again; the other one takes them all.
+func TestUnreadyInstanceLeavesRotation(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	f.mustDeploy("staging", f.workload("v1", 2, ""))
+	url := f.url("staging")
+	sick := getBody(t, url+"/unready")
+	deadline := time.Now().Add(20 * time.Second)
+	for clean := 0; clean < 20; {
+		if getBody(t, url+"/port") == sick {
+			clean = 0
+		} else {
+			clean++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance on port %s still gets requests after failing readiness", sick)
+		}
+	}
+}
+
+// TestCrashedInstanceReplaced: an instance whose process is gone for good
+// is started again under its ID, and the URL keeps answering.
+func TestCrashedInstanceReplaced(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	f.mustDeploy("staging", f.workload("v1", 1, ""))
+	pidFile := filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r1-app-0", "pid")
+	before, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(before), &pid)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := f.ctl.Status(context.Background(), "staging")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Instances) == 1 && st.Instances[0].PID != pid && st.Instances[0].State == "running" {
+			if st.Instances[0].ID != "staging-r1-app-0" {
+				t.Errorf("replacement ID = %q, want staging-r1-app-0", st.Instances[0].ID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance not replaced: %+v", st.Instances)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(f.url("staging"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("URL does not answer after the replacement: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDeployWaitsForReconcile: a deploy that finds the reconcile loop at
+// work on its environment waits for it instead of being refused.
+func TestDeployWaitsForReconcile(t *testing.T) {
+	f := newFixture(t)
+	f.mustDeploy("staging", f.workload("v1", 1, ""))
+	f.ctl.mu.Lock()
+	en := f.ctl.envs["staging"]
+	f.ctl.mu.Unlock()
+	en.op <- struct{}{} // what a reconcile in progress holds
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.deploy("staging", f.workload("v2", 1, ""))
+		done <- err
+	}()
+	for {
+		f.ctl.mu.Lock()
+		waiting := en.deploying
+		f.ctl.mu.Unlock()
+		if waiting {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("deploy returned while the environment was busy: %v", err)
+	default:
+	}
+	<-en.op
+	if err := <-done; err != nil {
+		t.Fatalf("deploy after the reconcile: %v", err)
+	}
+	if got := getBody(t, f.url("staging")); got != "v2" {
+		t.Errorf("GET = %q, want v2", got)
+	}
+}

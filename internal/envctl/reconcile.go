@@ -70,8 +70,8 @@ func (c *Controller) reconcile(ctx context.Context, e store.Environment) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := c.lock(en, false)
-	if errors.Is(err, runtime.ErrDeployInProgress) {
+	unlock, err := c.lock(ctx, en, false)
+	if errors.Is(err, errBusy) {
 		return nil
 	}
 	if err != nil {
@@ -218,7 +218,7 @@ func (c *Controller) Close(ctx context.Context) error {
 	c.mu.Unlock()
 	var errs []error
 	for _, en := range envs {
-		en.op.Lock()
+		en.op <- struct{}{} // deploys and reconciles in progress finish first
 		en.mu.Lock()
 		p, insts := en.proxy, en.instances
 		en.proxy, en.instances, en.rev = nil, nil, 0
@@ -232,7 +232,7 @@ func (c *Controller) Close(ctx context.Context) error {
 		if err := c.stopServices(ctx, en); err != nil {
 			errs = append(errs, err)
 		}
-		en.op.Unlock()
+		<-en.op
 	}
 	return errors.Join(errs...)
 }

@@ -132,12 +132,11 @@ func (i *procInstance) Ready() bool {
 func (i *procInstance) Status() runtime.InstanceStatus {
 	i.mu.Lock()
 	defer i.mu.Unlock()
+	// Nothing restarts an exited process here: it is no longer
+	// supervised, which the runtime says with "stopped".
 	state := "running"
-	switch {
-	case i.stopped:
+	if i.stopped || i.exited() {
 		state = "stopped"
-	case i.exited():
-		state = "crashed"
 	}
 	return runtime.InstanceStatus{ID: i.id, Addr: i.addr, PID: i.cmd.Process.Pid, State: state, LastProbe: i.lastProbe, Since: i.since, Isolation: runtime.Process}
 }

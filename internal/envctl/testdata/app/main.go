@@ -1,7 +1,9 @@
 // Command app is the workload of the controller's tests: an HTTP server on
 // $PORT that answers / with $VERSION, /readyz with 200 while the file
 // $READY_FILE exists (503 otherwise), /env/NAME with a variable of its
-// environment, and that finishes its requests in flight on SIGTERM.
+// environment, /port with $PORT, /unready makes this instance fail
+// readiness from then on, and that finishes its requests in flight on
+// SIGTERM.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,8 +26,16 @@ func main() {
 		time.Sleep(time.Millisecond) // a little work, so that requests are in flight at a switch
 		fmt.Fprintln(w, os.Getenv("VERSION"))
 	})
+	var unready atomic.Bool
+	mux.HandleFunc("/unready", func(w http.ResponseWriter, r *http.Request) {
+		unready.Store(true)
+		fmt.Fprint(w, os.Getenv("PORT"))
+	})
+	mux.HandleFunc("/port", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, os.Getenv("PORT"))
+	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := os.Stat(os.Getenv("READY_FILE")); err != nil {
+		if _, err := os.Stat(os.Getenv("READY_FILE")); err != nil || unready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}

@@ -44,6 +44,11 @@ func checkRequest(req *runtime.DeployRequest) error {
 		if w.Replicas == 0 {
 			w.Replicas = 1 // as a Kubernetes Deployment defaults it
 		}
+		// The runtime takes IDs of at most 128 characters; count revision
+		// and replica numbers of six digits.
+		if n := len(instanceID(req.Environment, 999999, w.Name, 999999)); n > 128 {
+			return fmt.Errorf("deploy %s: workload %s: environment and workload names too long for instance IDs (%d characters, at most 128)", req.Environment, w.Name, n)
+		}
 	}
 	return nil
 }
@@ -84,35 +89,30 @@ func (c *Controller) Deploy(ctx context.Context, req runtime.DeployRequest) (run
 
 func (c *Controller) deploy(ctx context.Context, en *env, req runtime.DeployRequest) (runtime.Revision, error) {
 	// Admission first: a refusal is recorded and nothing starts.
-	var refusals []string
-	var admitErr error
+	var refusals []error
 	for i := range req.Workloads {
 		w := &req.Workloads[i]
 		ref, err := c.cfg.Admitter.Admit(ctx, en.name, req.Spec, w.Image)
 		if err != nil {
-			refusals = append(refusals, fmt.Sprintf("workload %s (%s): %v", w.Name, w.Image, err))
-			if admitErr == nil {
-				admitErr = err
+			if !errors.Is(err, runtime.ErrAdmission) {
+				err = fmt.Errorf("%w: %w", runtime.ErrAdmission, err)
 			}
+			refusals = append(refusals, fmt.Errorf("workload %s (%s): %w", w.Name, w.Image, err))
 			continue
 		}
 		w.Image = ref
 	}
-	rec, err := c.record(ctx, en.name, req, store.RevisionDeploying, "")
 	if len(refusals) > 0 {
-		msg := strings.Join(refusals, "; ")
-		if err == nil {
-			rec.Status, rec.Message = store.RevisionRefused, msg
-			err = c.cfg.Store.SetEnvRevisionStatus(ctx, en.name, rec.Number, rec.Status, msg)
-		}
+		refused := errors.Join(refusals...)
+		msg := strings.ReplaceAll(refused.Error(), "\n", "; ")
+		rec, err := c.record(ctx, en.name, req, store.RevisionRefused, msg)
 		if err != nil {
 			return runtime.Revision{}, fmt.Errorf("deploy %s: record the refusal (%s): %w", en.name, msg, err)
 		}
-		if !errors.Is(admitErr, runtime.ErrAdmission) {
-			admitErr = fmt.Errorf("%w: %w", runtime.ErrAdmission, admitErr)
-		}
-		return toRevision(rec), fmt.Errorf("deploy %s revision %d: %s: %w", en.name, rec.Number, msg, admitErr)
+		c.log.Warn("deploy refused", "environment", en.name, "revision", rec.Number, "why", msg)
+		return toRevision(rec), fmt.Errorf("deploy %s revision %d: %w", en.name, rec.Number, refused)
 	}
+	rec, err := c.record(ctx, en.name, req, store.RevisionDeploying, "")
 	if err != nil {
 		return runtime.Revision{}, fmt.Errorf("deploy %s: %w", en.name, err)
 	}

@@ -222,11 +222,25 @@ func (c *Controller) ensureProxy(en *env) error {
 	}
 	p := proxy.New(en.name, c.log)
 	if err := p.Listen(net.JoinHostPort(c.cfg.ProxyHost, strconv.Itoa(en.port))); err != nil {
-		return fmt.Errorf("environment %s: its port %d is not free: %w", en.name, en.port, err)
+		return &PortError{Environment: en.name, Port: en.port, Err: err}
 	}
 	en.proxy = p
 	return nil
 }
+
+// PortError says that an environment's proxy cannot listen on the port
+// recorded for it (another program holds it).
+type PortError struct {
+	Environment string
+	Port        int
+	Err         error
+}
+
+func (e *PortError) Error() string {
+	return fmt.Sprintf("environment %s: its proxy port %d is not free: %v", e.Environment, e.Port, e.Err)
+}
+
+func (e *PortError) Unwrap() error { return e.Err }
 
 // freePort picks a port for a new environment's proxy.
 func (c *Controller) freePort() (int, error) {

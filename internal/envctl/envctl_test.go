@@ -233,6 +233,8 @@ func TestBadRequests(t *testing.T) {
 	noImage.Image = ""
 	badName := ok
 	badName.Name = "App_1"
+	long := ok
+	long.Name = strings.Repeat("w", 63)
 	for _, tc := range []struct {
 		name string
 		req  runtime.DeployRequest
@@ -243,6 +245,7 @@ func TestBadRequests(t *testing.T) {
 		{"no image", runtime.DeployRequest{Environment: "staging", Workloads: []runtime.Workload{noImage}}, "workload app: no image"},
 		{"bad workload name", runtime.DeployRequest{Environment: "staging", Workloads: []runtime.Workload{badName}}, `"App_1"`},
 		{"twice", runtime.DeployRequest{Environment: "staging", Workloads: []runtime.Workload{ok, ok}}, "appears twice"},
+		{"IDs too long", runtime.DeployRequest{Environment: strings.Repeat("e", 63), Workloads: []runtime.Workload{long}}, "too long for instance IDs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := f.ctl.Deploy(context.Background(), tc.req)
@@ -538,6 +541,72 @@ func TestPortTakenAtStart(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
+	}
+	if pe := (*PortError)(nil); !errors.As(err, &pe) || pe.Environment != "staging" || pe.Port != e.Port {
+		t.Errorf("error %v: want a *PortError for staging:%d", err, e.Port)
+	}
+}
+
+// TestBrokenEnvironmentDoesNotStopOthers: after a restart, an environment
+// whose instances cannot start is retried and logged, and the others come
+// back.
+func TestBrokenEnvironmentDoesNotStopOthers(t *testing.T) {
+	f := newFixture(t)
+	f.mustDeploy("staging", f.workload("v1", 1, ""))
+	gone := filepath.Join(f.stateDir, "app-copy")
+	b, err := os.ReadFile(appBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := f.workload("v9", 1, "")
+	w.Command = []string{gone}
+	f.mustDeploy("broken", w)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := f.ctl.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.store.Close()
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	f.open()
+	f.run() // fails the test if Run returns an error
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := f.ctl.Status(ctx, "staging")
+		if err == nil && len(st.Instances) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("staging not back: %+v, %v", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(f.url("staging"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("staging does not answer: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get(f.url("broken"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("broken environment answers %d, want 503 (its proxy up, no instance)", resp.StatusCode)
 	}
 }
 

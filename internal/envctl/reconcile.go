@@ -17,12 +17,17 @@ import (
 const InterruptedMessage = "interrupted: the gantry process deploying it stopped before it served; the previous revision serves"
 
 // Run reconciles every recorded environment to its desired state, then
-// keeps doing so every Config.Interval until ctx ends. An environment that
-// cannot be brought up at start (its proxy port taken, its services not
-// starting) makes Run return that error at once, naming the environment.
+// keeps doing so every Config.Interval until ctx ends. An environment
+// whose proxy port is taken at start makes Run return a *PortError naming
+// the environment and the port; other failures (an instance or a service
+// that does not start) are logged and retried at every pass, so that one
+// broken environment does not keep the others down.
 func (c *Controller) Run(ctx context.Context) error {
 	if err := c.reconcileAll(ctx); err != nil {
-		return err
+		if pe := (*PortError)(nil); errors.As(err, &pe) {
+			return err
+		}
+		c.log.Error("reconcile", "err", err)
 	}
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()

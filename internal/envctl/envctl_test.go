@@ -844,3 +844,54 @@ func TestDeployWaitsForReconcile(t *testing.T) {
 		t.Errorf("GET = %q, want v2", got)
 	}
 }
+
+// lockedBuffer is an io.Writer the test reads while Logs writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestLogsFollow(t *testing.T) {
+	f := newFixture(t)
+	f.mustDeploy("staging", f.workload("v1", 1, ""))
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- f.ctl.Logs(ctx, "staging", true, &out) }()
+	logFile := filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r1-app-0", "log")
+	lf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A line written in two parts is copied once complete.
+	fmt.Fprint(lf, "payment 1 ")
+	time.Sleep(2 * logPoll)
+	fmt.Fprint(lf, "confirmed\n")
+	lf.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "staging-r1-app-0 | payment 1 confirmed\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("followed logs = %q, want the appended line", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Logs after cancel: %v", err)
+	}
+	if err := f.ctl.Logs(context.Background(), "nowhere", false, io.Discard); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("logs of an unknown environment: error %v, want ErrNotFound", err)
+	}
+}

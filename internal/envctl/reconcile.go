@@ -134,7 +134,10 @@ func (c *Controller) reconcile(ctx context.Context, e store.Environment) error {
 		en.mu.Lock()
 		en.rev, en.instances = want.Number, started
 		en.mu.Unlock()
-		c.stopAll(context.WithoutCancel(ctx), insts)
+		if len(insts) > 0 {
+			drain := c.syncBackends(en)
+			c.retire(context.WithoutCancel(ctx), drain, insts)
+		}
 	} else {
 		c.replaceStopped(ctx, en, rev, workloads)
 	}
@@ -191,11 +194,13 @@ func (en *env) svcEnvCopy() []string {
 // syncBackends points the proxy at the ready instances of the revision
 // that serves: an instance failing readiness leaves the rotation until it
 // passes again.
-func (c *Controller) syncBackends(en *env) {
+// It returns the drain of the previous set (a no-op when nothing changed).
+func (c *Controller) syncBackends(en *env) (drain func(context.Context) error) {
 	en.mu.Lock()
 	defer en.mu.Unlock()
+	drain = func(context.Context) error { return nil }
 	if en.proxy == nil {
-		return
+		return drain
 	}
 	var ready []runtime.Instance
 	for _, inst := range en.instances {
@@ -205,8 +210,9 @@ func (c *Controller) syncBackends(en *env) {
 	}
 	want := backends(ready)
 	if !slices.Equal(want, en.proxy.Backends()) {
-		en.proxy.Switch(want)
+		drain = en.proxy.Switch(want)
 	}
+	return drain
 }
 
 // Close stops every environment: its proxy first (no new request is

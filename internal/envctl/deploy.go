@@ -88,29 +88,34 @@ func (c *Controller) Deploy(ctx context.Context, req runtime.DeployRequest) (run
 }
 
 func (c *Controller) deploy(ctx context.Context, en *env, req runtime.DeployRequest) (runtime.Revision, error) {
-	// Admission first: a refusal is recorded and nothing starts.
-	var refusals []error
+	// Admission first: a refusal is recorded and nothing starts. An
+	// admitter that cannot decide (a registry out of reach) refuses
+	// nothing: the revision fails, nothing starts either.
+	var refusals, failures []error
 	for i := range req.Workloads {
 		w := &req.Workloads[i]
 		ref, err := c.cfg.Admitter.Admit(ctx, en.name, req.Spec, w.Image)
-		if err != nil {
-			if !errors.Is(err, runtime.ErrAdmission) {
-				err = fmt.Errorf("%w: %w", runtime.ErrAdmission, err)
-			}
+		switch {
+		case errors.Is(err, runtime.ErrAdmission):
 			refusals = append(refusals, fmt.Errorf("workload %s (%s): %w", w.Name, w.Image, err))
-			continue
+		case err != nil:
+			failures = append(failures, fmt.Errorf("workload %s (%s): admission could not decide: %w", w.Name, w.Image, err))
+		default:
+			w.Image = ref
 		}
-		w.Image = ref
 	}
-	if len(refusals) > 0 {
-		refused := errors.Join(refusals...)
-		msg := strings.ReplaceAll(refused.Error(), "\n", "; ")
-		rec, err := c.record(ctx, en.name, req, store.RevisionRefused, msg)
-		if err != nil {
-			return runtime.Revision{}, fmt.Errorf("deploy %s: record the refusal (%s): %w", en.name, msg, err)
+	if len(refusals)+len(failures) > 0 {
+		status, why := store.RevisionRefused, errors.Join(refusals...)
+		if len(failures) > 0 {
+			status, why = store.RevisionFailed, errors.Join(append(refusals, failures...)...)
 		}
-		c.log.Warn("deploy refused", "environment", en.name, "revision", rec.Number, "why", msg)
-		return toRevision(rec), fmt.Errorf("deploy %s revision %d: %w", en.name, rec.Number, refused)
+		msg := strings.ReplaceAll(why.Error(), "\n", "; ")
+		rec, err := c.record(ctx, en.name, req, status, msg)
+		if err != nil {
+			return runtime.Revision{}, fmt.Errorf("deploy %s: record the admission's answer (%s): %w", en.name, msg, err)
+		}
+		c.log.Warn("deploy not admitted", "environment", en.name, "revision", rec.Number, "status", status, "why", msg)
+		return toRevision(rec), fmt.Errorf("deploy %s revision %d: %w", en.name, rec.Number, why)
 	}
 	rec, err := c.record(ctx, en.name, req, store.RevisionDeploying, "")
 	if err != nil {
@@ -151,6 +156,7 @@ func (c *Controller) deploy(ctx context.Context, en *env, req runtime.DeployRequ
 	en.instances, en.rev = insts, rec.Number
 	en.mu.Unlock()
 	if err := c.cfg.Store.ServeEnvRevision(context.WithoutCancel(ctx), en.name, rec.Number); err != nil {
+		c.retire(context.WithoutCancel(ctx), drain, old)
 		return toRevision(rec), fmt.Errorf("deploy %s revision %d: it serves but its record failed: %w", en.name, rec.Number, err)
 	}
 	rec.Status, rec.Message = store.RevisionServing, ""

@@ -422,6 +422,24 @@ func TestAdmissionRefusalStartsNothing(t *testing.T) {
 		t.Errorf("GET after refusal = %q, want v1", got)
 	}
 	wantStatuses(t, f.ctl, "staging", store.RevisionRefused, store.RevisionServing, store.RevisionRefused)
+
+	// An admitter that cannot decide refuses nothing: the revision fails
+	// and nothing starts either.
+	v3 := f.workload("v3", 1, "")
+	f.adm.unreachable = map[string]bool{v3.Image: true}
+	rev, err = f.deploy("staging", v3)
+	if err == nil || errors.Is(err, runtime.ErrAdmission) || !errors.Is(err, errUnreachable) {
+		t.Errorf("deploy while admission cannot decide: error %v, want the admitter's error, not ErrAdmission", err)
+	}
+	if rev.Status != store.RevisionFailed || !strings.Contains(rev.Message, "admission could not decide") {
+		t.Errorf("revision = %+v, want failed saying admission could not decide", rev)
+	}
+	if _, err := os.Stat(filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r4-app-0")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("revision 4 has an instance directory (%v)", err)
+	}
+	if got := getBody(t, f.url("staging")); got != "v1" {
+		t.Errorf("GET = %q, want v1", got)
+	}
 }
 
 func TestConcurrentDeployRefused(t *testing.T) {

@@ -164,21 +164,26 @@ func (i *procInstance) Stop(ctx context.Context) error {
 }
 
 // refuser is the tests' Admitter: it refuses the images it lists, with
-// the rule and reason an admission controller gives.
+// the rule and reason an admission controller gives, and fails to decide
+// on those in unreachable.
 type refuser struct {
-	mu     sync.Mutex
-	refuse map[string]bool
-	asked  []string
+	mu          sync.Mutex
+	refuse      map[string]bool
+	unreachable map[string]bool
+	asked       []string
 }
 
 func (a *refuser) Admit(ctx context.Context, env string, spec runtime.EnvironmentSpec, image string) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.asked = append(a.asked, image)
+	if a.unreachable[image] {
+		return "", fmt.Errorf("fetch signatures of %s: %w", image, errUnreachable)
+	}
 	if a.refuse[image] {
 		return "", fmt.Errorf("%w: rule verify-signature: image %s is not signed", runtime.ErrAdmission, image)
 	}
 	return image, nil
 }
 
-var errNoBinary = errors.New("test app not built")
+var errUnreachable = errors.New("connection refused")

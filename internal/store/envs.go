@@ -303,17 +303,3 @@ func (s *Store) LockEnvironment(name string) (unlock func(), err error) {
 	}
 	return func() { unlockClose(f) }, nil
 }
-
-// EnvLockHeld reports whether a live process holds name's lock (without
-// taking it).
-func (s *Store) EnvLockHeld(name string) (bool, error) {
-	unlock, err := s.LockEnvironment(name)
-	if errors.Is(err, ErrEnvLocked) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	unlock()
-	return false, nil
-}

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 
 // fixture is a controller on a real store in a temporary state dir.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	stateDir string
 	store    *store.Store
 	adm      *refuser
@@ -55,7 +55,7 @@ type fixture struct {
 	services map[string]service.Provider
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	f := &fixture{t: t, stateDir: t.TempDir(), adm: &refuser{refuse: map[string]bool{}}}
 	f.open()
 	return f
@@ -911,5 +911,20 @@ func TestLogsFollow(t *testing.T) {
 	}
 	if err := f.ctl.Logs(context.Background(), "nowhere", false, io.Discard); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("logs of an unknown environment: error %v, want ErrNotFound", err)
+	}
+}
+
+// BenchmarkRedeploy measures a deploy from the call to "serving" (admit,
+// record, start, ready, switch, drain and stop the old instances) with the
+// test app, one replica.
+func BenchmarkRedeploy(b *testing.B) {
+	f := newFixture(b)
+	ws := []runtime.Workload{f.workload("v1", 1, ""), f.workload("v2", 1, "")}
+	i := 0
+	for b.Loop() {
+		if _, err := f.ctl.Deploy(context.Background(), runtime.DeployRequest{Environment: "staging", Workloads: ws[i%2 : i%2+1]}); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

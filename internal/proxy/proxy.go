@@ -120,6 +120,10 @@ func (p *Proxy) Switch(backends []Backend) (drain func(ctx context.Context) erro
 			case <-t.C:
 			}
 		}
+		// Idle connections to the old backends would hold their graceful
+		// shutdown (a connection that never carried a request counts as
+		// busy for seconds); the new backends' are dialled again.
+		p.tr.CloseIdleConnections()
 		return nil
 	}
 }

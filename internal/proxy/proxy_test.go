@@ -259,3 +259,43 @@ func BenchmarkOverhead(b *testing.B) {
 	b.ReportMetric(pq, "proxied-p50-µs")
 	b.ReportMetric(pq-pd, "overhead-p50-µs")
 }
+
+// TestDrainClosesIdleConnections: once drained, the old backend holds no
+// connection from the proxy, so its graceful shutdown does not wait on
+// one.
+func TestDrainClosesIdleConnections(t *testing.T) {
+	var open atomic.Int64
+	old := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "old") }))
+	old.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	old.Start()
+	defer old.Close()
+	p := New("staging", nil)
+	p.Switch([]Backend{{ID: "old", Addr: strings.TrimPrefix(old.URL, "http://")}})
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	for range 3 {
+		if code, body := get(t, srv.Client(), srv.URL); code != 200 || body != "old" {
+			t.Fatalf("GET = %d %q", code, body)
+		}
+	}
+	if open.Load() == 0 {
+		t.Fatal("the proxy keeps no connection to its backend: nothing to check")
+	}
+	if err := p.Switch(nil)(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for open.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to the drained backend still open", open.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

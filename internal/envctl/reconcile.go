@@ -196,21 +196,24 @@ func (en *env) svcEnvCopy() []string {
 // passes again.
 // It returns the drain of the previous set (a no-op when nothing changed).
 func (c *Controller) syncBackends(en *env) (drain func(context.Context) error) {
-	en.mu.Lock()
-	defer en.mu.Unlock()
 	drain = func(context.Context) error { return nil }
-	if en.proxy == nil {
+	// Ready may take a moment: it is asked without the lock that Status
+	// takes. The instances only change with op held, which the caller
+	// holds.
+	en.mu.Lock()
+	insts, p := slices.Clone(en.instances), en.proxy
+	en.mu.Unlock()
+	if p == nil {
 		return drain
 	}
 	var ready []runtime.Instance
-	for _, inst := range en.instances {
+	for _, inst := range insts {
 		if inst.Ready() {
 			ready = append(ready, inst)
 		}
 	}
-	want := backends(ready)
-	if !slices.Equal(want, en.proxy.Backends()) {
-		drain = en.proxy.Switch(want)
+	if want := backends(ready); !slices.Equal(want, p.Backends()) {
+		drain = p.Switch(want)
 	}
 	return drain
 }

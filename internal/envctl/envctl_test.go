@@ -481,8 +481,8 @@ func TestConcurrentDeployRefused(t *testing.T) {
 func TestRollback(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if _, err := f.ctl.Rollback(ctx, "staging", 0, "ann", ""); err == nil {
-		t.Error("rollback of an unknown environment succeeded")
+	if _, err := f.ctl.Rollback(ctx, "staging", 0, "ann", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("rollback of an unknown environment: error %v, want ErrNotFound", err)
 	}
 	f.mustDeploy("staging", f.workload("v1", 1, ""))
 	if _, err := f.ctl.Rollback(ctx, "staging", 0, "ann", ""); !errors.Is(err, ErrNoRollbackTarget) {
@@ -517,8 +517,8 @@ func TestRollback(t *testing.T) {
 	if _, err := f.ctl.Rollback(ctx, "staging", 3, "bob", ""); !errors.Is(err, runtime.ErrAdmission) {
 		t.Errorf("rollback to a now refused image: error %v, want ErrAdmission", err)
 	}
-	if _, err := f.ctl.Rollback(ctx, "staging", 99, "bob", ""); !errors.Is(err, ErrNoRollbackTarget) {
-		t.Errorf("rollback to 99: error %v, want ErrNoRollbackTarget", err)
+	if _, err := f.ctl.Rollback(ctx, "staging", 99, "bob", ""); !errors.Is(err, ErrNoRollbackTarget) || !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("rollback to 99: error %v, want ErrNoRollbackTarget and ErrNotFound", err)
 	}
 	if _, err := f.ctl.Rollback(ctx, "staging", 6, "bob", ""); !errors.Is(err, ErrNoRollbackTarget) {
 		t.Errorf("rollback to a refused revision: error %v, want ErrNoRollbackTarget", err)

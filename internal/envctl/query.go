@@ -25,6 +25,9 @@ var ErrNoRollbackTarget = errors.New("no revision to roll back to")
 // admission decides again. The new revision's reason is "rollback to N"
 // unless reason says otherwise.
 func (c *Controller) Rollback(ctx context.Context, environment string, toRevision int, who, reason string) (runtime.Revision, error) {
+	if _, err := c.cfg.Store.Environment(ctx, environment); err != nil {
+		return runtime.Revision{}, fmt.Errorf("roll back %s: %w", environment, err)
+	}
 	revs, err := c.cfg.Store.EnvRevisions(ctx, environment)
 	if err != nil {
 		return runtime.Revision{}, fmt.Errorf("roll back %s: %w", environment, err)
@@ -51,7 +54,7 @@ func (c *Controller) Rollback(ctx context.Context, environment string, toRevisio
 			}
 		}
 		if target == nil {
-			return runtime.Revision{}, fmt.Errorf("roll back %s to revision %d: it does not exist (%d revisions): %w", environment, toRevision, len(revs), ErrNoRollbackTarget)
+			return runtime.Revision{}, fmt.Errorf("roll back %s to revision %d: it does not exist (%d revisions): %w (%w)", environment, toRevision, len(revs), ErrNoRollbackTarget, store.ErrNotFound)
 		}
 		if target.Status != store.RevisionSuperseded && target.Status != store.RevisionServing {
 			return runtime.Revision{}, fmt.Errorf("roll back %s to revision %d: it never served (%s): %w", environment, toRevision, target.Status, ErrNoRollbackTarget)

@@ -125,7 +125,7 @@ func New(cfg Config) (*Controller, error) {
 // ErrClosed is returned by calls after Close.
 var ErrClosed = errors.New("environment controller closed")
 
-// URL is the address of environment e's proxy.
+// url is the address of the proxy listening on port.
 func (c *Controller) url(port int) string {
 	return "http://" + net.JoinHostPort(c.cfg.ProxyHost, strconv.Itoa(port))
 }

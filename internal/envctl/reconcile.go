@@ -113,12 +113,25 @@ func (c *Controller) reconcile(ctx context.Context, e store.Environment) error {
 	if err := json.Unmarshal(want.Workloads, &workloads); err != nil {
 		return fmt.Errorf("revision %d: decode its workloads: %w", want.Number, err)
 	}
+	before := en.svcEnvCopy()
+	c.dropExited(ctx, en)
 	if err := c.ensureServices(ctx, en, spec); err != nil {
 		return err
 	}
 	en.mu.Lock()
 	rev, insts := en.rev, en.instances
 	en.mu.Unlock()
+	if rev == want.Number && !slices.Equal(before, en.svcEnvCopy()) {
+		// A service came back on another address: the instances hold the
+		// old one in their environment, so they start again.
+		c.log.Warn("services moved; restarting instances", "environment", en.name, "revision", rev)
+		en.mu.Lock()
+		en.rev, en.instances = 0, nil
+		en.mu.Unlock()
+		drain := c.syncBackends(en)
+		c.retire(context.WithoutCancel(ctx), drain, insts)
+		rev, insts = 0, nil
+	}
 	if rev != want.Number {
 		// After a restart nothing runs (or another process recorded a new
 		// revision): start the desired revision's instances under their

@@ -58,6 +58,32 @@ func (c *Controller) ensureServices(ctx context.Context, en *env, spec runtime.E
 	return nil
 }
 
+// exiter is the ability of a service instance to say that its server has
+// ended (localproc's instances have it).
+type exiter interface{ Exited() bool }
+
+// dropExited forgets the services whose server has ended, so that
+// ensureServices starts them again on their kept data.
+func (c *Controller) dropExited(ctx context.Context, en *env) {
+	en.mu.Lock()
+	var gone map[string]service.Instance
+	for kind, inst := range en.services {
+		if x, ok := inst.(exiter); ok && x.Exited() {
+			if gone == nil {
+				gone = map[string]service.Instance{}
+			}
+			gone[kind] = inst
+			delete(en.services, kind)
+		}
+	}
+	en.svcEnv = serviceEnv(en.services)
+	en.mu.Unlock()
+	for kind, inst := range gone {
+		c.log.Warn("service ended; starting it again", "environment", en.name, "service", kind)
+		_ = inst.Stop(ctx) // releases what the ended server left (its process record)
+	}
+}
+
 // serviceEnv is the KEY=VALUE settings of the services, sorted.
 func serviceEnv(svcs map[string]service.Instance) []string {
 	var out []string

@@ -2,16 +2,21 @@ package envctl
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/service/postgres"
+	"github.com/gantry-ci/gantry/internal/service/redis"
 	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
@@ -85,5 +90,51 @@ func TestPostgresDataSurvivesRedeployAndRestart(t *testing.T) {
 	}
 	if got := psqlRun("select id from payments"); got != "7" {
 		t.Errorf("after a restart: select = %q, want 7", got)
+	}
+}
+
+// TestEndedServiceStartsAgain: a service whose server dies is started
+// again on its data, and the instances restart with its new address.
+func TestEndedServiceStartsAgain(t *testing.T) {
+	testenv.RequireTool(t, "redis-server", "apt-get install redis-server")
+	f := newFixture(t)
+	f.services = map[string]service.Provider{"redis": redis.Provider{}}
+	f.open() // a second controller, with the services, on the same state
+	f.run()
+	_, err := f.ctl.Deploy(context.Background(), runtime.DeployRequest{Environment: "staging",
+		Spec: runtime.EnvironmentSpec{Services: []string{"redis"}}, Workloads: []runtime.Workload{f.workload("v1", 1, "")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := f.url("staging")
+	before := getBody(t, url+"/env/REDIS_ADDR")
+	f.ctl.mu.Lock()
+	en := f.ctl.envs["staging"]
+	f.ctl.mu.Unlock()
+	en.mu.Lock()
+	srv := en.services["redis"].(*redis.Instance)
+	en.mu.Unlock()
+	if err := syscall.Kill(srv.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url + "/env/REDIS_ADDR")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got := string(b); resp.StatusCode == 200 && got != before && got != "" {
+				c, err := net.Dial("tcp", got)
+				if err != nil {
+					t.Fatalf("the new redis address %s does not answer: %v", got, err)
+				}
+				c.Close()
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instances still see REDIS_ADDR=%s after redis died", before)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

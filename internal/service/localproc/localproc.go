@@ -216,6 +216,9 @@ func (i *Instance) Env() map[string]string { return i.Vars }
 // Pid is the server's process id.
 func (i *Instance) Pid() int { return i.Proc.Pid() }
 
+// Exited reports whether the server has ended (crashed or killed).
+func (i *Instance) Exited() bool { return i.Proc.Exited() }
+
 // Stop implements service.Instance: the server is signalled (and killed if
 // it lingers), then its data directory is removed.
 func (i *Instance) Stop(ctx context.Context) error {

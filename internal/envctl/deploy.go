@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/proc"
 	"github.com/gantry-ci/gantry/internal/proxy"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -88,6 +89,10 @@ func (c *Controller) Deploy(ctx context.Context, req runtime.DeployRequest) (run
 }
 
 func (c *Controller) deploy(ctx context.Context, en *env, req runtime.DeployRequest) (runtime.Revision, error) {
+	// What a deploy starts belongs to the environment, not to the caller:
+	// a run step's process tracker (which ends its processes with the
+	// run) must not see the services or the instances.
+	ctx = proc.WithTracker(ctx, nil)
 	// Admission first: a refusal is recorded and nothing starts. An
 	// admitter that cannot decide (a registry out of reach) refuses
 	// nothing: the revision fails, nothing starts either.

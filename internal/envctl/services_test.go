@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/proc"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/service/postgres"
@@ -136,5 +138,31 @@ func TestEndedServiceStartsAgain(t *testing.T) {
 			t.Fatalf("instances still see REDIS_ADDR=%s after redis died", before)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// recordingTracker records the process groups reported to it.
+type recordingTracker struct{ started atomic.Int64 }
+
+func (r *recordingTracker) Started(context.Context, proc.Group) error { r.started.Add(1); return nil }
+func (r *recordingTracker) Ended(context.Context, proc.Group) error   { return nil }
+
+// TestServicesOutliveTheCallersTracker: a deploy called with a run step's
+// process tracker in its context (which ends the step's processes with the
+// run) does not hand the environment's services to it.
+func TestServicesOutliveTheCallersTracker(t *testing.T) {
+	testenv.RequireTool(t, "redis-server", "apt-get install redis-server")
+	f := newFixture(t)
+	f.services = map[string]service.Provider{"redis": redis.Provider{}}
+	f.open()
+	tr := &recordingTracker{}
+	ctx := proc.WithTracker(context.Background(), tr)
+	_, err := f.ctl.Deploy(ctx, runtime.DeployRequest{Environment: "staging",
+		Spec: runtime.EnvironmentSpec{Services: []string{"redis"}}, Workloads: []runtime.Workload{f.workload("v1", 1, "")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.started.Load(); n != 0 {
+		t.Errorf("the caller's tracker was told of %d process groups, want 0", n)
 	}
 }

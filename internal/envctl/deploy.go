@@ -80,6 +80,8 @@ func (c *Controller) Deploy(ctx context.Context, req runtime.DeployRequest) (run
 	if err != nil {
 		return runtime.Revision{}, err
 	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	unlock, err := c.lock(ctx, en, true)
 	if err != nil {
 		return runtime.Revision{}, err

@@ -67,6 +67,11 @@ type Controller struct {
 	mu     sync.Mutex
 	envs   map[string]*env
 	closed bool
+
+	// stopping ends when Close starts: deploys and reconciles in progress
+	// give up then.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 var _ runtime.Deployer = (*Controller)(nil)
@@ -119,7 +124,18 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("environment controller: %w", err)
 	}
 	cfg.Dir = abs
-	return &Controller{cfg: cfg, log: cfg.Logger, envs: map[string]*env{}}, nil
+	stopping, stop := context.WithCancel(context.Background())
+	return &Controller{cfg: cfg, log: cfg.Logger, envs: map[string]*env{}, stopping: stopping, stop: stop}, nil
+}
+
+// bound returns ctx, also cancelled when Close starts.
+func (c *Controller) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(c.stopping, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+	}
 }
 
 // ErrClosed is returned by calls after Close.

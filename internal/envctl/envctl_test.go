@@ -928,3 +928,39 @@ func BenchmarkRedeploy(b *testing.B) {
 		i++
 	}
 }
+
+// TestCloseEndsDeployInProgress: a graceful stop does not wait for a
+// deploy whose readiness deadline is minutes away; the deploy gives up,
+// its instances are stopped, and the previous revision is what serves.
+func TestCloseEndsDeployInProgress(t *testing.T) {
+	f := newFixture(t)
+	f.mustDeploy("staging", f.workload("v1", 1, ""))
+	slow := f.workload("v2", 1, filepath.Join(f.stateDir, "never"))
+	slow.Readiness.Period = 200 * time.Second // a deadline of 10 minutes
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.deploy("staging", slow)
+		done <- err
+	}()
+	for {
+		if s := statuses(t, f.ctl, "staging"); len(s) == 2 && s[1] == store.RevisionDeploying {
+			if _, err := os.Stat(filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r2-app-0", "pid")); err == nil {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := f.ctl.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("deploy ended by Close: error %v, want context.Canceled", err)
+	}
+	if alive(t, filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r2-app-0", "pid")) {
+		t.Error("the abandoned revision's instance still runs")
+	}
+	wantStatuses(t, f.ctl, "staging", store.RevisionServing, store.RevisionFailed)
+	if _, err := f.deploy("staging", f.workload("v3", 1, "")); !errors.Is(err, ErrClosed) {
+		t.Errorf("deploy after Close: error %v, want ErrClosed", err)
+	}
+}

@@ -44,6 +44,8 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) reconcileAll(ctx context.Context) error {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	envs, err := c.cfg.Store.Environments(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile environments: %w", err)
@@ -233,9 +235,11 @@ func (c *Controller) syncBackends(en *env) (drain func(context.Context) error) {
 
 // Close stops every environment: its proxy first (no new request is
 // accepted, those in flight finish), then its instances, then its
-// services. Deploys in progress finish first. The record is kept: the
-// next Run starts everything again.
+// services. A deploy in progress gives up first (its revision fails, the
+// previous one is what the next Run starts). The record is kept: the next
+// Run starts everything again.
 func (c *Controller) Close(ctx context.Context) error {
+	c.stop()
 	c.mu.Lock()
 	c.closed = true
 	envs := make([]*env, 0, len(c.envs))

@@ -905,6 +905,19 @@ func TestLogsFollow(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The runtime rotates a long log: log becomes log.1, a new log starts.
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(logFile, []byte("payment 2 confirmed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "staging-r1-app-0 | payment 2 confirmed\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("followed logs = %q, want the line of the rotated log", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Logs after cancel: %v", err)

@@ -213,7 +213,21 @@ func (t *tail) copy(w io.Writer) error {
 		line, err := t.r.ReadBytes('\n')
 		t.partial = append(t.partial, line...)
 		if err == io.EOF {
-			return nil
+			if !t.rotated() {
+				return nil
+			}
+			// The runtime rotated the log (log -> log.1): what the old
+			// file held is read (an unfinished last line as it is); go
+			// on with the new one.
+			if len(t.partial) > 0 {
+				if _, err := fmt.Fprintf(w, "%s | %s\n", t.id, t.partial); err != nil {
+					return err
+				}
+				t.partial = t.partial[:0]
+			}
+			t.close()
+			t.f, t.r = nil, nil
+			return t.copy(w)
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", t.path, err)
@@ -223,6 +237,20 @@ func (t *tail) copy(w io.Writer) error {
 		}
 		t.partial = t.partial[:0]
 	}
+}
+
+// rotated reports whether the file at the path is no longer the one
+// being read.
+func (t *tail) rotated() bool {
+	a, err := t.f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(t.path)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	return !os.SameFile(a, b)
 }
 
 func (t *tail) close() {

@@ -20,3 +20,13 @@ type Instance interface {
 	// with a context that survives the cancellation of the run.
 	Stop(ctx context.Context) error
 }
+
+// Keeper is a Provider whose data can outlive an instance: an
+// environment's services keep their data across redeploys and restarts of
+// the serve process.
+type Keeper interface {
+	// StartKept starts an instance on the data in dir, initialising it
+	// only when dir holds none yet. Stop of such an instance ends the
+	// server and leaves dir in place.
+	StartKept(ctx context.Context, dir string) (Instance, error)
+}

@@ -205,6 +205,9 @@ type Instance struct {
 	Vars    map[string]string
 	// StopSignal ends the server (SIGTERM by default).
 	StopSignal syscall.Signal
+	// Keep leaves DataDir in place on Stop (an environment's service whose
+	// data outlives the server).
+	Keep bool
 }
 
 // Env implements service.Instance.
@@ -212,6 +215,9 @@ func (i *Instance) Env() map[string]string { return i.Vars }
 
 // Pid is the server's process id.
 func (i *Instance) Pid() int { return i.Proc.Pid() }
+
+// Exited reports whether the server has ended (crashed or killed).
+func (i *Instance) Exited() bool { return i.Proc.Exited() }
 
 // Stop implements service.Instance: the server is signalled (and killed if
 // it lingers), then its data directory is removed.
@@ -221,6 +227,9 @@ func (i *Instance) Stop(ctx context.Context) error {
 		sig = syscall.SIGTERM
 	}
 	err := i.Proc.Stop(ctx, sig)
+	if i.Keep {
+		return err
+	}
 	if rerr := os.RemoveAll(i.DataDir); rerr != nil && err == nil {
 		err = fmt.Errorf("remove %s data dir: %w", i.Name, rerr)
 	}

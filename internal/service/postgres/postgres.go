@@ -35,7 +35,10 @@ type Provider struct {
 	Database string
 }
 
-var _ service.Provider = Provider{}
+var (
+	_ service.Provider = Provider{}
+	_ service.Keeper   = Provider{}
+)
 
 // Instance is a running server.
 // Instance is a running server.
@@ -65,6 +68,17 @@ func version(binDir string) int {
 
 // Start implements service.Provider.
 func (p Provider) Start(ctx context.Context, dir string) (service.Instance, error) {
+	return p.start(ctx, dir, false)
+}
+
+// StartKept implements service.Keeper: the cluster lives in dir/data,
+// created (with the database) only when dir holds none yet, and Stop leaves
+// it there. As root the server's user must be able to reach dir.
+func (p Provider) StartKept(ctx context.Context, dir string) (service.Instance, error) {
+	return p.start(ctx, dir, true)
+}
+
+func (p Provider) start(ctx context.Context, dir string, keep bool) (service.Instance, error) {
 	initdb, err := p.bin("initdb")
 	if err != nil {
 		return nil, fmt.Errorf("postgres service: %w", err)
@@ -86,30 +100,49 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	if err != nil {
 		return nil, err
 	}
-	// The data directory must be reachable by the server's user: as root
-	// it gets a fresh directory of its own under the system temp dir,
-	// since the step's dir may sit below directories only root can enter.
-	base := dir
-	if cred != nil {
-		base = ""
-		sweep(os.TempDir())
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("postgres service: %w", err)
+	var dataDir string
+	if keep {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("postgres service: %w", err)
+		}
+		dataDir = dir
+	} else {
+		// The data directory must be reachable by the server's user: as
+		// root it gets a fresh directory of its own under the system temp
+		// dir, since the step's dir may sit below directories only root
+		// can enter.
+		base := dir
+		if cred != nil {
+			base = ""
+			sweep(os.TempDir())
+		} else if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("postgres service: %w", err)
+		}
+		if dataDir, err = os.MkdirTemp(base, "gantry-postgres-"); err != nil {
+			return nil, fmt.Errorf("postgres service: create data dir: %w", err)
+		}
 	}
-	dataDir, err := os.MkdirTemp(base, "gantry-postgres-")
-	if err != nil {
-		return nil, fmt.Errorf("postgres service: create data dir: %w", err)
+	// A throwaway server is ended at once (SIGQUIT: immediate shutdown); a
+	// kept one shuts down cleanly (SIGINT: fast shutdown, checkpointed).
+	stop := syscall.SIGQUIT
+	if keep {
+		stop = syscall.SIGINT
 	}
-	inst := &Instance{localproc.Instance{Name: "postgres", DataDir: dataDir, StopSignal: syscall.SIGQUIT}}
+	inst := &Instance{localproc.Instance{Name: "postgres", DataDir: dataDir, StopSignal: stop, Keep: keep}}
 	ok := false
 	defer func() {
-		if !ok {
+		if !ok && !keep {
 			_ = os.RemoveAll(dataDir)
 		}
 	}()
 	if cred != nil {
 		if err := os.Chown(dataDir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return nil, fmt.Errorf("postgres service: chown data dir: %w", err)
+		}
+		if keep {
+			if err := reachable(ctx, dataDir, cred); err != nil {
+				return nil, err
+			}
 		}
 	}
 	pgdata := filepath.Join(dataDir, "data")
@@ -124,16 +157,28 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 		}
 		return nil
 	}
-	if err := run(initdb, "-D", pgdata, "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"); err != nil {
-		return nil, fmt.Errorf("postgres service: %w", err)
+	_, err = os.Stat(filepath.Join(pgdata, "PG_VERSION"))
+	fresh := err != nil
+	if fresh {
+		// A kept directory that initdb left half done is started over.
+		_ = os.RemoveAll(pgdata)
+		if err := run(initdb, "-D", pgdata, "-U", superuser, "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"); err != nil {
+			return nil, fmt.Errorf("postgres service: %w", err)
+		}
 	}
 	port, err := localproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(server, "-D", pgdata, "-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+dataDir,
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	args := []string{"-D", pgdata, "-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dataDir}
+	if !keep {
+		// Throwaway data: durability is not worth its cost. Kept data
+		// keeps PostgreSQL's defaults, so that a commit survives gantry
+		// being killed.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(server, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Env = []string{"LANG=C", "LC_ALL=C"}
 	inst.Proc, err = localproc.Start(ctx, "postgres", cmd)
@@ -159,7 +204,9 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	if db == "" {
 		db = "gantry"
 	}
-	if err := run(createdb, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", superuser, db); err != nil {
+	if !fresh {
+		// The database was created with the cluster.
+	} else if err := run(createdb, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", superuser, db); err != nil {
 		_ = inst.Proc.Stop(context.WithoutCancel(ctx), syscall.SIGQUIT)
 		return nil, fmt.Errorf("postgres service: %w", err)
 	}
@@ -195,6 +242,19 @@ func sweep(tmp string) {
 		}
 		_ = os.RemoveAll(d)
 	}
+}
+
+// reachable checks that the server's user can write in dir: a kept data
+// directory sits where gantry put it, maybe below directories only root
+// may enter.
+func reachable(ctx context.Context, dir string, cred *syscall.Credential) error {
+	cmd := exec.CommandContext(ctx, "test", "-w", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("postgres service: the server's user (uid %d) cannot reach its data directory %s (%v): "+
+			"let others search the directories above it (chmod o+x) or run gantry as a user other than root", cred.Uid, dir, err)
+	}
+	return nil
 }
 
 func (p Provider) credential() (*syscall.Credential, error) {

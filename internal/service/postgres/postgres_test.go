@@ -99,3 +99,84 @@ func TestSweepRemovesDeadOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestStartKeptKeepsData(t *testing.T) {
+	p := Provider{}
+	if _, err := p.bin("initdb"); err != nil {
+		testenv.Missing(t, "initdb", err.Error())
+	}
+	psql := testenv.RequireTool(t, "psql", "apt-get install postgresql-client")
+	ctx := context.Background()
+	// As root the server runs as another user, who must reach the
+	// directory: the test's own temp dir is private to root.
+	dir, err := os.MkdirTemp("", "gantry-kept-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(dir, "postgres")
+	query := func(inst interface{ Env() map[string]string }, sql string) string {
+		t.Helper()
+		out, err := exec.Command(psql, inst.Env()["DATABASE_URL"], "-tA", "-c", sql).CombinedOutput()
+		if err != nil {
+			t.Fatalf("psql %q: %v: %s", sql, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	first, err := p.StartKept(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	query(first, "create table t(x int); insert into t values (42)")
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "PG_VERSION")); err != nil {
+		t.Fatalf("data left after Stop: %v", err)
+	}
+	second, err := p.StartKept(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := query(second, "select x from t"); got != "42" {
+		t.Errorf("after restart select = %q, want 42", got)
+	}
+	// A killed gantry takes its servers with it (SIGKILL): what was
+	// committed is there on the next start.
+	query(second, "insert into t values (43)")
+	if err := syscall.Kill(second.(*Instance).Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	third, err := p.StartKept(ctx, dir)
+	if err != nil {
+		t.Fatalf("start after a kill: %v", err)
+	}
+	defer third.Stop(ctx)
+	if got := query(third, "select sum(x) from t"); got != "85" {
+		t.Errorf("after a kill select sum = %q, want 85", got)
+	}
+}
+
+func TestStartKeptUnreachableDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs the server as another user")
+	}
+	p := Provider{}
+	if _, err := p.bin("initdb"); err != nil {
+		testenv.Missing(t, "initdb", err.Error())
+	}
+	if _, err := p.credential(); err != nil {
+		testenv.Missing(t, "the postgres user", err.Error())
+	}
+	dir := filepath.Join(t.TempDir(), "private", "postgres") // t.TempDir's parent is 0700
+	_, err := p.StartKept(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach its data directory "+dir) {
+		t.Errorf("StartKept below a private directory: error %v, want one saying the server cannot reach %s", err, dir)
+	}
+}

@@ -1,5 +1,6 @@
 // Package redis provides the `redis` service: a throwaway redis-server on a
-// free loopback port with its own data directory and no persistence.
+// free loopback port with its own data directory and no persistence; or,
+// for an environment, a server whose data (an append-only file) is kept.
 package redis
 
 import (
@@ -23,7 +24,10 @@ type Provider struct {
 	Bin string
 }
 
-var _ service.Provider = Provider{}
+var (
+	_ service.Provider = Provider{}
+	_ service.Keeper   = Provider{}
+)
 
 // Instance is a running server.
 // Instance is a running server.
@@ -35,6 +39,18 @@ var _ service.Instance = (*Instance)(nil)
 
 // Start implements service.Provider.
 func (p Provider) Start(ctx context.Context, dir string) (service.Instance, error) {
+	return p.start(ctx, dir, false)
+}
+
+// StartKept implements service.Keeper: the data lives in dir as an
+// append-only file, written to before each write is acknowledged (so a
+// killed server loses nothing it acknowledged; fsync every second guards
+// against a machine crash) and kept by Stop.
+func (p Provider) StartKept(ctx context.Context, dir string) (service.Instance, error) {
+	return p.start(ctx, dir, true)
+}
+
+func (p Provider) start(ctx context.Context, dir string, keep bool) (service.Instance, error) {
 	bin := p.Bin
 	if bin == "" {
 		var err error
@@ -45,24 +61,32 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("redis service: %w", err)
 	}
-	dataDir, err := os.MkdirTemp(dir, "redis-")
-	if err != nil {
-		return nil, fmt.Errorf("redis service: create data dir: %w", err)
+	dataDir := dir
+	persist := []string{"--save", "", "--appendonly", "no"}
+	if keep {
+		persist = []string{"--save", "", "--appendonly", "yes", "--appendfsync", "everysec"}
+	} else {
+		var err error
+		if dataDir, err = os.MkdirTemp(dir, "redis-"); err != nil {
+			return nil, fmt.Errorf("redis service: create data dir: %w", err)
+		}
 	}
 	port, err := localproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dataDir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes")
+	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dataDir}, persist...)
+	cmd := exec.Command(bin, append(args, "--daemonize", "no", "--protected-mode", "yes")...)
 	cmd.Dir = dataDir
 	proc, err := localproc.Start(ctx, "redis-server", cmd)
 	if err != nil {
-		_ = os.RemoveAll(dataDir)
+		if !keep {
+			_ = os.RemoveAll(dataDir)
+		}
 		return nil, fmt.Errorf("redis service: %w", err)
 	}
 	addr := localproc.Addr(port)
-	inst := &Instance{localproc.Instance{Name: "redis", Proc: proc, DataDir: dataDir, Vars: map[string]string{
+	inst := &Instance{localproc.Instance{Name: "redis", Proc: proc, DataDir: dataDir, Keep: keep, Vars: map[string]string{
 		"REDIS_URL":  "redis://" + addr + "/0",
 		"REDIS_ADDR": addr,
 	}}}

@@ -50,6 +50,19 @@ func WithLogger(l *slog.Logger) EnsureOption {
 	}
 }
 
+// WithExecutable names the gantry binary Ensure starts as `PATH serve`
+// (default os.Executable(), right for the gantry command itself; a test
+// binary must name a built gantry instead).
+func WithExecutable(path string) EnsureOption {
+	return func(o *ensureOptions) error {
+		if path == "" {
+			return errors.New("serve: empty executable path")
+		}
+		o.command = []string{path, "serve"}
+		return nil
+	}
+}
+
 // withCommand replaces `os.Executable() serve` (a test hook).
 func withCommand(env []string, name string, args ...string) EnsureOption {
 	return func(o *ensureOptions) error {

@@ -43,11 +43,17 @@ func newClient(stateDir string) *Client {
 	return &Client{stateDir: stateDir, hc: &http.Client{Transport: tr}}
 }
 
+// dialTimeout bounds Dial's health check.
+const dialTimeout = 10 * time.Second
+
 // Dial connects to the serve process of stateDir and checks that it
 // answers. When none listens the error wraps ErrNotRunning.
 func Dial(ctx context.Context, stateDir string) (*Client, error) {
 	c := newClient(stateDir)
-	if _, err := c.Health(ctx); err != nil {
+	// A process that accepts but never answers is not serving.
+	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if _, err := c.Health(hctx); err != nil {
 		c.Close()
 		return nil, err
 	}

@@ -26,7 +26,6 @@ const (
 	CodeTooLarge         = "too_large"          // body over the limit, 413
 	CodeForbidden        = "forbidden"          // peer not allowed, 403
 	CodeMethodNotAllowed = "method_not_allowed" // no such method on the path, 405
-	CodeShuttingDown     = "shutting_down"      // server stopping, 503
 	CodeInternal         = "internal"           // anything else, 500
 )
 

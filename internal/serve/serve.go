@@ -141,6 +141,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Handler:           RequireUser(os.Getuid(), logger, api.Handler()),
 		ConnContext:       peerContext,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 

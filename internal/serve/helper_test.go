@@ -254,7 +254,7 @@ type testServer struct {
 	stop context.CancelFunc
 }
 
-func startServer(t *testing.T, withRegistry bool) *testServer {
+func startServer(t testing.TB, withRegistry bool) *testServer {
 	t.Helper()
 	s := &testServer{dir: t.TempDir(), rec: newRecorder(), logs: &syncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -64,7 +64,7 @@ func newEnvLsCmd(g *options.Global) *cobra.Command {
 							ready++
 						}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\n", printable(e.Name), printable(e.URL), rev, printable(digest), ready, len(e.Instances))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\n", terminalSafe(e.Name), terminalSafe(e.URL), rev, terminalSafe(digest), ready, len(e.Instances))
 				}
 			})
 		},
@@ -107,7 +107,7 @@ func newEnvHistoryCmd(g *options.Global) *cobra.Command {
 					if r.Message != "" {
 						reason = strings.TrimSpace(reason + " (" + r.Message + ")")
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, printable(r.Status), printable(shortDigest(r.Digest)), run, printable(r.Who), r.Created.Local().Format(time.DateTime), printable(reason))
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, terminalSafe(r.Status), terminalSafe(shortDigest(r.Digest)), run, terminalSafe(r.Who), r.Created.Local().Format(time.DateTime), terminalSafe(reason))
 				}
 			})
 		},
@@ -172,7 +172,7 @@ func newEnvRollbackCmd(g *options.Global) *cobra.Command {
 			if err != nil {
 				return envErr(err)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: revision %d serves %s\n", printable(env), rev.Number, printable(rev.Digest))
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: revision %d serves %s\n", terminalSafe(env), rev.Number, terminalSafe(rev.Digest))
 			return err
 		},
 	}

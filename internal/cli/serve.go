@@ -173,7 +173,7 @@ func newServeStatusCmd(g *options.Global) *cobra.Command {
 				fmt.Fprintf(tw, "state dir:\t%s\n", h.StateDir)
 				fmt.Fprintf(tw, "socket:\t%s\n", serve.SocketPath(h.StateDir))
 				fmt.Fprintf(tw, "pid:\t%d\n", h.Pid)
-				fmt.Fprintf(tw, "version:\t%s\n", printable(h.Version))
+				fmt.Fprintf(tw, "version:\t%s\n", terminalSafe(h.Version))
 				fmt.Fprintf(tw, "up:\t%s (since %s)\n", (time.Duration(h.Uptime) * time.Second).Round(time.Second), h.Started.Local().Format(time.RFC3339))
 				if h.Registry != "" {
 					fmt.Fprintf(tw, "registry:\t%s\n", h.Registry)
@@ -212,9 +212,9 @@ func envErr(err error) error {
 	return failed(err)
 }
 
-// printable replaces control characters, so that text from a repository
+// terminalSafe replaces control characters, so that text from a repository
 // or a webhook (reasons, messages) cannot drive the terminal.
-func printable(s string) string {
+func terminalSafe(s string) string {
 	b := []rune(s)
 	for i, r := range b {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {

@@ -31,4 +31,4 @@ go test -count=1 -timeout 30m ./...
 echo "==> OCI distribution-spec conformance of the embedded registry"
 bash scripts/conformance.sh
 echo "==> race detector on the concurrent core"
-go test -count=1 -race ./internal/engine/ ./internal/store/ ./internal/mask/ ./internal/load/
+go test -count=1 -race ./internal/engine/ ./internal/store/ ./internal/mask/ ./internal/load/ ./internal/serve/

@@ -53,6 +53,8 @@ func New() *cobra.Command {
 		newSignCmd(g),
 		newVerifyCmd(g),
 		newVulnDBCmd(g),
+		newServeCmd(g),
+		newEnvCmd(g),
 	)
 	strictArgs(root)
 	return root

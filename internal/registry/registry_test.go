@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,5 +227,45 @@ func TestEnsureShared(t *testing.T) {
 	defer stop(ctx)
 	if again != addrs[0] {
 		t.Errorf("restarted on %s, want the earlier %s", again, addrs[0])
+	}
+}
+
+// TestServeStateSharedWithEnsure: a registry started by ServeState (the
+// one gantry serve hosts) comes back on the address earlier registries of
+// the state dir used, and Ensure in a run uses it instead of starting its
+// own, so it keeps answering after the run's release.
+func TestServeStateSharedWithEnsure(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	earlier, stop, err := Ensure(ctx, state, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ServeState(ctx, state, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeServer(t, s)
+	if got := s.Addr(); got != earlier {
+		t.Errorf("ServeState address: got %s, want the earlier %s", got, earlier)
+	}
+	addr, release, err := Ensure(ctx, state, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr != s.Addr() {
+		t.Errorf("Ensure while served: got %s, want the served %s", addr, s.Addr())
+	}
+	if err := release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ping(ctx, s.Addr()); err != nil {
+		t.Errorf("served registry after a run's release: %v", err)
+	}
+	if !IsEmbedded(state, nil, s.Addr()+"/app@sha256:"+strings.Repeat("0", 64)) {
+		t.Errorf("IsEmbedded(%s/...): got false, want true", s.Addr())
 	}
 }

@@ -133,6 +133,31 @@ func Ensure(ctx context.Context, stateDir string, env []string, logger *slog.Log
 	return inProcess.acquire(ctx, stateDir, logger)
 }
 
+// ServeState starts the embedded registry of stateDir for a long-lived
+// process (gantry serve): on the address earlier registries of stateDir
+// used when it is free, else on a free loopback port, with the address
+// recorded in StateFile so that Ensure in other processes uses this
+// registry instead of starting their own.
+func ServeState(ctx context.Context, stateDir string, logger *slog.Logger) (*Server, error) {
+	pref := filepath.Join(stateDir, "registry", "addr")
+	addr := "127.0.0.1:0"
+	if b, err := os.ReadFile(pref); err == nil && strings.TrimSpace(string(b)) != "" {
+		addr = strings.TrimSpace(string(b))
+	}
+	s, err := Serve(ctx, Root(stateDir), addr, StateFile(stateDir), logger)
+	if err != nil && addr != "127.0.0.1:0" {
+		s, err = Serve(ctx, Root(stateDir), "127.0.0.1:0", StateFile(stateDir), logger)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(pref, []byte(s.Addr())); err != nil {
+		_ = s.Close(ctx)
+		return nil, fmt.Errorf("registry: record the address: %w", err)
+	}
+	return s, nil
+}
+
 // inProcess holds the embedded registries this process runs, by state
 // dir. It is process-wide state on purpose: a registry owns a port, and
 // every step of a run lives in the one process.

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/serve"
+)
+
+func newEnvCmd(g *options.Global) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "env",
+		Short: "The environments of the state dir (through gantry serve)",
+	}
+	cmd.AddCommand(newEnvLsCmd(g), newEnvHistoryCmd(g), newEnvLogsCmd(g), newEnvRollbackCmd(g))
+	return cmd
+}
+
+// envArg checks an ENV argument (bad usage when malformed).
+func envArg(name string) (string, error) {
+	if err := serve.ValidEnvironment(name); err != nil {
+		return "", usageErr(err)
+	}
+	return name, nil
+}
+
+func newEnvLsCmd(g *options.Global) *cobra.Command {
+	out := &options.Output{}
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List the environments: URL, current revision, digest, instances ready",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.Validate(); err != nil {
+				return usageErr(err)
+			}
+			c, err := dialServe(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			envs, err := c.List(cmd.Context())
+			if err != nil {
+				return envErr(err)
+			}
+			return printAs(cmd.OutOrStdout(), out.Format, envs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "NAME\tURL\tREVISION\tDIGEST\tREADY")
+				for _, e := range envs {
+					rev, digest := "-", "-"
+					if e.Current != nil {
+						rev, digest = strconv.Itoa(e.Current.Number), shortDigest(e.Current.Digest)
+					}
+					ready := 0
+					for _, in := range e.Instances {
+						if in.State == "ready" {
+							ready++
+						}
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\n", terminalSafe(e.Name), terminalSafe(e.URL), rev, terminalSafe(digest), ready, len(e.Instances))
+				}
+			})
+		},
+	}
+	out.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func newEnvHistoryCmd(g *options.Global) *cobra.Command {
+	out := &options.Output{}
+	cmd := &cobra.Command{
+		Use:   "history ENV",
+		Short: "List an environment's revisions, oldest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.Validate(); err != nil {
+				return usageErr(err)
+			}
+			env, err := envArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dialServe(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			revs, err := c.History(cmd.Context(), env)
+			if err != nil {
+				return envErr(err)
+			}
+			return printAs(cmd.OutOrStdout(), out.Format, revs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "REVISION\tSTATUS\tDIGEST\tRUN\tWHO\tCREATED\tREASON")
+				for _, r := range revs {
+					run := "-"
+					if r.Run != 0 {
+						run = "#" + strconv.FormatInt(r.Run, 10)
+					}
+					reason := r.Reason
+					if r.Message != "" {
+						reason = strings.TrimSpace(reason + " (" + r.Message + ")")
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, terminalSafe(r.Status), terminalSafe(shortDigest(r.Digest)), run, terminalSafe(r.Who), r.Created.Local().Format(time.DateTime), terminalSafe(reason))
+				}
+			})
+		},
+	}
+	out.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func newEnvLogsCmd(g *options.Global) *cobra.Command {
+	o := &options.EnvLogs{}
+	cmd := &cobra.Command{
+		Use:   "logs ENV",
+		Short: "Print the logs of an environment's instances, each line prefixed with the instance",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := envArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dialServe(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Logs(cmd.Context(), env, o.Follow, cmd.OutOrStdout()); err != nil {
+				return envErr(err)
+			}
+			return nil
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func newEnvRollbackCmd(g *options.Global) *cobra.Command {
+	o := &options.EnvRollback{}
+	cmd := &cobra.Command{
+		Use:   "rollback ENV",
+		Short: "Redeploy an environment's previous serving revision, or --to-revision N, through admission",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Validate(); err != nil {
+				return usageErr(err)
+			}
+			env, err := envArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dialServe(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			reason := o.Reason
+			if reason == "" {
+				reason = "rollback"
+				if o.ToRevision > 0 {
+					reason = "rollback to " + strconv.Itoa(o.ToRevision)
+				}
+			}
+			rev, err := c.Rollback(cmd.Context(), env, o.ToRevision, whoAmI(), reason)
+			if err != nil {
+				return envErr(err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: revision %d serves %s\n", terminalSafe(env), rev.Number, terminalSafe(rev.Digest))
+			return err
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// whoAmI names the user for an environment's history.
+func whoAmI() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "uid " + strconv.Itoa(os.Getuid())
+}

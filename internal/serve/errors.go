@@ -1,0 +1,106 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/store"
+)
+
+// ErrNotRunning is returned by Dial when no serve process listens for the
+// state dir.
+var ErrNotRunning = errors.New("gantry serve is not running")
+
+// Error codes carried by the API's JSON errors. A client maps each back
+// to the error the server's deployer returned, so errors.Is works across
+// the socket.
+const (
+	CodeDeployInProgress = "deploy_in_progress" // runtime.ErrDeployInProgress, 409
+	CodeNotReady         = "not_ready"          // runtime.ErrNotReady, 422
+	CodeAdmission        = "admission_refused"  // runtime.ErrAdmission, 403
+	CodeNotFound         = "not_found"          // store.ErrNotFound, 404
+	CodeUnsupported      = "unsupported"        // errors.ErrUnsupported, 501
+	CodeBadRequest       = "bad_request"        // malformed request, 400
+	CodeTooLarge         = "too_large"          // body over the limit, 413
+	CodeForbidden        = "forbidden"          // peer not allowed, 403
+	CodeMethodNotAllowed = "method_not_allowed" // no such method on the path, 405
+	CodeInternal         = "internal"           // anything else, 500
+)
+
+// sentinels maps codes to the errors they stand for, in the order a
+// server error is checked against them.
+var sentinels = []struct {
+	code   string
+	status int
+	err    error
+}{
+	{CodeDeployInProgress, http.StatusConflict, runtime.ErrDeployInProgress},
+	{CodeNotReady, http.StatusUnprocessableEntity, runtime.ErrNotReady},
+	{CodeAdmission, http.StatusForbidden, runtime.ErrAdmission},
+	{CodeNotFound, http.StatusNotFound, store.ErrNotFound},
+	{CodeUnsupported, http.StatusNotImplemented, errors.ErrUnsupported},
+}
+
+// ErrBadRequest is what a client's error wraps when the server found its
+// request malformed (CodeBadRequest, CodeTooLarge).
+var ErrBadRequest = errors.New("bad request")
+
+// ErrForbidden is what a client's error wraps when the server refused it
+// (CodeForbidden).
+var ErrForbidden = errors.New("refused by gantry serve")
+
+// apiError is the body of every error response.
+type apiError struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// classify returns the code and HTTP status for an error of the deployer.
+func classify(err error) (code string, status int) {
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return s.code, s.status
+		}
+	}
+	return CodeInternal, http.StatusInternalServerError
+}
+
+// APIError is an error answer of the serve API as the client sees it. It
+// wraps the sentinel its code stands for.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Unwrap returns the sentinel error of the code, if any.
+func (e *APIError) Unwrap() error {
+	for _, s := range sentinels {
+		if s.code == e.Code {
+			return s.err
+		}
+	}
+	switch e.Code {
+	case CodeBadRequest, CodeTooLarge:
+		return ErrBadRequest
+	case CodeForbidden:
+		return ErrForbidden
+	}
+	return nil
+}
+
+func newAPIError(status int, body errorBody) *APIError {
+	msg := body.Message
+	if msg == "" {
+		msg = fmt.Sprintf("gantry serve: %d %s", status, http.StatusText(status))
+	}
+	return &APIError{Status: status, Code: body.Code, Message: msg}
+}

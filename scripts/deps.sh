@@ -25,7 +25,7 @@ need_root() {
 	fi
 }
 
-apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus)
+apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc)
 missing=()
 for p in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

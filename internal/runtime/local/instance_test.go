@@ -1,0 +1,293 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/runtime"
+)
+
+var isolations = []runtime.Isolation{runtime.OCI, runtime.Process}
+
+// TestInstance runs the test image under each isolation and checks what
+// the instance sees and how it is supervised.
+func TestInstance(t *testing.T) {
+	image := testImage(t)
+	for _, iso := range isolations {
+		t.Run(string(iso), func(t *testing.T) {
+			r := newRuntime(t, iso, t.TempDir())
+			ctx := context.Background()
+			w := runtime.Workload{
+				Name:      "app",
+				Image:     image,
+				Env:       []string{"FROM_WORKLOAD=w", "HOME=/overridden"},
+				Ports:     []runtime.Port{{Name: "http", ContainerPort: 8080}},
+				Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz", Port: "http"}, Period: 100 * time.Millisecond, FailureThreshold: 1},
+				Liveness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/healthz", Port: "8080"},
+					InitialDelay: 2 * time.Second, Period: 100 * time.Millisecond, FailureThreshold: 3},
+				Resources: runtime.Resources{MemoryLimit: 128 << 20, CPUMillis: 500},
+				Security:  runtime.Security{ReadOnlyRootFilesystem: true, RunAsNonRoot: true},
+				// The app shuts down at once on SIGTERM; the long grace
+				// shows that Stop did not need SIGKILL.
+				TerminationGrace: time.Minute,
+			}
+			in, err := r.Start(ctx, runtime.InstanceSpec{ID: "app-1", Workload: w, Env: []string{"FROM_SPEC=s"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopped := false
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("status %+v; log:\n%s", in.Status(), logText(t, r.InstanceDir("app-1")))
+				}
+				if !stopped {
+					_ = in.Stop(context.Background())
+				}
+			})
+			if got := in.Status().Isolation; got != iso {
+				t.Errorf("status isolation = %s, want %s", got, iso)
+			}
+			eventually(t, "ready", in.Ready)
+			addr := in.Addr()
+
+			t.Run("uid", func(t *testing.T) {
+				if iso == runtime.Process {
+					t.Skip("a plain process runs as gantry's user")
+				}
+				if got, want := mustGet(t, addr, "/uid"), "65532:65532"; got != want {
+					t.Errorf("uid:gid = %s, want %s", got, want)
+				}
+			})
+			t.Run("env", func(t *testing.T) {
+				env := "\n" + mustGet(t, addr, "/env") + "\n"
+				_, port, _ := strings.Cut(addr, ":")
+				for _, want := range []string{
+					"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", // image
+					"FROM_WORKLOAD=w", "HOME=/overridden", "FROM_SPEC=s",
+					"PORT=" + port, "PORT_HTTP=" + port,
+				} {
+					if !strings.Contains(env, "\n"+want+"\n") {
+						t.Errorf("environment lacks %s:%s", want, env)
+					}
+				}
+				if strings.Contains(env, "HOME=/home/nonroot") {
+					t.Errorf("the workload's HOME did not replace the image's:%s", env)
+				}
+			})
+			t.Run("readiness flips", func(t *testing.T) {
+				mustGet(t, addr, "/set?ready=0")
+				eventually(t, "unready", func() bool { return !in.Ready() })
+				st := in.Status()
+				if st.State != "unready" || st.LastProbe != "GET /readyz: 503 Service Unavailable" {
+					t.Errorf("status = %s, %q; want unready, GET /readyz: 503 Service Unavailable", st.State, st.LastProbe)
+				}
+				mustGet(t, addr, "/set?ready=1")
+				eventually(t, "ready again", in.Ready)
+			})
+			if iso == runtime.OCI {
+				t.Run("read-only root", func(t *testing.T) {
+					if got := mustGet(t, addr, "/write?path=/app/x"); !strings.Contains(got, "read-only file system") {
+						t.Errorf("writing /app/x: %q, want a read-only file system error", got)
+					}
+					if got := mustGet(t, addr, "/write?path=/tmp/x"); got != "ok" {
+						t.Errorf("writing /tmp/x: %q, want ok", got)
+					}
+				})
+				t.Run("memory limit", func(t *testing.T) {
+					if got, want := mustGet(t, addr, "/memlimit"), strconv.Itoa(128<<20); got != want {
+						t.Errorf("memory limit = %s, want %s", got, want)
+					}
+				})
+			}
+			t.Run("crash restarts", func(t *testing.T) {
+				before := in.Status().Restarts
+				_, _, _ = get(addr, "/crash")
+				eventually(t, "restarted", func() bool { return in.Status().Restarts == before+1 && in.Ready() })
+				_, _, _ = get(in.Addr(), "/crash")
+				eventually(t, "restarted twice", func() bool { return in.Status().Restarts == before+2 && in.Ready() })
+				log := logText(t, r.InstanceDir("app-1"))
+				for _, want := range []string{"crashing on request", "restarting in 1s", "restarting in 2s"} {
+					if !strings.Contains(log, want) {
+						t.Errorf("log lacks %q:\n%s", want, log)
+					}
+				}
+			})
+			t.Run("liveness restarts", func(t *testing.T) {
+				before := in.Status().Restarts
+				mustGet(t, in.Addr(), "/set?live=0")
+				eventually(t, "restarted on liveness", func() bool { return in.Status().Restarts > before })
+				if st := in.Status(); !strings.Contains(st.LastProbe, "GET /healthz: 500") {
+					t.Errorf("last probe = %q, want the liveness answer", st.LastProbe)
+				}
+				eventually(t, "ready after the liveness restart", in.Ready)
+				if code, _, err := get(in.Addr(), "/healthz"); err != nil || code != http.StatusOK {
+					t.Errorf("after restart /healthz = %d %v, want 200", code, err)
+				}
+			})
+			t.Run("stop is graceful", func(t *testing.T) {
+				pid := in.Status().PID
+				if err := in.Stop(ctx); err != nil {
+					t.Fatal(err)
+				}
+				stopped = true
+				if st := in.Status(); st.State != "stopped" || st.PID != 0 {
+					t.Errorf("status after stop = %+v", st)
+				}
+				if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+					t.Errorf("process %d still there after Stop: %v", pid, err)
+				}
+				log := logText(t, r.InstanceDir("app-1"))
+				if !strings.Contains(log, "graceful shutdown") || !strings.Contains(log, "bye") || strings.Contains(log, "SIGKILL") {
+					t.Errorf("the app did not shut down on SIGTERM:\n%s", log)
+				}
+				if _, _, err := get(addr, "/healthz"); err == nil {
+					t.Error("the instance still answers after Stop")
+				}
+			})
+		})
+	}
+}
+
+func TestStartRefuses(t *testing.T) {
+	image := testImage(t)
+	tests := []struct {
+		name  string
+		w     runtime.Workload
+		want  error
+		field string
+	}{
+		{"missing entrypoint", runtime.Workload{Command: []string{"/app/nope"}}, ErrEntrypointMissing, "command"},
+		{"missing program on PATH", runtime.Workload{Command: []string{"sh"}, Args: []string{"-c", "true"}}, ErrEntrypointMissing, "command"},
+		{"runAsNonRoot with root", runtime.Workload{Security: runtime.Security{RunAsNonRoot: true, RunAsUser: ptr(int64(0))}}, ErrRunAsNonRoot, "securityContext.runAsNonRoot"},
+		{"undeclared probe port", runtime.Workload{Ports: []runtime.Port{{Name: "http", ContainerPort: 8080}},
+			Readiness: &runtime.Probe{TCPPort: "metrics"}}, ErrProbePort, "readinessProbe"},
+	}
+	r := newRuntime(t, runtime.Process, t.TempDir())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.w.Image = image
+			in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "refused", Workload: tt.w})
+			if err == nil {
+				_ = in.Stop(context.Background())
+				t.Fatal("started, want an error")
+			}
+			if !errors.Is(err, tt.want) {
+				t.Errorf("error = %v, want %v", err, tt.want)
+			}
+			var se *SpecError
+			if !errors.As(err, &se) || se.Instance != "refused" || se.Field != tt.field {
+				t.Errorf("error = %#v, want a SpecError for instance refused, field %s", err, tt.field)
+			}
+		})
+	}
+	t.Run("tag instead of digest", func(t *testing.T) {
+		ref := strings.Split(image, "@")[0] + ":latest"
+		_, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "tag", Workload: runtime.Workload{Image: ref}})
+		if !errors.Is(err, ErrNotDigest) {
+			t.Errorf("error = %v, want ErrNotDigest", err)
+		}
+	})
+	t.Run("invalid ID", func(t *testing.T) {
+		_, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "../x", Workload: runtime.Workload{Image: image}})
+		if !errors.Is(err, ErrInvalidID) {
+			t.Errorf("error = %v, want ErrInvalidID", err)
+		}
+	})
+}
+
+// TestLeftoverEnded starts an instance from another process, kills that
+// process with SIGKILL (as a killed serve process), and starts the same ID
+// again: the old instance must be gone.
+func TestLeftoverEnded(t *testing.T) {
+	image := testImage(t)
+	for _, iso := range isolations {
+		t.Run(string(iso), func(t *testing.T) {
+			dir := t.TempDir()
+			r := newRuntime(t, iso, dir)
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			owner := exec.Command(exe, "-test.run=^$")
+			owner.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s", helperEnv, dir, image, "left-1", iso))
+			out, err := owner.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			owner.Stderr = os.Stderr
+			if err := owner.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var oldPID int
+			var oldAddr string
+			line, err := bufio.NewReader(out).ReadString('\n')
+			if _, serr := fmt.Sscanf(line, "%d %s", &oldPID, &oldAddr); err != nil || serr != nil {
+				_ = owner.Process.Kill()
+				_ = owner.Wait()
+				t.Fatalf("owner process said %q: %v %v", line, err, serr)
+			}
+			eventually(t, "old instance answers", func() bool { _, _, err := get(oldAddr, "/healthz"); return err == nil })
+			if err := owner.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = owner.Wait()
+			if err := syscall.Kill(oldPID, 0); err != nil {
+				t.Fatalf("the instance died with its owner (%v); nothing to test", err)
+			}
+
+			in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "left-1", Workload: runtime.Workload{Image: image}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Stop(context.Background())
+			if err := syscall.Kill(oldPID, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("the old instance (pid %d) is still there: %v", oldPID, err)
+			}
+			if _, _, err := get(oldAddr, "/healthz"); err == nil && oldAddr != in.Addr() {
+				t.Errorf("the old instance still answers on %s", oldAddr)
+			}
+			eventually(t, "new instance ready", in.Ready)
+			mustGet(t, in.Addr(), "/healthz")
+		})
+	}
+}
+
+func BenchmarkStartToReady(b *testing.B) {
+	image := testImage(b)
+	for _, iso := range isolations {
+		b.Run(string(iso), func(b *testing.B) {
+			r := newRuntime(b, iso, b.TempDir())
+			w := runtime.Workload{Image: image, Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz"}, Period: 10 * time.Millisecond},
+				Security: runtime.Security{ReadOnlyRootFilesystem: true}, TerminationGrace: 5 * time.Second}
+			// The image is unpacked once, before the clock runs.
+			warm, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "bench-warm", Workload: w})
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = warm.Stop(context.Background())
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "bench", Workload: w})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for !in.Ready() {
+					time.Sleep(time.Millisecond)
+				}
+				b.StopTimer()
+				_ = in.Stop(context.Background())
+				b.StartTimer()
+			}
+		})
+	}
+}

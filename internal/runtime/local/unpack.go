@@ -26,9 +26,10 @@ const (
 
 // unpack extracts img's layers in order into dir (created), applying OCI
 // whiteouts. Names that are absolute or hold ".." are refused with
-// ErrUnsafeLayer; every write goes through an os.Root, so that no symbolic
-// link of an earlier entry can lead a write outside dir either (os.Root
-// refuses it).
+// ErrUnsafeLayer; symbolic links of earlier entries in a name's directory
+// are resolved inside dir (as the container sees them), and every write
+// goes through an os.Root, which refuses anything that would still leave
+// dir.
 func unpack(ctx context.Context, img v1.Image, dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
@@ -103,10 +104,12 @@ func applyLayer(root *os.Root, r io.Reader) error {
 			continue // the root itself
 		}
 		dir, base := path.Split(name)
-		dir = strings.TrimSuffix(dir, "/")
-		if dir == "" {
-			dir = "."
+		// Symbolic links in the parent resolve as inside the container:
+		// an absolute target or ".." never leaves the root.
+		if dir, err = resolveDir(root, dir); err != nil {
+			return fmt.Errorf("entry %q: %w", h.Name, err)
 		}
+		name = path.Join(dir, base)
 		if base == opaqueWhiteout {
 			if err := clearDir(root, dir, written); err != nil {
 				return fmt.Errorf("opaque whiteout %q: %w", h.Name, err)
@@ -127,9 +130,6 @@ func applyLayer(root *os.Root, r io.Reader) error {
 }
 
 func writeEntry(root *os.Root, tr *tar.Reader, h *tar.Header, name, dir string) error {
-	if err := root.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	mode := fs.FileMode(h.Mode).Perm()
 	if h.Mode&0o4000 != 0 {
 		mode |= fs.ModeSetuid
@@ -187,7 +187,11 @@ func writeEntry(root *os.Root, tr *tar.Reader, h *tar.Header, name, dir string) 
 		if err != nil {
 			return err
 		}
-		return root.Link(target, name)
+		tdir, tbase := path.Split(target)
+		if tdir, err = resolveDir(root, tdir); err != nil {
+			return err
+		}
+		return root.Link(path.Join(tdir, tbase), name)
 	default:
 		// Devices, FIFOs and the like have no place in an application
 		// image; the runtime provides /dev.
@@ -236,4 +240,56 @@ func clearDir(root *os.Root, dir string, written map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// resolveDir resolves the directory dir (relative to the root) to a path
+// without symbolic links, following them as the container would see them
+// (an absolute target starts at the root, ".." stops at it) and creating
+// missing directories.
+func resolveDir(root *os.Root, dir string) (string, error) {
+	cur := "."
+	rest := strings.Split(dir, "/")
+	links := 0
+	for len(rest) > 0 {
+		part := rest[0]
+		rest = rest[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, part)
+		fi, err := root.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := root.Mkdir(next, 0o755); err != nil {
+				return "", err
+			}
+			cur = next
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if links++; links > maxLinks {
+				return "", fmt.Errorf("%s: too many levels of symbolic links", dir)
+			}
+			target, err := root.Readlink(next)
+			if err != nil {
+				return "", err
+			}
+			if path.IsAbs(target) {
+				cur = "."
+			}
+			rest = append(strings.Split(target, "/"), rest...)
+			continue
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a directory", next)
+		}
+		cur = next
+	}
+	return cur, nil
 }

@@ -103,6 +103,8 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 			port = p.HTTPGet.Port
 		case p.TCPPort != "":
 			port = p.TCPPort
+		case len(p.Exec) == 0:
+			return nil, &SpecError{Instance: spec.ID, Field: field, Err: ErrProbeAction}
 		}
 		if _, err := hostPort(ports, len(w.Ports) > 0, port); err != nil {
 			return nil, &SpecError{Instance: spec.ID, Field: field, Err: err}

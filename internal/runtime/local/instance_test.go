@@ -170,6 +170,7 @@ func TestStartRefuses(t *testing.T) {
 		{"runAsNonRoot with root", runtime.Workload{Security: runtime.Security{RunAsNonRoot: true, RunAsUser: ptr(int64(0))}}, ErrRunAsNonRoot, "securityContext.runAsNonRoot"},
 		{"undeclared probe port", runtime.Workload{Ports: []runtime.Port{{Name: "http", ContainerPort: 8080}},
 			Readiness: &runtime.Probe{TCPPort: "metrics"}}, ErrProbePort, "readinessProbe"},
+		{"probe without action", runtime.Workload{Liveness: &runtime.Probe{Period: time.Second}}, ErrProbeAction, "livenessProbe"},
 	}
 	r := newRuntime(t, runtime.Process, t.TempDir())
 	for _, tt := range tests {
@@ -299,4 +300,54 @@ func alive(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i > 0 && len(b) > i+2 && b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+// TestWritableRoot runs under runc without readOnlyRootFilesystem: the
+// instance writes its root, the shared unpacked image stays untouched.
+func TestWritableRoot(t *testing.T) {
+	image := testImage(t)
+	r := newRuntime(t, runtime.OCI, t.TempDir())
+	in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "rw", Workload: runtime.Workload{Image: image,
+		Command: []string{"/app/app"}, Readiness: &runtime.Probe{TCPPort: "8080", Period: 50 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("status %+v; log:\n%s", in.Status(), logText(t, r.InstanceDir("rw")))
+		}
+	})
+	eventually(t, "ready", in.Ready)
+	if got := mustGet(t, in.Addr(), "/write?path=/home/nonroot/x&keep=1"); got != "ok" {
+		t.Errorf("writing /home/nonroot/x: %q, want ok", got)
+	}
+	img, err := r.image(context.Background(), image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(img.RootFS + "/home/nonroot/x"); err == nil {
+		t.Error("the write reached the shared image")
+	}
+	if _, err := os.Stat(r.InstanceDir("rw") + "/upper/home/nonroot/x"); err != nil {
+		t.Errorf("the write is not in the instance's own layer: %v", err)
+	}
+	if got := in.Status().LastProbe; !strings.HasPrefix(got, "TCP ") || !strings.HasSuffix(got, ": open") {
+		t.Errorf("last probe = %q, want TCP PORT: open", got)
+	}
+}
+
+func TestPlainRefusesDynamicProgram(t *testing.T) {
+	if err := checkStatic("/usr/bin/true"); !errors.Is(err, ErrDynamicBinary) {
+		t.Errorf("checkStatic(/usr/bin/true) = %v, want ErrDynamicBinary", err)
+	}
+	image := testImage(t)
+	r := newRuntime(t, runtime.Process, t.TempDir())
+	img, err := r.image(context.Background(), image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkStatic(img.RootFS + "/app/app"); err != nil {
+		t.Errorf("checkStatic(the test image's program) = %v, want nil", err)
+	}
 }

@@ -31,6 +31,8 @@ var (
 	ErrDynamicBinary = errors.New("dynamically linked program cannot run as a plain process")
 	// ErrProbePort: a probe names a port the workload does not declare.
 	ErrProbePort = errors.New("probe port not declared")
+	// ErrProbeAction: a probe has none of httpGet, tcpSocket and exec.
+	ErrProbeAction = errors.New("probe has no httpGet, tcpSocket or exec action")
 )
 
 // SpecError says which instance and field could not start.

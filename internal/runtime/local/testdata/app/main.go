@@ -59,7 +59,9 @@ func main() {
 			fmt.Fprintf(w, "error: %v", err)
 			return
 		}
-		os.Remove(p)
+		if r.URL.Query().Get("keep") == "" {
+			os.Remove(p)
+		}
 		fmt.Fprint(w, "ok")
 	})
 	mux.HandleFunc("/memlimit", func(w http.ResponseWriter, r *http.Request) {

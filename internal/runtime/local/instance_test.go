@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -350,4 +351,57 @@ func TestPlainRefusesDynamicProgram(t *testing.T) {
 	if err := checkStatic(img.RootFS + "/app/app"); err != nil {
 		t.Errorf("checkStatic(the test image's program) = %v, want nil", err)
 	}
+}
+
+// TestExecProbe probes readiness by running the image's own program inside
+// the instance (runc exec, or a child with the instance's environment).
+func TestExecProbe(t *testing.T) {
+	image := testImage(t)
+	for _, iso := range isolations {
+		t.Run(string(iso), func(t *testing.T) {
+			r := newRuntime(t, iso, t.TempDir())
+			in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "exec", Workload: runtime.Workload{Image: image,
+				Readiness: &runtime.Probe{Exec: []string{"/app/app", "check"}, Period: 100 * time.Millisecond, Timeout: 5 * time.Second, FailureThreshold: 1}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Stop(context.Background())
+			eventually(t, "ready", in.Ready)
+			if got, want := in.Status().LastProbe, "exec /app/app check: exit 0"; got != want {
+				t.Errorf("last probe = %q, want %q", got, want)
+			}
+			mustGet(t, in.Addr(), "/set?ready=0")
+			eventually(t, "unready", func() bool { return !in.Ready() })
+			if got, want := in.Status().LastProbe, "exec /app/app check: exit status 1: check failed: <nil>"; got != want {
+				t.Errorf("last probe = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestPortTakenWhileDown: another process takes the instance's port while
+// it restarts; the instance gets a new one and answers there.
+func TestPortTakenWhileDown(t *testing.T) {
+	image := testImage(t)
+	r := newRuntime(t, runtime.Process, t.TempDir())
+	in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "ports", Workload: runtime.Workload{Image: image,
+		Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz"}, Period: 50 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	eventually(t, "ready", in.Ready)
+	old := in.Addr()
+	_, _, _ = get(old, "/crash")
+	var ln net.Listener
+	eventually(t, "the old port free to take", func() bool {
+		ln, err = net.Listen("tcp", old)
+		return err == nil
+	})
+	defer ln.Close()
+	eventually(t, "restarted", func() bool { return in.Status().Restarts == 1 && in.Ready() })
+	if in.Addr() == old {
+		t.Fatalf("the instance kept the taken port %s", old)
+	}
+	mustGet(t, in.Addr(), "/healthz")
 }

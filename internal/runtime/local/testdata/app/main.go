@@ -16,6 +16,15 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		// An exec probe: ready when the server's /readyz says so.
+		resp, err := http.Get("http://127.0.0.1:" + os.Getenv("PORT") + "/readyz")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			fmt.Println("check failed:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	var ready, live atomic.Bool
 	ready.Store(os.Getenv("START_UNREADY") == "")
 	live.Store(true)

@@ -24,7 +24,7 @@ const cpuPeriod = 100000
 // the host's resolv.conf and hosts read-only, every capability dropped,
 // no new privileges unless allowPrivilegeEscalation, cgroup limits from
 // the workload's resources.
-func ociSpec(id, rootfs string, res *resolved, w runtime.Workload) *specs.Spec {
+func ociSpec(cgroup, rootfs string, res *resolved, w runtime.Workload) *specs.Spec {
 	noNewPrivs := w.Security.AllowPrivilegeEscalation == nil || !*w.Security.AllowPrivilegeEscalation
 	s := &specs.Spec{
 		Version: specs.Version,
@@ -53,7 +53,7 @@ func ociSpec(id, rootfs string, res *resolved, w runtime.Workload) *specs.Spec {
 			{Destination: "/etc/hosts", Type: "bind", Source: "/etc/hosts", Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
 		},
 		Linux: &specs.Linux{
-			CgroupsPath: "/gantry/" + id,
+			CgroupsPath: cgroup,
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
@@ -137,7 +137,7 @@ func (r *Runtime) trial(ctx context.Context) error {
 	}
 	id := "gantry-trial-" + strconv.Itoa(os.Getpid())
 	mem := int64(64 << 20)
-	s := ociSpec(id, rootfs, &resolved{Args: []string{prog}, Env: []string{"PATH=/usr/bin"}, Cwd: "/", UID: 65532, GID: 65532},
+	s := ociSpec(r.cgroupPath(id), rootfs, &resolved{Args: []string{prog}, Env: []string{"PATH=/usr/bin"}, Cwd: "/", UID: 65532, GID: 65532},
 		runtime.Workload{Security: runtime.Security{ReadOnlyRootFilesystem: true}, Resources: runtime.Resources{MemoryLimit: mem}})
 	for _, d := range []string{"/usr", "/lib", "/lib64", "/bin"} {
 		if _, err := os.Stat(d); err == nil {

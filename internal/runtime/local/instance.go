@@ -68,6 +68,15 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("instance %s: %w", spec.ID, err)
 	}
+	if !r.claim(spec.ID) {
+		return nil, fmt.Errorf("instance %s: %w", spec.ID, ErrInstanceRunning)
+	}
+	started := false
+	defer func() {
+		if !started {
+			r.release(spec.ID)
+		}
+	}()
 	if err := r.cleanLeftover(ctx, spec.ID, dir); err != nil {
 		return nil, err
 	}
@@ -124,6 +133,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	in.cancel = cancel
+	started = true
 	go in.supervise(sctx, p) // owned: Stop cancels it and waits on done
 	return in, nil
 }
@@ -146,7 +156,7 @@ func (in *instance) launch(ctx context.Context) (*proc.Process, error) {
 			}
 			rec.Overlay = rootfs
 		}
-		if err := writeBundle(in.dir, ociSpec(in.id, rootfs, &res, in.w)); err != nil {
+		if err := writeBundle(in.dir, ociSpec(in.rt.cgroupPath(in.id), rootfs, &res, in.w)); err != nil {
 			return nil, fmt.Errorf("instance %s: %w", in.id, err)
 		}
 		_ = in.rt.runcDo(context.WithoutCancel(ctx), "delete", "--force", in.id)
@@ -195,11 +205,12 @@ func (in *instance) launch(ctx context.Context) (*proc.Process, error) {
 // failure or stop, and restarts it with backoff.
 func (in *instance) supervise(ctx context.Context, p *proc.Process) {
 	defer close(in.done)
+	defer in.rt.release(in.id)
 	defer in.log.Close()
 	delay := time.Duration(0)
 	for {
 		started := time.Now()
-		var why string
+		why := "start failed"
 		if p != nil {
 			why = in.run(ctx, p)
 		}

@@ -198,6 +198,20 @@ func TestStartRefuses(t *testing.T) {
 			t.Errorf("error = %v, want ErrNotDigest", err)
 		}
 	})
+	t.Run("ID already running", func(t *testing.T) {
+		in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "dup", Workload: runtime.Workload{Image: image}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Stop(context.Background())
+		pid := in.Status().PID
+		if _, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "dup", Workload: runtime.Workload{Image: image}}); !errors.Is(err, ErrInstanceRunning) {
+			t.Errorf("error = %v, want ErrInstanceRunning", err)
+		}
+		if !alive(pid) || in.Status().Restarts != 0 {
+			t.Errorf("the running instance was disturbed: %+v", in.Status())
+		}
+	})
 	t.Run("invalid ID", func(t *testing.T) {
 		_, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "../x", Workload: runtime.Workload{Image: image}})
 		if !errors.Is(err, ErrInvalidID) {

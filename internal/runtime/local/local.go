@@ -15,6 +15,8 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +45,7 @@ type Runtime struct {
 
 	mu     sync.Mutex
 	images map[string]*sync.Mutex
+	live   map[string]bool // IDs of instances this runtime supervises
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -115,7 +118,7 @@ func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
 		return nil, fmt.Errorf("runtime dir %q: %w", dir, err)
 	}
 	r := &Runtime{dir: abs, log: slog.New(slog.DiscardHandler), keychain: authn.DefaultKeychain,
-		images: map[string]*sync.Mutex{}}
+		images: map[string]*sync.Mutex{}, live: map[string]bool{}}
 	for _, o := range opts {
 		if err := o(r); err != nil {
 			return nil, fmt.Errorf("local runtime: %w", err)
@@ -180,6 +183,33 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 // ErrInvalidID is returned for an instance ID that is not a safe name.
 var ErrInvalidID = errors.New("invalid instance ID")
+
+// ErrInstanceRunning is returned by Start for an ID this runtime already
+// supervises: Stop it first.
+var ErrInstanceRunning = errors.New("an instance with this ID is already running")
+
+func (r *Runtime) claim(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.live[id] {
+		return false
+	}
+	r.live[id] = true
+	return true
+}
+
+func (r *Runtime) release(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.live, id)
+}
+
+// cgroupPath is the instance's cgroup: one parent per runtime directory,
+// so that two state dirs may use the same instance IDs.
+func (r *Runtime) cgroupPath(id string) string {
+	sum := sha256.Sum256([]byte(r.dir))
+	return "/gantry-" + hex.EncodeToString(sum[:6]) + "/" + id
+}
 
 // InstanceDir is the directory of instance id when its spec gives none.
 func (r *Runtime) InstanceDir(id string) string { return filepath.Join(r.dir, "instances", id) }

@@ -102,7 +102,11 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: %w", spec.ID, err)
 	}
-	for field, p := range map[string]*runtime.Probe{"readinessProbe": w.Readiness, "livenessProbe": w.Liveness} {
+	for _, fp := range []struct {
+		field string
+		p     *runtime.Probe
+	}{{"readinessProbe", w.Readiness}, {"livenessProbe", w.Liveness}} {
+		field, p := fp.field, fp.p
 		if p == nil {
 			continue
 		}

@@ -419,3 +419,20 @@ func TestPortTakenWhileDown(t *testing.T) {
 	}
 	mustGet(t, in.Addr(), "/healthz")
 }
+
+// BenchmarkPullUnpack is the cold part of a first start: pull the test
+// image from the embedded registry by digest and unpack it.
+func BenchmarkPullUnpack(b *testing.B) {
+	image := testImage(b)
+	r := newRuntime(b, runtime.Process, b.TempDir())
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := os.RemoveAll(r.Dir() + "/images"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := r.image(context.Background(), image); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -226,6 +227,14 @@ func (in *instance) supervise(ctx context.Context, p *proc.Process) {
 		in.mu.Lock()
 		in.restarts++
 		in.state, in.isReady, in.pid = "crashed", false, 0
+		if !strings.HasPrefix(why, "liveness") {
+			// What a deploy that never gets ready shows: why the process
+			// ended, and the last thing it said.
+			in.lastProbe = why
+			if last := in.log.Last(); last != "" {
+				in.lastProbe += " (last output: " + last + ")"
+			}
+		}
 		in.mu.Unlock()
 		if time.Since(started) >= backoffReset {
 			delay = 0

@@ -436,3 +436,20 @@ func BenchmarkPullUnpack(b *testing.B) {
 		}
 	}
 }
+
+// TestCrashLoopStatus: an instance that exits at once says why and what it
+// printed last, for the deploy error of a revision that never gets ready.
+func TestCrashLoopStatus(t *testing.T) {
+	image := testImage(t)
+	r := newRuntime(t, runtime.Process, t.TempDir())
+	in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "loop", Workload: runtime.Workload{Image: image, Args: []string{"check"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	eventually(t, "a restart", func() bool { return in.Status().Restarts >= 1 })
+	st := in.Status()
+	if want := "exited: exit status 1 (last output: check failed: "; !strings.HasPrefix(st.LastProbe, want) {
+		t.Errorf("last probe = %q, want it to start with %q", st.LastProbe, want)
+	}
+}

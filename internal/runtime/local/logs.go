@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,6 +32,7 @@ type logWriter struct {
 	f    *os.File
 	size int64
 	buf  []byte
+	last string // the instance's last complete output line
 }
 
 func openLog(path string, max int64) (*logWriter, error) {
@@ -68,6 +70,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		if err := w.line(w.buf[:i+1]); err != nil {
 			return 0, err
 		}
+		if l := strings.TrimSpace(string(w.buf[:i])); l != "" {
+			w.last = l
+		}
 		w.buf = w.buf[i+1:]
 	}
 	// A very long line without newline is written in pieces.
@@ -82,7 +87,16 @@ func (w *logWriter) Write(p []byte) (int, error) {
 
 // Printf writes a line of gantry's own about the instance.
 func (w *logWriter) Printf(format string, args ...any) {
-	_, _ = w.Write([]byte("gantry: " + fmt.Sprintf(format, args...) + "\n"))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.line([]byte("gantry: " + strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ") + "\n"))
+}
+
+// Last returns the instance's last line of output, at most 200 bytes.
+func (w *logWriter) Last() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return firstLine(w.last)
 }
 
 func (w *logWriter) line(l []byte) error {

@@ -103,6 +103,30 @@ func TestInstance(t *testing.T) {
 						t.Errorf("writing /tmp/x: %q, want ok", got)
 					}
 				})
+				t.Run("privileges", func(t *testing.T) {
+					status := mustGet(t, addr, "/file?path=/proc/self/status")
+					for _, want := range []string{"NoNewPrivs:\t1\n", "CapEff:\t0000000000000000\n", "CapBnd:\t0000000000000000\n"} {
+						if !strings.Contains(status, want) {
+							t.Errorf("/proc/self/status lacks %q:\n%s", want, status)
+						}
+					}
+					if got := mustGet(t, addr, "/write?path=/etc/resolv.conf"); !strings.Contains(got, "read-only file system") {
+						t.Errorf("writing /etc/resolv.conf: %q, want a read-only file system error", got)
+					}
+				})
+				t.Run("cpu quota", func(t *testing.T) {
+					code, body, err := get(addr, "/file?path=/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+					if code == http.StatusNotFound {
+						// cgroup v2: "QUOTA PERIOD"
+						body = mustGet(t, addr, "/file?path=/sys/fs/cgroup/cpu.max")
+						body, _, _ = strings.Cut(body, " ")
+					} else if err != nil {
+						t.Fatal(err)
+					}
+					if got, want := strings.TrimSpace(body), "50000"; got != want {
+						t.Errorf("cpu quota = %s, want %s (500m of a 100ms period)", got, want)
+					}
+				})
 				t.Run("memory limit", func(t *testing.T) {
 					if got, want := mustGet(t, addr, "/memlimit"), strconv.Itoa(128<<20); got != want {
 						t.Errorf("memory limit = %s, want %s", got, want)

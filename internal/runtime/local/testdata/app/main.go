@@ -73,6 +73,14 @@ func main() {
 		}
 		fmt.Fprint(w, "ok")
 	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
 	mux.HandleFunc("/memlimit", func(w http.ResponseWriter, r *http.Request) {
 		cg, _ := os.ReadFile("/proc/self/cgroup")
 		for _, f := range []string{"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"} {

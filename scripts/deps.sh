@@ -25,6 +25,7 @@ need_root() {
 	fi
 }
 
+# runc: the local runtime runs environments' instances under it (docs/runtime.md).
 apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -91,9 +91,12 @@ func writeBundle(dir string, s *specs.Spec) error {
 	return nil
 }
 
-// runcCmd is runc with the runtime's state root.
+// runcCmd is runc with the runtime's state root. runc gets no more of
+// gantry's environment than PATH: gantry's secrets stay out of it.
 func (r *Runtime) runcCmd(args ...string) *exec.Cmd {
-	return exec.Command(r.runc, append([]string{"--root", filepath.Join(r.dir, "runc")}, args...)...)
+	cmd := exec.Command(r.runc, append([]string{"--root", filepath.Join(r.dir, "runc")}, args...)...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	return cmd
 }
 
 // runcDo runs a short runc command and returns its output in the error.

@@ -25,6 +25,7 @@ func TestInstance(t *testing.T) {
 	image := testImage(t)
 	for _, iso := range isolations {
 		t.Run(string(iso), func(t *testing.T) {
+			t.Setenv("GANTRY_TEST_SECRET", "s3cr3t")
 			r := newRuntime(t, iso, t.TempDir())
 			ctx := context.Background()
 			w := runtime.Workload{
@@ -80,6 +81,9 @@ func TestInstance(t *testing.T) {
 						t.Errorf("environment lacks %s:%s", want, env)
 					}
 				}
+				if strings.Contains(env, "GANTRY_TEST_SECRET") {
+					t.Errorf("gantry's own environment reached the instance:%s", env)
+				}
 				if strings.Contains(env, "HOME=/home/nonroot") {
 					t.Errorf("the workload's HOME did not replace the image's:%s", env)
 				}
@@ -112,6 +116,15 @@ func TestInstance(t *testing.T) {
 					}
 					if got := mustGet(t, addr, "/write?path=/etc/resolv.conf"); !strings.Contains(got, "read-only file system") {
 						t.Errorf("writing /etc/resolv.conf: %q, want a read-only file system error", got)
+					}
+				})
+				t.Run("runc gets none of gantry's environment", func(t *testing.T) {
+					b, err := os.ReadFile("/proc/" + strconv.Itoa(in.Status().PID) + "/environ")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := string(b); strings.Contains(got, "GANTRY_TEST_SECRET") || !strings.HasPrefix(got, "PATH=") {
+						t.Errorf("runc's environment = %q, want PATH only", got)
 					}
 				})
 				t.Run("cpu quota", func(t *testing.T) {

@@ -263,54 +263,75 @@ func TestStartRefuses(t *testing.T) {
 func TestLeftoverEnded(t *testing.T) {
 	image := testImage(t)
 	for _, iso := range isolations {
-		t.Run(string(iso), func(t *testing.T) {
-			dir := t.TempDir()
-			r := newRuntime(t, iso, dir)
-			exe, err := os.Executable()
-			if err != nil {
-				t.Fatal(err)
-			}
-			owner := exec.Command(exe, "-test.run=^$")
-			owner.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s", helperEnv, dir, image, "left-1", iso))
-			out, err := owner.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			owner.Stderr = os.Stderr
-			if err := owner.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var oldPID int
-			var oldAddr string
-			line, err := bufio.NewReader(out).ReadString('\n')
-			if _, serr := fmt.Sscanf(line, "%d %s", &oldPID, &oldAddr); err != nil || serr != nil {
-				_ = owner.Process.Kill()
-				_ = owner.Wait()
-				t.Fatalf("owner process said %q: %v %v", line, err, serr)
-			}
-			eventually(t, "old instance answers", func() bool { _, _, err := get(oldAddr, "/healthz"); return err == nil })
-			if err := owner.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			_ = owner.Wait()
-			if !alive(oldPID) {
-				t.Fatal("the instance died with its owner; nothing to test")
-			}
-
-			in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "left-1", Workload: runtime.Workload{Image: image}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer in.Stop(context.Background())
-			if alive(oldPID) {
-				t.Errorf("the old instance (pid %d) is still there", oldPID)
-			}
-			if _, _, err := get(oldAddr, "/healthz"); err == nil && oldAddr != in.Addr() {
-				t.Errorf("the old instance still answers on %s", oldAddr)
-			}
-			eventually(t, "new instance answers", func() bool { _, _, err := get(in.Addr(), "/healthz"); return err == nil })
-		})
+		for _, how := range []string{"Start", "EndLeftover"} {
+			t.Run(string(iso)+"/"+how, func(t *testing.T) {
+				leftover(t, image, iso, how == "Start")
+			})
+		}
 	}
+}
+
+// leftover starts left-1 from a stand-in owner process, kills the owner
+// with SIGKILL and ends the instance it left: by starting the ID again, or
+// with EndLeftover.
+func leftover(t *testing.T, image string, iso runtime.Isolation, restart bool) {
+	dir := t.TempDir()
+	r := newRuntime(t, iso, dir)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := exec.Command(exe, "-test.run=^$")
+	owner.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s", helperEnv, dir, image, "left-1", iso))
+	out, err := owner.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Stderr = os.Stderr
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var oldPID int
+	var oldAddr string
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if _, serr := fmt.Sscanf(line, "%d %s", &oldPID, &oldAddr); err != nil || serr != nil {
+		_ = owner.Process.Kill()
+		_ = owner.Wait()
+		t.Fatalf("owner process said %q: %v %v", line, err, serr)
+	}
+	eventually(t, "old instance answers", func() bool { _, _, err := get(oldAddr, "/healthz"); return err == nil })
+	if err := owner.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = owner.Wait()
+	if !alive(oldPID) {
+		t.Fatal("the instance died with its owner; nothing to test")
+	}
+
+	if !restart {
+		if err := r.EndLeftover(context.Background(), "left-1", ""); err != nil {
+			t.Fatal(err)
+		}
+		if alive(oldPID) {
+			t.Errorf("the old instance (pid %d) is still there", oldPID)
+		}
+		if _, _, err := get(oldAddr, "/healthz"); err == nil {
+			t.Errorf("the old instance still answers on %s", oldAddr)
+		}
+		return
+	}
+	in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "left-1", Workload: runtime.Workload{Image: image}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	if alive(oldPID) {
+		t.Errorf("the old instance (pid %d) is still there", oldPID)
+	}
+	if _, _, err := get(oldAddr, "/healthz"); err == nil && oldAddr != in.Addr() {
+		t.Errorf("the old instance still answers on %s", oldAddr)
+	}
+	eventually(t, "new instance answers", func() bool { _, _, err := get(in.Addr(), "/healthz"); return err == nil })
 }
 
 func BenchmarkStartToReady(b *testing.B) {

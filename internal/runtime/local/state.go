@@ -49,6 +49,26 @@ func writeRecord(dir string, rec record) error {
 	return nil
 }
 
+// EndLeftover ends what an earlier process left running for instance id
+// whose directory is dir (the InstanceSpec's Dir, or "" for InstanceDir),
+// as Start does before it starts an ID: the recorded process group, the
+// runc container, the overlay mount. The controller calls it for instances
+// it will not start again (those of a revision a killed serve process was
+// replacing). An ID this runtime supervises is refused.
+func (r *Runtime) EndLeftover(ctx context.Context, id, dir string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("%w: %q", ErrInvalidID, id)
+	}
+	if dir == "" {
+		dir = r.InstanceDir(id)
+	}
+	if !r.claim(id) {
+		return fmt.Errorf("instance %s: %w", id, ErrInstanceRunning)
+	}
+	defer r.release(id)
+	return r.cleanLeftover(ctx, id, dir)
+}
+
 // cleanLeftover ends what a previous owner of the instance directory left
 // running: its process group, its runc container (deleted by ID in any
 // case, as a record may be missing after a crash), its overlay mount.

@@ -183,9 +183,6 @@ func isContainerList(name string) bool {
 	return false
 }
 
-
-
-
 // anchored splits a pattern key "=(initContainers)" into its name and
 // anchor ("=", "^", "X", "+", "<", "" for none).
 func anchored(k string) (name, anchor string) {

@@ -32,7 +32,7 @@ type fixture struct {
 	otherPub string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	srv, err := registry.Serve(t.Context(), t.TempDir(), "127.0.0.1:0", "", nil)
 	if err != nil {
@@ -107,7 +107,7 @@ func keyPairs(t testing.TB) {
 
 // push writes a random image as REPO:TAG (repo under the registry) and
 // returns the tag reference and the digest reference.
-func (f *fixture) push(t *testing.T, repo, tag string) (string, name.Digest) {
+func (f *fixture) push(t testing.TB, repo, tag string) (string, name.Digest) {
 	t.Helper()
 	img, err := random.Image(64, 1)
 	if err != nil {
@@ -127,14 +127,14 @@ func (f *fixture) push(t *testing.T, repo, tag string) (string, name.Digest) {
 	return tr.String(), tr.Context().Digest(d.String())
 }
 
-func sign(t *testing.T, d name.Digest, s *signing.Signer) {
+func sign(t testing.TB, d name.Digest, s *signing.Signer) {
 	t.Helper()
 	if _, err := signing.SignImage(t.Context(), d, s, signing.SignOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func attest(t *testing.T, d name.Digest, s *signing.Signer, predicateType string, predicate any) {
+func attest(t testing.TB, d name.Digest, s *signing.Signer, predicateType string, predicate any) {
 	t.Helper()
 	p, err := json.Marshal(predicate)
 	if err != nil {

@@ -185,11 +185,48 @@ func documents(file string, data []byte) ([]*yaml.Node, error) {
 		if len(doc.Content) == 0 || (doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null") {
 			continue
 		}
+		if size := expanded(&doc, map[*yaml.Node]int{}, 0); size > maxValues {
+			return nil, &PolicyError{File: file, Line: doc.Line, Column: doc.Column,
+				Msg: fmt.Sprintf("the document expands to more than %d values through its aliases", maxValues)}
+		}
 		if len(out) >= maxDocuments {
 			return nil, &PolicyError{File: file, Line: doc.Line, Column: doc.Column, Msg: fmt.Sprintf("more than %d documents", maxDocuments)}
 		}
 		out = append(out, doc.Content[0])
 	}
+}
+
+// maxValues bounds what one document expands to: aliases are followed
+// where they are used, so a few lines of anchors can stand for billions of
+// values. No policy comes near it.
+const maxValues = 1 << 16
+
+// expanded returns how many values n stands for with its aliases
+// followed, counting each node once per use (memo holds the counts
+// already made; a count past maxValues stops the walk).
+func expanded(n *yaml.Node, memo map[*yaml.Node]int, depth int) int {
+	if n == nil {
+		return 0
+	}
+	if c, ok := memo[n]; ok {
+		return c
+	}
+	if depth > 1000 {
+		return maxValues + 1
+	}
+	memo[n] = maxValues + 1 // a cycle counts as too many
+	size := 1
+	if n.Kind == yaml.AliasNode {
+		size += expanded(n.Alias, memo, depth+1)
+	}
+	for _, c := range n.Content {
+		if size > maxValues {
+			break
+		}
+		size += expanded(c, memo, depth+1)
+	}
+	memo[n] = size
+	return size
 }
 
 // decoder walks policy nodes and collects errors.

@@ -655,6 +655,11 @@ func (d *decoder) imageVerification(n *yaml.Node, what string) (ImageVerificatio
 	if len(iv.Attestors) == 0 && len(iv.Attestations) == 0 {
 		d.errorf(n, "%s: no attestors and no attestations: nothing to verify", what)
 	}
+	for i, a := range iv.Attestations {
+		if len(a.Attestors) == 0 && len(iv.Attestors) == 0 {
+			d.errorf(n, "%s.attestations[%d]: no attestors here or in the entry: no key to verify the attestation with", what, i)
+		}
+	}
 	return iv, true
 }
 

@@ -195,6 +195,7 @@ spec:
 		{"bad key", head + "          attestors:\n            - entries:\n                - keys:\n                    publicKeys: nope\n                    rekor: {ignoreTlog: true}\n", "p.yaml:14:33", false, "PEM"},
 		{"not kyverno", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n", "p.yaml:1:1", false, "kyverno.io"},
 		{"syntax", "apiVersion: kyverno.io/v1\nkind: [\n", "p.yaml:", false, ""},
+		{"attestation without a key", head + "          attestations:\n            - type: t\n", "p.yaml:10:11", false, "no key"},
 		{"wrong type", head + keys + "                    rekor: {ignoreTlog: true}\n          mutateDigest: yes please\n", "p.yaml:20:25", false, "true or false"},
 	}
 	for _, tt := range tests {

@@ -555,3 +555,47 @@ func TestNotEnforcedRulesWarn(t *testing.T) {
 		t.Errorf("warnings %v, want one saying rule no-latest is not enforced", v.Warnings)
 	}
 }
+
+// TestConcurrentReviews admits the same image from many goroutines on one
+// Reviewer (as a webhook does), while a second image is refused: answers
+// do not mix, and lookups of one digest are shared.
+func TestConcurrentReviews(t *testing.T) {
+	f := newFixture(t)
+	signedTag, signedD := f.push(t, "payments/signed", "1")
+	sign(t, signedD, f.signer)
+	unsignedTag, _ := f.push(t, "payments/unsigned", "1")
+	r := newReviewer(t)
+	spec := env(f.policy(policyOpts{}))
+	const n = 16
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			got, err := r.Admit(t.Context(), "staging", spec, signedTag)
+			if err == nil && got != signedD.String() {
+				err = fmt.Errorf("Admit = %s, want %s", got, signedD)
+			}
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := r.Admit(t.Context(), "staging", spec, unsignedTag)
+			var ref *Refusal
+			if !errors.As(err, &ref) || ref.Reason != ReasonUnsigned {
+				err = fmt.Errorf("unsigned image: %v, want refused as %s", err, ReasonUnsigned)
+			} else {
+				err = nil
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}

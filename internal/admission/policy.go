@@ -77,9 +77,7 @@ type Rule struct {
 	Line int
 	// Namespaces are those the rule's match names (ignored on the local
 	// runtime, which has none; kept for the Kubernetes webhook).
-	Namespaces []string
-	// PodPath is where the pod spec sits in the matched kind's object:
-	// "spec" for a Pod, "spec.template.spec" for a pod controller.
+	Namespaces   []string
 	VerifyImages []ImageVerification
 	// Validate is the validate rule's image patterns, nil when the rule
 	// has none gantry enforces.

@@ -332,10 +332,15 @@ func forms(image string, ref name.Reference) []string {
 	} else {
 		norm += ":" + ref.Identifier()
 	}
-	if norm == image {
-		return []string{image}
+	out := []string{image}
+	if norm != image {
+		out = append(out, norm)
 	}
-	return []string{image, norm}
+	// Docker Hub's official images: with and without library/.
+	if short, ok := strings.CutPrefix(norm, "docker.io/library/"); ok {
+		out = append(out, "docker.io/"+short)
+	}
+	return out
 }
 
 // review is the state of one Review.

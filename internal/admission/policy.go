@@ -613,7 +613,8 @@ func (d *decoder) imageVerification(n *yaml.Node, what string) (ImageVerificatio
 	}
 	f := d.fields(n, what, map[string]fieldKind{
 		"imageReferences": read, "skipImageReferences": read, "attestors": read, "attestations": read,
-		"annotations": read, "type": read, "failureAction": read, "mutateDigest": read, "verifyDigest": read,
+		"annotations": read, "type": read, "failureAction": read, "validationFailureAction": read,
+		"mutateDigest": read, "verifyDigest": read,
 		"required": read, "cosignOCI11": read, "useCache": ignored, "imageRegistryCredentials": ignored,
 		"image": refused, "key": refused, "roots": refused, "subject": refused, "issuer": refused,
 		"additionalExtensions": refused, "repository": refused, "validate": refused,
@@ -630,8 +631,11 @@ func (d *decoder) imageVerification(n *yaml.Node, what string) (ImageVerificatio
 		VerifyDigest:        d.boolean(f["verifyDigest"], what+".verifyDigest", true),
 		Required:            d.boolean(f["required"], what+".required", true),
 	}
-	if f["failureAction"] != nil {
-		iv.Action = d.action(f["failureAction"], what+".failureAction", "")
+	// validationFailureAction is the field's older name.
+	for _, k := range []string{"validationFailureAction", "failureAction"} {
+		if f[k] != nil {
+			iv.Action = d.action(f[k], what+"."+k, "")
+		}
 	}
 	if len(iv.ImageReferences) == 0 {
 		d.errorf(n, "%s.imageReferences: missing (which images does the rule verify?)", what)
@@ -655,7 +659,8 @@ func (d *decoder) imageVerification(n *yaml.Node, what string) (ImageVerificatio
 	}
 	for i, a := range iv.Attestations {
 		if len(a.Attestors) == 0 && len(iv.Attestors) == 0 {
-			d.errorf(n, "%s.attestations[%d]: no attestors here or in the entry: no key to verify the attestation with", what, i)
+			// Kyverno then checks the attestation keyless.
+			d.unsupported(n, "%s.attestations[%d]: no attestors here or in the entry, so no key to verify the attestation with (keyless verification needs a certificate authority and a transparency log)", what, i)
 		}
 	}
 	return iv, true

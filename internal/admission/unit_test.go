@@ -195,7 +195,8 @@ spec:
 		{"bad key", head + "          attestors:\n            - entries:\n                - keys:\n                    publicKeys: nope\n                    rekor: {ignoreTlog: true}\n", "p.yaml:14:33", false, "PEM"},
 		{"not kyverno", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n", "p.yaml:1:1", false, "kyverno.io"},
 		{"syntax", "apiVersion: kyverno.io/v1\nkind: [\n", "p.yaml:", false, ""},
-		{"attestation without a key", head + "          attestations:\n            - type: t\n", "p.yaml:10:11", false, "no key"},
+		{"attestation without a key", head + "          attestations:\n            - type: t\n", "p.yaml:10:11", true, "no key"},
+		{"bad action", head + keys + "                    rekor: {ignoreTlog: true}\n          validationFailureAction: Deny\n", "p.yaml:20:36", false, `"Deny" is not Enforce or Audit`},
 		{"wrong type", head + keys + "                    rekor: {ignoreTlog: true}\n          mutateDigest: yes please\n", "p.yaml:20:25", false, "true or false"},
 	}
 	for _, tt := range tests {
@@ -269,3 +270,44 @@ func FuzzDecode(f *testing.F) {
 }
 
 func readSeed(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func TestDecodeActions(t *testing.T) {
+	policy := func(specAction, entryAction string) string {
+		s := "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n"
+		if specAction != "" {
+			s += "  validationFailureAction: " + specAction + "\n"
+		}
+		s += "  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      verifyImages:\n        - imageReferences: [\"*\"]\n"
+		if entryAction != "" {
+			s += "          " + entryAction + "\n"
+		}
+		return s + "          attestors: [{entries: [{keys: {kms: \"awskms:///alias/k\", rekor: {ignoreTlog: true}}}]}]\n"
+	}
+	tests := []struct {
+		name        string
+		spec, entry string
+		policy, iv  Action
+		effective   Action
+	}{
+		{"Kyverno's default", "", "", Audit, "", Audit},
+		{"spec", "enforce", "", Enforce, "", Enforce},
+		{"entry's older field", "Enforce", "validationFailureAction: Audit", Enforce, Audit, Audit},
+		{"entry", "Audit", "failureAction: Enforce", Audit, Enforce, Enforce},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps, err := Decode("p.yaml", []byte(policy(tt.spec, tt.entry)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := ps[0]
+			iv := p.Rules[0].VerifyImages[0]
+			if p.Action != tt.policy || iv.Action != tt.iv || actionOf(iv.Action, p.Action) != tt.effective {
+				t.Errorf("policy %q entry %q effective %q, want %q %q %q", p.Action, iv.Action, actionOf(iv.Action, p.Action), tt.policy, tt.iv, tt.effective)
+			}
+			if iv.Attestors[0].Entries[0].KMS != "awskms:///alias/k" {
+				t.Errorf("attestor %+v, want the KMS key", iv.Attestors[0].Entries[0])
+			}
+		})
+	}
+}

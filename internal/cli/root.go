@@ -53,6 +53,7 @@ func New() *cobra.Command {
 		newSignCmd(g),
 		newVerifyCmd(g),
 		newVulnDBCmd(g),
+		newDeployCmd(g),
 	)
 	strictArgs(root)
 	return root

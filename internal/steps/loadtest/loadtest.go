@@ -12,7 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/gantry-ci/gantry/internal/load"
 	"github.com/gantry-ci/gantry/internal/step"
@@ -69,7 +72,7 @@ func New(in step.Inputs) (step.Step, error) {
 	if c.Spec == "" && c.Rate == 0 && len(c.Stages) == 0 && c.VUs == 0 {
 		return nil, in.Errorf("rate", "give rate (requests per second), stages or vus")
 	}
-	if c.Spec == "" && c.Duration == 0 && len(c.Stages) == 0 {
+	if c.Spec == "" && c.Duration == 0 && len(c.Stages) == 0 && !unresolved(in, "duration") {
 		return nil, in.Errorf("duration", "give a duration, e.g. 2m")
 	}
 	if c.Rate < 0 {
@@ -92,6 +95,21 @@ func New(in step.Inputs) (step.Step, error) {
 		}
 	}
 	return &loadStep{cfg: c, thresholds: th}, nil
+}
+
+// unresolved reports whether the with: field holds an expression not yet
+// evaluated (validating the file, before the run), which the decoder
+// leaves at its zero value.
+func unresolved(in step.Inputs, field string) bool {
+	if in.Resolved() {
+		return false
+	}
+	var fields map[string]yaml.Node
+	if err := in.Decode(&fields); err != nil {
+		return false
+	}
+	n, ok := fields[field]
+	return ok && n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${")
 }
 
 // config builds the generator's config, reading the spec file if any.

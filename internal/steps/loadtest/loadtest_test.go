@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gantry-ci/gantry/internal/load"
+	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/yamlx"
 )
@@ -174,6 +175,39 @@ func TestLoadTestInputErrors(t *testing.T) {
 			_, err := New(with(t, src))
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("New error = %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// TestNewDurationExpression: a duration given as an expression
+// (${vars.soak_duration}) is unknown when the file is validated and
+// checked once it is resolved.
+func TestNewDurationExpression(t *testing.T) {
+	src := `{url: "${steps.deploy.outputs.url}/healthz", rate: 50, duration: "${vars.smoke_duration}"}`
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(spec.Inputs("pipeline.yaml", n.Content[0], false)); err != nil {
+		t.Errorf("validating: got %v, want no error", err)
+	}
+	tests := []struct {
+		name, with, want string
+	}{
+		{"resolved", `{url: http://x, rate: 50, duration: 10s}`, ""},
+		{"resolved empty", `{url: http://x, rate: 50, duration: ""}`, "invalid duration"},
+		{"absent", `{url: http://x, rate: 50}`, "give a duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n yaml.Node
+			if err := yaml.Unmarshal([]byte(tt.with), &n); err != nil {
+				t.Fatal(err)
+			}
+			_, err := New(spec.Inputs("pipeline.yaml", n.Content[0], true))
+			if got := fmt.Sprint(err); (tt.want == "") != (err == nil) || !strings.Contains(got, tt.want) {
+				t.Errorf("got %v, want %q", err, tt.want)
 			}
 		})
 	}

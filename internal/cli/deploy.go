@@ -31,7 +31,7 @@ import (
 // (serve.Ensure). Nil in a build without it: then the deploy kind is not
 // registered (a pipeline using it fails validation), and `gantry deploy`
 // and rollbacks fail saying so.
-var connectDeployer func(ctx context.Context, stateDir string) (runtime.Deployer, error)
+var connectDeployer func(ctx context.Context, stateDir string) (runtime.Deployer, error) = ensureDeployer
 
 // errNoController says this build cannot deploy.
 var errNoController = errors.New("this gantry has no environment controller (gantry serve) yet, so it cannot deploy or roll back")

@@ -4,16 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-ci/gantry/internal/admission"
 	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/envctl"
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/runtime/local"
 	"github.com/gantry-ci/gantry/internal/serve"
+	"github.com/gantry-ci/gantry/internal/sink"
+	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -28,44 +37,153 @@ const (
 )
 
 // newDeployer builds the environment controller the serve process
-// exposes. It is the one place the controller is wired in.
-//
-// The controller (internal/envctl) is not part of this build yet: until
-// it is, the serve process runs with a deployer that refuses every
-// environment call with errors.ErrUnsupported, while health, stop and
-// status work.
-func newDeployer(_ context.Context, _ string, _ *slog.Logger) (serve.Deployer, error) {
-	return notBuilt{}, nil
+// exposes. It is the one place the delivery pieces are wired together:
+// the store of the state dir, the local runtime under STATE_DIR/envs (runc
+// when it works here, else plain processes, logged with the reason), the
+// admission rules, the services steps may use, and the webhook sink that
+// deployed services reach over TCP.
+func newDeployer(ctx context.Context, stateDir string, logger *slog.Logger) (serve.Deployer, error) {
+	st, err := store.Open(ctx, stateDir, store.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("open the store of %s: %w", stateDir, err)
+	}
+	d, err := buildDelivery(ctx, stateDir, st, logger)
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	return d, nil
 }
 
-// errNotBuilt is what every environment call answers in a build without
-// the environment controller.
-var errNotBuilt = fmt.Errorf("environments are not built yet in this gantry: %w", errors.ErrUnsupported)
+// ensureDeployer reaches the environment controller of stateDir: the
+// gantry serve process, started in the background when none runs.
+func ensureDeployer(ctx context.Context, stateDir string) (runtime.Deployer, error) {
+	return serve.Ensure(ctx, stateDir)
+}
 
-// notBuilt is the deployer of a build without environments.
-type notBuilt struct{}
+// IsolationEnv, set to "process", makes gantry serve run instances as
+// plain processes even where runc works.
+const IsolationEnv = "GANTRY_ISOLATION"
 
-var _ serve.Deployer = notBuilt{}
+func buildDelivery(ctx context.Context, stateDir string, st *store.Store, logger *slog.Logger) (*delivery, error) {
+	envDir := filepath.Join(stateDir, "envs")
+	ropts := []local.Option{local.WithLogger(logger)}
+	switch v := os.Getenv(IsolationEnv); v {
+	case "", string(runtime.OCI):
+	case string(runtime.Process):
+		ropts = append(ropts, local.WithPlainProcesses())
+	default:
+		return nil, fmt.Errorf("%s=%q: want %q or %q", IsolationEnv, v, runtime.OCI, runtime.Process)
+	}
+	rt, err := local.New(ctx, filepath.Join(envDir, "runtime"), ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("start the local runtime: %w", err)
+	}
+	if rt.Isolation() == runtime.OCI {
+		logger.Info("environment instances run under runc", "isolation", rt.Isolation())
+	} else {
+		logger.Warn("environment instances run as plain processes: no isolation, limits or read-only root", "isolation", rt.Isolation(), "why", rt.Why())
+	}
+	adm, err := admission.New(admission.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("admission: %w", err)
+	}
+	secrets := sink.FileSecrets{Dir: filepath.Join(stateDir, "sink"), Known: func(env string) bool {
+		_, err := st.Environment(context.Background(), env)
+		return err == nil
+	}}
+	sk, err := sink.New(secrets, sink.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("webhook sink: %w", err)
+	}
+	ln, err := listenSink(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &delivery{store: st, sinkLn: ln, sinkBase: "http://" + ln.Addr().String(), log: logger}
+	mux := http.NewServeMux()
+	mux.Handle("/sink/", sk)
+	d.sinkSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	d.Controller, err = envctl.New(envctl.Config{
+		Store: st, Runtime: rt, Admitter: adm, Services: builtin.Services(), Dir: envDir, Logger: logger,
+		InstanceEnv: func(ctx context.Context, env string) ([]string, error) {
+			return sink.InstanceEnv(ctx, secrets, d.sinkBase, env)
+		},
+		Describe: func(env string, s *runtime.EnvironmentStatus) {
+			s.SinkURL = d.sinkBase + "/sink/" + env
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	logger.Info("webhook sink listening", "addr", ln.Addr().String())
+	return d, nil
+}
 
-func (notBuilt) Deploy(context.Context, runtime.DeployRequest) (runtime.Revision, error) {
-	return runtime.Revision{}, errNotBuilt
+// listenSink listens for the webhook sink on the loopback address it had
+// before (recorded in STATE_DIR/sink/addr, so that instances started
+// earlier keep reaching it), or on a new port when that one is taken.
+func listenSink(stateDir string) (net.Listener, error) {
+	dir := filepath.Join(stateDir, "sink")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("webhook sink: %w", err)
+	}
+	rec := filepath.Join(dir, "addr")
+	if b, err := os.ReadFile(rec); err == nil {
+		if ln, err := net.Listen("tcp", strings.TrimSpace(string(b))); err == nil {
+			return ln, nil
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("webhook sink: listen: %w", err)
+	}
+	err = os.WriteFile(rec+".tmp", []byte(ln.Addr().String()+"\n"), 0o600)
+	if err == nil {
+		err = os.Rename(rec+".tmp", rec)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("webhook sink: record its address: %w", err)
+	}
+	return ln, nil
 }
-func (notBuilt) Rollback(context.Context, string, int, string, string) (runtime.Revision, error) {
-	return runtime.Revision{}, errNotBuilt
+
+// delivery is the serve process's deployer: the environment controller,
+// the store it records in and the webhook sink's server.
+type delivery struct {
+	*envctl.Controller
+	store    *store.Store
+	sinkSrv  *http.Server
+	sinkLn   net.Listener
+	sinkBase string
+	log      *slog.Logger
 }
-func (notBuilt) Status(context.Context, string) (runtime.EnvironmentStatus, error) {
-	return runtime.EnvironmentStatus{}, errNotBuilt
+
+var _ serve.Deployer = (*delivery)(nil)
+
+// Run serves the sink and reconciles the environments until ctx ends.
+func (d *delivery) Run(ctx context.Context) error {
+	sinkDone := make(chan error, 1)
+	go func() { sinkDone <- d.sinkSrv.Serve(d.sinkLn) }()
+	err := d.Controller.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if serr := d.sinkSrv.Shutdown(sctx); serr != nil {
+		_ = d.sinkSrv.Close()
+	}
+	if serr := <-sinkDone; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("webhook sink: %w", serr))
+	}
+	return err
 }
-func (notBuilt) List(context.Context) ([]runtime.EnvironmentStatus, error) { return nil, errNotBuilt }
-func (notBuilt) History(context.Context, string) ([]runtime.Revision, error) {
-	return nil, errNotBuilt
+
+// Close stops the environments, then closes the store.
+func (d *delivery) Close(ctx context.Context) error {
+	err := d.Controller.Close(ctx)
+	_ = d.sinkSrv.Close()
+	return errors.Join(err, d.store.Close())
 }
-func (notBuilt) Logs(context.Context, string, bool, io.Writer) error { return errNotBuilt }
-func (notBuilt) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
-}
-func (notBuilt) Close(context.Context) error { return nil }
 
 func newServeCmd(g *options.Global) *cobra.Command {
 	cmd := &cobra.Command{

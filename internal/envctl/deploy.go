@@ -223,9 +223,10 @@ func (c *Controller) instanceDir(envName, id string) string {
 // startAll starts every replica of the revision; on an error it stops
 // those it started.
 func (c *Controller) startAll(ctx context.Context, en *env, rev int, workloads []runtime.Workload) ([]runtime.Instance, error) {
-	en.mu.Lock()
-	svcEnv := append([]string(nil), en.svcEnv...)
-	en.mu.Unlock()
+	svcEnv, err := c.instanceEnv(ctx, en)
+	if err != nil {
+		return nil, err
+	}
 	var insts []runtime.Instance
 	for _, w := range workloads {
 		for i := range w.Replicas {
@@ -239,6 +240,20 @@ func (c *Controller) startAll(ctx context.Context, en *env, rev int, workloads [
 		}
 	}
 	return insts, nil
+}
+
+// instanceEnv is what every instance of en gets added to its workload's
+// environment: the services' connection settings, then Config.InstanceEnv.
+func (c *Controller) instanceEnv(ctx context.Context, en *env) ([]string, error) {
+	vars := en.svcEnvCopy()
+	if c.cfg.InstanceEnv == nil {
+		return vars, nil
+	}
+	more, err := c.cfg.InstanceEnv(ctx, en.name)
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: the instances' environment: %w", en.name, err)
+	}
+	return append(vars, more...), nil
 }
 
 func (c *Controller) stopAll(ctx context.Context, insts []runtime.Instance) {

@@ -57,6 +57,14 @@ type Config struct {
 	// Interval is how often Run reconciles; default 2s.
 	Interval time.Duration
 	Logger   *slog.Logger
+
+	// InstanceEnv, when set, gives variables added to the environment of
+	// every instance of env (the webhook sink's address and secret); an
+	// error keeps the instances from starting.
+	InstanceEnv func(ctx context.Context, env string) ([]string, error)
+	// Describe, when set, adds to an environment's status what the
+	// controller does not know itself (its sink and Prometheus URLs).
+	Describe func(env string, st *runtime.EnvironmentStatus)
 }
 
 // Controller is the environment controller. It is safe for concurrent use.

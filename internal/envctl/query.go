@@ -84,6 +84,9 @@ func (c *Controller) Status(ctx context.Context, environment string) (runtime.En
 
 func (c *Controller) status(ctx context.Context, e store.Environment) (runtime.EnvironmentStatus, error) {
 	st := runtime.EnvironmentStatus{Name: e.Name, URL: c.url(e.Port)}
+	if c.cfg.Describe != nil {
+		c.cfg.Describe(e.Name, &st)
+	}
 	revs, err := c.cfg.Store.EnvRevisions(ctx, e.Name)
 	if err != nil {
 		return st, err

@@ -174,8 +174,13 @@ func (c *Controller) replaceStopped(ctx context.Context, en *env, rev int, workl
 		if w == nil {
 			continue
 		}
+		vars, err := c.instanceEnv(ctx, en)
+		if err != nil {
+			c.log.Error("replace instance", "instance", inst.ID(), "err", err)
+			continue
+		}
 		_ = inst.Stop(ctx)
-		again, err := c.cfg.Runtime.Start(ctx, runtime.InstanceSpec{ID: inst.ID(), Workload: *w, Env: en.svcEnvCopy(), Dir: c.instanceDir(en.name, inst.ID())})
+		again, err := c.cfg.Runtime.Start(ctx, runtime.InstanceSpec{ID: inst.ID(), Workload: *w, Env: vars, Dir: c.instanceDir(en.name, inst.ID())})
 		if err != nil {
 			c.log.Error("replace instance", "instance", inst.ID(), "err", err)
 			continue

@@ -236,10 +236,15 @@ type Revision struct {
 
 // EnvironmentStatus is an environment as `gantry env ls` shows it.
 type EnvironmentStatus struct {
-	Name      string           `json:"name"`
-	URL       string           `json:"url"`
-	Current   *Revision        `json:"current,omitempty"`
-	Instances []InstanceStatus `json:"instances,omitempty"`
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// SinkURL is the environment's webhook sink (GANTRY_SINK_URL of its
+	// instances); PrometheusURL the Prometheus evaluating its alert rules
+	// ("" when its spec has none).
+	SinkURL       string           `json:"sinkURL,omitempty"`
+	PrometheusURL string           `json:"prometheusURL,omitempty"`
+	Current       *Revision        `json:"current,omitempty"`
+	Instances     []InstanceStatus `json:"instances,omitempty"`
 }
 
 // Deployer is the environment controller as its clients see it. The serve

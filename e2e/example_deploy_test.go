@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-ci/gantry/internal/admission"
+)
+
+// TestExamplePipelineValidates: the example's pipeline, stage 4 and its
+// staging environment included, is valid for this gantry (the field names
+// of environments:, the deploy kind, rollback: staging, vars:).
+func TestExamplePipelineValidates(t *testing.T) {
+	e := newEnv(t)
+	copyTree(t, "../examples/payment-service", e.repo)
+	r := e.gantry("validate")
+	if r.code != 0 {
+		t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if want := "4 stages"; !strings.Contains(r.stdout, want) {
+		t.Errorf("validate: got %q, want it to say %q", r.stdout, want)
+	}
+}
+
+// TestExampleKeyScript: scripts/example-key.sh puts the state dir's public
+// key into the example's local policy, which admission then reads with
+// that key, and puts the placeholder back.
+func TestExampleKeyScript(t *testing.T) {
+	root := t.TempDir()
+	policy := "examples/payment-service/kubernetes/local/kyverno-image-verification.yaml"
+	orig, err := os.ReadFile(filepath.Join("..", policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(root, policy)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, policy), orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("../scripts/example-key.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	// Make the key, trust it and copy the policy out; then restore.
+	cmd := exec.Command("bash", "-euc", `
+. "$1"
+example_key_ensure "$2"
+example_policy_trust_key
+cp "$example_policy" trusted.yaml
+example_policy_restore
+`, "bash", script, gantryBin)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GANTRY_STATE_DIR="+state, "COSIGN_PASSWORD=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("example-key.sh: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(filepath.Join(state, "keys", "cosign.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, err := os.ReadFile(filepath.Join(root, "trusted.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admission.Decode(policy, trusted); err != nil {
+		t.Fatalf("the trusted policy does not decode: %v\n%s", err, trusted)
+	}
+	placeholder := "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsuO1J13OgG5C71vn5tOchlg3G3nR"
+	if !strings.Contains(string(orig), placeholder) || strings.Contains(string(trusted), placeholder) {
+		t.Errorf("placeholder key: in the original %v (want true), in the trusted policy %v (want false)",
+			strings.Contains(string(orig), placeholder), strings.Contains(string(trusted), placeholder))
+	}
+	keyLine := strings.Split(strings.TrimSpace(string(pub)), "\n")[1]
+	if !strings.Contains(string(trusted), keyLine) {
+		t.Errorf("trusted policy lacks the state dir's key %q:\n%s", keyLine, trusted)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, policy)); string(got) != string(orig) {
+		t.Errorf("policy not restored:\n%s", got)
+	}
+}

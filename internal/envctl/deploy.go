@@ -19,7 +19,16 @@ import (
 
 var workloadName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// checkRequest refuses a malformed request; the error wraps
+// runtime.ErrInvalidRequest.
 func checkRequest(req *runtime.DeployRequest) error {
+	if err := checkFields(req); err != nil {
+		return fmt.Errorf("%w: %w", runtime.ErrInvalidRequest, err)
+	}
+	return nil
+}
+
+func checkFields(req *runtime.DeployRequest) error {
 	if err := store.CheckEnvName(req.Environment); err != nil {
 		return err
 	}

@@ -252,7 +252,23 @@ func TestBadRequests(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one saying %q", err, tc.want)
 			}
+			if !errors.Is(err, runtime.ErrInvalidRequest) {
+				t.Errorf("error %v: want errors.Is runtime.ErrInvalidRequest", err)
+			}
 		})
+	}
+}
+
+// TestClosedIsRuntimeErrClosed: a call after Close says so with the
+// shared sentinel, so that the serve API can map it to 503.
+func TestClosedIsRuntimeErrClosed(t *testing.T) {
+	f := newFixture(t)
+	if err := f.ctl.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.ctl.Deploy(context.Background(), runtime.DeployRequest{Environment: "staging", Workloads: []runtime.Workload{f.workload("v1", 1, "")}})
+	if !errors.Is(err, ErrClosed) || !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("got %v, want errors.Is envctl.ErrClosed and runtime.ErrClosed", err)
 	}
 }
 

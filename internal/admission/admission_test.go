@@ -254,8 +254,16 @@ func refusal(t *testing.T, err error, want Reason) *Refusal {
 	if err == nil {
 		t.Fatalf("admitted; want refused: %s", want)
 	}
-	if !errors.Is(err, runtime.ErrAdmission) {
-		t.Errorf("error %v does not wrap runtime.ErrAdmission", err)
+	kind := runtime.ErrAdmission
+	if want == ReasonUnreachable {
+		// Not judged: the controller records a failed revision.
+		kind = ErrUndecided
+		if errors.Is(err, runtime.ErrAdmission) {
+			t.Errorf("error %v wraps runtime.ErrAdmission; an unreachable registry decides nothing", err)
+		}
+	}
+	if !errors.Is(err, kind) {
+		t.Errorf("error %v does not wrap %v", err, kind)
 	}
 	var r *Refusal
 	if !errors.As(err, &r) {

@@ -98,9 +98,15 @@ const (
 	RuleEvidence = "require-evidence"
 )
 
-// Refusal is why an image may not run. It wraps runtime.ErrAdmission and
-// the cause (a signing or evidence failure, a registry error, a policy
-// error).
+// ErrUndecided is wrapped by a refusal for want of an answer (a registry
+// that cannot be reached): the image does not run, but it was not judged
+// either, so it does not wrap runtime.ErrAdmission. The environment
+// controller records such a revision as failed, not refused.
+var ErrUndecided = errors.New("admission could not decide")
+
+// Refusal is why an image may not run. It wraps runtime.ErrAdmission
+// (ErrUndecided for ReasonUnreachable) and the cause (a signing or
+// evidence failure, a registry error, a policy error).
 type Refusal struct {
 	// Policy is the policy's file (GantryPolicy for the evidence rule);
 	// PolicyName its metadata.name.
@@ -117,7 +123,11 @@ type Refusal struct {
 
 func (r *Refusal) Error() string {
 	var b strings.Builder
-	b.WriteString("admission refused by ")
+	if r.Reason == ReasonUnreachable {
+		b.WriteString("admission could not decide for ")
+	} else {
+		b.WriteString("admission refused by ")
+	}
 	if r.Policy == GantryPolicy {
 		b.WriteString("gantry's rule")
 	} else {
@@ -145,12 +155,17 @@ func (r *Refusal) Error() string {
 	return b.String()
 }
 
-// Unwrap returns runtime.ErrAdmission and the cause.
+// Unwrap returns runtime.ErrAdmission (ErrUndecided when the registry
+// could not be reached) and the cause.
 func (r *Refusal) Unwrap() []error {
-	if r.Err == nil {
-		return []error{runtime.ErrAdmission}
+	kind := runtime.ErrAdmission
+	if r.Reason == ReasonUnreachable {
+		kind = ErrUndecided
 	}
-	return []error{runtime.ErrAdmission, r.Err}
+	if r.Err == nil {
+		return []error{kind}
+	}
+	return []error{kind, r.Err}
 }
 
 // Warning is a rule that failed in Audit mode, or a part of a policy

@@ -607,3 +607,36 @@ func TestConcurrentReviews(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalsAreNotCached: an image signed, or given evidence, after a
+// refusal is admitted by the same Reviewer at once, while the clock
+// stands still (the cache keeps successes only).
+func TestRefusalsAreNotCached(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	r := newReviewer(t, withClock(func() time.Time { return now }))
+	tag, d := f.push(t, "payments/api", "1")
+
+	policy := env(f.policy(policyOpts{}))
+	_, err := r.Admit(t.Context(), "staging", policy, tag)
+	refusal(t, err, ReasonUnsigned)
+	sign(t, d, f.signer)
+	if _, err := r.Admit(t.Context(), "staging", policy, tag); err != nil {
+		t.Fatalf("signed after the refusal: %v", err)
+	}
+
+	attest(t, d, f.signer, evidence.PredicateType("tests"), evidencePredicate("tests", evidence.Pass))
+	spec := runtime.EnvironmentSpec{Require: []string{"tests"}, Key: f.pub}
+	if _, err := r.Admit(t.Context(), "prod", spec, tag); err != nil {
+		t.Fatalf("tests evidence: %v", err)
+	}
+	// The attestation list is cached now; the approval gate is attested
+	// later in the image's life.
+	spec.Require = []string{"tests", evidence.GateApproval}
+	_, err = r.Admit(t.Context(), "prod", spec, tag)
+	refusal(t, err, ReasonEvidenceMiss)
+	attest(t, d, f.signer, evidence.PredicateType(evidence.GateApproval), evidencePredicate(evidence.GateApproval, evidence.Pass))
+	if _, err := r.Admit(t.Context(), "prod", spec, tag); err != nil {
+		t.Fatalf("approval attested after the refusal: %v", err)
+	}
+}

@@ -396,6 +396,16 @@ func TestAuditWarnsAndAdmits(t *testing.T) {
 	if len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0].Message, string(ReasonUnsigned)) {
 		t.Errorf("warnings %v, want one saying %q", v.Warnings, ReasonUnsigned)
 	}
+	// An audit that cannot reach the registry refuses: fail closed.
+	pods := PodSpec{Containers: []Container{{Name: "api", Image: "127.0.0.1:1/payments/api@sha256:" + strings.Repeat("0", 64)}}}
+	ps, err := Decode("policy.yaml", f.policy(policyOpts{action: "Audit", refs: `["127.0.0.1:*"]`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ = r.Review(t.Context(), Policies{Kyverno: ps}, pods)
+	if v.Allowed || len(v.Refusals) != 1 || v.Refusals[0].Reason != ReasonUnreachable {
+		t.Errorf("unreachable registry under Audit: allowed %v, refusals %v; want refused as %s", v.Allowed, v.Refusals, ReasonUnreachable)
+	}
 }
 
 const reviewType = "https://example.com/CodeReview/v1"

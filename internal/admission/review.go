@@ -438,10 +438,12 @@ func actionOf(override, policy Action) Action {
 	return policy
 }
 
-// fail records a failed rule: a refusal when enforced, else a warning.
+// fail records a failed rule: a refusal when enforced, else a warning. A
+// registry that could not be reached refuses whatever the action: an
+// audit that could not look proves nothing (fail closed).
 func (rv *review) fail(pol *Policy, rule *Rule, action Action, f *Refusal) {
 	f.Policy, f.PolicyName, f.Rule, f.Line = pol.File, pol.Name, rule.Name, rule.Line
-	if action == Enforce {
+	if action == Enforce || f.Reason == ReasonUnreachable {
 		rv.verdict.Refusals = append(rv.verdict.Refusals, f)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
+	"github.com/gantry-ci/gantry/internal/evidence"
 	"github.com/gantry-ci/gantry/internal/expression"
 	"github.com/gantry-ci/gantry/internal/notify"
 	"github.com/gantry-ci/gantry/internal/spec"
@@ -31,7 +32,9 @@ func builtinRegistry() spec.Registry {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return spec.NewRegistry(builtin.Kinds(), names)
+	reg := spec.NewRegistry(kinds(), names)
+	reg.Gates = evidence.Gates()
+	return reg
 }
 
 func pipelinePath(dir, file string) string {
@@ -132,6 +135,7 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
 	if o.Jobs > 0 {
 		opts = append(opts, engine.WithJobs(o.Jobs))
 	}
+	opts = append(opts, rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)...)
 	eng, err := registryEngine(a, opts...)
 	if err != nil {
 		return err
@@ -213,9 +217,11 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 	}
 	view := newProgress(cmd.OutOrStdout(), progressMode)
 	var obs engine.Observer = view
+	var rollbacks []engine.Option
 	if run.PipelineSource != nil {
 		// Commit statuses for the resumed stages, from the recorded file.
 		if p, perr := spec.Parse(run.PipelineFile, run.PipelineSource, builtinRegistry()); perr == nil {
+			rollbacks = rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)
 			status, err := newStatusObserver(p, run.Dir, run.SHA, a.log)
 			if err != nil {
 				return usageErr(err)
@@ -230,6 +236,7 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 	if jobs > 0 {
 		opts = append(opts, engine.WithJobs(jobs))
 	}
+	opts = append(opts, rollbacks...)
 	eng, err := registryEngine(a, opts...)
 	if err != nil {
 		return err

@@ -254,8 +254,16 @@ func refusal(t *testing.T, err error, want Reason) *Refusal {
 	if err == nil {
 		t.Fatalf("admitted; want refused: %s", want)
 	}
-	if !errors.Is(err, runtime.ErrAdmission) {
-		t.Errorf("error %v does not wrap runtime.ErrAdmission", err)
+	kind := runtime.ErrAdmission
+	if want == ReasonUnreachable {
+		// Not judged: the controller records a failed revision.
+		kind = ErrUndecided
+		if errors.Is(err, runtime.ErrAdmission) {
+			t.Errorf("error %v wraps runtime.ErrAdmission; an unreachable registry decides nothing", err)
+		}
+	}
+	if !errors.Is(err, kind) {
+		t.Errorf("error %v does not wrap %v", err, kind)
 	}
 	var r *Refusal
 	if !errors.As(err, &r) {
@@ -387,6 +395,16 @@ func TestAuditWarnsAndAdmits(t *testing.T) {
 	}
 	if len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0].Message, string(ReasonUnsigned)) {
 		t.Errorf("warnings %v, want one saying %q", v.Warnings, ReasonUnsigned)
+	}
+	// An audit that cannot reach the registry refuses: fail closed.
+	pods := PodSpec{Containers: []Container{{Name: "api", Image: "127.0.0.1:1/payments/api@sha256:" + strings.Repeat("0", 64)}}}
+	ps, err := Decode("policy.yaml", f.policy(policyOpts{action: "Audit", refs: `["127.0.0.1:*"]`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ = r.Review(t.Context(), Policies{Kyverno: ps}, pods)
+	if v.Allowed || len(v.Refusals) != 1 || v.Refusals[0].Reason != ReasonUnreachable {
+		t.Errorf("unreachable registry under Audit: allowed %v, refusals %v; want refused as %s", v.Allowed, v.Refusals, ReasonUnreachable)
 	}
 }
 
@@ -597,5 +615,38 @@ func TestConcurrentReviews(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestRefusalsAreNotCached: an image signed, or given evidence, after a
+// refusal is admitted by the same Reviewer at once, while the clock
+// stands still (the cache keeps successes only).
+func TestRefusalsAreNotCached(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	r := newReviewer(t, withClock(func() time.Time { return now }))
+	tag, d := f.push(t, "payments/api", "1")
+
+	policy := env(f.policy(policyOpts{}))
+	_, err := r.Admit(t.Context(), "staging", policy, tag)
+	refusal(t, err, ReasonUnsigned)
+	sign(t, d, f.signer)
+	if _, err := r.Admit(t.Context(), "staging", policy, tag); err != nil {
+		t.Fatalf("signed after the refusal: %v", err)
+	}
+
+	attest(t, d, f.signer, evidence.PredicateType("tests"), evidencePredicate("tests", evidence.Pass))
+	spec := runtime.EnvironmentSpec{Require: []string{"tests"}, Key: f.pub}
+	if _, err := r.Admit(t.Context(), "prod", spec, tag); err != nil {
+		t.Fatalf("tests evidence: %v", err)
+	}
+	// The attestation list is cached now; the approval gate is attested
+	// later in the image's life.
+	spec.Require = []string{"tests", evidence.GateApproval}
+	_, err = r.Admit(t.Context(), "prod", spec, tag)
+	refusal(t, err, ReasonEvidenceMiss)
+	attest(t, d, f.signer, evidence.PredicateType(evidence.GateApproval), evidencePredicate(evidence.GateApproval, evidence.Pass))
+	if _, err := r.Admit(t.Context(), "prod", spec, tag); err != nil {
+		t.Fatalf("approval attested after the refusal: %v", err)
 	}
 }

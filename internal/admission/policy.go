@@ -77,7 +77,11 @@ type Rule struct {
 	Line int
 	// Namespaces are those the rule's match names (ignored on the local
 	// runtime, which has none; kept for the Kubernetes webhook).
-	Namespaces   []string
+	Namespaces []string
+	// Kinds are the kinds the rule's match names (the local runtime
+	// applies every rule that names pods or a pod controller; kept for
+	// the Kubernetes webhook).
+	Kinds        []string
 	VerifyImages []ImageVerification
 	// Validate is the validate rule's image patterns, nil when the rule
 	// has none gantry enforces.
@@ -486,8 +490,8 @@ func (d *decoder) rule(n *yaml.Node, what string) (Rule, bool) {
 		d.errorf(n, "%s.match: missing", what)
 		return r, false
 	}
-	applies, namespaces := d.match(m, what+".match")
-	r.Namespaces = namespaces
+	applies, namespaces, kinds := d.match(m, what+".match")
+	r.Namespaces, r.Kinds = namespaces, kinds
 	if f["exclude"] != nil {
 		r.NotEnforced = append(r.NotEnforced, "exclude (the rule applies to every image)")
 	}
@@ -523,7 +527,7 @@ func (d *decoder) rule(n *yaml.Node, what string) (Rule, bool) {
 // or a pod controller) and the namespaces it names. Names, selectors and
 // subjects cannot be evaluated for an image alone: the rule applies as if
 // they matched.
-func (d *decoder) match(n *yaml.Node, what string) (applies bool, namespaces []string) {
+func (d *decoder) match(n *yaml.Node, what string) (applies bool, namespaces, allKinds []string) {
 	filterKeys := map[string]fieldKind{
 		"resources": read, "subjects": ignored, "roles": ignored, "clusterRoles": ignored,
 	}
@@ -531,7 +535,7 @@ func (d *decoder) match(n *yaml.Node, what string) (applies bool, namespaces []s
 		"any": read, "all": read, "resources": read, "subjects": ignored, "roles": ignored, "clusterRoles": ignored,
 	}, nil)
 	if f == nil {
-		return false, nil
+		return false, nil, nil
 	}
 	filter := func(fn *yaml.Node, w string) bool {
 		ff := d.fields(fn, w, filterKeys, nil)
@@ -550,6 +554,7 @@ func (d *decoder) match(n *yaml.Node, what string) (applies bool, namespaces []s
 			return false
 		}
 		kinds := d.strings(rf["kinds"], w+".resources.kinds")
+		allKinds = append(allKinds, kinds...)
 		if len(kinds) == 0 {
 			return true
 		}
@@ -561,7 +566,8 @@ func (d *decoder) match(n *yaml.Node, what string) (applies bool, namespaces []s
 		return false
 	}
 	if rn := f["resources"]; rn != nil {
-		return filter(&yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "resources"}, rn}}, what), namespaces
+		applies = filter(&yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "resources"}, rn}}, what)
+		return applies, namespaces, allKinds
 	}
 	if an := f["any"]; an != nil {
 		for i, fn := range d.list(an, what+".any") {
@@ -579,7 +585,7 @@ func (d *decoder) match(n *yaml.Node, what string) (applies bool, namespaces []s
 		}
 		applies = applies || all
 	}
-	return applies, namespaces
+	return applies, namespaces, allKinds
 }
 
 // kindSelectsPods reports whether a match kind ("Pod", "v1/Pod",

@@ -98,9 +98,15 @@ const (
 	RuleEvidence = "require-evidence"
 )
 
-// Refusal is why an image may not run. It wraps runtime.ErrAdmission and
-// the cause (a signing or evidence failure, a registry error, a policy
-// error).
+// ErrUndecided is wrapped by a refusal for want of an answer (a registry
+// that cannot be reached): the image does not run, but it was not judged
+// either, so it does not wrap runtime.ErrAdmission. The environment
+// controller records such a revision as failed, not refused.
+var ErrUndecided = errors.New("admission could not decide")
+
+// Refusal is why an image may not run. It wraps runtime.ErrAdmission
+// (ErrUndecided for ReasonUnreachable) and the cause (a signing or
+// evidence failure, a registry error, a policy error).
 type Refusal struct {
 	// Policy is the policy's file (GantryPolicy for the evidence rule);
 	// PolicyName its metadata.name.
@@ -117,7 +123,11 @@ type Refusal struct {
 
 func (r *Refusal) Error() string {
 	var b strings.Builder
-	b.WriteString("admission refused by ")
+	if r.Reason == ReasonUnreachable {
+		b.WriteString("admission could not decide for ")
+	} else {
+		b.WriteString("admission refused by ")
+	}
 	if r.Policy == GantryPolicy {
 		b.WriteString("gantry's rule")
 	} else {
@@ -145,12 +155,17 @@ func (r *Refusal) Error() string {
 	return b.String()
 }
 
-// Unwrap returns runtime.ErrAdmission and the cause.
+// Unwrap returns runtime.ErrAdmission (ErrUndecided when the registry
+// could not be reached) and the cause.
 func (r *Refusal) Unwrap() []error {
-	if r.Err == nil {
-		return []error{runtime.ErrAdmission}
+	kind := runtime.ErrAdmission
+	if r.Reason == ReasonUnreachable {
+		kind = ErrUndecided
 	}
-	return []error{runtime.ErrAdmission, r.Err}
+	if r.Err == nil {
+		return []error{kind}
+	}
+	return []error{kind, r.Err}
 }
 
 // Warning is a rule that failed in Audit mode, or a part of a policy
@@ -209,8 +224,9 @@ type Policies struct {
 }
 
 // Reviewer reviews pods. It caches signature and attestation lookups by
-// digest and key for its TTL, and parsed policy files by content; it is
-// safe for concurrent use.
+// digest and key for its TTL (successes only: a refusal is always
+// checked against the registry), and parsed policy files by content; it
+// is safe for concurrent use.
 type Reviewer struct {
 	remote []remote.Option
 	log    *slog.Logger
@@ -226,14 +242,12 @@ type Reviewer struct {
 }
 
 type sigEntry struct {
-	v   *signing.Verified
-	err error
-	at  time.Time
+	v  *signing.Verified
+	at time.Time
 }
 
 type attEntry struct {
 	atts []signing.Attestation
-	err  error
 	at   time.Time
 }
 
@@ -262,9 +276,9 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithCacheTTL sets how long a signature or attestation lookup result is
+// WithCacheTTL sets how long a verified signature or attestation list is
 // reused for the same digest and key (default 1 minute; 0 disables the
-// cache). Registry errors are never cached.
+// cache). Failures and registry errors are never cached.
 func WithCacheTTL(d time.Duration) Option {
 	return func(r *Reviewer) error {
 		if d < 0 {
@@ -424,10 +438,12 @@ func actionOf(override, policy Action) Action {
 	return policy
 }
 
-// fail records a failed rule: a refusal when enforced, else a warning.
+// fail records a failed rule: a refusal when enforced, else a warning. A
+// registry that could not be reached refuses whatever the action: an
+// audit that could not look proves nothing (fail closed).
 func (rv *review) fail(pol *Policy, rule *Rule, action Action, f *Refusal) {
 	f.Policy, f.PolicyName, f.Rule, f.Line = pol.File, pol.Name, rule.Name, rule.Line
-	if action == Enforce {
+	if action == Enforce || f.Reason == ReasonUnreachable {
 		rv.verdict.Refusals = append(rv.verdict.Refusals, f)
 		return
 	}
@@ -656,10 +672,22 @@ func (rv *review) attestations(ctx context.Context, set AttestorSet, a *Attestat
 }
 
 func (rv *review) attestedBy(ctx context.Context, a *AttestationCheck, d name.Digest, v *signing.Verifier, image string) *Refusal {
-	atts, err := rv.r.attestationsOf(ctx, d, v)
+	atts, cached, err := rv.r.attestationsOf(ctx, d, v, false)
 	if err != nil && !errors.Is(err, signing.ErrNoAttestation) {
 		return unreachable(image, err)
 	}
+	f := attested(a, d, v, image, atts)
+	if f != nil && cached {
+		if atts, _, err = rv.r.attestationsOf(ctx, d, v, true); err != nil && !errors.Is(err, signing.ErrNoAttestation) {
+			return unreachable(image, err)
+		}
+		f = attested(a, d, v, image, atts)
+	}
+	return f
+}
+
+// attested checks a against the verified attestations atts of d by v.
+func attested(a *AttestationCheck, d name.Digest, v *signing.Verifier, image string, atts []signing.Attestation) *Refusal {
 	var rejected error
 	var lastFalse *Refusal
 	for _, att := range atts {
@@ -752,11 +780,18 @@ func (rv *review) evidence(ctx context.Context, p Policies, image string) *Refus
 	if _, err := rv.r.signature(ctx, d, p.EvidenceKey); err != nil {
 		return signatureRefusal(image, err)
 	}
-	atts, err := rv.r.attestationsOf(ctx, d, p.EvidenceKey)
+	atts, cached, err := rv.r.attestationsOf(ctx, d, p.EvidenceKey, false)
 	if err != nil && !errors.Is(err, signing.ErrNoAttestation) {
 		return unreachable(image, err)
 	}
-	if _, err := evidence.Check(atts, p.Require, evidence.CheckOptions{}); err != nil {
+	_, err = evidence.Check(atts, p.Require, evidence.CheckOptions{})
+	if err != nil && cached {
+		if atts, _, err = rv.r.attestationsOf(ctx, d, p.EvidenceKey, true); err != nil && !errors.Is(err, signing.ErrNoAttestation) {
+			return unreachable(image, err)
+		}
+		_, err = evidence.Check(atts, p.Require, evidence.CheckOptions{})
+	}
+	if err != nil {
 		reason := ReasonEvidenceMiss
 		if errors.Is(err, evidence.ErrFailing) {
 			reason = ReasonEvidenceFail
@@ -787,32 +822,23 @@ func (r *Reviewer) verifier(ctx context.Context, e Attestor) (*signing.Verifier,
 	return v, nil
 }
 
-// verificationFailure reports whether err is a named verification
-// result (cached) rather than a registry failure (not cached).
-func verificationFailure(err error) bool {
-	for _, target := range []error{signing.ErrNoSignature, signing.ErrWrongKey, signing.ErrTampered, signing.ErrOtherDigest, signing.ErrTagMoved, signing.ErrNoAttestation} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return false
-}
-
-// signature verifies the digest's signatures with v, through the cache.
+// signature verifies the digest's signatures with v. Successes are cached
+// for the TTL; failures never are (an image signed a moment later must
+// pass), nor registry errors.
 func (r *Reviewer) signature(ctx context.Context, d name.Digest, v *signing.Verifier) (*signing.Verified, error) {
 	key := "sig|" + d.String() + "|" + v.ID
 	r.mu.Lock()
 	e, ok := r.sigs[key]
 	r.mu.Unlock()
 	if ok && r.now().Sub(e.at) < r.ttl {
-		return e.v, e.err
+		return e.v, nil
 	}
 	res, err, _ := r.group.Do(key, func() (any, error) {
 		got, err := signing.Verify(ctx, d, v, r.remoteOpts()...)
-		if r.ttl > 0 && (err == nil || verificationFailure(err)) {
+		if r.ttl > 0 && err == nil {
 			r.mu.Lock()
 			prune(r.sigs, r.now(), r.ttl, func(e sigEntry) time.Time { return e.at })
-			r.sigs[key] = sigEntry{v: got, err: err, at: r.now()}
+			r.sigs[key] = sigEntry{v: got, at: r.now()}
 			r.mu.Unlock()
 		}
 		return got, err
@@ -821,28 +847,33 @@ func (r *Reviewer) signature(ctx context.Context, d name.Digest, v *signing.Veri
 	return got, err
 }
 
-// attestationsOf verifies the digest's attestations with v, through the
-// cache.
-func (r *Reviewer) attestationsOf(ctx context.Context, d name.Digest, v *signing.Verifier) ([]signing.Attestation, error) {
+// attestationsOf verifies the digest's attestations with v. A list read
+// is cached for the TTL (cached says the answer came from there); with
+// fresh the cache is not read. Callers that find the cached list lacking
+// read it again fresh before refusing: attestations are added over an
+// image's life (the approval gate's after staging).
+func (r *Reviewer) attestationsOf(ctx context.Context, d name.Digest, v *signing.Verifier, fresh bool) (atts []signing.Attestation, cached bool, err error) {
 	key := "att|" + d.String() + "|" + v.ID
-	r.mu.Lock()
-	e, ok := r.atts[key]
-	r.mu.Unlock()
-	if ok && r.now().Sub(e.at) < r.ttl {
-		return e.atts, e.err
+	if !fresh {
+		r.mu.Lock()
+		e, ok := r.atts[key]
+		r.mu.Unlock()
+		if ok && r.now().Sub(e.at) < r.ttl {
+			return e.atts, true, nil
+		}
 	}
 	res, err, _ := r.group.Do(key, func() (any, error) {
 		got, err := signing.VerifyAttestations(ctx, d, v, r.remoteOpts()...)
-		if r.ttl > 0 && (err == nil || verificationFailure(err)) {
+		if r.ttl > 0 && err == nil {
 			r.mu.Lock()
 			prune(r.atts, r.now(), r.ttl, func(e attEntry) time.Time { return e.at })
-			r.atts[key] = attEntry{atts: got, err: err, at: r.now()}
+			r.atts[key] = attEntry{atts: got, at: r.now()}
 			r.mu.Unlock()
 		}
 		return got, err
 	})
 	got, _ := res.([]signing.Attestation)
-	return got, err
+	return got, false, err
 }
 
 // prune makes room in a full cache: expired entries go first, then all.

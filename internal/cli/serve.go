@@ -54,12 +54,6 @@ func newDeployer(ctx context.Context, stateDir string, logger *slog.Logger) (ser
 	return d, nil
 }
 
-// ensureDeployer reaches the environment controller of stateDir: the
-// gantry serve process, started in the background when none runs.
-func ensureDeployer(ctx context.Context, stateDir string) (runtime.Deployer, error) {
-	return serve.Ensure(ctx, stateDir)
-}
-
 // IsolationEnv, set to "process", makes gantry serve run instances as
 // plain processes even where runc works.
 const IsolationEnv = "GANTRY_ISOLATION"

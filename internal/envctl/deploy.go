@@ -19,7 +19,16 @@ import (
 
 var workloadName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// checkRequest refuses a malformed request; the error wraps
+// runtime.ErrInvalidRequest.
 func checkRequest(req *runtime.DeployRequest) error {
+	if err := checkFields(req); err != nil {
+		return fmt.Errorf("%w: %w", runtime.ErrInvalidRequest, err)
+	}
+	return nil
+}
+
+func checkFields(req *runtime.DeployRequest) error {
 	if err := store.CheckEnvName(req.Environment); err != nil {
 		return err
 	}
@@ -206,7 +215,29 @@ func toRevision(r *store.EnvRevision) runtime.Revision {
 		Reason: r.Reason, Status: r.Status, Message: r.Message, Created: r.Created,
 	}
 	_ = json.Unmarshal(r.Workloads, &rev.Workloads) // written by record
+	for i := range rev.Workloads {
+		rev.Workloads[i].Env = maskEnv(rev.Workloads[i].Env)
+	}
 	return rev
+}
+
+// Masked stands for the value of every workload variable the controller
+// shows: the store keeps the values (a rollback runs them again), but they
+// may be secrets, and what leaves the controller reaches terminals and
+// logs.
+const Masked = "***"
+
+// maskEnv returns env's KEY=VALUE pairs as KEY=***.
+func maskEnv(env []string) []string {
+	if env == nil {
+		return nil
+	}
+	out := make([]string, len(env))
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		out[i] = k + "=" + Masked
+	}
+	return out
 }
 
 // instanceID names replica i of workload w of revision rev: stable across

@@ -146,8 +146,9 @@ func (c *Controller) bound(ctx context.Context) (context.Context, context.Cancel
 	}
 }
 
-// ErrClosed is returned by calls after Close.
-var ErrClosed = errors.New("environment controller closed")
+// ErrClosed is returned by calls after Close. It is runtime.ErrClosed, so
+// that clients across the serve socket can tell it too.
+var ErrClosed = runtime.ErrClosed
 
 // url is the address of the proxy listening on port.
 func (c *Controller) url(port int) string {

@@ -3,6 +3,7 @@ package envctl
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -252,7 +253,23 @@ func TestBadRequests(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one saying %q", err, tc.want)
 			}
+			if !errors.Is(err, runtime.ErrInvalidRequest) {
+				t.Errorf("error %v: want errors.Is runtime.ErrInvalidRequest", err)
+			}
 		})
+	}
+}
+
+// TestClosedIsRuntimeErrClosed: a call after Close says so with the
+// shared sentinel, so that the serve API can map it to 503.
+func TestClosedIsRuntimeErrClosed(t *testing.T) {
+	f := newFixture(t)
+	if err := f.ctl.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.ctl.Deploy(context.Background(), runtime.DeployRequest{Environment: "staging", Workloads: []runtime.Workload{f.workload("v1", 1, "")}})
+	if !errors.Is(err, ErrClosed) || !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("got %v, want errors.Is envctl.ErrClosed and runtime.ErrClosed", err)
 	}
 }
 
@@ -975,5 +992,48 @@ func TestCloseEndsDeployInProgress(t *testing.T) {
 	wantStatuses(t, f.ctl, "staging", store.RevisionServing, store.RevisionFailed)
 	if _, err := f.deploy("staging", f.workload("v3", 1, "")); !errors.Is(err, ErrClosed) {
 		t.Errorf("deploy after Close: error %v, want ErrClosed", err)
+	}
+}
+
+// TestEnvValuesNotShown: a revision keeps its workloads' environment in
+// the store (a rollback needs it) but what the controller answers shows
+// only the names.
+func TestEnvValuesNotShown(t *testing.T) {
+	f := newFixture(t)
+	const secret = "sk_live_51HqLyjWDarjtT1zdp7dc"
+	w1 := f.workload("v1", 1, "")
+	w1.Env = append(w1.Env, "STRIPE_KEY="+secret)
+	rev := f.mustDeploy("staging", w1)
+	f.mustDeploy("staging", f.workload("v2", 1, ""))
+	back, err := f.ctl.Rollback(context.Background(), "staging", 1, "tester", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.ctl.Status(context.Background(), "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := f.ctl.History(context.Background(), "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]any{"deploy": rev, "rollback": back, "status": st, "history": hist} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), secret) {
+			t.Errorf("%s shows the secret value: %s", name, b)
+		}
+		if !strings.Contains(string(b), "STRIPE_KEY=") {
+			t.Errorf("%s: got %s, want the variable's name shown", name, b)
+		}
+	}
+	recs, err := f.store.EnvRevisions(context.Background(), "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := recs[len(recs)-1]; !strings.Contains(string(last.Workloads), "STRIPE_KEY="+secret) {
+		t.Errorf("the rolled-back revision's record lost the value: %s", last.Workloads)
 	}
 }

@@ -167,6 +167,15 @@ var ErrNotReady = errors.New("revision did not become ready")
 // already running.
 var ErrDeployInProgress = errors.New("another deploy of this environment is in progress")
 
+// ErrInvalidRequest is wrapped by the refusal of a malformed request (an
+// environment or workload name that is not a DNS label, no workload, no
+// image): asking again the same way fails again.
+var ErrInvalidRequest = errors.New("invalid request")
+
+// ErrClosed is returned by a deployer that is shutting down (the serve
+// process stops); a new serve process will answer.
+var ErrClosed = errors.New("environment controller closed")
+
 // ErrAdmission is wrapped by every admission refusal (see runtime.Admitter).
 var ErrAdmission = errors.New("admission refused")
 

@@ -21,6 +21,8 @@ const (
 	CodeNotReady         = "not_ready"          // runtime.ErrNotReady, 422
 	CodeAdmission        = "admission_refused"  // runtime.ErrAdmission, 403
 	CodeNotFound         = "not_found"          // store.ErrNotFound, 404
+	CodeInvalidRequest   = "invalid_request"    // runtime.ErrInvalidRequest, 400
+	CodeUnavailable      = "unavailable"        // runtime.ErrClosed (serve stopping), 503
 	CodeUnsupported      = "unsupported"        // errors.ErrUnsupported, 501
 	CodeBadRequest       = "bad_request"        // malformed request, 400
 	CodeTooLarge         = "too_large"          // body over the limit, 413
@@ -40,6 +42,8 @@ var sentinels = []struct {
 	{CodeNotReady, http.StatusUnprocessableEntity, runtime.ErrNotReady},
 	{CodeAdmission, http.StatusForbidden, runtime.ErrAdmission},
 	{CodeNotFound, http.StatusNotFound, store.ErrNotFound},
+	{CodeInvalidRequest, http.StatusBadRequest, runtime.ErrInvalidRequest},
+	{CodeUnavailable, http.StatusServiceUnavailable, runtime.ErrClosed},
 	{CodeUnsupported, http.StatusNotImplemented, errors.ErrUnsupported},
 }
 
@@ -81,20 +85,22 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Message }
 
-// Unwrap returns the sentinel error of the code, if any.
-func (e *APIError) Unwrap() error {
+// Unwrap returns the sentinel errors of the code, if any: an invalid
+// request is both runtime.ErrInvalidRequest and ErrBadRequest.
+func (e *APIError) Unwrap() []error {
+	var errs []error
 	for _, s := range sentinels {
 		if s.code == e.Code {
-			return s.err
+			errs = append(errs, s.err)
 		}
 	}
 	switch e.Code {
-	case CodeBadRequest, CodeTooLarge:
-		return ErrBadRequest
+	case CodeBadRequest, CodeTooLarge, CodeInvalidRequest:
+		errs = append(errs, ErrBadRequest)
 	case CodeForbidden:
-		return ErrForbidden
+		errs = append(errs, ErrForbidden)
 	}
-	return nil
+	return errs
 }
 
 func newAPIError(status int, body errorBody) *APIError {

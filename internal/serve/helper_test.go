@@ -131,6 +131,10 @@ func failFor(env string) error {
 		return fmt.Errorf("policy require-signature: image unsigned: %w", runtime.ErrAdmission)
 	case "missing":
 		return fmt.Errorf("environment %s: %w", env, store.ErrNotFound)
+	case "invalid":
+		return fmt.Errorf("deploy %s: no workload: %w", env, runtime.ErrInvalidRequest)
+	case "closed":
+		return fmt.Errorf("status of %s: %w", env, runtime.ErrClosed)
 	case "broken":
 		return errors.New("the store is on fire")
 	}

@@ -107,13 +107,20 @@ func TestErrorsAcrossSocket(t *testing.T) {
 		{"unready", runtime.ErrNotReady},
 		{"refused", runtime.ErrAdmission},
 		{"missing", store.ErrNotFound},
+		{"invalid", runtime.ErrInvalidRequest},
+		{"closed", runtime.ErrClosed},
 	}
+	wantStatus := map[string]int{"busy": 409, "unready": 422, "refused": 403, "missing": 404, "invalid": 400, "closed": 503}
 	for name, call := range calls {
 		for _, e := range envs {
 			t.Run(name+"/"+e.env, func(t *testing.T) {
 				err := call(e.env)
 				if !errors.Is(err, e.want) {
 					t.Fatalf("got %v, want errors.Is %v", err, e.want)
+				}
+				var ae *APIError
+				if errors.As(err, &ae) && ae.Status != wantStatus[e.env] {
+					t.Errorf("HTTP status: got %d, want %d", ae.Status, wantStatus[e.env])
 				}
 				if want := failFor(e.env).Error(); err.Error() != want {
 					t.Errorf("message: got %q, want the deployer's %q", err.Error(), want)

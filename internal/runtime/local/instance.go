@@ -35,7 +35,6 @@ type instance struct {
 	w           runtime.Workload
 	img         *image
 	base        *resolved // without the port variables
-	extraEnv    []string
 	log         *logWriter
 	ready, live *probeConf
 
@@ -128,7 +127,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: %w", spec.ID, err)
 	}
-	in := &instance{rt: r, id: spec.ID, dir: dir, w: w, img: img, base: base, extraEnv: spec.Env, log: lw,
+	in := &instance{rt: r, id: spec.ID, dir: dir, w: w, img: img, base: base, log: lw,
 		ready: newProbeConf(w.Readiness), live: newProbeConf(w.Liveness),
 		ports: ports, state: "starting", since: time.Now(), done: make(chan struct{})}
 	p, err := in.launch(ctx)

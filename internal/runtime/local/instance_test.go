@@ -511,3 +511,32 @@ func TestCrashLoopStatus(t *testing.T) {
 		t.Errorf("last probe = %q, want it to start with %q", st.LastProbe, want)
 	}
 }
+
+// TestStopKillsAfterGrace: an instance that ignores SIGTERM gets SIGKILL
+// once the termination grace is over.
+func TestStopKillsAfterGrace(t *testing.T) {
+	image := testImage(t)
+	for _, iso := range isolations {
+		t.Run(string(iso), func(t *testing.T) {
+			r := newRuntime(t, iso, t.TempDir())
+			in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "stubborn", Workload: runtime.Workload{Image: image,
+				Env: []string{"IGNORE_TERM=1"}, TerminationGrace: 500 * time.Millisecond,
+				Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz"}, Period: 50 * time.Millisecond}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "ready", in.Ready)
+			addr := in.Addr()
+			if err := in.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			log := logText(t, r.InstanceDir("stubborn"))
+			if !strings.Contains(log, "after SIGTERM; SIGKILL") || strings.Contains(log, "graceful shutdown") {
+				t.Errorf("want SIGKILL after the grace and no graceful shutdown:\n%s", log)
+			}
+			if _, _, err := get(addr, "/healthz"); err == nil {
+				t.Error("the instance still answers after Stop")
+			}
+		})
+	}
+}

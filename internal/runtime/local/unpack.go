@@ -167,14 +167,18 @@ func writeEntry(root *os.Root, tr *tar.Reader, h *tar.Header, name, dir string) 
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(f, tr); err != nil {
-			f.Close()
-			return err
+		// Owner and mode through the open file: no second path walk.
+		_, err = io.Copy(f, tr)
+		if err == nil && os.Geteuid() == 0 {
+			err = f.Chown(h.Uid, h.Gid)
 		}
-		if err := f.Close(); err != nil {
-			return err
+		if err == nil {
+			err = f.Chmod(mode)
 		}
-		return setMeta(root, name, h, mode)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
 	case tar.TypeSymlink:
 		// The target is not followed here; later entries that go through
 		// the link are resolved inside the root by os.Root.

@@ -1,0 +1,301 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// deployRepo copies testdata/deploysvc into the test's repository: a Go
+// service with a Helm chart (a Deployment of 2 replicas with probes,
+// limits, a read-only root and user 65532) and a pipeline that builds,
+// pushes, signs, deploys to staging, load-tests it and rolls back on
+// failure.
+func deployRepo(t *testing.T, e *env) {
+	t.Helper()
+	src := filepath.Join("testdata", "deploysvc")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		switch rel {
+		case "main.go.tmpl":
+			return nil
+		case "pipeline.yaml":
+			rel = filepath.Join(".gantry", "pipeline.yaml")
+			b = []byte(strings.ReplaceAll(string(b), "PLATFORM", "linux/"+goruntime.GOARCH))
+		}
+		e.write(rel, string(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.gantry("serve", "stop") })
+}
+
+// version writes the service's main.go for a version: whether it ever
+// becomes ready and the status its / answers, and commits it.
+func (e *env) version(v string, ready bool, status int) {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "deploysvc", "main.go.tmpl"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := strings.NewReplacer(`"VERSION"`, strconv.Quote(v), "READY", strconv.FormatBool(ready), "STATUS", strconv.Itoa(status)).Replace(string(b))
+	e.write("main.go", s)
+	e.commitAll("feat: version " + v)
+}
+
+type envJSON struct {
+	Name    string `json:"name"`
+	URL     string `json:"url"`
+	SinkURL string `json:"sinkURL"`
+	Current *struct {
+		Number int    `json:"number"`
+		Digest string `json:"digest"`
+	} `json:"current"`
+	Instances []struct {
+		State     string `json:"state"`
+		Isolation string `json:"isolation"`
+	} `json:"instances"`
+}
+
+func (e *env) envs() []envJSON {
+	e.t.Helper()
+	r := e.gantry("env", "ls", "-o", "json")
+	if r.code != 0 {
+		e.t.Fatalf("gantry env ls: exit %d: %s", r.code, r.stderr)
+	}
+	var out []envJSON
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		e.t.Fatalf("gantry env ls -o json: %v\n%s", err, r.stdout)
+	}
+	return out
+}
+
+// get answers url's body, or fails the test.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// loader sends GETs one after the other from a few clients until stop.
+type loader struct {
+	wg           sync.WaitGroup
+	done         chan struct{}
+	ok, failed   atomic.Int64
+	mu           sync.Mutex
+	bodies       map[string]int
+	firstFailure atomic.Value
+}
+
+func startLoader(url string) *loader {
+	l := &loader{done: make(chan struct{}), bodies: map[string]int{}}
+	for range 4 {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			c := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				resp, err := c.Get(url)
+				if err != nil {
+					l.failed.Add(1)
+					l.firstFailure.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					l.failed.Add(1)
+					l.firstFailure.CompareAndSwap(nil, resp.Status)
+					continue
+				}
+				l.ok.Add(1)
+				l.mu.Lock()
+				l.bodies[strings.TrimSpace(string(b))]++
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *loader) stop() { close(l.done); l.wg.Wait() }
+
+// TestDeployPipeline drives the whole delivery path through the gantry
+// binary: build, push, sign and deploy to staging from `gantry run`,
+// gantry serve started in the background, the URL answering, a second
+// version under continuous load with no failed request, a version that
+// never becomes ready failing the step with the probe's answer, a version
+// failing its smoke test rolled back by on_failure, and after kill -9 of
+// the serve process the environment back on the same port. Under runc
+// when the test runs as root, as plain processes otherwise.
+func TestDeployPipeline(t *testing.T) {
+	testDeployPipeline(t, false)
+}
+
+// TestDeployPlainProcesses is the first deploy with GANTRY_ISOLATION=process.
+func TestDeployPlainProcesses(t *testing.T) {
+	testDeployPipeline(t, true)
+}
+
+func testDeployPipeline(t *testing.T, plain bool) {
+	if plain {
+		t.Setenv("GANTRY_ISOLATION", "process")
+	} else {
+		t.Setenv("GANTRY_ISOLATION", "")
+	}
+	e := newEnv(t)
+	deployRepo(t, e)
+
+	e.version("v1", true, 200)
+	if r := e.gantry("run"); r.code != 0 {
+		t.Fatalf("run v1: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	envs := e.envs()
+	if len(envs) != 1 || envs[0].Name != "staging" || envs[0].Current == nil || envs[0].Current.Number != 1 {
+		t.Fatalf("gantry env ls: got %+v, want staging at revision 1", envs)
+	}
+	url := envs[0].URL
+	if got := get(t, url+"/"); got != "v1" {
+		t.Errorf("GET /: got %q, want v1", got)
+	}
+	if !strings.HasSuffix(envs[0].SinkURL, "/sink/staging") {
+		t.Errorf("sink URL: got %q, want .../sink/staging", envs[0].SinkURL)
+	}
+	wantIso := "oci"
+	if plain || os.Geteuid() != 0 {
+		wantIso = "process"
+	}
+	for _, in := range envs[0].Instances {
+		if in.Isolation != wantIso {
+			t.Errorf("instance isolation: got %s, want %s", in.Isolation, wantIso)
+		}
+	}
+	if plain {
+		return
+	}
+	v1 := envs[0].Current.Digest
+
+	// v2 under continuous load: not one failed request.
+	e.version("v2", true, 200)
+	l := startLoader(url + "/")
+	r := e.gantry("run")
+	time.Sleep(200 * time.Millisecond) // some requests after the switch too
+	l.stop()
+	if r.code != 0 {
+		t.Fatalf("run v2: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("under load during the deploy of v2: %d failed requests of %d (first: %v), want 0", n, n+l.ok.Load(), l.firstFailure.Load())
+	}
+	if l.bodies["v2"] == 0 || l.bodies["v1"] == 0 {
+		t.Errorf("answers under load: %v, want both v1 and v2", l.bodies)
+	}
+	v2 := e.envs()[0].Current.Digest
+
+	// v3 never becomes ready: the step fails with the probe's answer and
+	// v2 keeps serving.
+	e.version("v3", false, 200)
+	r = e.gantry("run")
+	if r.code != 1 {
+		t.Errorf("run v3: exit %d, want 1\n%s", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stdout+r.stderr, "503") || !strings.Contains(r.stdout+r.stderr, "did not become ready") {
+		t.Errorf("run v3: want the probe's answer (503) and 'did not become ready' in its output:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if got := get(t, url+"/"); got != "v2" {
+		t.Errorf("after v3 failed: GET / = %q, want v2", got)
+	}
+
+	// v4 is ready but its / fails the smoke test: on_failure rolls staging
+	// back to v2's digest.
+	e.version("v4", true, 500)
+	r = e.gantry("run")
+	if r.code != 1 {
+		t.Errorf("run v4: exit %d, want 1\n%s", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "rollback staging:") || !strings.Contains(r.stdout, "-> "+v2) {
+		t.Errorf("run v4: want the summary saying staging rolled back to %s:\n%s", v2, r.stdout)
+	}
+	if got := get(t, url+"/"); got != "v2" {
+		t.Errorf("after the rollback: GET / = %q, want v2", got)
+	}
+	if v1 == v2 {
+		t.Errorf("v1 and v2 have the same digest %s", v1)
+	}
+
+	// kill -9 of the serve process: a new one brings staging back on
+	// the same port.
+	st := e.gantry("serve", "status", "-o", "json")
+	var h struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &h); err != nil || h.Pid == 0 {
+		t.Fatalf("gantry serve status: %v %q", err, st.stdout)
+	}
+	if err := syscall.Kill(h.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; e.gantry("serve", "status").code == 0; i++ {
+		if i > 200 {
+			t.Fatal("gantry serve still answers after kill -9")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv, _ := e.startServe()
+	t.Cleanup(func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() })
+	envs = e.envs()
+	if len(envs) != 1 || envs[0].URL != url {
+		t.Fatalf("after kill -9: gantry env ls = %+v, want staging at %s", envs, url)
+	}
+	var body string
+	for i := 0; ; i++ {
+		resp, err := http.Get(url + "/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = strings.TrimSpace(string(b)); resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i > 600 {
+			t.Fatalf("after kill -9: %s never answered (last: %v %q)", url, err, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if body != "v2" {
+		t.Errorf("after kill -9: GET / = %q, want v2", body)
+	}
+}

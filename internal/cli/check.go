@@ -34,7 +34,10 @@ PATH is the module (golangci-lint), Terraform directory (terraform-fmt,
 tflint), manifest files or directories (kubeconform), chart (helm-lint,
 helm-template) or repository (commitlint, next-version); default ".".
 commitlint lints --from..--to, the --edit file, or one message on standard
-input. Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad usage.`,
+input.
+It runs as a one-step pipeline through the engine, as gantry run would run
+the step: recorded in gantry runs, cached when unchanged, --secret NAME masked.
+Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad usage.`,
 		Args:      cobra.MinimumNArgs(1),
 		ValidArgs: checkKinds,
 		RunE: func(cmd *cobra.Command, args []string) error {

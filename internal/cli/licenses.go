@@ -16,6 +16,8 @@ func newLicensesCmd(g *options.Global) *cobra.Command {
 		Long: `Run the license-check step on its own: list the modules the Go module in DIR
 (default ".") builds with, classify the licence files in the module cache,
 and evaluate the CEL policy in DIR/.gantry/licenses.yaml (or --policy).
+It runs as a one-step pipeline through the engine, as gantry run would run
+the step: recorded in gantry runs, cached when unchanged, --secret NAME masked.
 Exit status: 0 no violations, 1 violations, 2 bad usage or a bad policy file.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -85,6 +85,8 @@ var secretEnvRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 type oneOffResult struct {
 	res   *engine.Result
 	steps map[string]store.Step
+	// order names the steps as the pipeline lists them.
+	order []string
 	arts  []store.Artifact
 	a     *app
 	// masker hides the --secret values in the artifacts the command
@@ -105,8 +107,8 @@ func (r *oneOffResult) failure(code int) error {
 	case store.StatusCancelled:
 		return &ExitError{Code: ExitCancelled, Err: errors.New("cancelled")}
 	}
-	for _, s := range r.steps {
-		if s.Status == store.StatusFailed {
+	for _, name := range r.order {
+		if s := r.steps[name]; s.Status == store.StatusFailed {
 			return &ExitError{Code: code, Err: errors.New(s.Message)}
 		}
 	}
@@ -318,6 +320,9 @@ func (o *oneOff) run(cmd *cobra.Command, g *options.Global) (*oneOffResult, erro
 	}
 	for _, s := range steps {
 		r.steps[s.Name] = s
+	}
+	for _, s := range p.Stages[0].Steps {
+		r.order = append(r.order, s.Name)
 	}
 	if r.arts, err = a.store.Artifacts(ctx, res.RunID); err != nil {
 		a.Close()

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/store"
 	"github.com/gantry-ci/gantry/internal/testenv"
 )
@@ -237,4 +238,39 @@ func recordedStep(t *testing.T, st *store.Store, id int64, name string) (store.S
 	}
 	t.Fatalf("run %d recorded no step %s (steps: %+v)", id, name, steps)
 	return "", ""
+}
+
+// TestOneOffFlagValuesAreLiteral: a ${...} in a flag value reaches the
+// kind as written; it is neither evaluated nor refused as an expression.
+func TestOneOffFlagValuesAreLiteral(t *testing.T) {
+	job := &oneOff{command: "check terraform-fmt", stage: "check",
+		steps: []oneOffStep{{name: "kubeconform", uses: "kubeconform", with: map[string]any{
+			"skip_kinds": []string{"${secrets.X}", "Job"},
+			"helm":       []map[string]any{{"chart": "c", "set": []string{"a=${env.HOME}"}}},
+		}}}}
+	data, err := job.pipelineFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := spec.Parse("one-off", data, builtinRegistry())
+	if err != nil {
+		t.Fatalf("the one-off pipeline does not validate: %v\n%s", err, data)
+	}
+	var with struct {
+		SkipKinds []string `yaml:"skip_kinds"`
+		Helm      []struct {
+			Set []string `yaml:"set"`
+		} `yaml:"helm"`
+	}
+	if err := p.Stages[0].Steps[0].With.Decode(&with); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ got, want string }{
+		{with.SkipKinds[0], "$${secrets.X}"},
+		{with.Helm[0].Set[0], "a=$${env.HOME}"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("with: got %q, want %q (escaped, so that the run reads it literally)", tc.got, tc.want)
+		}
+	}
 }

@@ -18,6 +18,8 @@ func newSASTCmd(g *options.Global) *cobra.Command {
 --from..--to of its git repository, and snyk code test when SNYK_TOKEN is set
 and snyk is on PATH. Suppress a finding with a comment on its line or the
 line above: // gantry:ignore RULE -- reason (the reason is required).
+It runs as a one-step pipeline through the engine, as gantry run would run
+the step: recorded in gantry runs, cached when unchanged, --secret NAME masked.
 Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad usage.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -37,6 +37,9 @@ PATH), and --trivy-report FILE gates an existing Trivy JSON report; either
 way the same gate, exceptions and report formats apply. Trivy never
 downloads its database unless --trivy-download is given.
 
+It runs as a one-step pipeline through the engine, as gantry run would run
+the step: recorded in gantry runs, cached when unchanged, --secret NAME masked.
+
 Exit status: 0 passed, 1 findings failed the gate, 2 bad usage or config.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

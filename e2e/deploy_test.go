@@ -235,6 +235,9 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	if !strings.Contains(r.stdout+r.stderr, "503") || !strings.Contains(r.stdout+r.stderr, "did not become ready") {
 		t.Errorf("run v3: want the probe's answer (503) and 'did not become ready' in its output:\n%s\n%s", r.stdout, r.stderr)
 	}
+	if !strings.Contains(r.stdout, "rollback staging: nothing to roll back") {
+		t.Errorf("run v3: want its on_failure to say there was nothing to roll back:\n%s", r.stdout)
+	}
 	if got := get(t, url+"/"); got != "v2" {
 		t.Errorf("after v3 failed: GET / = %q, want v2", got)
 	}

@@ -91,6 +91,23 @@ func (r *rollbacker) Rollback(ctx context.Context, env string) error {
 	if err != nil {
 		return err
 	}
+	// A deploy that failed or was refused replaced nothing: what served
+	// before still serves, and rolling back from it would undo an earlier,
+	// good deploy.
+	hist, err := d.History(ctx, env)
+	if err != nil {
+		return fmt.Errorf("roll back %s: read its history: %w", env, err)
+	}
+	if n := len(hist); n > 0 && hist[n-1].Status != "serving" {
+		last := hist[n-1]
+		line := fmt.Sprintf("rollback %s: nothing to roll back: revision %d (%s) never served", env, last.Number, last.Status)
+		if cur := servingOf(hist); cur != nil {
+			line += fmt.Sprintf("; revision %d (%s) still serves", cur.Number, cur.Digest)
+		}
+		fmt.Fprintln(r.out, line)
+		r.log.Info("nothing to roll back", "environment", env, "revision", last.Number, "status", last.Status)
+		return nil
+	}
 	from := ""
 	if st, err := d.Status(ctx, env); err == nil && st.Current != nil {
 		from = st.Current.Digest
@@ -103,6 +120,16 @@ func (r *rollbacker) Rollback(ctx context.Context, env string) error {
 	line := rollbackLine(env, from, rev)
 	fmt.Fprintln(r.out, line)
 	r.log.Info("rolled back", "environment", env, "from", from, "to", rev.Digest, "revision", rev.Number)
+	return nil
+}
+
+// servingOf is the newest serving revision of a history, nil if none.
+func servingOf(hist []runtime.Revision) *runtime.Revision {
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].Status == "serving" {
+			return &hist[i]
+		}
+	}
 	return nil
 }
 

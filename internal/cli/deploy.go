@@ -27,21 +27,11 @@ import (
 )
 
 // connectDeployer reaches the environment controller of a state dir: the
-// `gantry serve` process, started in the background when none runs. Nil
-// means no controller: the deploy kind is not registered (a pipeline
-// using it fails validation), and `gantry deploy` and rollbacks fail
-// saying so. It stays nil while the serve process answers every
-// environment call with errNotBuilt (newDeployer in serve.go); once that
-// runs the environment controller, it becomes serve.Ensure:
-//
-//	connectDeployer = func(ctx context.Context, stateDir string) (runtime.Deployer, error) {
-//		c, err := serve.Ensure(ctx, stateDir)
-//		if err != nil {
-//			return nil, err
-//		}
-//		return c, nil
-//	}
-var connectDeployer func(ctx context.Context, stateDir string) (runtime.Deployer, error)
+// `gantry serve` process, started in the background when none runs
+// (ensureServe, in serve.go). Nil means no controller (tests set it so):
+// then the deploy kind is not registered (a pipeline using it fails
+// validation), and `gantry deploy` and rollbacks fail saying so.
+var connectDeployer = ensureServe
 
 // errNoController says this build cannot deploy.
 var errNoController = errors.New("this gantry has no environment controller (gantry serve) yet, so it cannot deploy or roll back")

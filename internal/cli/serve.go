@@ -54,6 +54,17 @@ func newDeployer(ctx context.Context, stateDir string, logger *slog.Logger) (ser
 	return d, nil
 }
 
+// ensureServe reaches the environment controller of stateDir through
+// serve.Ensure: the gantry serve process, started in the background when
+// none runs.
+func ensureServe(ctx context.Context, stateDir string) (runtime.Deployer, error) {
+	c, err := serve.Ensure(ctx, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // IsolationEnv, set to "process", makes gantry serve run instances as
 // plain processes even where runc works.
 const IsolationEnv = "GANTRY_ISOLATION"

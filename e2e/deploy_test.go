@@ -302,3 +302,40 @@ func testDeployPipeline(t *testing.T, plain bool) {
 		t.Errorf("after kill -9: GET / = %q, want v2", body)
 	}
 }
+
+// TestDeployRefusedByPolicy: an unsigned image is refused by the
+// environment's Kyverno policy before anything starts, and the refusal is
+// in the environment's history.
+func TestDeployRefusedByPolicy(t *testing.T) {
+	t.Setenv("GANTRY_ISOLATION", "process")
+	e := newEnv(t)
+	deployRepo(t, e)
+	b, err := os.ReadFile(filepath.Join(e.repo, ".gantry", "pipeline.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := strings.Replace(string(b), "  staging: {}\n", "  staging: {policy: [policy.yaml]}\n", 1)
+	var kept []string
+	for _, line := range strings.Split(p, "\n") {
+		if !strings.Contains(line, "uses: sign") {
+			kept = append(kept, line)
+		}
+	}
+	e.write(".gantry/pipeline.yaml", strings.Join(kept, "\n"))
+	e.version("v1", true, 200)
+	r := e.gantry("run")
+	if r.code != 1 {
+		t.Fatalf("run: exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "admission refused") || !strings.Contains(r.stdout, "require-cosign-signature") {
+		t.Errorf("run: want the refusal naming the rule:\n%s", r.stdout)
+	}
+	envs := e.envs()
+	if len(envs) != 1 || envs[0].Current != nil || len(envs[0].Instances) != 0 {
+		t.Errorf("gantry env ls: got %+v, want staging with nothing running", envs)
+	}
+	h := e.gantry("env", "history", "staging")
+	if h.code != 0 || !strings.Contains(h.stdout, "refused") || !strings.Contains(h.stdout, "require-cosign-signature") {
+		t.Errorf("gantry env history staging: exit %d, want the refusal and its rule:\n%s%s", h.code, h.stdout, h.stderr)
+	}
+}

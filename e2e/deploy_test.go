@@ -64,10 +64,11 @@ func (e *env) version(v string, ready bool, status int) {
 }
 
 type envJSON struct {
-	Name    string `json:"name"`
-	URL     string `json:"url"`
-	SinkURL string `json:"sinkURL"`
-	Current *struct {
+	Name          string `json:"name"`
+	URL           string `json:"url"`
+	SinkURL       string `json:"sinkURL"`
+	PrometheusURL string `json:"prometheusURL"`
+	Current       *struct {
 		Number int    `json:"number"`
 		Digest string `json:"digest"`
 	} `json:"current"`
@@ -178,6 +179,14 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	}
 	e := newEnv(t)
 	deployRepo(t, e)
+	if plain {
+		// The environment's Prometheus, scraping its instances.
+		b, err := os.ReadFile(filepath.Join(e.repo, ".gantry", "pipeline.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.write(".gantry/pipeline.yaml", strings.Replace(string(b), "  staging: {}\n", "  staging: {prometheus: {rules: [alerts.yaml]}}\n", 1))
+	}
 
 	e.version("v1", true, 200)
 	if r := e.gantry("run"); r.code != 0 {
@@ -204,7 +213,11 @@ func testDeployPipeline(t *testing.T, plain bool) {
 		}
 	}
 	if plain {
+		checkPrometheus(t, envs[0])
 		return
+	}
+	if envs[0].PrometheusURL != "" {
+		t.Errorf("prometheus URL %q of an environment without alert rules, want none", envs[0].PrometheusURL)
 	}
 	v1 := envs[0].Current.Digest
 
@@ -338,4 +351,25 @@ func TestDeployRefusedByPolicy(t *testing.T) {
 	if h.code != 0 || !strings.Contains(h.stdout, "refused") || !strings.Contains(h.stdout, "require-cosign-signature") {
 		t.Errorf("gantry env history staging: exit %d, want the refusal and its rule:\n%s%s", h.code, h.stdout, h.stderr)
 	}
+}
+
+// checkPrometheus: the environment's Prometheus has its rules and scrapes
+// its ready instances.
+func checkPrometheus(t *testing.T, e envJSON) {
+	t.Helper()
+	if e.PrometheusURL == "" {
+		t.Fatal("no prometheus URL for an environment with alert rules")
+	}
+	if rules := get(t, e.PrometheusURL+"/api/v1/rules"); !strings.Contains(rules, "SvcDown") {
+		t.Errorf("prometheus rules: got %s, want SvcDown", rules)
+	}
+	var body string
+	for i := 0; i < 300; i++ {
+		body = get(t, e.PrometheusURL+"/api/v1/targets")
+		if strings.Count(body, `"health":"up"`) == 2 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("prometheus targets: got %s, want the 2 instances up", body)
 }

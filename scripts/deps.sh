@@ -27,7 +27,8 @@ need_root() {
 	fi
 }
 
-apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus)
+# runc: the local runtime runs environments' instances under it (docs/runtime.md).
+apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc)
 missing=()
 for p in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -57,6 +57,7 @@ func Parse(file string, data []byte, reg Registry, opts ...Option) (*Pipeline, e
 	}
 	p.File, p.Source = file, data
 	fillEnvPositions(p, root)
+	p.VarsAt = varPositions(root)
 	v := &validator{p: p, reg: reg, src: data}
 	for _, o := range opts {
 		o(&v.opts)
@@ -141,7 +142,7 @@ func childNode(n *yaml.Node, key string) *yaml.Node {
 var nameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]*$`)
 
 // Roots are the names expressions may start with.
-var Roots = []string{"event", "branch", "base", "sha", "git", "stages", "steps", "env", "secrets", "run", "pipeline"}
+var Roots = []string{"event", "branch", "base", "sha", "git", "stages", "steps", "env", "secrets", "run", "pipeline", "vars"}
 
 type validator struct {
 	p    *Pipeline
@@ -186,6 +187,7 @@ func (v *validator) validate() {
 		v.checkTemplate(t.Webhook, t.Pos, scope{stage: -1, field: fieldNotify})
 	}
 	v.checkEnvBlock(p.Env, p.EnvAt, p.At["env"], scope{stage: -1, field: fieldPipelineEnv})
+	v.checkVars()
 	if cs := p.CommitStatus; cs != nil {
 		if !repoRE.MatchString(cs.Repository) {
 			v.errAt(cs.At["repository"], "commit_status.repository must be owner/name, not %q", cs.Repository)
@@ -582,6 +584,10 @@ func (v *validator) checkRef(r expression.Ref, sc scope) string {
 		return checkSecretRef(r, sc)
 	case "env":
 		if msg := v.checkEnvRef(r, sc); msg != "" {
+			return msg
+		}
+	case "vars":
+		if msg := v.checkVarRef(r); msg != "" {
 			return msg
 		}
 	}

@@ -26,6 +26,9 @@ type Pipeline struct {
 	// prefix such as 123456789012.dkr.ecr.us-east-1.amazonaws.com/examplepay.
 	Registry string            `yaml:"registry"`
 	Env      map[string]string `yaml:"env"`
+	// Vars are the pipeline's variables, name → default value, read as
+	// ${vars.NAME} and set per run (gantry run --var NAME=VALUE).
+	Vars map[string]string `yaml:"vars"`
 	// Secrets declares where secret values come from. Steps list the ones
 	// they get; values are masked in every log and message.
 	Secrets map[string]Secret `yaml:"secrets"`
@@ -45,6 +48,8 @@ type Pipeline struct {
 	At     yamlx.Positions `yaml:"-"`
 	// EnvAt holds the position of each env value.
 	EnvAt map[string]yamlx.Pos `yaml:"-"`
+	// VarsAt holds the position of each variable's name.
+	VarsAt map[string]yamlx.Pos `yaml:"-"`
 }
 
 // Triggers says which events run the pipeline. An empty block means every

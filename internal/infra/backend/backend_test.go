@@ -39,8 +39,8 @@ resource "terraform_data" "a" {}
 
 func TestLoad(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
-		"main.tf":      block,
-		"other.tf":     `variable "x" {}`,
+		"main.tf":  block,
+		"other.tf": `variable "x" {}`,
 		"dev.s3.tfbackend": `
 endpoint       = "http://127.0.0.1:7070"
 force_path_style = true

@@ -280,3 +280,34 @@ func WithSerial(data []byte, serial uint64) ([]byte, error) {
 	out.WriteByte('\n')
 	return out.Bytes(), nil
 }
+
+// ChangedAttributes returns the top-level attribute names whose values
+// differ between the instance addr in from and in to, sorted; nil when
+// the instance is missing from either.
+func ChangedAttributes(from, to *State, addr string) []string {
+	a, okA := from.Instances[addr]
+	b, okB := to.Instances[addr]
+	if !okA || !okB {
+		return nil
+	}
+	var ma, mb map[string]json.RawMessage
+	if json.Unmarshal([]byte(a), &ma) != nil || json.Unmarshal([]byte(b), &mb) != nil {
+		if a != b {
+			return []string{"(attributes)"}
+		}
+		return nil
+	}
+	var out []string
+	for k, va := range ma {
+		if vb, ok := mb[k]; !ok || string(va) != string(vb) {
+			out = append(out, k)
+		}
+	}
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

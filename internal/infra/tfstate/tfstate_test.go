@@ -196,3 +196,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestChangedAttributes(t *testing.T) {
+	from, err := Parse([]byte(`{"version":4,"serial":1,"lineage":"l","resources":[{"type":"t","name":"n","instances":[{"attributes":{"id":"1","input":"a","gone":1}}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	to, err := Parse([]byte(`{"version":4,"serial":2,"lineage":"l","resources":[{"type":"t","name":"n","instances":[{"attributes":{"id":"1","input":"b","new":true}}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ChangedAttributes(from, to, "t.n")
+	if want := []string{"gone", "input", "new"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ChangedAttributes = %q, want %q", got, want)
+	}
+	if got := ChangedAttributes(from, to, "t.missing"); got != nil {
+		t.Errorf("ChangedAttributes(missing) = %q, want nil", got)
+	}
+}

@@ -130,6 +130,12 @@ install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # built in the background beside go vet.
 install_go_tool k6 go.k6.io/k6@v1.4.2
 command -v terraform >/dev/null || install_go_tool terraform github.com/hashicorp/terraform@v1.5.7
+# Peers of the infra tests (internal/infra/infratest): an S3 server with
+# versioning, and terraform v1.5.7 whose S3 backend options (endpoint,
+# force_path_style, no provider download) the tests use, whatever
+# terraform is on PATH; both in the tool cache, keyed by version.
+install_cached_tool versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0
+install_cached_tool terraform github.com/hashicorp/terraform v1.5.7
 # syft is the peer of the SBOM comparison; its cold build is the dearest
 # (over 10.5 CPU-min and 2.1 GB of modules, measured), so it is installed
 # on request and listed in internal/testenv/optional.go (that test skips

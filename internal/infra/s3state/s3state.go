@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,6 +50,7 @@ type Option func(*options)
 type options struct {
 	log       *slog.Logger
 	awsConfig *aws.Config
+	env       map[string]string
 }
 
 // WithLogger sets the logger (default: discard).
@@ -56,6 +58,21 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithAWSConfig uses cfg instead of loading the default AWS chain (tests).
 func WithAWSConfig(cfg aws.Config) Option { return func(o *options) { o.awsConfig = &cfg } }
+
+// WithEnv takes AWS settings from vars (KEY=VALUE) before the process
+// environment: AWS_ACCESS_KEY_ID with AWS_SECRET_ACCESS_KEY (and
+// AWS_SESSION_TOKEN), AWS_PROFILE, AWS_REGION or AWS_DEFAULT_REGION. A
+// pipeline step passes its own environment this way.
+func WithEnv(vars []string) Option {
+	return func(o *options) {
+		o.env = map[string]string{}
+		for _, kv := range vars {
+			if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "AWS_") {
+				o.env[k] = v
+			}
+		}
+	}
+}
 
 // New returns a client for workspace ws of the state cfg describes.
 // Credentials come from the backend's access_key/secret_key or profile,
@@ -74,8 +91,19 @@ func New(ctx context.Context, cfg *backend.Config, ws string, opts ...Option) (*
 		ac = o.awsConfig.Copy()
 	} else {
 		var lo []func(*config.LoadOptions) error
+		if p := o.env["AWS_PROFILE"]; p != "" {
+			lo = append(lo, config.WithSharedConfigProfile(p))
+		}
 		if cfg.Profile != "" {
 			lo = append(lo, config.WithSharedConfigProfile(cfg.Profile))
+		}
+		if r := o.env["AWS_REGION"]; r != "" {
+			lo = append(lo, config.WithRegion(r))
+		} else if r := o.env["AWS_DEFAULT_REGION"]; r != "" {
+			lo = append(lo, config.WithRegion(r))
+		}
+		if id, secret := o.env["AWS_ACCESS_KEY_ID"], o.env["AWS_SECRET_ACCESS_KEY"]; id != "" && secret != "" {
+			lo = append(lo, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, o.env["AWS_SESSION_TOKEN"])))
 		}
 		if cfg.AccessKey != "" || cfg.SecretKey != "" {
 			lo = append(lo, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, "")))

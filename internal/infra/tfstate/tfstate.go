@@ -260,7 +260,9 @@ func WithSerial(data []byte, serial uint64) ([]byte, error) {
 		if err := dec.Decode(&val); err != nil {
 			return nil, corrupt("%v", err)
 		}
-		if key == "serial" {
+		// encoding/json (Parse, and Terraform) matches keys without
+		// regard to case, the last one winning: replace every match.
+		if strings.EqualFold(key, "serial") {
 			val = json.RawMessage(strconv.FormatUint(serial, 10))
 		}
 		if !first {

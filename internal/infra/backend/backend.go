@@ -227,34 +227,43 @@ func (c *Config) loadDir(dir string) error {
 		if err != nil {
 			return fmt.Errorf("read Terraform configuration: %w", err)
 		}
-		body, err := parseBody(src, f)
-		if err != nil {
+		if err := c.loadFile(f, src, &found); err != nil {
 			return err
-		}
-		for _, tb := range body.Blocks {
-			if tb.Type != "terraform" {
-				continue
-			}
-			for _, bb := range tb.Body.Blocks {
-				if bb.Type != "backend" || len(bb.Labels) != 1 {
-					continue
-				}
-				at := bb.DefRange().Ptr()
-				if bb.Labels[0] != "s3" {
-					return fmt.Errorf("%s: backend %q: gantry infra reads only the s3 backend", pos(at), bb.Labels[0])
-				}
-				if found != "" {
-					return fmt.Errorf("%s: a second backend \"s3\" block (the first is at %s)", pos(at), found)
-				}
-				found = pos(at)
-				if err := c.applyBody(bb.Body); err != nil {
-					return err
-				}
-			}
 		}
 	}
 	if found == "" {
 		return fmt.Errorf("%s: %w", dir, ErrNoBackend)
+	}
+	return nil
+}
+
+// loadFile applies the backend "s3" block of one .tf file; found holds
+// the position of the block already seen, if any.
+func (c *Config) loadFile(name string, src []byte, found *string) error {
+	body, err := parseBody(src, name)
+	if err != nil {
+		return err
+	}
+	for _, tb := range body.Blocks {
+		if tb.Type != "terraform" {
+			continue
+		}
+		for _, bb := range tb.Body.Blocks {
+			if bb.Type != "backend" || len(bb.Labels) != 1 {
+				continue
+			}
+			at := bb.DefRange().Ptr()
+			if bb.Labels[0] != "s3" {
+				return fmt.Errorf("%s: backend %q: gantry infra reads only the s3 backend", pos(at), bb.Labels[0])
+			}
+			if *found != "" {
+				return fmt.Errorf("%s: a second backend \"s3\" block (the first is at %s)", pos(at), *found)
+			}
+			*found = pos(at)
+			if err := c.applyBody(bb.Body); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -321,7 +330,12 @@ func (c *Config) ApplyBackendConfig(arg string) error {
 	if err != nil {
 		return fmt.Errorf("read -backend-config file: %w", err)
 	}
-	body, err := parseBody(src, arg)
+	return c.applyConfigFile(arg, src)
+}
+
+// applyConfigFile applies a -backend-config file's name = value lines.
+func (c *Config) applyConfigFile(name string, src []byte) error {
+	body, err := parseBody(src, name)
 	if err != nil {
 		return err
 	}

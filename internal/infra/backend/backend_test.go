@@ -207,17 +207,15 @@ func TestWorkspace(t *testing.T) {
 func FuzzBackendConfig(f *testing.F) {
 	f.Add([]byte(block))
 	f.Add([]byte(`terraform { backend "s3" { endpoints = { s3 = "x" } } }`))
-	f.Add([]byte("bucket = \"b\"\nkey = \"k\"\n"))
+	f.Add([]byte("bucket = \"b\"\nkey = \"k\"\nuse_path_style = \"true\"\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "main.tf"), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if c, err := Load(dir, nil); err == nil {
-			_ = c.Validate()
-			_ = c.StateKey("w")
-		}
 		c := &Config{}
-		_ = c.ApplyBackendConfig(filepath.Join(dir, "main.tf"))
+		var found string
+		if err := c.loadFile("main.tf", src, &found); err == nil && found != "" {
+			if c.Validate() == nil && c.StateKey("w") == "" {
+				t.Fatalf("a valid configuration has an empty workspace key: %+v", c)
+			}
+		}
+		_ = (&Config{}).applyConfigFile("x.tfbackend", src)
 	})
 }

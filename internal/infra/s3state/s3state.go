@@ -27,6 +27,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/gantry-ci/gantry/internal/infra/backend"
 	"github.com/gantry-ci/gantry/internal/infra/tfstate"
@@ -278,6 +279,12 @@ func (c *Client) getWithETag(ctx context.Context, id string) ([]byte, string, er
 	}
 	out, err := c.s3.GetObject(ctx, in)
 	if err != nil {
+		// S3 answers a version ID it could never have issued with 400
+		// InvalidArgument: for the user, that version does not exist.
+		var api smithy.APIError
+		if id != "" && errors.As(err, &api) && api.ErrorCode() == "InvalidArgument" {
+			return nil, "", &RefusedError{Reason: ErrNotFound, Detail: what + ": no such version", Err: err}
+		}
 		return nil, "", classify(err, what)
 	}
 	defer out.Body.Close()

@@ -95,6 +95,7 @@ func TestVersionsAndRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("the server enforced If-Match: %v", res.Conditional)
 	cur, err := c.Current(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -238,9 +239,11 @@ func TestApplyRefusesConcurrentWrite(t *testing.T) {
 	}
 	// terraform apply writes serial 4 between the check and the write.
 	concurrent := s.Put(t, "tfstate", key, stateJSON("L1", 4, "a=v4", "b=v1"))
-	if _, err := c.Apply(ctx, p); !errors.Is(err, ErrConcurrent) {
+	_, err = c.Apply(ctx, p)
+	if !errors.Is(err, ErrConcurrent) {
 		t.Fatalf("Apply error = %v, want ErrConcurrent", err)
 	}
+	t.Logf("refusal: %v", err)
 	cur, err := c.Current(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,8 @@ package s3state
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -269,5 +271,42 @@ func TestApplyRefusesLockTakenAfterPrepare(t *testing.T) {
 	}
 	if got := s.Versions(t, "tfstate", key); len(got) != 3 {
 		t.Errorf("versions = %q, want the 3 untouched", got)
+	}
+}
+
+// TestLockTable covers the DynamoDB lock table: a held lock refuses the
+// rollback, and a rollback sets the state's digest item to the MD5 of the
+// content it wrote, as Terraform checks it.
+func TestLockTable(t *testing.T) {
+	s := infratest.StartS3(t)
+	ddb := infratest.StartDynamoDB(t)
+	s.Bucket(t, "tfstate", true)
+	ids := history(t, s, "tfstate")
+	ddb.Put("locks", map[string]string{"LockID": "tfstate/" + key + "-md5", "Digest": "stale"})
+	c := newClient(t, s, "tfstate", func(cfg *backend.Config, _ *aws.Config) {
+		cfg.DynamoDBTable, cfg.DynamoDBEndpoint = "locks", ddb.Endpoint
+	})
+	ctx := context.Background()
+
+	ddb.Put("locks", map[string]string{"LockID": "tfstate/" + key, "Info": `{"ID":"9f1","Operation":"OperationTypePlan","Who":"bob@laptop","Created":"2026-11-30T01:02:03Z"}`})
+	_, err := c.Prepare(ctx, ids[0])
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), `dynamodb lock locks LockID=tfstate/app/terraform.tfstate held by "bob@laptop" for OperationTypePlan since 2026-11-30T01:02:03Z`) {
+		t.Fatalf("Prepare with a held lock: %v", err)
+	}
+	if got := ddb.Get("locks", "tfstate/"+key+"-md5")["Digest"]; got != "stale" {
+		t.Errorf("digest changed by a refusal: %q", got)
+	}
+	ddb.Delete("locks", "tfstate/"+key)
+
+	p, err := c.Prepare(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Apply(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(p.Data)
+	if got, want := ddb.Get("locks", "tfstate/"+key+"-md5")["Digest"], hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("digest = %q, want %q (MD5 of the restored state)", got, want)
 	}
 }

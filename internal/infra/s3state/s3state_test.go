@@ -6,6 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -308,5 +312,59 @@ func TestLockTable(t *testing.T) {
 	sum := md5.Sum(p.Data)
 	if got, want := ddb.Get("locks", "tfstate/"+key+"-md5")["Digest"], hex.EncodeToString(sum[:]); got != want {
 		t.Errorf("digest = %q, want %q (MD5 of the restored state)", got, want)
+	}
+}
+
+// TestApplyWithoutConditionalWrites runs against a server that answers
+// If-Match on PUT with 501 NotImplemented (versitygw behind a proxy that
+// refuses the header, as older S3-compatible servers do): the rollback
+// checks the current version just before writing instead.
+func TestApplyWithoutConditionalWrites(t *testing.T) {
+	s := infratest.StartS3(t)
+	target, err := url.Parse(s.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.Header.Get("If-Match") != "" {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotImplemented)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>conditional writes are not implemented</Message></Error>`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s.Bucket(t, "tfstate", true)
+	ids := history(t, s, "tfstate")
+	c := newClient(t, s, "tfstate", func(cfg *backend.Config, _ *aws.Config) { cfg.Endpoint = srv.URL })
+	ctx := context.Background()
+
+	p, err := c.Prepare(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Put(t, "tfstate", key, stateJSON("L1", 4, "a=v4"))
+	if _, err := c.Apply(ctx, p); !errors.Is(err, ErrConcurrent) {
+		t.Fatalf("Apply after a concurrent write: %v, want ErrConcurrent", err)
+	}
+	p, err = c.Prepare(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Apply(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Conditional {
+		t.Error("Result.Conditional = true, want false: the server refused If-Match")
+	}
+	cur, err := c.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.VersionID != res.VersionID || cur.State.Serial != 5 {
+		t.Errorf("current = %s serial %d, want %s serial 5", cur.VersionID, cur.State.Serial, res.VersionID)
 	}
 }

@@ -306,3 +306,33 @@ env:
 		t.Errorf("plan after the rollback: exit %d, want b to be created again\n%s", r.code, r.stdout)
 	}
 }
+
+// TestInfraUsage: configuration mistakes are bad usage (exit 2) with the
+// file position, before anything is read from S3.
+func TestInfraUsage(t *testing.T) {
+	e := newEnv(t)
+	e.write("none/main.tf", "terraform {}\n")
+	e.write("var/main.tf", "terraform {\n  backend \"s3\" {\n    bucket = var.b\n    key    = \"k\"\n  }\n}\n")
+	e.write("ok/main.tf", "terraform {\n  backend \"s3\" {\n    bucket = \"b\"\n    key    = \"k\"\n    region = \"eu-west-1\"\n  }\n}\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no backend block", []string{"versions", "none"}, `none: no backend "s3" block`},
+		{"variable in the block", []string{"versions", "--dir", "var"}, "var/main.tf:3:14: bucket: backend settings must be literal values"},
+		{"dir twice", []string{"versions", "ok", "--dir", "ok"}, "not both"},
+		{"bad output", []string{"versions", "ok", "-o", "xml"}, "--output must be"},
+		{"no key", []string{"versions", "--dir", "ok", "--backend-config", "key="}, "key not set"},
+		{"rollback without flags", []string{"rollback", "--dir", "ok"}, "--to-version and --reason required"},
+		{"rollback without a terminal", []string{"rollback", "--dir", "ok", "--to-version", "v", "--reason", "r"}, "stdin is not a terminal: pass --yes"},
+		{"diff needs two versions", []string{"diff", "v1"}, "accepts 2 arg(s)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.gantry(append([]string{"infra", "state"}, tc.args...)...)
+			if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 saying %q", r.code, r.stderr, tc.want)
+			}
+		})
+	}
+}

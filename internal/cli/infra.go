@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -145,7 +146,7 @@ func newInfraVersionsCmd(g *options.Global) *cobra.Command {
 				rows[i] = r
 			}
 			return printAs(cmd.OutOrStdout(), out.Format, rows, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "%s\n", c.Location())
+				fmt.Fprintf(tw, "%s\n", printable(c.Location()))
 				fmt.Fprintln(tw, "VERSION ID\tTIME\tSIZE\tTERRAFORM\tSERIAL\tLINEAGE\tCHANGES")
 				for i, v := range vs {
 					id := v.ID
@@ -155,11 +156,11 @@ func newInfraVersionsCmd(g *options.Global) *cobra.Command {
 					when := v.Time.UTC().Format(time.RFC3339)
 					switch {
 					case v.DeleteMarker:
-						fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tdeleted (delete marker)\n", id, when)
+						fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tdeleted (delete marker)\n", printable(id), when)
 					case v.State == nil:
-						fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\tnot a state: %s\n", id, when, v.Size, oneLine(rows[i].Error))
+						fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\tnot a state: %s\n", printable(id), when, v.Size, printable(oneLine(rows[i].Error)))
 					default:
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", id, when, v.Size, v.State.TerraformVersion, v.State.Serial, v.State.Lineage, v.Changes)
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", printable(id), when, v.Size, printable(v.State.TerraformVersion), v.State.Serial, printable(v.State.Lineage), printable(v.Changes.String()))
 					}
 				}
 			})
@@ -169,6 +170,17 @@ func newInfraVersionsCmd(g *options.Global) *cobra.Command {
 	out.AddFlags(cmd.Flags())
 	cmd.Flags().IntVar(&limit, "limit", 50, "list at most this many versions, newest first (0: all)")
 	return cmd
+}
+
+// printable replaces control characters: state files, version IDs and
+// lock records are written by others, and must not drive the terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func oneLine(s string) string {
@@ -211,7 +223,7 @@ func newInfraDiffCmd(g *options.Global) *cobra.Command {
 				return infraErr(err)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%s\nfrom %s (serial %d, lineage %s)\n  to %s (serial %d, lineage %s)\n", c.Location(), fromID, from.Serial, from.Lineage, toID, to.Serial, to.Lineage)
+			fmt.Fprintf(w, "%s\nfrom %s (serial %d, lineage %s)\n  to %s (serial %d, lineage %s)\n", printable(c.Location()), printable(fromID), from.Serial, printable(from.Lineage), printable(toID), to.Serial, printable(to.Lineage))
 			if from.Lineage != to.Lineage {
 				fmt.Fprintln(w, "note: the lineages differ: these are versions of different states")
 			}
@@ -229,13 +241,13 @@ func printChanges(w io.Writer, from, to *tfstate.State, c tfstate.Changes) {
 		return
 	}
 	for _, a := range c.Added {
-		fmt.Fprintf(w, "  + %s\n", a)
+		fmt.Fprintf(w, "  + %s\n", printable(a))
 	}
 	for _, a := range c.Removed {
-		fmt.Fprintf(w, "  - %s\n", a)
+		fmt.Fprintf(w, "  - %s\n", printable(a))
 	}
 	for _, a := range c.Changed {
-		fmt.Fprintf(w, "  ~ %s (%s)\n", a, strings.Join(tfstate.ChangedAttributes(from, to, a), ", "))
+		fmt.Fprintf(w, "  ~ %s (%s)\n", printable(a), printable(strings.Join(tfstate.ChangedAttributes(from, to, a), ", ")))
 	}
 }
 
@@ -252,19 +264,19 @@ func printPlanHint(w io.Writer, p *s3state.Plan) {
 		fmt.Fprintln(w, "  only in the current state: plan will want to CREATE these again if the configuration has them")
 		fmt.Fprintln(w, "  (they may still exist: import them or remove them by hand rather than creating duplicates):")
 		for _, a := range c.Removed {
-			fmt.Fprintf(w, "    + %s\n", a)
+			fmt.Fprintf(w, "    + %s\n", printable(a))
 		}
 	}
 	if len(c.Added) > 0 {
 		fmt.Fprintln(w, "  only in the restored state: plan takes them as existing, and will want to DESTROY those the configuration no longer has:")
 		for _, a := range c.Added {
-			fmt.Fprintf(w, "    - %s\n", a)
+			fmt.Fprintf(w, "    - %s\n", printable(a))
 		}
 	}
 	if len(c.Changed) > 0 {
 		fmt.Fprintln(w, "  recorded differently: plan will compare the configuration with the restored attributes and UPDATE or REPLACE where they differ:")
 		for _, a := range c.Changed {
-			fmt.Fprintf(w, "    ~ %s (%s)\n", a, strings.Join(tfstate.ChangedAttributes(p.Current.State, p.Target, a), ", "))
+			fmt.Fprintf(w, "    ~ %s (%s)\n", printable(a), printable(strings.Join(tfstate.ChangedAttributes(p.Current.State, p.Target, a), ", ")))
 		}
 	}
 }
@@ -308,8 +320,8 @@ func runInfraRollback(cmd *cobra.Command, g *options.Global, o *options.InfraBac
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "%s\n  current: version %s, serial %d, lineage %s\n  restore: version %s (serial %d, terraform %s) as serial %d\n",
-		p.Location, p.Current.VersionID, p.Current.State.Serial, p.Current.State.Lineage,
-		p.TargetID, p.Target.Serial, p.Target.TerraformVersion, p.NewSerial)
+		printable(p.Location), printable(p.Current.VersionID), p.Current.State.Serial, printable(p.Current.State.Lineage),
+		printable(p.TargetID), p.Target.Serial, printable(p.Target.TerraformVersion), p.NewSerial)
 	printPlanHint(w, p)
 	if !r.Yes {
 		fmt.Fprint(w, "Restore this version? Type yes to continue: ")

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -351,16 +352,18 @@ type LockInfo struct {
 	Path        string    `json:"Path"`
 }
 
+// String describes the lock. Its fields come from whoever wrote the lock:
+// they are quoted, so control characters cannot reach a terminal.
 func (l *LockInfo) String() string {
 	s := l.Kind + " lock " + l.Where
 	if l.Who != "" || l.Operation != "" {
-		s += fmt.Sprintf(" held by %q for %s", l.Who, l.Operation)
+		s += fmt.Sprintf(" held by %q for %s", l.Who, strings.Trim(strconv.Quote(l.Operation), `"`))
 	}
 	if !l.Created.IsZero() {
 		s += " since " + l.Created.UTC().Format(time.RFC3339)
 	}
 	if l.ID != "" {
-		s += " (lock ID " + l.ID + "; terraform force-unlock releases it)"
+		s += fmt.Sprintf(" (lock ID %q; terraform force-unlock releases it)", l.ID)
 	}
 	return s
 }

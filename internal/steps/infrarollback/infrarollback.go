@@ -51,7 +51,11 @@ func (b *Backend) client(ctx context.Context, env *step.Env) (*s3state.Client, e
 			return nil, err
 		}
 	}
-	return s3state.New(ctx, cfg, ws, s3state.WithEnv(env.Vars), s3state.WithLogger(env.Log))
+	opts := []s3state.Option{s3state.WithEnv(env.Vars)}
+	if env.Log != nil {
+		opts = append(opts, s3state.WithLogger(env.Log))
+	}
+	return s3state.New(ctx, cfg, ws, opts...)
 }
 
 // Paths names the configuration directory.

@@ -25,6 +25,8 @@ type infraEnv struct {
 	tf   string
 	dir  string // the Terraform configuration
 	vars []string
+	// backendExtra are lines added to the backend block.
+	backendExtra string
 }
 
 func newInfraEnv(t *testing.T) *infraEnv {
@@ -47,7 +49,11 @@ func newInfraEnv(t *testing.T) *infraEnv {
 func (e *infraEnv) config(resources ...string) {
 	e.t.Helper()
 	var b strings.Builder
-	b.WriteString(e.s3.BackendHCL("tfstate", "app/terraform.tfstate"))
+	backend := e.s3.BackendHCL("tfstate", "app/terraform.tfstate")
+	if e.backendExtra != "" {
+		backend = strings.Replace(backend, "  }\n}\n", e.backendExtra+"  }\n}\n", 1)
+	}
+	b.WriteString(backend)
 	for _, r := range resources {
 		name, input, _ := strings.Cut(r, "=")
 		fmt.Fprintf(&b, "\nresource \"terraform_data\" %q {\n  input = %q\n}\n", name, input)
@@ -335,4 +341,39 @@ func TestInfraUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInfraRollbackWithLockTable uses terraform's DynamoDB lock table: a
+// held lock refuses the rollback, and after a rollback terraform accepts
+// the state (its digest item was updated).
+func TestInfraRollbackWithLockTable(t *testing.T) {
+	e := newInfraEnv(t)
+	ddb := infratest.StartDynamoDB(t)
+	e.backendExtra = fmt.Sprintf("    dynamodb_table    = \"locks\"\n    dynamodb_endpoint = %q\n", ddb.Endpoint)
+	e.config("a=v1")
+	e.terraform("init", "-input=false")
+	e.terraform("apply", "-auto-approve", "-input=false")
+	e.config("a=v1", "b=v1")
+	e.terraform("apply", "-auto-approve", "-input=false")
+	if d := ddb.Get("locks", "tfstate/app/terraform.tfstate-md5"); d == nil || d["Digest"] == "" {
+		t.Fatalf("terraform wrote no digest item: %v", d)
+	}
+	rows := e.versions()
+	first := rows[len(rows)-1]
+
+	ddb.Put("locks", map[string]string{"LockID": "tfstate/app/terraform.tfstate", "Info": `{"ID":"1","Operation":"OperationTypeApply","Who":"ci@runner"}`})
+	r := e.gantryInfra("rollback", "--to-version", first.VersionID, "--reason", "r", "--yes")
+	if r.code != 4 || !strings.Contains(r.stderr, `dynamodb lock locks LockID=tfstate/app/terraform.tfstate held by "ci@runner"`) {
+		t.Errorf("rollback with a held lock: exit %d %q, want 4 naming the lock", r.code, r.stderr)
+	}
+	ddb.Delete("locks", "tfstate/app/terraform.tfstate")
+
+	if r := e.gantryInfra("rollback", "--to-version", first.VersionID, "--reason", "r", "--yes"); r.code != 0 {
+		t.Fatalf("rollback: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	plan := e.terraform("plan", "-input=false", "-detailed-exitcode")
+	if plan.code != 2 || !strings.Contains(plan.stdout, "terraform_data.b will be created") {
+		t.Errorf("plan after the rollback: exit %d, want b to be created\n%s%s", plan.code, plan.stdout, plan.stderr)
+	}
+	e.terraform("apply", "-auto-approve", "-input=false")
 }

@@ -12,7 +12,8 @@
 #     24 in /opt/payment-node for the example's own script
 #     (examples/payment-service/scripts/integration-env.sh), not for gantry;
 #   - Go tools used as peers in tests: helm, kubeconform, govulncheck, k6,
-#     terraform (when none is on PATH)
+#     terraform (when none is on PATH); versitygw v1.8.0 and terraform
+#     v1.5.7 for the infra tests, in the tool cache
 #     (cosign is built by scripts/test.sh from tools/cosign, after go vet
 #     has compiled the packages it shares with gantry).
 # golangci-lint and tflint are installed by gantry itself on first use

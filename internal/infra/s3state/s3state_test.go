@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -366,5 +367,54 @@ func TestApplyWithoutConditionalWrites(t *testing.T) {
 	}
 	if cur.VersionID != res.VersionID || cur.State.Serial != 5 {
 		t.Errorf("current = %s serial %d, want %s serial 5", cur.VersionID, cur.State.Serial, res.VersionID)
+	}
+}
+
+// TestInterruptedRollback cuts the connection half-way through the upload
+// of the restored state: the old version stays current, whole.
+func TestInterruptedRollback(t *testing.T) {
+	s := infratest.StartS3(t)
+	target, err := url.Parse(s.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			buf := make([]byte, r.ContentLength/2)
+			_, _ = io.ReadFull(r.Body, buf)
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s.Bucket(t, "tfstate", true)
+	ids := history(t, s, "tfstate")
+	c := newClient(t, s, "tfstate", func(cfg *backend.Config, ac *aws.Config) {
+		cfg.Endpoint = srv.URL
+		ac.RetryMaxAttempts = 1
+	})
+	ctx := context.Background()
+	p, err := c.Prepare(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Apply(ctx, p); err == nil {
+		t.Fatal("Apply through a cut connection: no error")
+	}
+	direct := newClient(t, s, "tfstate")
+	cur, err := direct.Current(ctx)
+	if err != nil {
+		t.Fatalf("current state after the interrupted rollback: %v", err)
+	}
+	if cur.VersionID != ids[2] || cur.State.Serial != 3 {
+		t.Errorf("current = %s serial %d, want the untouched %s serial 3", cur.VersionID, cur.State.Serial, ids[2])
+	}
+	if got := s.Versions(t, "tfstate", key); len(got) != 3 {
+		t.Errorf("versions = %q, want the 3 old ones", got)
 	}
 }

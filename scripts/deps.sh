@@ -130,13 +130,17 @@ install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # 9.1 CPU-min, k6 5.8 CPU-min, i.e. about 4.6 and 2.9 min of both cores,
 # built in the background beside go vet.
 install_go_tool k6 go.k6.io/k6@v1.4.2
-command -v terraform >/dev/null || install_go_tool terraform github.com/hashicorp/terraform@v1.5.7
-# Peers of the infra tests (internal/infra/infratest): an S3 server with
-# versioning, and terraform v1.5.7 whose S3 backend options (endpoint,
-# force_path_style, no provider download) the tests use, whatever
-# terraform is on PATH; both in the tool cache, keyed by version.
+# The infra tests (internal/infra/infratest) need terraform v1.5.7 itself:
+# the one built here when none is on PATH, else one built into the tool
+# cache beside whatever terraform is on PATH.
+if command -v terraform >/dev/null; then
+	install_cached_tool terraform github.com/hashicorp/terraform v1.5.7
+else
+	install_go_tool terraform github.com/hashicorp/terraform@v1.5.7
+fi
+# The S3 server with versioning of the infra tests
+# (internal/infra/infratest), in the tool cache keyed by version.
 install_cached_tool versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0
-install_cached_tool terraform github.com/hashicorp/terraform v1.5.7
 # syft is the peer of the SBOM comparison; its cold build is the dearest
 # (over 10.5 CPU-min and 2.1 GB of modules, measured), so it is installed
 # on request and listed in internal/testenv/optional.go (that test skips

@@ -56,9 +56,28 @@ func cachedTool(t testing.TB, name, pkg, version string) string {
 	return ""
 }
 
-// Terraform returns the path of terraform v1.5.7 (not whatever terraform
-// is on PATH: the backend options the tests use are 1.5's).
+// Terraform returns the path of terraform v1.5.7 (not any terraform: the
+// backend options the tests use are 1.5's): the tool cache's, else the
+// terraform on PATH or in GOPATH/bin when it is that version.
 func Terraform(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(ToolCache(), "terraform@"+TerraformVersion, "terraform")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p
+	}
+	var found []string
+	if p, err := exec.LookPath("terraform"); err == nil {
+		found = append(found, p)
+	}
+	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		found = append(found, filepath.Join(strings.TrimSpace(string(gp)), "bin", "terraform"))
+	}
+	for _, p := range found {
+		out, err := exec.Command(p, "version").Output()
+		if err == nil && strings.HasPrefix(string(out), "Terraform "+TerraformVersion+"\n") {
+			return p
+		}
+	}
 	return cachedTool(t, "terraform", "github.com/hashicorp/terraform", TerraformVersion)
 }
 

@@ -73,7 +73,9 @@ func Terraform(t testing.TB) string {
 		found = append(found, filepath.Join(strings.TrimSpace(string(gp)), "bin", "terraform"))
 	}
 	for _, p := range found {
-		out, err := exec.Command(p, "version").Output()
+		cmd := exec.Command(p, "version")
+		cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1")
+		out, err := cmd.Output()
 		if err == nil && strings.HasPrefix(string(out), "Terraform "+TerraformVersion+"\n") {
 			return p
 		}

@@ -240,7 +240,7 @@ func TestInfraRollbackWithTerraform(t *testing.T) {
 		t.Errorf("plan: %q, want %q", got, want)
 	}
 	e.terraform("apply", "-auto-approve", "-input=false", "tfplan")
-	if r := e.terraform("plan", "-input=false", "-detailed-exitcode"); r.code != 0 {
+	if r := e.terraform("plan", "-input=false", "-no-color", "-detailed-exitcode"); r.code != 0 {
 		t.Errorf("plan after apply: exit %d, want 0 (no changes)\n%s", r.code, r.stdout)
 	}
 
@@ -308,7 +308,7 @@ env:
 	if !strings.Contains(show.stdout, `"uses infra-rollback"`) && !strings.Contains(r.stdout, "uses infra-rollback: done") {
 		t.Errorf("the failure action is not recorded:\n%s\n%s", r.stdout, show.stdout)
 	}
-	if r := e.terraform("plan", "-input=false", "-detailed-exitcode"); r.code != 2 || !strings.Contains(r.stdout, "terraform_data.b will be created") {
+	if r := e.terraform("plan", "-input=false", "-no-color", "-detailed-exitcode"); r.code != 2 || !strings.Contains(r.stdout, "terraform_data.b will be created") {
 		t.Errorf("plan after the rollback: exit %d, want b to be created again\n%s", r.code, r.stdout)
 	}
 }
@@ -371,7 +371,7 @@ func TestInfraRollbackWithLockTable(t *testing.T) {
 	if r := e.gantryInfra("rollback", "--to-version", first.VersionID, "--reason", "r", "--yes"); r.code != 0 {
 		t.Fatalf("rollback: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	plan := e.terraform("plan", "-input=false", "-detailed-exitcode")
+	plan := e.terraform("plan", "-input=false", "-no-color", "-detailed-exitcode")
 	if plan.code != 2 || !strings.Contains(plan.stdout, "terraform_data.b will be created") {
 		t.Errorf("plan after the rollback: exit %d, want b to be created\n%s%s", plan.code, plan.stdout, plan.stderr)
 	}

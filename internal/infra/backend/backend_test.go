@@ -219,3 +219,18 @@ func FuzzBackendConfig(f *testing.F) {
 		_ = (&Config{}).applyConfigFile("x.tfbackend", src)
 	})
 }
+
+// TestLoadExample reads the example service's real configuration.
+func TestLoadExample(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "..", "examples", "payment-service", "deploy", "terraform"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Bucket: "examplepay-prod-tfstate-us-east-1", Key: "eks/terraform.tfstate", Region: "us-east-1", Encrypt: true, UseLockfile: true}
+	if *c != want {
+		t.Errorf("Load = %+v, want %+v", *c, want)
+	}
+	if got := c.LockfileKey("default"); got != "eks/terraform.tfstate.tflock" {
+		t.Errorf("LockfileKey = %q", got)
+	}
+}

@@ -103,9 +103,10 @@ func (e *Environment) SetValues() (map[string]any, error) {
 
 var environmentNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
-// setPathRE is one dotted values path: segments of letters, digits, _
-// and -, separated by dots.
-var setPathRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+// setPathRE is one dotted values path: non-empty keys separated by dots,
+// a backslash escaping a dot or a backslash inside a key
+// (podAnnotations.prometheus\.io/scrape), as internal/chart parses it.
+var setPathRE = regexp.MustCompile(`^(?:[^.\\]|\\[.\\])+(?:\.(?:[^.\\]|\\[.\\])+)*$`)
 
 // ErrEnvironmentNotFound is returned (wrapped) by FindEnvironment.
 var ErrEnvironmentNotFound = errors.New("environment not declared")

@@ -45,7 +45,7 @@ env: {TEAM: payments}
 environments:
   staging:
     values: [deploy/chart/values-local.yaml]
-    set: {replicaCount: 2, image.pullPolicy: Never, config.LOG_LEVEL: debug}
+    set: {replicaCount: 2, image.pullPolicy: Never, config.LOG_LEVEL: debug, 'podAnnotations.prometheus\.io/scrape': "false"}
     services: [postgres, redis]
     env: {WEBHOOK_SINK: "http://sink/${git.short_sha}", OWNER: "${env.TEAM}"}
     policy: [deploy/policy.yaml]
@@ -92,7 +92,7 @@ environments:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]any{"replicaCount": 2, "image.pullPolicy": "Never", "config.LOG_LEVEL": "debug"}; !reflect.DeepEqual(set, want) {
+	if want := map[string]any{"replicaCount": 2, "image.pullPolicy": "Never", "config.LOG_LEVEL": "debug", `podAnnotations.prometheus\.io/scrape`: "false"}; !reflect.DeepEqual(set, want) {
 		t.Errorf("set: got %v, want %v", set, want)
 	}
 	env, err := st.ResolveEnv(EnvironmentExprEnv(step.Git{SHA: "0123456789abcdef0123"}, "7", "p", map[string]string{"TEAM": "payments"}))
@@ -126,6 +126,7 @@ func TestParseEnvironmentsErrors(t *testing.T) {
 		{"unknown service", "  prod: {services: [mysql]}\n", `pipeline.yaml:3:21: environment prod: unknown service "mysql" (known: postgres, redis, sqs)`, nil},
 		{"service twice", "  prod: {services: [redis, redis]}\n", `service "redis" is listed twice`, nil},
 		{"bad set key", "  prod:\n    set: {\"image..tag\": x}\n", `set key "image..tag" must be a dotted values path`, nil},
+		{"set key lone backslash", "  prod:\n    set: {'a\\b': x}\n", `set key "a\\b" must be a dotted values path`, nil},
 		{"unknown gate", "  prod: {require: [tets]}\n", `pipeline.yaml:3:20: environment prod: require names unknown gate "tets" (gates: tests, vuln-scan)`, nil},
 		{"env reads secrets", "  prod:\n    env: {T: \"${secrets.X}\"}\n", `pipeline.yaml:4:14: environment prod: env may not read secrets`, nil},
 		{"env reads steps", "  prod:\n    env: {T: \"${stages.s.steps.a.outputs.x}\"}\n", `env may read only git, sha, branch, event, base, run, pipeline, env, not stages.s.steps.a.outputs.x`, nil},

@@ -358,39 +358,32 @@ func (e *Environment) ResolveEnv(x map[string]any) ([]string, error) {
 	return out, nil
 }
 
-// ParseEnvironments decodes only the environments: block of a pipeline
-// file's contents and checks it against the repository at repo ("" checks
-// only that paths stay inside), for the deploy kind and `gantry deploy`,
-// which read the environment of a pipeline the engine already validated.
-func ParseEnvironments(file string, data []byte, services []string, repo string) (map[string]*Environment, error) {
+// ParseEnvironments decodes only the name, env: and environments: blocks
+// of a pipeline file's contents and checks the environments against the
+// repository at repo ("" checks only that paths stay inside), for the
+// deploy kind and `gantry deploy`, which read the environment of a
+// pipeline validated elsewhere. services lists the known services (nil:
+// not checked). The returned Pipeline holds only File, Source, Name, Env
+// and Environments.
+func ParseEnvironments(file string, data []byte, services []string, repo string) (*Pipeline, error) {
 	root, err := yamlx.Parse(file, data)
 	if err != nil {
 		return nil, err
 	}
-	var doc struct {
-		env          map[string]string
-		environments map[string]*Environment
-	}
+	p := &Pipeline{File: file, Source: data}
 	d := &yamlx.Decoder{File: file}
-	if n := mapValue(root, "environments"); n != nil {
-		if err := d.Decode(n, &doc.environments); err != nil {
-			return nil, err
+	for key, dst := range map[string]any{"name": &p.Name, "env": &p.Env, "environments": &p.Environments} {
+		if n := mapValue(root, key); n != nil {
+			if err := d.Decode(n, dst); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if n := mapValue(root, "env"); n != nil {
-		if err := d.Decode(n, &doc.env); err != nil {
-			return nil, err
-		}
-	}
-	p := &Pipeline{File: file, Env: doc.env, Environments: doc.environments}
 	v := &validator{p: p, reg: Registry{Services: services}, src: data, opts: options{repo: repo}}
 	v.validateEnvironments(root)
 	if len(v.errs) > 0 {
 		slices.SortStableFunc(v.errs, byPosition)
 		return nil, errors.Join(v.errs...)
 	}
-	if p.Environments == nil {
-		p.Environments = map[string]*Environment{}
-	}
-	return p.Environments, nil
+	return p, nil
 }

@@ -172,12 +172,15 @@ func TestEnvironmentChartDefaultMissing(t *testing.T) {
 func TestParseEnvironmentsAlone(t *testing.T) {
 	repo := envRepo(t)
 	src := "name: p\nenv: {A: b}\nenvironments:\n  staging: {env: {X: \"${env.A}\"}}\nstages: [{name: s, steps: [{name: a, uses: not-known-here}]}]\n"
-	envs, err := ParseEnvironments("pipeline.yaml", []byte(src), nil, repo)
+	p, err := ParseEnvironments("pipeline.yaml", []byte(src), nil, repo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := envs["staging"]; got == nil || got.Chart != DefaultChart || got.Name != "staging" {
+	if got := p.Environments["staging"]; got == nil || got.Chart != DefaultChart || got.Name != "staging" {
 		t.Fatalf("staging: got %+v", got)
+	}
+	if p.Name != "p" || p.Env["A"] != "b" {
+		t.Errorf("name %q, env %v: want p and A=b", p.Name, p.Env)
 	}
 	_, err = ParseEnvironments("pipeline.yaml", []byte("name: p\nenvironments:\n  staging: {chart: nowhere}\n"), nil, repo)
 	if want := "pipeline.yaml:3:20: environment staging: chart: nowhere does not exist"; err == nil || !strings.Contains(err.Error(), want) {

@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
@@ -28,10 +29,19 @@ import (
 
 // connectDeployer reaches the environment controller of a state dir: the
 // `gantry serve` process, started in the background when none runs
-// (serve.Ensure). Nil in a build without it: then the deploy kind is not
-// registered (a pipeline using it fails validation), and `gantry deploy`
-// and rollbacks fail saying so.
-var connectDeployer func(ctx context.Context, stateDir string) (runtime.Deployer, error)
+// (serve.Ensure). Nil means no controller (tests set it so): then the
+// deploy kind is not registered (a pipeline using it fails validation),
+// and `gantry deploy` and rollbacks fail saying so.
+var connectDeployer = ensureServe
+
+// ensureServe is serve.Ensure as a runtime.Deployer.
+func ensureServe(ctx context.Context, stateDir string) (runtime.Deployer, error) {
+	c, err := serve.Ensure(ctx, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
 // errNoController says this build cannot deploy.
 var errNoController = errors.New("this gantry has no environment controller (gantry serve) yet, so it cannot deploy or roll back")
@@ -76,6 +86,7 @@ func (r *rollbacker) Rollback(ctx context.Context, env string) error {
 	if err != nil {
 		return err
 	}
+	defer deploy.Release(d)
 	who, err := engine.LocalUser{}.Identify(ctx)
 	if err != nil {
 		return err
@@ -217,6 +228,7 @@ func runDeploy(cmd *cobra.Command, g *options.Global, o *options.Deploy, image s
 	if err != nil {
 		return failed(err)
 	}
+	defer deploy.Release(d)
 	dctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	res, err := deploy.Deploy(dctx, d, built, out)

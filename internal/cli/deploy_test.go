@@ -188,3 +188,43 @@ func TestRollbackLine(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateDeployKind: with a controller the deploy kind is known and
+// its inputs are checked; without one it is an unknown kind at
+// validation, not a failure at run time.
+func TestValidateDeployKind(t *testing.T) {
+	repo := t.TempDir()
+	for name, data := range map[string]string{
+		"deploy/chart/Chart.yaml": "apiVersion: v2\nname: x\nversion: 0.1.0\n",
+		".gantry/pipeline.yaml":   "name: demo\nenvironments:\n  staging: {}\nstages:\n  - name: d\n    steps: [{name: deploy, uses: deploy, with: {environment: staging}}]\n",
+		".gantry/tag.yaml":        "name: demo\nenvironments:\n  staging: {}\nstages:\n  - name: d\n    steps: [{name: deploy, uses: deploy, with: {environment: staging, image: 'app:1'}}]\n",
+	} {
+		p := filepath.Join(repo, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name       string
+		controller *controller
+		file       string
+		code       int
+		want       string
+	}{
+		{"with a controller", &controller{}, ".gantry/pipeline.yaml", 0, "pipeline demo is valid: 1 stages, 1 steps"},
+		{"a tag", &controller{}, ".gantry/tag.yaml", 2, "tag.yaml:6:78: with.image \"app:1\" is not REPO@sha256:..."},
+		{"without a controller", nil, ".gantry/pipeline.yaml", 2, `unknown step kind "deploy"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			withController(t, tc.controller)
+			out, code := runCLI(t, "", "validate", filepath.Join(repo, filepath.FromSlash(tc.file)))
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, want %d; output lacks %q:\n%s", code, tc.code, tc.want, out)
+			}
+		})
+	}
+}

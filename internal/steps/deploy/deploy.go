@@ -126,6 +126,7 @@ func (s *deployStep) Run(ctx context.Context, env *step.Env) (*step.Result, erro
 	if err != nil {
 		return nil, fmt.Errorf("deploy: reach the environment controller (gantry serve): %w", err)
 	}
+	defer Release(d)
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	res, err := Deploy(dctx, d, built, out)
@@ -138,6 +139,14 @@ func (s *deployStep) Run(ctx context.Context, env *step.Env) (*step.Result, erro
 		},
 		Summary: fmt.Sprintf("%s revision %d serving %s at %s", e.Name, res.Revision.Number, shortDigest(res.Revision.Digest), res.URL),
 	}, nil
+}
+
+// Release closes a deployer that holds connections (the serve client's
+// Close), once its caller is done with it.
+func Release(d runtime.Deployer) {
+	if c, ok := d.(interface{ Close() }); ok {
+		c.Close()
+	}
 }
 
 // Deployed is the outcome of Deploy.

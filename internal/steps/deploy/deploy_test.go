@@ -28,6 +28,14 @@ type recorder struct {
 	current  *runtime.Revision
 	// deployErr, when set, is what Deploy fails with.
 	deployErr error
+	// closed counts the calls of Close.
+	closed int
+}
+
+func (r *recorder) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed++
 }
 
 var _ runtime.Deployer = (*recorder)(nil)
@@ -131,6 +139,9 @@ func TestDeployExample(t *testing.T) {
 	res, err := s.Run(context.Background(), env)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log)
+	}
+	if rec.closed != 1 {
+		t.Errorf("the deployer was closed %d times, want once", rec.closed)
 	}
 	if gotState != env.StateDir {
 		t.Errorf("connect: got state dir %q, want %q", gotState, env.StateDir)

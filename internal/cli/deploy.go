@@ -18,7 +18,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/runtime"
-	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
@@ -28,20 +27,21 @@ import (
 )
 
 // connectDeployer reaches the environment controller of a state dir: the
-// `gantry serve` process, started in the background when none runs
-// (serve.Ensure). Nil means no controller (tests set it so): then the
-// deploy kind is not registered (a pipeline using it fails validation),
-// and `gantry deploy` and rollbacks fail saying so.
-var connectDeployer = ensureServe
-
-// ensureServe is serve.Ensure as a runtime.Deployer.
-func ensureServe(ctx context.Context, stateDir string) (runtime.Deployer, error) {
-	c, err := serve.Ensure(ctx, stateDir)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
+// `gantry serve` process, started in the background when none runs. Nil
+// means no controller: the deploy kind is not registered (a pipeline
+// using it fails validation), and `gantry deploy` and rollbacks fail
+// saying so. It stays nil while the serve process answers every
+// environment call with errNotBuilt (newDeployer in serve.go); once that
+// runs the environment controller, it becomes serve.Ensure:
+//
+//	connectDeployer = func(ctx context.Context, stateDir string) (runtime.Deployer, error) {
+//		c, err := serve.Ensure(ctx, stateDir)
+//		if err != nil {
+//			return nil, err
+//		}
+//		return c, nil
+//	}
+var connectDeployer func(ctx context.Context, stateDir string) (runtime.Deployer, error)
 
 // errNoController says this build cannot deploy.
 var errNoController = errors.New("this gantry has no environment controller (gantry serve) yet, so it cannot deploy or roll back")

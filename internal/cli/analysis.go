@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -108,14 +107,4 @@ func runAnalysis(cmd *cobra.Command, o *options.Analysis, format, file string) e
 		return failed(fmt.Errorf("analysis %s: %s", run.Template, run.Phase))
 	}
 	return nil
-}
-
-func jsonBytes(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
-
-func urlOrigin(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("%q: want an absolute URL", raw)
-	}
-	return u.Scheme + "://" + u.Host, nil
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -15,6 +14,7 @@ import (
 
 func newBuildCmd(g *options.Global) *cobra.Command {
 	o := &options.Build{}
+	sf := &oneOffFlags{}
 	cmd := &cobra.Command{
 		Use:   "build [DIR]",
 		Short: "Build a reproducible multi-arch OCI image of a Go program without a daemon (the image-build step on its own)",
@@ -27,10 +27,6 @@ func newBuildCmd(g *options.Global) *cobra.Command {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
-			}
-			stateDir, err := g.ResolveStateDir()
-			if err != nil {
-				return usageErr(err)
 			}
 			var repo, tag string
 			if o.Image != "" {
@@ -45,58 +41,48 @@ func newBuildCmd(g *options.Global) *cobra.Command {
 			} else if o.Push {
 				return usageErr(fmt.Errorf("--push needs --image"))
 			}
-			art, err := os.MkdirTemp("", "gantry-build-")
-			if err != nil {
-				return err
+			with := map[string]any{}
+			if o.Package != "" {
+				with["package"] = o.Package
 			}
-			defer os.RemoveAll(art)
-			ctx := cmd.Context()
-			env, cleanup, err := localEnv(ctx, dir, stateDir, art, cmd.ErrOrStderr(), g.Verbose)
-			if err != nil {
-				return err
+			if len(o.Platforms) > 0 {
+				with["platforms"] = o.Platforms
 			}
-			defer cleanup()
-			cfg := imagebuild.Config{Package: o.Package, Platforms: o.Platforms, Base: o.Base}
+			if o.Base != "" {
+				with["base"] = o.Base
+			}
 			if repo != "" {
-				cfg.Name = repo[strings.LastIndex(repo, "/")+1:]
+				with["name"] = repo[strings.LastIndex(repo, "/")+1:]
 			}
 			if o.NoCache {
-				f := false
-				cfg.Cache = &f
+				with["cache"] = false
 			}
-			b, err := imagebuild.New(structInputs{cfg})
+			steps := []oneOffStep{{name: "image", uses: imagebuild.Kind.Name, with: with}}
+			if o.Push {
+				host, path, _ := strings.Cut(repo, "/")
+				tags := append(append([]string{}, o.Tags...), tag)
+				steps = append(steps, oneOffStep{name: "push", uses: imagepush.Kind.Name, needs: []string{"image"},
+					with: map[string]any{"from": "image", "registry": host, "repository": path, "tags": tags}})
+			}
+			job := &oneOff{command: "build", stage: "build", dir: dir, secrets: sf.secrets, noCache: o.NoCache,
+				steps: steps, out: cmd.ErrOrStderr()}
+			r, err := job.run(cmd, g)
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
-			env.Step = "image"
-			built, err := b.Run(ctx, env)
-			if err != nil {
-				return failed(err)
+			defer r.close()
+			if err := r.failure(ExitFailed); err != nil {
+				return err
 			}
-			if !o.Push {
-				fmt.Fprintln(cmd.OutOrStdout(), built.Outputs["digest"])
+			if o.Push {
+				fmt.Fprintln(cmd.OutOrStdout(), r.step("push").Outputs["image"])
 				return nil
 			}
-			host, path, _ := strings.Cut(repo, "/")
-			pcfg := imagepush.Config{Registry: host, Repository: path, Tags: append(append([]string{}, o.Tags...), tag)}
-			p, err := imagepush.New(structInputs{pcfg})
-			if err != nil {
-				return usageErr(err)
-			}
-			env.Outputs = func(_, s string) (map[string]any, bool) {
-				if s == "image" {
-					return built.Outputs, true
-				}
-				return nil, false
-			}
-			pushed, err := p.Run(ctx, env)
-			if err != nil {
-				return failed(err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), pushed.Outputs["image"])
+			fmt.Fprintln(cmd.OutOrStdout(), r.step("image").Outputs["digest"])
 			return nil
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	sf.addFlags(cmd.Flags())
 	return cmd
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,16 +12,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	cl "github.com/gantry-ci/gantry/internal/commitlint"
 	"github.com/gantry-ci/gantry/internal/findings"
-	"github.com/gantry-ci/gantry/internal/step"
-	"github.com/gantry-ci/gantry/internal/steps/builtin"
-	"github.com/gantry-ci/gantry/internal/steps/checkstep"
 	clstep "github.com/gantry-ci/gantry/internal/steps/commitlint"
-	"github.com/gantry-ci/gantry/internal/yamlx"
 )
 
 // checkKinds are the kinds `gantry check` runs.
@@ -30,6 +24,7 @@ var checkKinds = []string{"golangci-lint", "terraform-fmt", "tflint", "kubeconfo
 
 func newCheckCmd(g *options.Global) *cobra.Command {
 	o := &options.Check{}
+	sf := &oneOffFlags{}
 	cmd := &cobra.Command{
 		Use:   "check KIND [PATH...]",
 		Short: "Run one commit-stage check on its own",
@@ -39,68 +34,28 @@ PATH is the module (golangci-lint), Terraform directory (terraform-fmt,
 tflint), manifest files or directories (kubeconform), chart (helm-lint,
 helm-template) or repository (commitlint, next-version); default ".".
 commitlint lints --from..--to, the --edit file, or one message on standard
-input. Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad usage.`,
+input.
+It runs as a one-step pipeline through the engine, as gantry run would run
+the step: recorded in gantry runs, cached when unchanged, --secret NAME masked.
+Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad usage.`,
 		Args:      cobra.MinimumNArgs(1),
 		ValidArgs: checkKinds,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.Context(), cmd, g, o, args[0], args[1:])
+			return runCheck(cmd, g, o, sf, args[0], args[1:])
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	sf.addFlags(cmd.Flags())
 	return cmd
 }
 
-// mapInputs is a `with:` block built from flags.
-type mapInputs map[string]any
-
-func (m mapInputs) Decode(v any) error {
-	data, err := yaml.Marshal(map[string]any(m))
-	if err != nil {
-		return err
-	}
-	return yamlx.Decode("flags", data, v)
-}
-
-func (m mapInputs) Errorf(path, format string, args ...any) error {
-	return fmt.Errorf("--%s: %s", strings.ReplaceAll(path, "_", "-"), fmt.Sprintf(format, args...))
-}
-
-func (mapInputs) Resolved() bool { return true }
-
-// fileSink writes SARIF to one file and other artifacts to a directory.
-type fileSink struct {
-	kind, sarif, dir string
-}
-
-func (s *fileSink) Put(ctx context.Context, name, path, mt string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return s.PutBytes(ctx, name, data, mt)
-}
-
-func (s *fileSink) PutBytes(_ context.Context, name string, data []byte, _ string) error {
-	if name == s.kind+".sarif" && s.sarif != "" {
-		return os.WriteFile(s.sarif, data, 0o644)
-	}
-	if s.dir == "" {
-		return nil
-	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(s.dir, name), data, 0o644)
-}
-
-func runCheck(ctx context.Context, cmd *cobra.Command, g *options.Global, o *options.Check, kind string, paths []string) error {
+func runCheck(cmd *cobra.Command, g *options.Global, o *options.Check, sf *oneOffFlags, kind string, paths []string) error {
 	if !slices.Contains(checkKinds, kind) {
 		return usageErr(fmt.Errorf("unknown check %q (want one of %s)", kind, strings.Join(checkKinds, ", ")))
 	}
 	if _, err := findings.ParseSeverity(o.FailOn); err != nil {
 		return usageErr(fmt.Errorf("--fail-on: %w", err))
 	}
-	out := cmd.OutOrStdout()
 	if kind == "commitlint" && o.From == "" && o.To == "" {
 		return lintMessage(cmd, o, paths)
 	}
@@ -108,54 +63,45 @@ func runCheck(ctx context.Context, cmd *cobra.Command, g *options.Global, o *opt
 	if err != nil {
 		return usageErr(err)
 	}
-	var k step.Kind
-	for _, bk := range builtin.Kinds() {
-		if bk.Name == kind {
-			k = bk
+	job := &oneOff{command: "check " + kind, stage: "check", dir: dir, secrets: sf.secrets,
+		steps: []oneOffStep{{name: kind, uses: kind, with: with}}}
+	r, err := job.run(cmd, g)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	for _, art := range r.arts {
+		switch {
+		case art.Name == kind+".sarif" && o.SARIF != "":
+			err = r.saveArtifact(art.Name, o.SARIF)
+		case o.Artifacts != "":
+			if err = os.MkdirAll(o.Artifacts, 0o755); err == nil {
+				err = r.saveArtifact(art.Name, filepath.Join(o.Artifacts, filepath.Base(art.Name)))
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if k.New == nil {
-		return usageErr(fmt.Errorf("check %q is not built in", kind))
-	}
-	st, err := k.New(with)
-	if err != nil {
-		return usageErr(err)
-	}
-	stateDir, err := g.ResolveStateDir()
-	if err != nil {
-		return usageErr(err)
-	}
-	absDir, err := filepath.Abs(dir)
-	if err != nil {
-		return usageErr(err)
-	}
-	tmp, err := os.MkdirTemp("", "gantry-check-")
-	if err != nil {
+	if err := r.failure(ExitFailed); err != nil {
 		return err
 	}
-	defer func() { _ = os.RemoveAll(tmp) }() // scratch space; leftovers are harmless
-	env := &step.Env{RunID: "check", Stage: "check", Step: kind, Dir: absDir, TempDir: tmp, StateDir: stateDir,
-		Vars: os.Environ(), Stdout: out, Git: step.Git{SHA: "HEAD"},
-		Artifacts: &fileSink{kind: kind, sarif: o.SARIF, dir: o.Artifacts}}
-	res, err := st.Run(ctx, env)
-	if kind == "next-version" && err == nil {
-		b, _ := json.Marshal(res.Outputs)
-		_, err = fmt.Fprintf(out, "%s\n", b)
+	if kind == "next-version" {
+		b, err := json.Marshal(r.step(kind).Outputs)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
 		return err
-	}
-	var fe *checkstep.FailedError
-	if errors.As(err, &fe) {
-		return failed(err)
-	}
-	if err != nil {
-		return failed(err)
 	}
 	return nil
 }
 
 // checkInputs maps PATH and flags to the kind's `with:` block and the
-// directory the step runs in.
-func checkInputs(kind string, o *options.Check, paths []string) (string, mapInputs, error) {
+// workspace the step runs in: the PATH of a kind that checks one
+// directory, else the directory holding every path named (the current
+// one when they are all inside it), with the paths made relative to it.
+func checkInputs(kind string, o *options.Check, paths []string) (string, map[string]any, error) {
 	first := "."
 	if len(paths) > 0 {
 		first = paths[0]
@@ -166,49 +112,55 @@ func checkInputs(kind string, o *options.Check, paths []string) (string, mapInpu
 		}
 		return nil
 	}
-	with := mapInputs{}
+	with := map[string]any{}
 	if kind != "next-version" {
 		with["fail_on"] = o.FailOn
 	}
 	switch kind {
-	case "golangci-lint":
+	case "golangci-lint", "tflint":
 		if o.Config != "" {
 			with["config"] = o.Config
 		}
 		return first, with, one()
-	case "terraform-fmt":
-		return first, with, one()
-	case "tflint":
-		if o.Config != "" {
-			with["config"] = o.Config
+	case "terraform-fmt", "commitlint", "next-version":
+		if kind == "commitlint" {
+			if o.From != "" {
+				with["from"] = o.From
+			}
+			if o.To != "" {
+				with["to"] = o.To
+			}
 		}
 		return first, with, one()
 	case "kubeconform":
+		values := slices.Concat(paths, o.Kustomize, o.Helm, o.Values, o.CRDs)
+		ws, rel := commonDir(values)
 		if len(paths) > 0 {
-			with["paths"] = paths
+			with["paths"] = mapStrings(paths, rel)
 		}
 		if len(o.Kustomize) > 0 {
-			with["kustomize"] = o.Kustomize
+			with["kustomize"] = mapStrings(o.Kustomize, rel)
 		}
 		var charts []map[string]any
 		for _, h := range o.Helm {
-			charts = append(charts, map[string]any{"chart": h, "values": o.Values, "set": o.Set})
+			charts = append(charts, map[string]any{"chart": rel(h), "values": mapStrings(o.Values, rel), "set": o.Set})
 		}
 		if charts != nil {
 			with["helm"] = charts
 		}
 		if len(o.CRDs) > 0 {
-			with["crds"] = o.CRDs
+			with["crds"] = mapStrings(o.CRDs, rel)
 		}
 		with["unknown_kinds"] = o.UnknownKinds
 		if len(o.SkipKinds) > 0 {
 			with["skip_kinds"] = o.SkipKinds
 		}
-		return ".", with, nil
+		return ws, with, nil
 	case "helm-lint", "helm-template":
-		with["chart"] = first
+		ws, rel := commonDir(append([]string{first}, o.Values...))
+		with["chart"] = rel(first)
 		if len(o.Values) > 0 {
-			with["values"] = o.Values
+			with["values"] = mapStrings(o.Values, rel)
 		}
 		if len(o.Set) > 0 {
 			with["set"] = o.Set
@@ -219,19 +171,60 @@ func checkInputs(kind string, o *options.Check, paths []string) (string, mapInpu
 		if kind == "helm-template" {
 			with["unknown_kinds"] = o.UnknownKinds
 		}
-		return ".", with, one()
-	case "commitlint":
-		if o.From != "" {
-			with["from"] = o.From
-		}
-		if o.To != "" {
-			with["to"] = o.To
-		}
-		return first, with, one()
-	case "next-version":
-		return first, with, one()
+		return ws, with, one()
 	}
 	return "", nil, fmt.Errorf("unknown check %q", kind)
+}
+
+func mapStrings(in []string, f func(string) string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = f(s)
+	}
+	return out
+}
+
+// commonDir returns the workspace for paths given on the command line
+// and how to name each of them inside it: the current directory when
+// every path is inside it, else the nearest existing directory holding
+// them all (paths that leave a repository are refused in a pipeline, and
+// a one-off step is one).
+func commonDir(paths []string) (string, func(string) string) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return ".", func(p string) string { return p }
+	}
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return filepath.Clean(p)
+		}
+		return filepath.Join(cwd, p)
+	}
+	ws := cwd
+	for _, p := range paths {
+		for !within(ws, abs(p)) {
+			ws = filepath.Dir(ws)
+		}
+	}
+	for {
+		if fi, err := os.Stat(ws); err == nil && fi.IsDir() {
+			break
+		}
+		ws = filepath.Dir(ws)
+	}
+	return ws, func(p string) string {
+		rel, err := filepath.Rel(ws, abs(p))
+		if err != nil {
+			return p
+		}
+		return filepath.ToSlash(rel)
+	}
+}
+
+// within reports whether path is dir or inside it.
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // lintMessage lints one message from --edit FILE or standard input, as

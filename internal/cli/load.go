@@ -1,24 +1,24 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/load"
+	"github.com/gantry-ci/gantry/internal/steps/loadtest"
 )
 
 // ExitThresholds is the exit code for failed thresholds, as k6 uses.
 const ExitThresholds = 99
 
-func newLoadCmd() *cobra.Command {
+func newLoadCmd(g *options.Global) *cobra.Command {
 	o := &options.Load{}
+	sf := &oneOffFlags{}
 	cmd := &cobra.Command{
 		Use:   "load [SPEC]",
 		Short: "Send load at a constant or ramping arrival rate and check k6-style thresholds",
@@ -34,167 +34,123 @@ exits 1.`,
   gantry load --url http://localhost:8080/pay --rate 200 --duration 30m --watch memory,goroutines,db_pool`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runLoad(cmd, o, args)
+			return runLoad(cmd, g, o, sf, args)
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	sf.addFlags(cmd.Flags())
+	// The step prints its progress to its log every tenth of the test;
+	// there is no live line left to hide.
+	_ = cmd.Flags().MarkDeprecated("quiet", "the load-test step has no live progress line; its log shows progress every tenth of the test")
 	return cmd
 }
 
-func loadConfig(o *options.Load, args []string) (load.Config, error) {
-	var cfg load.Config
+// loadInputs maps the spec file and flags to the load-test step's with:
+// block and the workspace it runs in.
+func loadInputs(o *options.Load, args []string) (string, map[string]any, error) {
+	with := map[string]any{}
+	ws := "."
 	if len(args) == 1 {
-		data, err := os.ReadFile(args[0])
-		if err != nil {
-			return cfg, err
-		}
-		spec, err := load.ParseSpec(args[0], data)
-		if err != nil {
-			return cfg, err
-		}
-		if cfg, err = load.FromSpec(spec); err != nil {
-			return cfg, err
-		}
+		dir, rel := commonDir(args)
+		ws = dir
+		with["spec"] = rel(args[0])
 	}
 	if o.URL != "" {
-		cfg.Requests = []load.Request{{URL: o.URL}}
+		if len(args) == 1 {
+			return "", nil, errors.New("give a spec file or --url, not both")
+		}
+		with["url"] = o.URL
 	}
-	if len(cfg.Requests) == 0 {
-		return cfg, errors.New("give a spec file or --url")
+	if len(args) == 0 && o.URL == "" {
+		return "", nil, errors.New("give a spec file or --url")
 	}
 	if o.Rate > 0 {
-		cfg.Rate = o.Rate
+		with["rate"] = o.Rate
 	}
 	if o.Duration > 0 {
-		cfg.Duration = o.Duration
+		with["duration"] = o.Duration.String()
 	}
 	if o.StartRate > 0 {
-		cfg.StartRate = o.StartRate
+		with["start_rate"] = o.StartRate
 	}
-	for _, s := range o.Stages {
-		d, target, err := options.ParseStage(s)
+	var stages []any
+	for _, st := range o.Stages {
+		d, target, err := options.ParseStage(st)
 		if err != nil {
-			return cfg, err
+			return "", nil, err
 		}
-		cfg.Stages = append(cfg.Stages, load.Stage{Duration: d, Target: target})
+		stages = append(stages, map[string]any{"duration": d.String(), "target": target})
+	}
+	if stages != nil {
+		with["stages"] = stages
 	}
 	if o.VUs > 0 {
-		cfg.VUs = o.VUs
+		with["vus"] = o.VUs
 	}
 	if o.MaxVUs > 0 {
-		cfg.MaxVUs = o.MaxVUs
+		with["max_vus"] = o.MaxVUs
 	}
 	if o.Timeout > 0 {
-		cfg.Timeout = o.Timeout
+		with["timeout"] = o.Timeout.String()
 	}
+	thresholds := map[string]any{}
 	for _, t := range o.Thresholds {
 		th, err := load.ParseThreshold(t)
 		if err != nil {
-			return cfg, err
+			return "", nil, err
 		}
-		cfg.Thresholds = append(cfg.Thresholds, th)
+		list, _ := thresholds[th.Metric].([]string)
+		thresholds[th.Metric] = append(list, th.Source)
+	}
+	if len(thresholds) > 0 {
+		with["thresholds"] = thresholds
 	}
 	if len(o.Watch) > 0 {
-		mu := o.MetricsURL
-		if mu == "" {
-			u, err := urlOrigin(cfg.Requests[0].URL)
-			if err != nil {
-				return cfg, err
-			}
-			mu = u + "/metrics"
+		with["watch"] = o.Watch
+		if o.MetricsURL != "" {
+			with["metrics_url"] = o.MetricsURL
 		}
-		interval := o.WatchInterval
-		if interval == 0 {
-			interval = min(15e9, max(1e9, cfg.TotalDuration()/100))
-		}
-		cfg.Watch = &load.WatchConfig{URL: mu, Watch: o.Watch, Interval: interval}
-		if err := cfg.Watch.Validate(); err != nil {
-			return cfg, err
+		if o.WatchInterval > 0 {
+			with["watch_interval"] = o.WatchInterval.String()
 		}
 	}
-	return cfg, nil
+	return ws, with, nil
 }
 
-func runLoad(cmd *cobra.Command, o *options.Load, args []string) error {
-	cfg, err := loadConfig(o, args)
+func runLoad(cmd *cobra.Command, g *options.Global, o *options.Load, sf *oneOffFlags, args []string) error {
+	ws, with, err := loadInputs(o, args)
 	if err != nil {
 		return usageErr(err)
 	}
-	stderr := cmd.ErrOrStderr()
-	tty := false
-	if f, ok := stderr.(*os.File); ok && !o.Quiet {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	total := cfg.TotalDuration()
-	opts := []load.Option{}
-	if tty {
-		opts = append(opts, load.WithProgress(func(s *load.Snapshot) {
-			fmt.Fprintf(stderr, "\r\033[K%s", load.ProgressLine(s, total))
-		}))
-	}
-	lt, err := load.New(cfg, opts...)
+	job := &oneOff{command: "load", stage: "load", dir: ws, secrets: sf.secrets,
+		steps: []oneOffStep{{name: "load", uses: loadtest.Kind.Name, with: with}}}
+	r, err := job.run(cmd, g)
 	if err != nil {
-		return usageErr(err)
-	}
-	res, err := lt.Run(cmd.Context())
-	if tty {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
-	if err != nil {
-		return failed(err)
-	}
-	out := cmd.OutOrStdout()
-	sum := res.Summary()
-	if err := sum.WriteText(out); err != nil {
 		return err
 	}
-	if res.Watch != nil {
-		for _, v := range res.Watch.Verdicts {
-			fmt.Fprintf(out, "   watch %s: %s\n", v.Watch, v.Reason)
-		}
+	defer r.close()
+	outs := r.step("load").Outputs
+	if outs == nil {
+		// It failed before any load was sent: a bad spec or settings.
+		return r.failure(ExitUsage)
 	}
 	if o.SummaryExport != "" {
-		data, err := jsonBytes(sum)
-		if err != nil {
+		if err := r.saveArtifact("summary.json", o.SummaryExport); err != nil {
 			return err
-		}
-		if err := os.WriteFile(o.SummaryExport, data, 0o644); err != nil {
-			return fmt.Errorf("write summary export: %w", err)
 		}
 	}
 	if o.OutDir != "" {
-		if err := writeLoadReports(o.OutDir, res); err != nil {
-			return err
+		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", o.OutDir, err)
+		}
+		for _, name := range []string{"results.json", "report.html"} {
+			if err := r.saveArtifact(name, filepath.Join(o.OutDir, name)); err != nil {
+				return err
+			}
 		}
 	}
-	err = res.Err()
-	var te *load.ThresholdsError
-	if errors.As(err, &te) {
-		return &ExitError{Code: ExitThresholds, Err: err}
+	if passed, ok := outs["thresholds_passed"].(bool); ok && !passed {
+		return r.failure(ExitThresholds)
 	}
-	if err != nil {
-		return failed(err)
-	}
-	return nil
-}
-
-func writeLoadReports(dir string, res *load.Result) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	data, err := res.JSON()
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), data, 0o644); err != nil {
-		return fmt.Errorf("write results.json: %w", err)
-	}
-	var html bytes.Buffer
-	if err := res.WriteHTML(&html); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "report.html"), html.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("write report.html: %w", err)
-	}
-	return nil
+	return r.failure(ExitFailed)
 }

@@ -18,7 +18,7 @@ func execute(t *testing.T, args ...string) (string, int) {
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
+	cmd.SetArgs(append([]string{"--state-dir", t.TempDir()}, args...))
 	err := cmd.ExecuteContext(context.Background())
 	msg := out.String() + errOut.String()
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/evidence"
 	"github.com/gantry-ci/gantry/internal/expression"
-	"github.com/gantry-ci/gantry/internal/notify"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -46,6 +45,7 @@ func pipelinePath(dir, file string) string {
 
 func newRunCmd(g *options.Global) *cobra.Command {
 	o := &options.Run{}
+	var vars []string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the pipeline on a repository",
@@ -58,7 +58,11 @@ With --resume N, continue run N in this process: a run that waited for
 an approval (decided with gantry approve), or one interrupted (its gantry
 process was killed) or cancelled. It runs the pipeline file and commit the
 run recorded (in a detached git worktree when the checkout has moved on);
-steps that ended keep their outcome, the others run again.
+steps that ended keep their outcome, the others run again, with the
+--var values the run recorded.
+
+--var NAME=VALUE sets the pipeline variable NAME (declared in the
+pipeline's vars: block) for this run; repeat it for several.
 
 Exit status: 0 the run passed, 1 a step or gate failed (or the run was
 rejected or interrupted), 2 bad usage or a bad pipeline file, 75 the run
@@ -72,16 +76,40 @@ waits for an approval (gantry approve/reject), 130 cancelled.`,
 				return usageErr(err)
 			}
 			if o.Resume > 0 {
+				if cmd.Flags().Changed("var") {
+					return usageErr(errors.New("--var cannot be combined with --resume: a resumed run keeps the values it recorded"))
+				}
 				return resumePipeline(cmd, g, o)
 			}
-			return runPipeline(cmd, g, o)
+			values, err := parseVars(vars)
+			if err != nil {
+				return usageErr(err)
+			}
+			return runPipeline(cmd, g, o, values)
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	cmd.Flags().StringArrayVar(&vars, "var", nil, "set the pipeline variable NAME (from the vars: block) to VALUE for this run: NAME=VALUE (repeatable)")
 	return cmd
 }
 
-func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
+// parseVars reads --var NAME=VALUE flags; the last value of a name wins.
+func parseVars(flags []string) (map[string]string, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, f := range flags {
+		name, value, ok := strings.Cut(f, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--var %q: want NAME=VALUE", f)
+		}
+		out[name] = value
+	}
+	return out, nil
+}
+
+func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map[string]string) error {
 	ctx := cmd.Context()
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
@@ -93,6 +121,9 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
 	p, err := spec.Load(pipelinePath(dir, o.Pipeline), builtinRegistry(), spec.WithRepository(dir))
 	if err != nil {
 		return usageErr(err)
+	}
+	if _, err := spec.ResolveVars(p, vars); err != nil {
+		return usageErr(fmt.Errorf("--var: %w", err))
 	}
 	gitInfo, err := workspace.Describe(ctx, dir)
 	if err != nil {
@@ -128,22 +159,14 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error {
 		defer status.Close()
 		obs = observers{view, status}
 	}
-	opts := []engine.Option{
-		engine.WithObserver(obs),
-		engine.WithNotifier(notify.NewWebhook()),
-	}
-	if o.Jobs > 0 {
-		opts = append(opts, engine.WithJobs(o.Jobs))
-	}
-	opts = append(opts, rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)...)
-	eng, err := registryEngine(a, opts...)
+	eng, err := runEngine(a, obs, o.Jobs, rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)...)
 	if err != nil {
 		return err
 	}
 	view.Start()
 	res, err := eng.Run(ctx, p, engine.Request{
 		Dir: dir, Git: gitInfo, Stages: o.Stages, From: o.From, Until: o.Until,
-		NoCache: o.NoCache, Trigger: "cli",
+		NoCache: o.NoCache, Trigger: "cli", Vars: vars,
 	})
 	view.Stop()
 	if err != nil {
@@ -232,12 +255,7 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 			}
 		}
 	}
-	opts := []engine.Option{engine.WithObserver(obs), engine.WithNotifier(notify.NewWebhook())}
-	if jobs > 0 {
-		opts = append(opts, engine.WithJobs(jobs))
-	}
-	opts = append(opts, rollbacks...)
-	eng, err := registryEngine(a, opts...)
+	eng, err := runEngine(a, obs, jobs, rollbacks...)
 	if err != nil {
 		return err
 	}

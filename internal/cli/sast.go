@@ -1,22 +1,15 @@
 package cli
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
-	"github.com/gantry-ci/gantry/internal/step"
-	"github.com/gantry-ci/gantry/internal/steps/checkstep"
 	saststep "github.com/gantry-ci/gantry/internal/steps/sast"
 )
 
 func newSASTCmd(g *options.Global) *cobra.Command {
 	o := &options.SAST{}
+	sf := &oneOffFlags{}
 	cmd := &cobra.Command{
 		Use:   "sast [DIR]",
 		Short: "Scan Go code for security issues and the tree and git history for secrets",
@@ -25,6 +18,8 @@ func newSASTCmd(g *options.Global) *cobra.Command {
 --from..--to of its git repository, and snyk code test when SNYK_TOKEN is set
 and snyk is on PATH. Suppress a finding with a comment on its line or the
 line above: // gantry:ignore RULE -- reason (the reason is required).
+It runs as a one-step pipeline through the engine, as gantry run would run
+the step: recorded in gantry runs, cached when unchanged, --secret NAME masked.
 Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad usage.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -32,15 +27,16 @@ Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad usage.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runSAST(cmd.Context(), cmd, g, o, dir)
+			return runSAST(cmd, g, o, sf, dir)
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	sf.addFlags(cmd.Flags())
 	return cmd
 }
 
-func runSAST(ctx context.Context, cmd *cobra.Command, g *options.Global, o *options.SAST, dir string) error {
-	with := mapInputs{"fail_on": o.FailOn, "history": o.History, "snyk": o.Snyk, "tests": o.Tests, "secrets": !o.NoSecrets}
+func runSAST(cmd *cobra.Command, g *options.Global, o *options.SAST, sf *oneOffFlags, dir string) error {
+	with := map[string]any{"fail_on": o.FailOn, "history": o.History, "snyk": o.Snyk, "tests": o.Tests, "secrets": !o.NoSecrets}
 	if len(o.Rules) > 0 {
 		with["rules"] = o.Rules
 	}
@@ -53,36 +49,17 @@ func runSAST(ctx context.Context, cmd *cobra.Command, g *options.Global, o *opti
 	if o.To != "" {
 		with["to"] = o.To
 	}
-	st, err := saststep.Kind.New(with)
-	if err != nil {
-		return usageErr(err)
-	}
-	stateDir, err := g.ResolveStateDir()
-	if err != nil {
-		return usageErr(err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return usageErr(err)
-	}
-	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-		return usageErr(fmt.Errorf("%s is not a directory", dir))
-	}
-	tmp, err := os.MkdirTemp("", "gantry-sast-")
+	job := &oneOff{command: "sast", stage: "security", dir: dir, secrets: sf.secrets,
+		steps: []oneOffStep{{name: "sast", uses: saststep.Kind.Name, with: with}}}
+	r, err := job.run(cmd, g)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = os.RemoveAll(tmp) }() // scratch space; leftovers are harmless
-	env := &step.Env{RunID: "sast", Stage: "security", Step: "sast", Dir: abs, TempDir: tmp, StateDir: stateDir,
-		Vars: os.Environ(), Stdout: cmd.OutOrStdout(), Git: step.Git{SHA: "HEAD"},
-		Artifacts: &fileSink{kind: saststep.Kind.Name, sarif: o.SARIF}}
-	_, err = st.Run(ctx, env)
-	var fe *checkstep.FailedError
-	if errors.As(err, &fe) {
-		return failed(err)
+	defer r.close()
+	if o.SARIF != "" {
+		if err := r.saveArtifact(saststep.Kind.Name+".sarif", o.SARIF); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return failed(err)
-	}
-	return nil
+	return r.failure(ExitFailed)
 }

@@ -3,16 +3,17 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
-	"github.com/gantry-ci/gantry/internal/inventory"
+	"github.com/gantry-ci/gantry/internal/policy"
 	"github.com/gantry-ci/gantry/internal/steps/vulnscan"
 	"github.com/gantry-ci/gantry/internal/vuln"
 	"github.com/gantry-ci/gantry/internal/vuln/trivy"
@@ -20,6 +21,7 @@ import (
 
 func newScanCmd(g *options.Global) *cobra.Command {
 	o := &options.Scan{}
+	sf := &oneOffFlags{}
 	cmd := &cobra.Command{
 		Use:   "scan [TARGET]",
 		Short: "Scan an image, Go binary or source tree for known vulnerabilities",
@@ -35,6 +37,9 @@ PATH), and --trivy-report FILE gates an existing Trivy JSON report; either
 way the same gate, exceptions and report formats apply. Trivy never
 downloads its database unless --trivy-download is given.
 
+It runs as a one-step pipeline through the engine, as gantry run would run
+the step: recorded in gantry runs, cached when unchanged, --secret NAME masked.
+
 Exit status: 0 passed, 1 findings failed the gate, 2 bad usage or config.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -42,10 +47,11 @@ Exit status: 0 passed, 1 findings failed the gate, 2 bad usage or config.`,
 			if len(args) == 1 {
 				target = args[0]
 			}
-			return runScan(cmd, g, o, target)
+			return runScan(cmd, g, o, sf, target)
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	sf.addFlags(cmd.Flags())
 	return cmd
 }
 
@@ -81,7 +87,7 @@ func pathLike(s string) bool {
 		strings.HasPrefix(s, "../") || strings.HasPrefix(s, "~/")
 }
 
-func runScan(cmd *cobra.Command, g *options.Global, o *options.Scan, target string) error {
+func runScan(cmd *cobra.Command, g *options.Global, o *options.Scan, sf *oneOffFlags, target string) error {
 	if err := checkScanTarget(target); err != nil {
 		return usageErr(err)
 	}
@@ -106,42 +112,87 @@ func runScan(cmd *cobra.Command, g *options.Global, o *options.Scan, target stri
 	if err != nil {
 		return usageErr(err)
 	}
-	var rep *vuln.Report
-	if scanner == vuln.ScannerTrivy {
-		rep, err = scanWithTrivy(cmd, o, gate, target)
-	} else {
-		rep, err = scanWithGantry(cmd, g, o, gate, target)
+	if o.Insecure && target != "" && !isLocalRef(target) {
+		return usageErr(fmt.Errorf("--insecure: the vuln-scan step reaches a registry over plain HTTP only on this machine (localhost, 127.0.0.1, [::1])"))
 	}
+	var paths []string
+	if o.Exceptions != policy.DefaultExceptionsFile {
+		paths = append(paths, o.Exceptions)
+	}
+	ws, rel := commonDir(paths)
+	with := map[string]any{"fail_on": o.FailOn, "unscored": o.Unscored, "fixed_only": o.FixedOnly,
+		"scanner": scanner, "platform": o.Platform}
+	if o.NoFixOlderThan != "" {
+		with["no_fix_older_than"] = o.NoFixOlderThan
+	}
+	if len(paths) > 0 {
+		with["exceptions"] = rel(o.Exceptions)
+	}
+	if target != "" {
+		with["target"] = localTarget(target)
+	}
+	if o.DB != "" {
+		with["db"] = absPath(o.DB)
+	}
+	if o.TrivyReport != "" {
+		with["trivy_report"] = absPath(o.TrivyReport)
+	}
+	if o.TrivyCache != "" {
+		with["trivy_cache"] = absPath(o.TrivyCache)
+	}
+	if o.TrivyDownload {
+		with["trivy_download"] = true
+	}
+	job := &oneOff{command: "scan", stage: "security", dir: ws, secrets: sf.secrets,
+		steps: []oneOffStep{{name: "scan", uses: vulnscan.Kind.Name, with: with}}}
+	if o.Output != "table" {
+		job.out = io.Discard
+	}
+	r, err := job.run(cmd, g)
 	if err != nil {
 		return err
 	}
-	w := cmd.OutOrStdout()
-	switch o.Output {
-	case "json":
-		data, err := rep.JSON()
+	defer r.close()
+	// A step that failed before it had a report (no database, a bad
+	// exceptions file or Trivy report, no such target) is bad usage.
+	if r.step("scan").Outputs == nil {
+		return r.failure(ExitUsage)
+	}
+	if o.Output != "table" {
+		name := "vuln-report.json"
+		if o.Output == "sarif" {
+			name = "vuln-scan.sarif"
+		}
+		data, err := r.artifactBytes(name)
 		if err != nil {
 			return err
 		}
-		if _, err := w.Write(append(data, '\n')); err != nil {
-			return err
-		}
-	case "sarif":
-		data, err := rep.SARIF()
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(append(data, '\n')); err != nil {
-			return err
-		}
-	default:
-		if err := rep.WriteTable(w); err != nil {
+		if _, err := cmd.OutOrStdout().Write(append(data, '\n')); err != nil {
 			return err
 		}
 	}
-	if !rep.Passed {
-		return failed(fmt.Errorf("%d vulnerability finding(s) failed the gate", rep.Failing))
+	return r.failure(ExitFailed)
+}
+
+// localTarget makes a TARGET that names a file (or LAYOUT@sha256:...)
+// absolute, so that the step finds it whatever its workspace; image
+// references stay as they are.
+func localTarget(target string) string {
+	if _, err := os.Stat(target); err == nil {
+		return absPath(target)
 	}
-	return nil
+	if dir, digest, ok := strings.Cut(target, "@"); ok && pathLike(dir) {
+		return absPath(dir) + "@" + digest
+	}
+	return target
+}
+
+// absPath is path made absolute (as given when that fails).
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
 
 // scanScanner checks the scanner flags and resolves auto.
@@ -177,69 +228,6 @@ func scanScanner(cmd *cobra.Command, o *options.Scan, target string) (string, er
 		return "", fmt.Errorf("--trivy-cache and --trivy-download need --scanner trivy or auto")
 	}
 	return scanner, nil
-}
-
-// scanWithTrivy runs trivy on target, or reads --trivy-report, and gates
-// the findings.
-func scanWithTrivy(cmd *cobra.Command, o *options.Scan, gate vuln.Gate, target string) (*vuln.Report, error) {
-	exc, err := vulnscan.LoadExceptions(".", o.Exceptions)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	gate.Exceptions = exc
-	var scan *trivy.Scan
-	if o.TrivyReport != "" {
-		if scan, err = trivy.ReadReport(o.TrivyReport); err != nil {
-			return nil, usageErr(err)
-		}
-	} else {
-		scan, err = trivy.Run(cmd.Context(), trivy.Options{
-			Target: target, Platform: o.Platform, Insecure: o.Insecure || isLocalRef(target),
-			CacheDir: o.TrivyCache, AllowDownload: o.TrivyDownload, Log: cmd.ErrOrStderr(),
-		})
-		if errors.Is(err, trivy.ErrNotInstalled) || errors.Is(err, trivy.ErrNoDB) {
-			return nil, usageErr(err)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	now := time.Now()
-	return scan.NewReport(gate.Apply(scan.Findings(), now), now), nil
-}
-
-// scanWithGantry matches target against the OSV database.
-func scanWithGantry(cmd *cobra.Command, g *options.Global, o *options.Scan, gate vuln.Gate, target string) (*vuln.Report, error) {
-	var err error
-	stateDir := ""
-	if o.DB == "" {
-		if stateDir, err = g.ResolveStateDir(); err != nil {
-			return nil, usageErr(err)
-		}
-	}
-	dbPath, err := vulnscan.DBPath(o.DB, os.Environ(), stateDir)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	exc, err := vulnscan.LoadExceptions(".", o.Exceptions)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	gate.Exceptions = exc
-	db, err := vuln.Open(dbPath)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	ctx := cmd.Context()
-	inv, err := inventory.Load(ctx, target, inventory.Options{Platform: o.Platform, Insecure: o.Insecure || isLocalRef(target)})
-	if err != nil {
-		if errors.Is(err, inventory.ErrNoTarget) {
-			return nil, usageErr(err)
-		}
-		return nil, err
-	}
-	now := time.Now()
-	return vuln.NewReport(inv, db, gate.Apply(vuln.Scan(inv, db), now), now), nil
 }
 
 // isLocalRef reports whether a registry reference names this machine.

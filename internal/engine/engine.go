@@ -230,6 +230,12 @@ type Request struct {
 	Trigger string
 	// Actor is who started it, for the audit log (default: the OS user).
 	Actor string
+	// Vars set pipeline variables (vars:) for this run; a name the
+	// pipeline does not declare is an error wrapping spec.ErrUnknownVar.
+	Vars map[string]string
+	// Command names the gantry command that ran a one-step pipeline of
+	// its own ("scan", "check golangci-lint"); empty for a pipeline file.
+	Command string
 }
 
 // Result is the outcome of a run.
@@ -287,6 +293,10 @@ func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Resul
 	if err != nil {
 		return nil, err
 	}
+	vars, err := spec.ResolveVars(p, req.Vars)
+	if err != nil {
+		return nil, err
+	}
 	masker, secrets, err := resolveSecrets(p, req.Dir)
 	if err != nil {
 		return nil, err
@@ -299,7 +309,8 @@ func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Resul
 		SHA: req.Git.SHA, BaseRef: req.Git.BaseRef, Trigger: req.Trigger,
 		Status: store.StatusRunning, Started: time.Now(),
 		PipelineFile: p.File, PipelineSource: p.Source,
-		Request: store.RunRequest{Stages: req.Stages, From: req.From, Until: req.Until, NoCache: req.NoCache, Actor: req.Actor},
+		Request: store.RunRequest{Stages: req.Stages, From: req.From, Until: req.Until, NoCache: req.NoCache, Actor: req.Actor,
+			Vars: req.Vars, Command: req.Command},
 	}
 	if err := e.rec.CreateRun(ctx, run); err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
@@ -309,6 +320,7 @@ func (e *Engine) Run(ctx context.Context, p *spec.Pipeline, req Request) (*Resul
 		e.log.Error("audit run start", "run", run.ID, "err", err)
 	}
 	r := e.newRunner(p, req, run, masker, secrets)
+	r.vars = vars
 	return e.drive(ctx, r, selected)
 }
 
@@ -403,8 +415,10 @@ type runner struct {
 	run     *store.Run
 	masker  *mask.Masker
 	secrets map[string]string
-	tmp     string
-	jobs    int
+	// vars are the pipeline variables' values for this run.
+	vars map[string]string
+	tmp  string
+	jobs int
 
 	mu     sync.Mutex
 	stages map[string]*stageState

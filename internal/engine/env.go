@@ -56,6 +56,7 @@ func (r *runner) exprEnv(stage string) map[string]any {
 		"secrets":  map[string]any{},
 		"run":      map[string]any{"id": r.run.ID},
 		"pipeline": map[string]any{"name": r.p.Name},
+		"vars":     stringMap(r.vars),
 	}
 	if s := r.stages[stage]; s != nil {
 		env["steps"] = stageView(s)["steps"]

@@ -124,7 +124,7 @@ func (l *logSink) add(stream, line string) {
 	l.kept += size
 	l.batch = append(l.batch, store.LogLine{Time: now, Stream: stream, Text: line})
 	l.mu.Unlock()
-	l.r.e.obs.Observe(Event{Type: StepLog, Stage: l.stage, Step: l.step, Line: line, Time: now})
+	l.r.e.obs.Observe(Event{Type: StepLog, Stage: l.stage, Step: l.step, Line: line, Stream: stream, Time: now})
 }
 
 func (l *logSink) flushLoop() {

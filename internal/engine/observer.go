@@ -29,7 +29,10 @@ type Event struct {
 	Status  store.Status
 	Message string
 	// Line is a log line (StepLog), without its newline.
-	Line    string
+	Line string
+	// Stream says who wrote Line: "out" the step, "sys" gantry itself
+	// (as store.LogLine.Stream).
+	Stream  string
 	Time    time.Time
 	Elapsed time.Duration
 	// Skip says why a stage was skipped (StageFinished with

@@ -67,7 +67,7 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 		Dir:    run.Dir,
 		Git:    step.Git{SHA: run.SHA, Branch: run.Branch, Event: run.Event, BaseRef: run.BaseRef},
 		Stages: r0.Stages, From: r0.From, Until: r0.Until, NoCache: r0.NoCache,
-		Trigger: run.Trigger, Actor: req.Actor,
+		Trigger: run.Trigger, Actor: req.Actor, Vars: r0.Vars, Command: r0.Command,
 	}
 	if req.Dir != "" {
 		greq.Dir = req.Dir
@@ -76,6 +76,10 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 		greq.Actor = currentUser()
 	}
 	selected, err := selectStages(p, greq)
+	if err != nil {
+		return nil, fmt.Errorf("resume run %d: %w", id, err)
+	}
+	vars, err := spec.ResolveVars(p, greq.Vars)
 	if err != nil {
 		return nil, fmt.Errorf("resume run %d: %w", id, err)
 	}
@@ -109,6 +113,7 @@ func (e *Engine) Resume(ctx context.Context, id int64, req ResumeRequest) (*Resu
 	}
 	r := e.newRunner(p, greq, run, masker, secrets)
 	r.prior = prior
+	r.vars = vars
 	r.restore()
 	approvals, err := e.approvalStore.Approvals(ctx, id)
 	if err != nil {

@@ -60,6 +60,7 @@ func Parse(file string, data []byte, reg Registry, opts ...Option) (*Pipeline, e
 	}
 	p.File, p.Source = file, data
 	fillEnvPositions(p, root)
+	p.VarsAt = varPositions(root)
 	v := &validator{p: p, reg: reg, src: data}
 	for _, o := range opts {
 		o(&v.opts)
@@ -145,7 +146,7 @@ func childNode(n *yaml.Node, key string) *yaml.Node {
 var nameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]*$`)
 
 // Roots are the names expressions may start with.
-var Roots = []string{"event", "branch", "base", "sha", "git", "stages", "steps", "env", "secrets", "run", "pipeline"}
+var Roots = []string{"event", "branch", "base", "sha", "git", "stages", "steps", "env", "secrets", "run", "pipeline", "vars"}
 
 type validator struct {
 	p    *Pipeline
@@ -190,6 +191,7 @@ func (v *validator) validate() {
 		v.checkTemplate(t.Webhook, t.Pos, scope{stage: -1, field: fieldNotify})
 	}
 	v.checkEnvBlock(p.Env, p.EnvAt, p.At["env"], scope{stage: -1, field: fieldPipelineEnv})
+	v.checkVars()
 	if cs := p.CommitStatus; cs != nil {
 		if !repoRE.MatchString(cs.Repository) {
 			v.errAt(cs.At["repository"], "commit_status.repository must be owner/name, not %q", cs.Repository)
@@ -266,8 +268,12 @@ func (v *validator) validateStage(si int) {
 		if a.Stop {
 			n++
 		}
+		if a.Uses != "" || a.With.Kind != 0 {
+			n++
+			v.checkActionStep(a)
+		}
 		if n != 1 {
-			v.errAt(a.Pos, "a failure action needs exactly one of notify, rollback or stop")
+			v.errAt(a.Pos, "a failure action needs exactly one of notify, rollback, stop or uses (with its with:)")
 		}
 	}
 }
@@ -586,6 +592,10 @@ func (v *validator) checkRef(r expression.Ref, sc scope) string {
 		return checkSecretRef(r, sc)
 	case "env":
 		if msg := v.checkEnvRef(r, sc); msg != "" {
+			return msg
+		}
+	case "vars":
+		if msg := v.checkVarRef(r); msg != "" {
 			return msg
 		}
 	}

@@ -26,6 +26,9 @@ type Pipeline struct {
 	// prefix such as 123456789012.dkr.ecr.us-east-1.amazonaws.com/examplepay.
 	Registry string            `yaml:"registry"`
 	Env      map[string]string `yaml:"env"`
+	// Vars are the pipeline's variables, name → default value, read as
+	// ${vars.NAME} and set per run (gantry run --var NAME=VALUE).
+	Vars map[string]string `yaml:"vars"`
 	// Secrets declares where secret values come from. Steps list the ones
 	// they get; values are masked in every log and message.
 	Secrets map[string]Secret `yaml:"secrets"`
@@ -47,6 +50,8 @@ type Pipeline struct {
 	At     yamlx.Positions `yaml:"-"`
 	// EnvAt holds the position of each env value.
 	EnvAt map[string]yamlx.Pos `yaml:"-"`
+	// VarsAt holds the position of each variable's name.
+	VarsAt map[string]yamlx.Pos `yaml:"-"`
 }
 
 // Triggers says which events run the pipeline. An empty block means every
@@ -151,7 +156,10 @@ type Action struct {
 	// Rollback names an environment to roll back.
 	Rollback string `yaml:"rollback"`
 	// Stop ends the pipeline (the default after any failed stage).
-	Stop bool      `yaml:"stop"`
+	Stop bool `yaml:"stop"`
+	// Uses runs a step kind, with With as its inputs (no ${...}).
+	Uses string    `yaml:"uses"`
+	With yaml.Node `yaml:"with"`
 	Pos  yamlx.Pos `yaml:"-"`
 }
 

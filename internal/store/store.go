@@ -108,6 +108,11 @@ type RunRequest struct {
 	NoCache bool     `json:"no_cache,omitempty"`
 	// Actor started the run.
 	Actor string `json:"actor,omitempty"`
+	// Vars are the pipeline variables set for the run (gantry run --var).
+	Vars map[string]string `json:"vars,omitempty"`
+	// Command is the gantry command that ran a one-step pipeline of its
+	// own ("scan"); empty for a pipeline file.
+	Command string `json:"command,omitempty"`
 }
 
 // Stage is one stage of a run.

@@ -29,7 +29,7 @@ import (
 type Connect func(ctx context.Context, stateDir string) (runtime.Deployer, error)
 
 // Outputs of a deploy step.
-var Outputs = []string{"url", "revision", "digest", "previous_digest", "sink_url", "prometheus_url"}
+var Outputs = []string{"url", "revision", "digest", "previous_digest"}
 
 // DefaultTimeout bounds a deploy when with.timeout is not set.
 const DefaultTimeout = 5 * time.Minute
@@ -136,7 +136,6 @@ func (s *deployStep) Run(ctx context.Context, env *step.Env) (*step.Result, erro
 	return &step.Result{
 		Outputs: map[string]any{
 			"url": res.URL, "revision": res.Revision.Number, "digest": res.Revision.Digest, "previous_digest": res.Previous,
-			"sink_url": res.SinkURL, "prometheus_url": res.PrometheusURL,
 		},
 		Summary: fmt.Sprintf("%s revision %d serving %s at %s", e.Name, res.Revision.Number, shortDigest(res.Revision.Digest), res.URL),
 	}, nil
@@ -157,9 +156,6 @@ type Deployed struct {
 	// first deploy).
 	Previous string
 	URL      string
-	// SinkURL is the environment's webhook sink, PrometheusURL its
-	// Prometheus ("" when it has none).
-	SinkURL, PrometheusURL string
 }
 
 // Deploy sends a built request and reports progress to out: the
@@ -194,7 +190,7 @@ func Deploy(ctx context.Context, d runtime.Deployer, b *Built, out io.Writer) (*
 	if len(how) > 0 {
 		fmt.Fprintf(out, "instances run %s\n", strings.Join(how, " and "))
 	}
-	return &Deployed{Revision: rev, Previous: previous, URL: st.URL, SinkURL: st.SinkURL, PrometheusURL: st.PrometheusURL}, nil
+	return &Deployed{Revision: rev, Previous: previous, URL: st.URL}, nil
 }
 
 func isolationText(i runtime.Isolation) string {

@@ -29,7 +29,7 @@ import (
 type Connect func(ctx context.Context, stateDir string) (runtime.Deployer, error)
 
 // Outputs of a deploy step.
-var Outputs = []string{"url", "revision", "digest", "previous_digest"}
+var Outputs = []string{"url", "revision", "digest", "previous_digest", "sink_url", "prometheus_url"}
 
 // DefaultTimeout bounds a deploy when with.timeout is not set.
 const DefaultTimeout = 5 * time.Minute
@@ -136,6 +136,7 @@ func (s *deployStep) Run(ctx context.Context, env *step.Env) (*step.Result, erro
 	return &step.Result{
 		Outputs: map[string]any{
 			"url": res.URL, "revision": res.Revision.Number, "digest": res.Revision.Digest, "previous_digest": res.Previous,
+			"sink_url": res.SinkURL, "prometheus_url": res.PrometheusURL,
 		},
 		Summary: fmt.Sprintf("%s revision %d serving %s at %s", e.Name, res.Revision.Number, shortDigest(res.Revision.Digest), res.URL),
 	}, nil
@@ -156,6 +157,9 @@ type Deployed struct {
 	// first deploy).
 	Previous string
 	URL      string
+	// SinkURL is the environment's webhook sink, PrometheusURL its
+	// Prometheus ("" when it has none).
+	SinkURL, PrometheusURL string
 }
 
 // Deploy sends a built request and reports progress to out: the
@@ -190,7 +194,7 @@ func Deploy(ctx context.Context, d runtime.Deployer, b *Built, out io.Writer) (*
 	if len(how) > 0 {
 		fmt.Fprintf(out, "instances run %s\n", strings.Join(how, " and "))
 	}
-	return &Deployed{Revision: rev, Previous: previous, URL: st.URL}, nil
+	return &Deployed{Revision: rev, Previous: previous, URL: st.URL, SinkURL: st.SinkURL, PrometheusURL: st.PrometheusURL}, nil
 }
 
 func isolationText(i runtime.Isolation) string {

@@ -64,7 +64,8 @@ func (r *recorder) Rollback(context.Context, string, int, string, string) (runti
 func (r *recorder) Status(_ context.Context, env string) (runtime.EnvironmentStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := runtime.EnvironmentStatus{Name: env, URL: "http://127.0.0.1:18080", Current: r.current}
+	st := runtime.EnvironmentStatus{Name: env, URL: "http://127.0.0.1:18080", Current: r.current,
+		SinkURL: "http://127.0.0.1:18081/sink/" + env, PrometheusURL: "http://127.0.0.1:18082"}
 	if r.current != nil {
 		st.Instances = []runtime.InstanceStatus{{ID: env + "-1-0", Addr: "127.0.0.1:40001", State: "ready", Isolation: runtime.Process}}
 	}
@@ -174,7 +175,8 @@ func TestDeployExample(t *testing.T) {
 		{"key from the sign step", req.Spec.Key, "/keys/cosign.pub"},
 		{"policy file", fileNames(req.Spec.Policies), []string{"kubernetes/deployments/kyverno-image-verification.yaml"}},
 		{"alert rules", fileNames(req.Spec.AlertRules), []string{"deploy/prometheus/alerts.yaml"}},
-		{"outputs", res.Outputs, map[string]any{"url": "http://127.0.0.1:18080", "revision": 4, "digest": pushed[strings.Index(pushed, "@")+1:], "previous_digest": "sha256:0ld"}},
+		{"outputs", res.Outputs, map[string]any{"url": "http://127.0.0.1:18080", "revision": 4, "digest": pushed[strings.Index(pushed, "@")+1:], "previous_digest": "sha256:0ld",
+			"sink_url": "http://127.0.0.1:18081/sink/staging", "prometheus_url": "http://127.0.0.1:18082"}},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {

@@ -212,6 +212,8 @@ func testDeployPipeline(t *testing.T, plain bool) {
 			t.Errorf("instance isolation: got %s, want %s", in.Isolation, wantIso)
 		}
 	}
+	// The sink answers over TCP for the environment.
+	get(t, envs[0].SinkURL+"/deliveries")
 	if plain {
 		checkPrometheus(t, envs[0])
 		return
@@ -233,6 +235,7 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	if n := l.failed.Load(); n != 0 {
 		t.Errorf("under load during the deploy of v2: %d failed requests of %d (first: %v), want 0", n, n+l.ok.Load(), l.firstFailure.Load())
 	}
+	t.Logf("under load during the deploy of v2: %d requests answered, %d failed, by version %v", l.ok.Load(), l.failed.Load(), l.bodies)
 	if l.bodies["v2"] == 0 || l.bodies["v1"] == 0 {
 		t.Errorf("answers under load: %v, want both v1 and v2", l.bodies)
 	}

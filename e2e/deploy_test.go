@@ -64,10 +64,11 @@ func (e *env) version(v string, ready bool, status int) {
 }
 
 type envJSON struct {
-	Name    string `json:"name"`
-	URL     string `json:"url"`
-	SinkURL string `json:"sinkURL"`
-	Current *struct {
+	Name          string `json:"name"`
+	URL           string `json:"url"`
+	SinkURL       string `json:"sinkURL"`
+	PrometheusURL string `json:"prometheusURL"`
+	Current       *struct {
 		Number int    `json:"number"`
 		Digest string `json:"digest"`
 	} `json:"current"`
@@ -178,6 +179,14 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	}
 	e := newEnv(t)
 	deployRepo(t, e)
+	if plain {
+		// The environment's Prometheus, scraping its instances.
+		b, err := os.ReadFile(filepath.Join(e.repo, ".gantry", "pipeline.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.write(".gantry/pipeline.yaml", strings.Replace(string(b), "  staging: {}\n", "  staging: {prometheus: {rules: [alerts.yaml]}}\n", 1))
+	}
 
 	e.version("v1", true, 200)
 	if r := e.gantry("run"); r.code != 0 {
@@ -203,8 +212,14 @@ func testDeployPipeline(t *testing.T, plain bool) {
 			t.Errorf("instance isolation: got %s, want %s", in.Isolation, wantIso)
 		}
 	}
+	// The sink answers over TCP for the environment.
+	get(t, envs[0].SinkURL+"/deliveries")
 	if plain {
+		checkPrometheus(t, envs[0])
 		return
+	}
+	if envs[0].PrometheusURL != "" {
+		t.Errorf("prometheus URL %q of an environment without alert rules, want none", envs[0].PrometheusURL)
 	}
 	v1 := envs[0].Current.Digest
 
@@ -220,6 +235,7 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	if n := l.failed.Load(); n != 0 {
 		t.Errorf("under load during the deploy of v2: %d failed requests of %d (first: %v), want 0", n, n+l.ok.Load(), l.firstFailure.Load())
 	}
+	t.Logf("under load during the deploy of v2: %d requests answered, %d failed, by version %v", l.ok.Load(), l.failed.Load(), l.bodies)
 	if l.bodies["v2"] == 0 || l.bodies["v1"] == 0 {
 		t.Errorf("answers under load: %v, want both v1 and v2", l.bodies)
 	}
@@ -234,6 +250,9 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	}
 	if !strings.Contains(r.stdout+r.stderr, "503") || !strings.Contains(r.stdout+r.stderr, "did not become ready") {
 		t.Errorf("run v3: want the probe's answer (503) and 'did not become ready' in its output:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "rollback staging: nothing to roll back") {
+		t.Errorf("run v3: want its on_failure to say there was nothing to roll back:\n%s", r.stdout)
 	}
 	if got := get(t, url+"/"); got != "v2" {
 		t.Errorf("after v3 failed: GET / = %q, want v2", got)
@@ -298,4 +317,62 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	if body != "v2" {
 		t.Errorf("after kill -9: GET / = %q, want v2", body)
 	}
+}
+
+// TestDeployRefusedByPolicy: an unsigned image is refused by the
+// environment's Kyverno policy before anything starts, and the refusal is
+// in the environment's history.
+func TestDeployRefusedByPolicy(t *testing.T) {
+	t.Setenv("GANTRY_ISOLATION", "process")
+	e := newEnv(t)
+	deployRepo(t, e)
+	b, err := os.ReadFile(filepath.Join(e.repo, ".gantry", "pipeline.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := strings.Replace(string(b), "  staging: {}\n", "  staging: {policy: [policy.yaml]}\n", 1)
+	var kept []string
+	for _, line := range strings.Split(p, "\n") {
+		if !strings.Contains(line, "uses: sign") {
+			kept = append(kept, line)
+		}
+	}
+	e.write(".gantry/pipeline.yaml", strings.Join(kept, "\n"))
+	e.version("v1", true, 200)
+	r := e.gantry("run")
+	if r.code != 1 {
+		t.Fatalf("run: exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "admission refused") || !strings.Contains(r.stdout, "require-cosign-signature") {
+		t.Errorf("run: want the refusal naming the rule:\n%s", r.stdout)
+	}
+	envs := e.envs()
+	if len(envs) != 1 || envs[0].Current != nil || len(envs[0].Instances) != 0 {
+		t.Errorf("gantry env ls: got %+v, want staging with nothing running", envs)
+	}
+	h := e.gantry("env", "history", "staging")
+	if h.code != 0 || !strings.Contains(h.stdout, "refused") || !strings.Contains(h.stdout, "require-cosign-signature") {
+		t.Errorf("gantry env history staging: exit %d, want the refusal and its rule:\n%s%s", h.code, h.stdout, h.stderr)
+	}
+}
+
+// checkPrometheus: the environment's Prometheus has its rules and scrapes
+// its ready instances.
+func checkPrometheus(t *testing.T, e envJSON) {
+	t.Helper()
+	if e.PrometheusURL == "" {
+		t.Fatal("no prometheus URL for an environment with alert rules")
+	}
+	if rules := get(t, e.PrometheusURL+"/api/v1/rules"); !strings.Contains(rules, "SvcDown") {
+		t.Errorf("prometheus rules: got %s, want SvcDown", rules)
+	}
+	var body string
+	for i := 0; i < 300; i++ {
+		body = get(t, e.PrometheusURL+"/api/v1/targets")
+		if strings.Count(body, `"health":"up"`) == 2 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("prometheus targets: got %s, want the 2 instances up", body)
 }

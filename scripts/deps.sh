@@ -13,7 +13,8 @@
 #     24 in /opt/payment-node for the example's own script
 #     (examples/payment-service/scripts/integration-env.sh), not for gantry;
 #   - Go tools used as peers in tests: helm, kubeconform, govulncheck, k6,
-#     terraform (when none is on PATH)
+#     terraform (when none is on PATH); versitygw v1.8.0 and terraform
+#     v1.5.7 for the infra tests, in the tool cache
 #     (cosign is built by scripts/test.sh from tools/cosign, after go vet
 #     has compiled the packages it shares with gantry).
 # golangci-lint and tflint are installed by gantry itself on first use
@@ -159,7 +160,17 @@ install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # 9.1 CPU-min, k6 5.8 CPU-min, i.e. about 4.6 and 2.9 min of both cores,
 # built in the background beside go vet.
 install_go_tool k6 go.k6.io/k6@v1.4.2
-command -v terraform >/dev/null || install_go_tool terraform github.com/hashicorp/terraform@v1.5.7
+# The infra tests (internal/infra/infratest) need terraform v1.5.7 itself:
+# the one built here when none is on PATH, else one built into the tool
+# cache beside whatever terraform is on PATH.
+if command -v terraform >/dev/null; then
+	install_cached_tool terraform github.com/hashicorp/terraform v1.5.7
+else
+	install_go_tool terraform github.com/hashicorp/terraform@v1.5.7
+fi
+# The S3 server with versioning of the infra tests
+# (internal/infra/infratest), in the tool cache keyed by version.
+install_cached_tool versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0
 # syft is the peer of the SBOM comparison; its cold build is the dearest
 # (over 10.5 CPU-min and 2.1 GB of modules, measured), so it is installed
 # on request and listed in internal/testenv/optional.go (that test skips

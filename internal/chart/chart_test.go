@@ -281,3 +281,14 @@ func FuzzSetPath(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRenderExample is the render and resolution of the example's
+// chart that every deploy of the example pays.
+func BenchmarkRenderExample(b *testing.B) {
+	o := Options{ValuesFiles: []string{"examples/payment-service/deploy/chart/values-local.yaml"}, Image: pushed, ReleaseName: "staging"}
+	for b.Loop() {
+		if _, err := Render(context.Background(), "../..", "examples/payment-service/deploy/chart", o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

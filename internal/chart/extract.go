@@ -287,7 +287,7 @@ func (x *extractor) image(ref string, app bool) (string, error) {
 		}
 	}
 	if _, err := name.NewDigest(ref); err != nil {
-		return "", fmt.Errorf("%w: %q: the local runtime runs images by digest only; name it REPO@sha256:...", ErrNotPinned, ref)
+		return "", fmt.Errorf("%w: %q: the local runtime runs images by digest only; name it REPO@sha256:<hex>", ErrNotPinned, ref)
 	}
 	return ref, nil
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/runtime"
-	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
@@ -29,19 +28,10 @@ import (
 
 // connectDeployer reaches the environment controller of a state dir: the
 // `gantry serve` process, started in the background when none runs
-// (serve.Ensure). Nil means no controller (tests set it so): then the
-// deploy kind is not registered (a pipeline using it fails validation),
-// and `gantry deploy` and rollbacks fail saying so.
+// (ensureServe, in serve.go). Nil means no controller (tests set it so):
+// then the deploy kind is not registered (a pipeline using it fails
+// validation), and `gantry deploy` and rollbacks fail saying so.
 var connectDeployer = ensureServe
-
-// ensureServe is serve.Ensure as a runtime.Deployer.
-func ensureServe(ctx context.Context, stateDir string) (runtime.Deployer, error) {
-	c, err := serve.Ensure(ctx, stateDir)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
 
 // errNoController says this build cannot deploy.
 var errNoController = errors.New("this gantry has no environment controller (gantry serve) yet, so it cannot deploy or roll back")
@@ -91,6 +81,23 @@ func (r *rollbacker) Rollback(ctx context.Context, env string) error {
 	if err != nil {
 		return err
 	}
+	// A deploy that failed or was refused replaced nothing: what served
+	// before still serves, and rolling back from it would undo an earlier,
+	// good deploy.
+	hist, err := d.History(ctx, env)
+	if err != nil {
+		return fmt.Errorf("roll back %s: read its history: %w", env, err)
+	}
+	if n := len(hist); n > 0 && hist[n-1].Status != "serving" {
+		last := hist[n-1]
+		line := fmt.Sprintf("rollback %s: nothing to roll back: revision %d (%s) never served", env, last.Number, last.Status)
+		if cur := servingOf(hist); cur != nil {
+			line += fmt.Sprintf("; revision %d (%s) still serves", cur.Number, cur.Digest)
+		}
+		fmt.Fprintln(r.out, line)
+		r.log.Info("nothing to roll back", "environment", env, "revision", last.Number, "status", last.Status)
+		return nil
+	}
 	from := ""
 	if st, err := d.Status(ctx, env); err == nil && st.Current != nil {
 		from = st.Current.Digest
@@ -103,6 +110,16 @@ func (r *rollbacker) Rollback(ctx context.Context, env string) error {
 	line := rollbackLine(env, from, rev)
 	fmt.Fprintln(r.out, line)
 	r.log.Info("rolled back", "environment", env, "from", from, "to", rev.Digest, "revision", rev.Number)
+	return nil
+}
+
+// servingOf is the newest serving revision of a history, nil if none.
+func servingOf(hist []runtime.Revision) *runtime.Revision {
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].Status == "serving" {
+			return &hist[i]
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/admission"
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/envctl"
+	"github.com/gantry-ci/gantry/internal/promenv"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/runtime/local"
 	"github.com/gantry-ci/gantry/internal/serve"
@@ -52,6 +56,17 @@ func newDeployer(ctx context.Context, stateDir string, logger *slog.Logger) (ser
 		return nil, errors.Join(err, st.Close())
 	}
 	return d, nil
+}
+
+// ensureServe reaches the environment controller of stateDir through
+// serve.Ensure: the gantry serve process, started in the background when
+// none runs.
+func ensureServe(ctx context.Context, stateDir string) (runtime.Deployer, error) {
+	c, err := serve.Ensure(ctx, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // IsolationEnv, set to "process", makes gantry serve run instances as
@@ -93,7 +108,8 @@ func buildDelivery(ctx context.Context, stateDir string, st *store.Store, logger
 	if err != nil {
 		return nil, err
 	}
-	d := &delivery{store: st, sinkLn: ln, sinkBase: "http://" + ln.Addr().String(), log: logger}
+	d := &delivery{store: st, sinkLn: ln, sinkBase: "http://" + ln.Addr().String(), log: logger,
+		proms: &prometheuses{dir: filepath.Join(envDir, "prometheus"), log: logger, servers: map[string]*promServer{}}}
 	mux := http.NewServeMux()
 	mux.Handle("/sink/", sk)
 	d.sinkSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -104,7 +120,9 @@ func buildDelivery(ctx context.Context, stateDir string, st *store.Store, logger
 		},
 		Describe: func(env string, s *runtime.EnvironmentStatus) {
 			s.SinkURL = d.sinkBase + "/sink/" + env
+			s.PrometheusURL = d.proms.url(env)
 		},
+		Serving: d.proms.serving,
 	})
 	if err != nil {
 		ln.Close()
@@ -148,6 +166,7 @@ func listenSink(stateDir string) (net.Listener, error) {
 type delivery struct {
 	*envctl.Controller
 	store    *store.Store
+	proms    *prometheuses
 	sinkSrv  *http.Server
 	sinkLn   net.Listener
 	sinkBase string
@@ -176,7 +195,86 @@ func (d *delivery) Run(ctx context.Context) error {
 func (d *delivery) Close(ctx context.Context) error {
 	err := d.Controller.Close(ctx)
 	_ = d.sinkSrv.Close()
-	return errors.Join(err, d.store.Close())
+	return errors.Join(err, d.proms.stop(ctx), d.store.Close())
+}
+
+// prometheuses are the environments' Prometheus servers: one for each
+// environment whose serving revision has alert rules, started when it
+// first serves, restarted when the rules change, its targets kept in step
+// with the ready instances.
+type prometheuses struct {
+	dir string
+	log *slog.Logger
+
+	mu      sync.Mutex
+	servers map[string]*promServer
+}
+
+type promServer struct {
+	srv     *promenv.Server
+	rules   []runtime.File
+	targets []string // as last set; nil before the first
+}
+
+// serving is the controller's Serving hook.
+func (p *prometheuses) serving(ctx context.Context, env string, spec runtime.EnvironmentSpec, addrs []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := p.servers[env]
+	if cur != nil && !sameFiles(cur.rules, spec.AlertRules) {
+		delete(p.servers, env)
+		if err := cur.srv.Stop(context.WithoutCancel(ctx)); err != nil {
+			p.log.Warn("stop the environment's prometheus", "environment", env, "err", err)
+		}
+		cur = nil
+	}
+	if len(spec.AlertRules) == 0 {
+		return nil
+	}
+	if cur == nil {
+		srv, err := promenv.Start(ctx, promenv.Config{Environment: env, Rules: spec.AlertRules, Dir: filepath.Join(p.dir, env), Log: p.log})
+		if err != nil {
+			return fmt.Errorf("start the prometheus of %s: %w", env, err)
+		}
+		cur = &promServer{srv: srv, rules: spec.AlertRules}
+		p.servers[env] = cur
+		p.log.Info("environment prometheus started", "environment", env, "url", srv.URL())
+	}
+	addrs = slices.Sorted(slices.Values(addrs))
+	if cur.targets != nil && slices.Equal(cur.targets, addrs) {
+		return nil
+	}
+	if err := cur.srv.SetTargets(addrs); err != nil {
+		return err
+	}
+	cur.targets = append([]string{}, addrs...)
+	return nil
+}
+
+func (p *prometheuses) url(env string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.servers[env]; s != nil {
+		return s.srv.URL()
+	}
+	return ""
+}
+
+func (p *prometheuses) stop(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for env, s := range p.servers {
+		if err := s.srv.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop the prometheus of %s: %w", env, err))
+		}
+		delete(p.servers, env)
+	}
+	return errors.Join(errs...)
+}
+
+func sameFiles(a, b []runtime.File) bool {
+	return slices.EqualFunc(a, b, func(x, y runtime.File) bool { return x.Name == y.Name && bytes.Equal(x.Data, y.Data) })
 }
 
 func newServeCmd(g *options.Global) *cobra.Command {

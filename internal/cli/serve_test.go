@@ -87,10 +87,14 @@ func TestServeCommands(t *testing.T) {
 			t.Errorf("got exit %d, stdout %q, stderr %q; want the pid and registry", code, out, errOut)
 		}
 	})
-	t.Run("environments not built", func(t *testing.T) {
-		_, errOut, code := gantry(t, dir, "env", "ls")
-		if code != ExitFailed || !strings.Contains(errOut, "environments are not built yet") {
-			t.Errorf("got exit %d, stderr %q; want exit 1 saying environments are not built", code, errOut)
+	t.Run("environments", func(t *testing.T) {
+		out, errOut, code := gantry(t, dir, "env", "ls", "-o", "json")
+		if code != ExitOK || strings.TrimSpace(out) != "[]" {
+			t.Errorf("env ls: got exit %d, stdout %q, stderr %q; want exit 0 and no environment", code, out, errOut)
+		}
+		_, errOut, code = gantry(t, dir, "env", "history", "staging")
+		if code != ExitUsage || !strings.Contains(errOut, "environment staging") {
+			t.Errorf("env history of an unknown environment: got exit %d, stderr %q; want exit %d naming it", code, errOut, ExitUsage)
 		}
 	})
 	t.Run("stop", func(t *testing.T) {

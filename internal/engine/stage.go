@@ -212,10 +212,11 @@ func (r *runner) runFailureActions(ctx context.Context, st *spec.Stage, msg stri
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	for _, a := range st.OnFailure {
+	for i, a := range st.OnFailure {
 		var (
 			name string
 			err  error
+			more map[string]any
 		)
 		switch {
 		case a.Notify != "":
@@ -230,11 +231,17 @@ func (r *runner) runFailureActions(ctx context.Context, st *spec.Stage, msg stri
 				// another registry can still get here.
 				err = fmt.Errorf("no rollback handler is registered for environment %q", a.Rollback)
 			}
+		case a.Uses != "":
+			name = "uses " + a.Uses
+			more, err = r.runActionStep(actx, st, i, a)
 		case a.Stop:
 			name = "stop"
 			// runStages ends the run once this stage is recorded.
 		}
 		data := map[string]any{"action": name, "ok": err == nil}
+		for k, v := range more {
+			data[k] = v
+		}
 		if err != nil {
 			data["error"] = r.masker.Mask(err.Error())
 			r.e.log.Warn("failure action failed", "stage", st.Name, "action", name, "err", r.masker.Mask(err.Error()))

@@ -176,6 +176,7 @@ func (c *Controller) deploy(ctx context.Context, en *env, req runtime.DeployRequ
 		return toRevision(rec), fmt.Errorf("deploy %s revision %d: it serves but its record failed: %w", en.name, rec.Number, err)
 	}
 	rec.Status, rec.Message = store.RevisionServing, ""
+	c.serving(ctx, en, req.Spec)
 	c.retire(context.WithoutCancel(ctx), drain, old)
 	c.log.Info("serving", "environment", en.name, "revision", rec.Number)
 	return toRevision(rec), nil
@@ -271,6 +272,25 @@ func (c *Controller) startAll(ctx context.Context, en *env, rev int, workloads [
 		}
 	}
 	return insts, nil
+}
+
+// serving tells Config.Serving the addresses of en's ready instances.
+func (c *Controller) serving(ctx context.Context, en *env, spec runtime.EnvironmentSpec) {
+	if c.cfg.Serving == nil {
+		return
+	}
+	en.mu.Lock()
+	insts := append([]runtime.Instance(nil), en.instances...)
+	en.mu.Unlock()
+	var addrs []string
+	for _, inst := range insts {
+		if inst.Ready() {
+			addrs = append(addrs, inst.Addr())
+		}
+	}
+	if err := c.cfg.Serving(ctx, en.name, spec, addrs); err != nil {
+		c.log.Warn("serving hook", "environment", en.name, "err", err)
+	}
 }
 
 // instanceEnv is what every instance of en gets added to its workload's

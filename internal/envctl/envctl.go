@@ -65,6 +65,12 @@ type Config struct {
 	// Describe, when set, adds to an environment's status what the
 	// controller does not know itself (its sink and Prometheus URLs).
 	Describe func(env string, st *runtime.EnvironmentStatus)
+	// Serving, when set, is told the host:port of env's ready serving
+	// instances and the spec of the revision they run whenever they may
+	// have changed (a deploy switched to them, a reconcile pass), so that
+	// the environment's Prometheus scrapes them. Its error is logged; it
+	// fails nothing.
+	Serving func(ctx context.Context, env string, spec runtime.EnvironmentSpec, addrs []string) error
 }
 
 // Controller is the environment controller. It is safe for concurrent use.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,8 @@ type fixture struct {
 	adm      *refuser
 	ctl      *Controller
 	services map[string]service.Provider
+	// configure, when set, changes the controller's Config (hooks).
+	configure func(*Config)
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -70,8 +73,12 @@ func (f *fixture) open() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := New(Config{Store: s, Runtime: procRuntime{}, Admitter: f.adm, Services: f.services,
-		Dir: filepath.Join(f.stateDir, "envs"), Interval: 100 * time.Millisecond})
+	cfg := Config{Store: s, Runtime: procRuntime{}, Admitter: f.adm, Services: f.services,
+		Dir: filepath.Join(f.stateDir, "envs"), Interval: 100 * time.Millisecond}
+	if f.configure != nil {
+		f.configure(&cfg)
+	}
+	ctl, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1035,5 +1042,67 @@ func TestEnvValuesNotShown(t *testing.T) {
 	}
 	if last := recs[len(recs)-1]; !strings.Contains(string(last.Workloads), "STRIPE_KEY="+secret) {
 		t.Errorf("the rolled-back revision's record lost the value: %s", last.Workloads)
+	}
+}
+
+// TestHooks: Serving hears the ready instances' addresses and the spec of
+// the revision they run; Describe adds to the status; an InstanceEnv
+// error keeps the revision from starting.
+func TestHooks(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		heard = map[string][]string{}
+		rules []string
+	)
+	failEnv := errors.New("no secret for you")
+	f := &fixture{t: t, stateDir: t.TempDir(), adm: &refuser{refuse: map[string]bool{}}, configure: func(c *Config) {
+		c.Serving = func(_ context.Context, env string, spec runtime.EnvironmentSpec, addrs []string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			heard[env] = slices.Sorted(slices.Values(addrs))
+			for _, r := range spec.AlertRules {
+				rules = append(rules, r.Name)
+			}
+			return nil
+		}
+		c.Describe = func(env string, st *runtime.EnvironmentStatus) { st.SinkURL = "http://sink/" + env }
+		c.InstanceEnv = func(_ context.Context, env string) ([]string, error) {
+			if env == "broken" {
+				return nil, failEnv
+			}
+			return []string{"GANTRY_SINK_URL=http://sink/" + env}, nil
+		}
+	}}
+	f.open()
+	ctx := context.Background()
+	_, err := f.ctl.Deploy(ctx, runtime.DeployRequest{Environment: "staging", Workloads: []runtime.Workload{f.workload("v1", 2, "")},
+		Spec: runtime.EnvironmentSpec{AlertRules: []runtime.File{{Name: "alerts.yaml", Data: []byte("groups: []")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.ctl.Status(ctx, "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, in := range st.Instances {
+		want = append(want, in.Addr)
+	}
+	slices.Sort(want)
+	mu.Lock()
+	got, gotRules := heard["staging"], slices.Clone(rules)
+	mu.Unlock()
+	if !slices.Equal(got, want) || len(got) != 2 {
+		t.Errorf("Serving heard %v, want the 2 instances %v", got, want)
+	}
+	if len(gotRules) == 0 || gotRules[0] != "alerts.yaml" {
+		t.Errorf("Serving's spec rules: got %v, want alerts.yaml", gotRules)
+	}
+	if st.SinkURL != "http://sink/staging" {
+		t.Errorf("status sink URL: got %q, want http://sink/staging", st.SinkURL)
+	}
+	_, err = f.ctl.Deploy(ctx, runtime.DeployRequest{Environment: "broken", Workloads: []runtime.Workload{f.workload("v1", 1, "")}})
+	if !errors.Is(err, failEnv) {
+		t.Errorf("deploy with an InstanceEnv error: got %v, want it wrapped", err)
 	}
 }

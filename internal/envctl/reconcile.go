@@ -157,6 +157,7 @@ func (c *Controller) reconcile(ctx context.Context, e store.Environment) error {
 		c.replaceStopped(ctx, en, rev, workloads)
 	}
 	c.syncBackends(en)
+	c.serving(ctx, en, spec)
 	return nil
 }
 

@@ -268,8 +268,12 @@ func (v *validator) validateStage(si int) {
 		if a.Stop {
 			n++
 		}
+		if a.Uses != "" || a.With.Kind != 0 {
+			n++
+			v.checkActionStep(a)
+		}
 		if n != 1 {
-			v.errAt(a.Pos, "a failure action needs exactly one of notify, rollback or stop")
+			v.errAt(a.Pos, "a failure action needs exactly one of notify, rollback, stop or uses (with its with:)")
 		}
 	}
 }

@@ -156,7 +156,10 @@ type Action struct {
 	// Rollback names an environment to roll back.
 	Rollback string `yaml:"rollback"`
 	// Stop ends the pipeline (the default after any failed stage).
-	Stop bool      `yaml:"stop"`
+	Stop bool `yaml:"stop"`
+	// Uses runs a step kind, with With as its inputs (no ${...}).
+	Uses string    `yaml:"uses"`
+	With yaml.Node `yaml:"with"`
 	Pos  yamlx.Pos `yaml:"-"`
 }
 

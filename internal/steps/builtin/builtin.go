@@ -17,6 +17,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/steps/helmtemplate"
 	"github.com/gantry-ci/gantry/internal/steps/imagebuild"
 	"github.com/gantry-ci/gantry/internal/steps/imagepush"
+	"github.com/gantry-ci/gantry/internal/steps/infrarollback"
 	"github.com/gantry-ci/gantry/internal/steps/k6"
 	"github.com/gantry-ci/gantry/internal/steps/kubeconform"
 	"github.com/gantry-ci/gantry/internal/steps/licensecheck"
@@ -56,6 +57,7 @@ func Kinds() []step.Kind {
 		sbomstep.Kind,
 		signstep.Kind,
 		newman.Kind,
+		infrarollback.Kind, infrarollback.SnapshotKind,
 	}
 }
 

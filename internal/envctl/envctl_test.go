@@ -22,6 +22,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/store"
+	"github.com/gantry-ci/gantry/internal/syncbuf"
 )
 
 // appBin is the test workload, built once by TestMain.
@@ -859,29 +860,11 @@ func TestDeployWaitsForReconcile(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an io.Writer the test reads while Logs writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestLogsFollow(t *testing.T) {
 	f := newFixture(t)
 	f.mustDeploy("staging", f.workload("v1", 1, ""))
 	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
+	var out syncbuf.Buffer // read while Logs writes
 	done := make(chan error, 1)
 	go func() { done <- f.ctl.Logs(ctx, "staging", true, &out) }()
 	logFile := filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r1-app-0", "log")

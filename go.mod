@@ -38,6 +38,8 @@ require (
 	golang.org/x/term v0.48.0
 	golang.org/x/tools v0.52.0
 	helm.sh/helm/v3 v3.19.0
+	k8s.io/api v0.36.6
+	k8s.io/apimachinery v0.36.6
 	k8s.io/client-go v0.36.6
 	modernc.org/sqlite v1.62.0
 	sigs.k8s.io/kustomize/api v0.21.1
@@ -255,9 +257,7 @@ require (
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	gotest.tools/v3 v3.5.2 // indirect
-	k8s.io/api v0.36.6 // indirect
 	k8s.io/apiextensions-apiserver v0.36.6 // indirect
-	k8s.io/apimachinery v0.36.6 // indirect
 	k8s.io/apiserver v0.36.6 // indirect
 	k8s.io/cli-runtime v0.36.6 // indirect
 	k8s.io/component-base v0.36.6 // indirect

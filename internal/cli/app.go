@@ -63,7 +63,7 @@ func (a *app) Close() error { return a.store.Close() }
 // validate.
 func registryEngine(a *app, opts ...engine.Option) (*engine.Engine, error) {
 	base := []engine.Option{
-		engine.WithKinds(builtin.Kinds()),
+		engine.WithKinds(kinds()),
 		engine.WithScriptKind(builtin.Script()),
 		engine.WithServices(builtin.Services()),
 		engine.WithLogger(a.log),

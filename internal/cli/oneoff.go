@@ -29,12 +29,12 @@ import (
 // --resume, approve and the one-off commands): the built-in kinds, the
 // script kind and services, failure notifications, obs for progress and
 // jobs (0: the default).
-func runEngine(a *app, obs engine.Observer, jobs int) (*engine.Engine, error) {
+func runEngine(a *app, obs engine.Observer, jobs int, extra ...engine.Option) (*engine.Engine, error) {
 	opts := []engine.Option{engine.WithObserver(obs), engine.WithNotifier(notify.NewWebhook())}
 	if jobs > 0 {
 		opts = append(opts, engine.WithJobs(jobs))
 	}
-	return registryEngine(a, opts...)
+	return registryEngine(a, append(opts, extra...)...)
 }
 
 // oneOff is the pipeline a one-off command (gantry check, test, build,

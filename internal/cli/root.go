@@ -56,6 +56,7 @@ func New() *cobra.Command {
 		newServeCmd(g),
 		newEnvCmd(g),
 		newInfraCmd(g),
+		newDeployCmd(g),
 	)
 	strictArgs(root)
 	return root

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
+	"github.com/gantry-ci/gantry/internal/evidence"
 	"github.com/gantry-ci/gantry/internal/expression"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
@@ -30,7 +31,9 @@ func builtinRegistry() spec.Registry {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return spec.NewRegistry(builtin.Kinds(), names)
+	reg := spec.NewRegistry(kinds(), names)
+	reg.Gates = evidence.Gates()
+	return reg
 }
 
 func pipelinePath(dir, file string) string {
@@ -156,7 +159,7 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 		defer status.Close()
 		obs = observers{view, status}
 	}
-	eng, err := runEngine(a, obs, o.Jobs)
+	eng, err := runEngine(a, obs, o.Jobs, rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)...)
 	if err != nil {
 		return err
 	}
@@ -237,9 +240,11 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 	}
 	view := newProgress(cmd.OutOrStdout(), progressMode)
 	var obs engine.Observer = view
+	var rollbacks []engine.Option
 	if run.PipelineSource != nil {
 		// Commit statuses for the resumed stages, from the recorded file.
 		if p, perr := spec.Parse(run.PipelineFile, run.PipelineSource, builtinRegistry()); perr == nil {
+			rollbacks = rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)
 			status, err := newStatusObserver(p, run.Dir, run.SHA, a.log)
 			if err != nil {
 				return usageErr(err)
@@ -250,7 +255,7 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 			}
 		}
 	}
-	eng, err := runEngine(a, obs, jobs)
+	eng, err := runEngine(a, obs, jobs, rollbacks...)
 	if err != nil {
 		return err
 	}

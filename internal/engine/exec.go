@@ -148,6 +148,7 @@ func (r *runner) execute(ctx context.Context, st *spec.Stage, s *spec.Step, rec 
 		Outputs:   r.stepOutputs,
 		Run:       r.runView,
 	}
+	senv.PipelineFile, senv.PipelineSource = r.p.File, r.p.Source
 
 	if res, ok := r.fromCache(ctx, s, rs, impl, senv, rec, logs); ok {
 		return res, nil

@@ -12,14 +12,14 @@ import (
 // checkRollback refuses a rollback action for an environment that no
 // registered handler can roll back: it would only fail at run time.
 func (v *validator) checkRollback(a Action) {
-	if slices.Contains(v.reg.Rollbacks, a.Rollback) {
+	if _, declared := v.p.Environments[a.Rollback]; declared || slices.Contains(v.reg.Rollbacks, a.Rollback) {
 		return
 	}
 	have := "none is registered"
 	if len(v.reg.Rollbacks) > 0 {
 		have = "handlers exist for " + strings.Join(v.reg.Rollbacks, ", ")
 	}
-	v.errAt(a.Pos, "no rollback handler is registered for environment %q (%s; environments need a deployment runtime)", a.Rollback, have)
+	v.errAt(a.Pos, "no rollback handler is registered for environment %q (%s; declare it in the pipeline's environments: block)", a.Rollback, have)
 }
 
 // checkActionStep checks a `uses:` failure action as a step's `with:` is

@@ -23,6 +23,9 @@ type Registry struct {
 	// Rollbacks names the environments a rollback handler is registered
 	// for (`on_failure: [{rollback: ENV}]`).
 	Rollbacks []string
+	// Gates are the evidence gates an environment may require; empty
+	// leaves require: unchecked beyond its syntax.
+	Gates []string
 }
 
 // NewRegistry indexes kinds by name.
@@ -63,6 +66,7 @@ func Parse(file string, data []byte, reg Registry, opts ...Option) (*Pipeline, e
 		o(&v.opts)
 	}
 	v.validate()
+	v.validateEnvironments(root)
 	if len(v.errs) > 0 {
 		slices.SortStableFunc(v.errs, byPosition)
 		return nil, errors.Join(v.errs...)

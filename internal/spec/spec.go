@@ -37,6 +37,8 @@ type Pipeline struct {
 	// CommitStatus posts one commit status per stage (GitHub's statuses
 	// API, also GitHub Enterprise and Gitea).
 	CommitStatus *CommitStatus `yaml:"commit_status"`
+	// Environments are where deploy steps deploy to, by name.
+	Environments map[string]*Environment `yaml:"environments"`
 	// Jobs bounds how many steps of a stage run at once (default: CPUs).
 	Jobs   int     `yaml:"jobs"`
 	Stages []Stage `yaml:"stages"`

@@ -252,6 +252,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: x\nstages: [{name: s, steps: [{name: a, run: x, needs: [a]}]}]\n"))
 	f.Add([]byte("name: &a x\nstages: *a\n"))
 	f.Add([]byte("stages:\n  - name: s\n    gate: [\"${\", 1]\n"))
+	f.Add([]byte("name: p\nenvironments:\n  staging: {values: [a.yaml], set: {a.b: 1}, env: {X: \"${git.sha}\"}, prometheus: {url: \"http://p\"}}\n  prod:\nstages: [{name: s, steps: [{name: a, run: x}], on_failure: [{rollback: staging}]}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("fuzz.yaml", data, testRegistry())
 		if err == nil && p == nil {

@@ -110,6 +110,11 @@ type Env struct {
 	// Run describes the run so far, stage by stage in pipeline order, for
 	// kinds that report on it (evidence attestations). Nil outside a run.
 	Run func() RunView
+	// PipelineFile and PipelineSource are the path and exact bytes of the
+	// pipeline file the run runs, for kinds that read a block of it beyond
+	// their with: (deploy reads its environment from environments:).
+	PipelineFile   string
+	PipelineSource []byte
 }
 
 // OutputsOf returns the outputs of the step named by ref, "STAGE/STEP" or

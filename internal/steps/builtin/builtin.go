@@ -10,6 +10,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/step"
 	analysisstep "github.com/gantry-ci/gantry/internal/steps/analysis"
 	"github.com/gantry-ci/gantry/internal/steps/commitlint"
+	"github.com/gantry-ci/gantry/internal/steps/deploy"
 	"github.com/gantry-ci/gantry/internal/steps/golangcilint"
 	"github.com/gantry-ci/gantry/internal/steps/gotest"
 	"github.com/gantry-ci/gantry/internal/steps/helmlint"
@@ -59,6 +60,13 @@ func Kinds() []step.Kind {
 		infrarollback.Kind, infrarollback.SnapshotKind,
 	}
 }
+
+// Deploy returns the deploy kind, which deploys through connect (the
+// client of the `gantry serve` process). It is not in Kinds: the CLI adds
+// it when it has a way to reach an environment controller, so a build
+// without one refuses `uses: deploy` when the pipeline is validated
+// rather than when the step runs.
+func Deploy(connect deploy.Connect) step.Kind { return deploy.NewKind(connect) }
 
 // Script returns the script kind, which runs `run:` steps. It is not a
 // `uses:` kind: the engine builds it from a step's run:, shell: and

@@ -322,14 +322,15 @@ func TestAdmitRefusals(t *testing.T) {
 		image  string
 		want   Reason
 		cause  error
+		detail string // in the message, when set
 	}{
-		{"unsigned", policyOpts{}, unsignedTag, ReasonUnsigned, signing.ErrNoSignature},
-		{"signed with another key", policyOpts{}, otherTag, ReasonWrongKey, signing.ErrWrongKey},
-		{"tag with verifyDigest and no mutateDigest", policyOpts{mutateDigest: "false", verifyDigest: "true"}, signedTag, ReasonTagNoDigest, nil},
-		{"registry not allowed by the pattern", policyOpts{validate: registryPattern}, elsewhereTag, ReasonRegistry, nil},
-		{"digest pattern refuses a tag the policy does not pin", policyOpts{validate: "*@sha256:*", refs: `["nothing/*"]`}, signedTag, ReasonTagNoDigest, nil},
-		{"registry unreachable", policyOpts{refs: `["127.0.0.1:*"]`}, goneAddr + "/payments/api:1", ReasonUnreachable, nil},
-		{"count of two keys, one signed", policyOpts{keys: f.pub + "\n" + f.otherPub}, signedTag, ReasonWrongKey, signing.ErrWrongKey},
+		{"unsigned", policyOpts{}, unsignedTag, ReasonUnsigned, signing.ErrNoSignature, ""},
+		{"signed with another key", policyOpts{}, otherTag, ReasonWrongKey, signing.ErrWrongKey, ""},
+		{"tag with verifyDigest and no mutateDigest", policyOpts{mutateDigest: "false", verifyDigest: "true"}, signedTag, ReasonTagNoDigest, nil, ""},
+		{"registry not allowed by the pattern", policyOpts{validate: registryPattern}, elsewhereTag, ReasonRegistry, nil, ""},
+		{"digest pattern refuses a tag the policy does not pin", policyOpts{validate: "*@sha256:*", refs: `["nothing/*"]`}, signedTag, ReasonTagNoDigest, nil, ""},
+		{"registry unreachable", policyOpts{refs: `["127.0.0.1:*"]`}, goneAddr + "/payments/api:1", ReasonUnreachable, nil, ""},
+		{"count of two keys, one signed", policyOpts{keys: f.pub + "\n" + f.otherPub}, signedTag, ReasonWrongKey, signing.ErrWrongKey, "1 of 2 keys verified, 2 needed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -345,7 +346,7 @@ func TestAdmitRefusals(t *testing.T) {
 			if ref.Policy != "policy.yaml" || ref.Rule == "" || ref.Image == "" {
 				t.Errorf("refusal names policy %q rule %q image %q", ref.Policy, ref.Rule, ref.Image)
 			}
-			for _, part := range []string{"policy.yaml", ref.Rule, string(tt.want)} {
+			for _, part := range []string{"policy.yaml", ref.Rule, string(tt.want), tt.detail} {
 				if !strings.Contains(err.Error(), part) {
 					t.Errorf("message %q does not name %q", err, part)
 				}

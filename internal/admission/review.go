@@ -543,6 +543,25 @@ func (rv *review) verify(ctx context.Context, pol *Policy, rule *Rule, iv *Image
 
 // signatures checks that count entries of set signed the digest.
 func (rv *review) signatures(ctx context.Context, set AttestorSet, iv *ImageVerification, d name.Digest, image string) *Refusal {
+	return rv.quorum(ctx, set, image, "verified", func(e Attestor, v *signing.Verifier) *Refusal {
+		verified, err := rv.r.signature(ctx, d, v)
+		if err != nil {
+			return signatureRefusal(image, err)
+		}
+		want := mergeAnnotations(iv.Annotations, e.Annotations)
+		if !annotated(verified.Signatures, want) {
+			return &Refusal{Image: image, Reason: ReasonAnnotations,
+				Detail: fmt.Sprintf("no signature by %s carries the annotations %v", v.Ref, want)}
+		}
+		return nil
+	})
+}
+
+// quorum checks that count entries of set (all when count is 0) pass
+// check, each with its entry's verifier; when too few do, it refuses with
+// the most telling failure, saying how many keys did (done: "verified",
+// "attested").
+func (rv *review) quorum(ctx context.Context, set AttestorSet, image, done string, check func(Attestor, *signing.Verifier) *Refusal) *Refusal {
 	need := set.Count
 	if need == 0 {
 		need = len(set.Entries)
@@ -556,15 +575,8 @@ func (rv *review) signatures(ctx context.Context, set AttestorSet, iv *ImageVeri
 			failures = append(failures, f)
 			continue
 		}
-		verified, err := rv.r.signature(ctx, d, v)
-		if err != nil {
-			failures = append(failures, signatureRefusal(image, err))
-			continue
-		}
-		want := mergeAnnotations(iv.Annotations, e.Annotations)
-		if !annotated(verified.Signatures, want) {
-			failures = append(failures, &Refusal{Image: image, Reason: ReasonAnnotations,
-				Detail: fmt.Sprintf("no signature by %s carries the annotations %v", v.Ref, want)})
+		if f := check(e, v); f != nil {
+			failures = append(failures, f)
 			continue
 		}
 		passed++
@@ -574,7 +586,7 @@ func (rv *review) signatures(ctx context.Context, set AttestorSet, iv *ImageVeri
 	}
 	f := mostTelling(failures)
 	if need > 1 || len(set.Entries) > 1 {
-		f.Detail = fmt.Sprintf("%d of %d keys verified, %d needed (line %d): %s", passed, len(set.Entries), need, set.Line, f.Detail)
+		f.Detail = fmt.Sprintf("%d of %d keys %s, %d needed (line %d): %s", passed, len(set.Entries), done, need, set.Line, f.Detail)
 	}
 	return f
 }
@@ -642,33 +654,9 @@ func annotated(sigs []signing.Signature, want map[string]string) bool {
 // attestations checks that count entries of set attested a's predicate
 // type on the digest with a predicate meeting a's conditions.
 func (rv *review) attestations(ctx context.Context, set AttestorSet, a *AttestationCheck, d name.Digest, image string) *Refusal {
-	need := set.Count
-	if need == 0 {
-		need = len(set.Entries)
-	}
-	passed := 0
-	var failures []*Refusal
-	for _, e := range set.Entries {
-		v, f := rv.r.verifier(ctx, e)
-		if f != nil {
-			f.Image = image
-			failures = append(failures, f)
-			continue
-		}
-		if f := rv.attestedBy(ctx, a, d, v, image); f != nil {
-			failures = append(failures, f)
-			continue
-		}
-		passed++
-	}
-	if passed >= need {
-		return nil
-	}
-	f := mostTelling(failures)
-	if need > 1 || len(set.Entries) > 1 {
-		f.Detail = fmt.Sprintf("%d of %d keys attested, %d needed (line %d): %s", passed, len(set.Entries), need, set.Line, f.Detail)
-	}
-	return f
+	return rv.quorum(ctx, set, image, "attested", func(_ Attestor, v *signing.Verifier) *Refusal {
+		return rv.attestedBy(ctx, a, d, v, image)
+	})
 }
 
 func (rv *review) attestedBy(ctx context.Context, a *AttestationCheck, d name.Digest, v *signing.Verifier, image string) *Refusal {

@@ -8,11 +8,27 @@ import (
 	"unicode/utf8"
 )
 
+// patternCase is a pattern, a string and whether the one matches the
+// other.
+type patternCase struct {
+	pattern, s string
+	want       bool
+}
+
+// testPatterns checks the function name match against each case.
+func testPatterns(t *testing.T, name string, match func(pattern, s string) bool, tests []patternCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.pattern+" "+tt.s, func(t *testing.T) {
+			if got := match(tt.pattern, tt.s); got != tt.want {
+				t.Errorf("%s(%q, %q) = %v, want %v", name, tt.pattern, tt.s, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestMatch(t *testing.T) {
-	tests := []struct {
-		pattern, s string
-		want       bool
-	}{
+	testPatterns(t, "Match", Match, []patternCase{
 		{"*", "", true},
 		{"*", "ghcr.io/a/b:1", true},
 		{"ghcr.io/*", "ghcr.io/org/app:1", true},
@@ -30,14 +46,7 @@ func TestMatch(t *testing.T) {
 		{"", "", true},
 		{"", "a", false},
 		{"**a", "ba", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.pattern+" "+tt.s, func(t *testing.T) {
-			if got := Match(tt.pattern, tt.s); got != tt.want {
-				t.Errorf("Match(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 // wildcardRegexp is the reference Match is held to.
@@ -73,24 +82,14 @@ func FuzzMatch(f *testing.F) {
 }
 
 func TestValueMatches(t *testing.T) {
-	tests := []struct {
-		pattern, s string
-		want       bool
-	}{
+	testPatterns(t, "valueMatches", valueMatches, []patternCase{
 		{"ghcr.io/* | quay.io/*", "quay.io/a", true},
 		{"ghcr.io/* | quay.io/*", "docker.io/a", false},
 		{"!*:latest", "app:latest", false},
 		{"!*:latest", "app:1", true},
 		{"ghcr.io/* & !*:latest", "ghcr.io/a:latest", false},
 		{"ghcr.io/* & !*:latest", "ghcr.io/a:1", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.pattern+" "+tt.s, func(t *testing.T) {
-			if got := valueMatches(tt.pattern, tt.s); got != tt.want {
-				t.Errorf("valueMatches(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestConditions(t *testing.T) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/user"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/serve"
 )
 
@@ -42,14 +44,11 @@ func newEnvLsCmd(g *options.Global) *cobra.Command {
 			if err := out.Validate(); err != nil {
 				return usageErr(err)
 			}
-			c, err := dialServe(cmd, g)
+			envs, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) ([]runtime.EnvironmentStatus, error) {
+				return c.List(ctx)
+			})
 			if err != nil {
 				return err
-			}
-			defer c.Close()
-			envs, err := c.List(cmd.Context())
-			if err != nil {
-				return envErr(err)
 			}
 			return printAs(cmd.OutOrStdout(), out.Format, envs, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "NAME\tURL\tREVISION\tDIGEST\tREADY")
@@ -87,14 +86,11 @@ func newEnvHistoryCmd(g *options.Global) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := dialServe(cmd, g)
+			revs, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) ([]runtime.Revision, error) {
+				return c.History(ctx, env)
+			})
 			if err != nil {
 				return err
-			}
-			defer c.Close()
-			revs, err := c.History(cmd.Context(), env)
-			if err != nil {
-				return envErr(err)
 			}
 			return printAs(cmd.OutOrStdout(), out.Format, revs, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "REVISION\tSTATUS\tDIGEST\tRUN\tWHO\tCREATED\tREASON")
@@ -127,15 +123,10 @@ func newEnvLogsCmd(g *options.Global) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := dialServe(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Logs(cmd.Context(), env, o.Follow, cmd.OutOrStdout()); err != nil {
-				return envErr(err)
-			}
-			return nil
+			_, err = callServe(cmd, g, func(ctx context.Context, c *serve.Client) (struct{}, error) {
+				return struct{}{}, c.Logs(ctx, env, o.Follow, cmd.OutOrStdout())
+			})
+			return err
 		},
 	}
 	o.AddFlags(cmd.Flags())
@@ -156,11 +147,6 @@ func newEnvRollbackCmd(g *options.Global) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := dialServe(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			reason := o.Reason
 			if reason == "" {
 				reason = "rollback"
@@ -168,9 +154,11 @@ func newEnvRollbackCmd(g *options.Global) *cobra.Command {
 					reason = "rollback to " + strconv.Itoa(o.ToRevision)
 				}
 			}
-			rev, err := c.Rollback(cmd.Context(), env, o.ToRevision, whoAmI(), reason)
+			rev, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) (runtime.Revision, error) {
+				return c.Rollback(ctx, env, o.ToRevision, whoAmI(), reason)
+			})
 			if err != nil {
-				return envErr(err)
+				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: revision %d serves %s\n", terminalSafe(env), rev.Number, terminalSafe(rev.Digest))
 			return err

@@ -370,14 +370,11 @@ func newServeStatusCmd(g *options.Global) *cobra.Command {
 			if err := out.Validate(); err != nil {
 				return usageErr(err)
 			}
-			c, err := dialServe(cmd, g)
+			h, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) (serve.Health, error) {
+				return c.Health(ctx)
+			})
 			if err != nil {
 				return err
-			}
-			defer c.Close()
-			h, err := c.Health(cmd.Context())
-			if err != nil {
-				return envErr(err)
 			}
 			return printAs(cmd.OutOrStdout(), out.Format, h, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "state dir:\t%s\n", h.StateDir)
@@ -407,6 +404,23 @@ func dialServe(cmd *cobra.Command, g *options.Global) (*serve.Client, error) {
 		return nil, envErr(err)
 	}
 	return c, nil
+}
+
+// callServe connects to the gantry serve of the state dir, makes one call
+// and closes the connection; the errors of both are mapped to exit codes
+// (dialServe, envErr).
+func callServe[T any](cmd *cobra.Command, g *options.Global, call func(context.Context, *serve.Client) (T, error)) (T, error) {
+	c, err := dialServe(cmd, g)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer c.Close()
+	v, err := call(cmd.Context(), c)
+	if err != nil {
+		return v, envErr(err)
+	}
+	return v, nil
 }
 
 // envErr maps an error of the serve client to an exit code.

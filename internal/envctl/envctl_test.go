@@ -24,6 +24,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/store"
+	"github.com/gantry-ci/gantry/internal/syncbuf"
 )
 
 // appBin is the test workload, built once by TestMain.
@@ -161,6 +162,36 @@ func getBody(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// waitFor polls check until it returns nil; after timeout it fails the
+// test with what and check's last error.
+func waitFor(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// answers checks that GET url answers 200.
+func answers(url string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 func statuses(t *testing.T, ctl *Controller, env string) []string {
@@ -617,31 +648,14 @@ func TestBrokenEnvironmentDoesNotStopOthers(t *testing.T) {
 	}
 	f.open()
 	f.run() // fails the test if Run returns an error
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, 20*time.Second, "staging not back", func() error {
 		st, err := f.ctl.Status(ctx, "staging")
-		if err == nil && len(st.Instances) == 1 {
-			break
+		if err == nil && len(st.Instances) != 1 {
+			err = fmt.Errorf("instances %+v, want 1", st.Instances)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("staging not back: %+v, %v", st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(f.url("staging"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("staging does not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	waitFor(t, 20*time.Second, "staging does not answer", func() error { return answers(f.url("staging")) })
 	resp, err := http.Get(f.url("broken"))
 	if err != nil {
 		t.Fatal(err)
@@ -817,37 +831,20 @@ func TestCrashedInstanceReplaced(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, 20*time.Second, "instance not replaced", func() error {
 		st, err := f.ctl.Status(context.Background(), "staging")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Instances) == 1 && st.Instances[0].PID != pid && st.Instances[0].State == "running" {
-			if st.Instances[0].ID != "staging-r1-app-0" {
-				t.Errorf("replacement ID = %q, want staging-r1-app-0", st.Instances[0].ID)
-			}
-			break
+		if len(st.Instances) != 1 || st.Instances[0].PID == pid || st.Instances[0].State != "running" {
+			return fmt.Errorf("instances %+v", st.Instances)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("instance not replaced: %+v", st.Instances)
+		if st.Instances[0].ID != "staging-r1-app-0" {
+			t.Errorf("replacement ID = %q, want staging-r1-app-0", st.Instances[0].ID)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(f.url("staging"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("URL does not answer after the replacement: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	waitFor(t, 20*time.Second, "URL does not answer after the replacement", func() error { return answers(f.url("staging")) })
 }
 
 // TestDeployWaitsForReconcile: a deploy that finds the reconcile loop at
@@ -887,29 +884,11 @@ func TestDeployWaitsForReconcile(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an io.Writer the test reads while Logs writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestLogsFollow(t *testing.T) {
 	f := newFixture(t)
 	f.mustDeploy("staging", f.workload("v1", 1, ""))
 	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
+	var out syncbuf.Buffer // read while Logs writes
 	done := make(chan error, 1)
 	go func() { done <- f.ctl.Logs(ctx, "staging", true, &out) }()
 	logFile := filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r1-app-0", "log")

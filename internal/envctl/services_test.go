@@ -2,6 +2,7 @@ package envctl
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -79,17 +80,13 @@ func TestPostgresDataSurvivesRedeployAndRestart(t *testing.T) {
 	f.store.Close()
 	f.open()
 	f.run()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, 30*time.Second, "environment not back after the restart", func() error {
 		st, err := f.ctl.Status(ctx, "staging")
-		if err == nil && len(st.Instances) == 1 && st.Instances[0].State == "running" {
-			break
+		if err == nil && (len(st.Instances) != 1 || st.Instances[0].State != "running") {
+			err = fmt.Errorf("instances %+v, want 1 running", st.Instances)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("environment not back after the restart: %+v, %v", st, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	if got := psqlRun("select id from payments"); got != "7" {
 		t.Errorf("after a restart: select = %q, want 7", got)
 	}

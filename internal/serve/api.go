@@ -145,14 +145,10 @@ func (a *API) postShutdown(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 	envs, err := a.deployer.List(r.Context())
-	if err != nil {
-		a.writeError(w, r, "list environments", err)
-		return
-	}
 	if envs == nil {
 		envs = []runtime.EnvironmentStatus{}
 	}
-	writeJSON(w, http.StatusOK, envs)
+	a.reply(w, r, "list environments", envs, err)
 }
 
 func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
@@ -161,11 +157,7 @@ func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := a.deployer.Status(r.Context(), env)
-	if err != nil {
-		a.writeError(w, r, "status of "+env, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	a.reply(w, r, "status of "+env, st, err)
 }
 
 func (a *API) postDeploy(w http.ResponseWriter, r *http.Request) {
@@ -185,11 +177,7 @@ func (a *API) postDeploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rev, err := a.deployer.Deploy(r.Context(), req)
-	if err != nil {
-		a.writeError(w, r, "deploy to "+env, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rev)
+	a.reply(w, r, "deploy to "+env, rev, err)
 }
 
 func (a *API) postRollback(w http.ResponseWriter, r *http.Request) {
@@ -206,11 +194,7 @@ func (a *API) postRollback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rev, err := a.deployer.Rollback(r.Context(), env, req.ToRevision, req.Who, req.Reason)
-	if err != nil {
-		a.writeError(w, r, "roll back "+env, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rev)
+	a.reply(w, r, "roll back "+env, rev, err)
 }
 
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
@@ -219,14 +203,10 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	revs, err := a.deployer.History(r.Context(), env)
-	if err != nil {
-		a.writeError(w, r, "history of "+env, err)
-		return
-	}
 	if revs == nil {
 		revs = []runtime.Revision{}
 	}
-	writeJSON(w, http.StatusOK, revs)
+	a.reply(w, r, "history of "+env, revs, err)
 }
 
 // getLogs streams the environment's logs as chunked text/plain, flushed
@@ -336,6 +316,16 @@ func decode(w http.ResponseWriter, r *http.Request, what string, v any) bool {
 }
 
 // writeError answers with the deployer's error and its code.
+// reply answers v as JSON with 200, or, when err is set, err as the
+// error of doing.
+func (a *API) reply(w http.ResponseWriter, r *http.Request, doing string, v any, err error) {
+	if err != nil {
+		a.writeError(w, r, doing, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, doing string, err error) {
 	code, status := classify(err)
 	if status == http.StatusInternalServerError {

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/store"
+	"github.com/gantry-ci/gantry/internal/syncbuf"
 )
 
 // roleEnv makes the test binary act as a serve process ("server") or as a
@@ -229,30 +229,12 @@ func (r *recorder) Close(context.Context) error {
 	return nil
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server runs Run in this process on a fresh state dir until the test
 // ends, and returns a client of it.
 type testServer struct {
 	dir  string
 	rec  *recorder
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	c    *Client
 	done chan error
 	stop context.CancelFunc
@@ -260,7 +242,7 @@ type testServer struct {
 
 func startServer(t testing.TB, withRegistry bool) *testServer {
 	t.Helper()
-	s := &testServer{dir: t.TempDir(), rec: newRecorder(), logs: &syncBuffer{}, done: make(chan error, 1)}
+	s := &testServer{dir: t.TempDir(), rec: newRecorder(), logs: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	ready := make(chan struct{})

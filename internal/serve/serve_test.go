@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/store"
+	"github.com/gantry-ci/gantry/internal/syncbuf"
 )
 
 // TestAPIOverSocket calls every Deployer method through the client and
@@ -375,7 +376,7 @@ func TestServeHostsRegistry(t *testing.T) {
 // TestPeerWithoutCredentialsRefused: the peer check refuses a request
 // that did not come over a Unix socket (no credentials).
 func TestPeerWithoutCredentialsRefused(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	h := RequireUser(os.Getuid(), slog.New(slog.NewTextHandler(logs, nil)), http.NotFoundHandler())
 	srv := &http.Server{Handler: h, ConnContext: peerContext}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -53,6 +53,22 @@ func RequireTool(t testing.TB, name, how string) string {
 	return ""
 }
 
+// NPMInstallEnv, set to anything but "", runs the tests that install
+// from the npm registry outside CI.
+const NPMInstallEnv = "GANTRY_TEST_NPM_INSTALL"
+
+// RequireNPMInstall guards a test that installs packages from the npm
+// registry (slow, network): it skips unless under CI=true or with
+// NPMInstallEnv set; then it returns the path of npm as RequireTool does.
+// what says what the test installs and how long that takes.
+func RequireNPMInstall(t testing.TB, what string) string {
+	t.Helper()
+	if !InCI() && os.Getenv(NPMInstallEnv) == "" {
+		t.Skipf("%s: runs under CI=true or %s=1", what, NPMInstallEnv)
+	}
+	return RequireTool(t, "npm", "apt-get install npm")
+}
+
 // goBin finds name in GOBIN or GOPATH/bin (default ~/go/bin).
 func goBin(name string) string {
 	var dirs []string

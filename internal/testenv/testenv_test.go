@@ -22,6 +22,9 @@ func TestHelperMissing(t *testing.T) {
 		t.Log("found " + RequireTool(t, name, "install it"))
 	case "data":
 		t.Log("found " + RequireData(t, name))
+	case "npm":
+		t.Setenv(NPMInstallEnv, name)
+		t.Log("found " + RequireNPMInstall(t, "installs from npm"))
 	}
 }
 
@@ -47,6 +50,9 @@ func TestMissing(t *testing.T) {
 		{"missing data in CI fails", "data:absent.json", "true", true, "absent.json"},
 		{"missing data outside CI skips", "data:absent.json", "", false, "SKIP"},
 		{"present data passes in CI", "data:present.json", "true", false, "found " + data},
+		{"npm install outside CI skips", "npm:", "", false, "SKIP"},
+		{"npm install outside CI asked for runs", "npm:1", "", false, "found /"},
+		{"npm install in CI runs", "npm:", "true", false, "found /"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package toolcache_test
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,10 +13,7 @@ import (
 // TestEnsureNewman installs the pinned newman into an empty cache with the
 // real npm, printing a progress line, then finds it without installing.
 func TestEnsureNewman(t *testing.T) {
-	if !testenv.InCI() && os.Getenv("GANTRY_TEST_NPM_INSTALL") == "" {
-		t.Skip("installs newman from the npm registry (about 20 s): runs under CI=true or GANTRY_TEST_NPM_INSTALL=1")
-	}
-	testenv.RequireTool(t, "npm", "apt-get install npm")
+	testenv.RequireNPMInstall(t, "installs newman from the npm registry (about 20 s)")
 	node := testenv.RequireTool(t, "node", "apt-get install nodejs")
 	cache := toolcache.New(t.TempDir())
 	var progress strings.Builder

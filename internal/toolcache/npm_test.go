@@ -16,10 +16,7 @@ import (
 // cache from several goroutines at once (each with its own Cache, as
 // steps have): one install, every caller gets the complete folder.
 func TestEnsureNPMInstallsOnce(t *testing.T) {
-	if !testenv.InCI() && os.Getenv("GANTRY_TEST_NPM_INSTALL") == "" {
-		t.Skip("installs from the npm registry (about 30 s): runs under CI=true or GANTRY_TEST_NPM_INSTALL=1")
-	}
-	testenv.RequireTool(t, "npm", "apt-get install npm")
+	testenv.RequireNPMInstall(t, "installs from the npm registry (about 30 s)")
 	dir := t.TempDir()
 	tool := toolcache.NPMTool{Name: "fauxqs", Version: "2.4.1", Packages: []string{"fauxqs@2.4.1"}}
 	var (

@@ -4,7 +4,6 @@
 package localproc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/proc"
+	"github.com/gantry-ci/gantry/internal/syncbuf"
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -33,7 +32,7 @@ func FreePort() (int, error) {
 type Process struct {
 	Name    string
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	done    chan struct{}
 	err     error
 	group   proc.Group
@@ -51,7 +50,7 @@ func Start(ctx context.Context, name string, cmd *exec.Cmd) (*Process, error) {
 	cmd.SysProcAttr.Setpgid = true
 	// If gantry dies without running Stop, the kernel kills the service.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	p := &Process{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.out
 	cmd.Stderr = p.out
 	if err := proc.CheckDir(cmd); err != nil {
@@ -177,23 +176,6 @@ func LookPath(bin, install string, extra ...string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found: %w; install it with: %s", bin, ErrNotInstalled, install)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Instance is a running service process with its data directory: the

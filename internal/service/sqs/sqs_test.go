@@ -84,10 +84,7 @@ func TestMissingServerNamesPackages(t *testing.T) {
 // variable, the service installs fauxqs and its Node.js into the tool
 // cache with the real npm and runs.
 func TestInstallsOnFirstUse(t *testing.T) {
-	if !testenv.InCI() && os.Getenv("GANTRY_TEST_NPM_INSTALL") == "" {
-		t.Skip("installs fauxqs and Node.js from the npm registry (about a minute): runs under CI=true or GANTRY_TEST_NPM_INSTALL=1")
-	}
-	testenv.RequireTool(t, "npm", "apt-get install npm")
+	testenv.RequireNPMInstall(t, "installs fauxqs and Node.js from the npm registry (about a minute)")
 	t.Setenv(NodeEnv, "")
 	var progress strings.Builder
 	p := Provider{Tools: toolcache.New(t.TempDir()), Progress: &progress, onlyToolCache: true, Queues: []string{"payment-webhooks", "dlq"}}

@@ -5,7 +5,11 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -33,6 +37,10 @@ type Provider struct {
 	User string
 	// Database is created for the step; default "gantry".
 	Database string
+	// SystemDataRoot holds the kept clusters of a root gantry whose state
+	// dir the server's user cannot reach (root's home is 0700); default
+	// /var/lib/gantry/postgres.
+	SystemDataRoot string
 }
 
 var (
@@ -139,7 +147,15 @@ func (p Provider) start(ctx context.Context, dir string, keep bool) (service.Ins
 		if err := os.Chown(dataDir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return nil, fmt.Errorf("postgres service: chown data dir: %w", err)
 		}
-		if keep {
+		if keep && reachable(ctx, dataDir, cred) != nil {
+			// The state dir sits below directories only root may enter
+			// (root's home is 0700): keep the cluster in a directory of
+			// its own under SystemDataRoot, named after dir so that the
+			// same environment finds it again.
+			if dataDir, err = p.systemDataDir(dir, cred); err != nil {
+				return nil, err
+			}
+			inst.DataDir = dataDir
 			if err := reachable(ctx, dataDir, cred); err != nil {
 				return nil, err
 			}
@@ -242,6 +258,36 @@ func sweep(tmp string) {
 		}
 		_ = os.RemoveAll(d)
 	}
+}
+
+// systemDataDir is the kept data directory of dir under SystemDataRoot:
+// named after dir's absolute path, so the same environment finds its
+// cluster again, owned by the server's user. A note in dir says where the
+// data went.
+func (p Provider) systemDataDir(dir string, cred *syscall.Credential) (string, error) {
+	root := p.SystemDataRoot
+	if root == "" {
+		root = "/var/lib/gantry/postgres"
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("postgres service: %w", err)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	d := filepath.Join(root, hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("postgres service: kept data root: %w", err)
+	}
+	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("postgres service: kept data dir: %w", err)
+	}
+	if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
+		return "", fmt.Errorf("postgres service: chown kept data dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "DATA-LOCATION"), []byte(d+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("postgres service: %w", err)
+	}
+	return d, nil
 }
 
 // reachable checks that the server's user can write in dir: a kept data

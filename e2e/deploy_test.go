@@ -10,11 +10,11 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gantry-ci/gantry/internal/testload"
 )
 
 // deployRepo copies testdata/deploysvc into the test's repository: a Go
@@ -91,69 +91,6 @@ func (e *env) envs() []envJSON {
 	return out
 }
 
-// get answers url's body, or fails the test.
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// loader sends GETs one after the other from a few clients until stop.
-type loader struct {
-	wg           sync.WaitGroup
-	done         chan struct{}
-	ok, failed   atomic.Int64
-	mu           sync.Mutex
-	bodies       map[string]int
-	firstFailure atomic.Value
-}
-
-func startLoader(url string) *loader {
-	l := &loader{done: make(chan struct{}), bodies: map[string]int{}}
-	for range 4 {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c := &http.Client{Timeout: 10 * time.Second}
-			for {
-				select {
-				case <-l.done:
-					return
-				default:
-				}
-				resp, err := c.Get(url)
-				if err != nil {
-					l.failed.Add(1)
-					l.firstFailure.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					l.failed.Add(1)
-					l.firstFailure.CompareAndSwap(nil, resp.Status)
-					continue
-				}
-				l.ok.Add(1)
-				l.mu.Lock()
-				l.bodies[strings.TrimSpace(string(b))]++
-				l.mu.Unlock()
-			}
-		}()
-	}
-	return l
-}
-
-func (l *loader) stop() { close(l.done); l.wg.Wait() }
-
 // TestDeployPipeline drives the whole delivery path through the gantry
 // binary: build, push, sign and deploy to staging from `gantry run`,
 // gantry serve started in the background, the URL answering, a second
@@ -197,7 +134,7 @@ func testDeployPipeline(t *testing.T, plain bool) {
 		t.Fatalf("gantry env ls: got %+v, want staging at revision 1", envs)
 	}
 	url := envs[0].URL
-	if got := get(t, url+"/"); got != "v1" {
+	if got := testload.Get(t, url+"/"); got != "v1" {
 		t.Errorf("GET /: got %q, want v1", got)
 	}
 	if !strings.HasSuffix(envs[0].SinkURL, "/sink/staging") {
@@ -213,7 +150,7 @@ func testDeployPipeline(t *testing.T, plain bool) {
 		}
 	}
 	// The sink answers over TCP for the environment.
-	get(t, envs[0].SinkURL+"/deliveries")
+	testload.Get(t, envs[0].SinkURL+"/deliveries")
 	if plain {
 		checkPrometheus(t, envs[0])
 		return
@@ -225,19 +162,19 @@ func testDeployPipeline(t *testing.T, plain bool) {
 
 	// v2 under continuous load: not one failed request.
 	e.version("v2", true, 200)
-	l := startLoader(url + "/")
+	l := testload.Start(url+"/", 4)
 	r := e.gantry("run")
 	time.Sleep(200 * time.Millisecond) // some requests after the switch too
-	l.stop()
+	l.Stop()
 	if r.code != 0 {
 		t.Fatalf("run v2: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if n := l.failed.Load(); n != 0 {
-		t.Errorf("under load during the deploy of v2: %d failed requests of %d (first: %v), want 0", n, n+l.ok.Load(), l.firstFailure.Load())
+	if n := l.Failed(); n != 0 {
+		t.Errorf("under load during the deploy of v2: %d failed requests of %d (first: %v), want 0", n, n+l.OK(), l.First())
 	}
-	t.Logf("under load during the deploy of v2: %d requests answered, %d failed, by version %v", l.ok.Load(), l.failed.Load(), l.bodies)
-	if l.bodies["v2"] == 0 || l.bodies["v1"] == 0 {
-		t.Errorf("answers under load: %v, want both v1 and v2", l.bodies)
+	t.Logf("under load during the deploy of v2: %d requests answered, %d failed, by version %v", l.OK(), l.Failed(), l.Bodies())
+	if l.Seen("v2") == 0 || l.Seen("v1") == 0 {
+		t.Errorf("answers under load: %v, want both v1 and v2", l.Bodies())
 	}
 	v2 := e.envs()[0].Current.Digest
 
@@ -254,7 +191,7 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	if !strings.Contains(r.stdout, "rollback staging: nothing to roll back") {
 		t.Errorf("run v3: want its on_failure to say there was nothing to roll back:\n%s", r.stdout)
 	}
-	if got := get(t, url+"/"); got != "v2" {
+	if got := testload.Get(t, url+"/"); got != "v2" {
 		t.Errorf("after v3 failed: GET / = %q, want v2", got)
 	}
 
@@ -268,7 +205,7 @@ func testDeployPipeline(t *testing.T, plain bool) {
 	if !strings.Contains(r.stdout, "rollback staging:") || !strings.Contains(r.stdout, "-> "+v2) {
 		t.Errorf("run v4: want the summary saying staging rolled back to %s:\n%s", v2, r.stdout)
 	}
-	if got := get(t, url+"/"); got != "v2" {
+	if got := testload.Get(t, url+"/"); got != "v2" {
 		t.Errorf("after the rollback: GET / = %q, want v2", got)
 	}
 	if v1 == v2 {
@@ -363,12 +300,12 @@ func checkPrometheus(t *testing.T, e envJSON) {
 	if e.PrometheusURL == "" {
 		t.Fatal("no prometheus URL for an environment with alert rules")
 	}
-	if rules := get(t, e.PrometheusURL+"/api/v1/rules"); !strings.Contains(rules, "SvcDown") {
+	if rules := testload.Get(t, e.PrometheusURL+"/api/v1/rules"); !strings.Contains(rules, "SvcDown") {
 		t.Errorf("prometheus rules: got %s, want SvcDown", rules)
 	}
 	var body string
 	for i := 0; i < 300; i++ {
-		body = get(t, e.PrometheusURL+"/api/v1/targets")
+		body = testload.Get(t, e.PrometheusURL+"/api/v1/targets")
 		if strings.Count(body, `"health":"up"`) == 2 {
 			return
 		}

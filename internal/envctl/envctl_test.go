@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/service"
 	"github.com/gantry-ci/gantry/internal/store"
 	"github.com/gantry-ci/gantry/internal/syncbuf"
+	"github.com/gantry-ci/gantry/internal/testload"
 )
 
 // appBin is the test workload, built once by TestMain.
@@ -150,20 +150,6 @@ func (f *fixture) url(env string) string {
 	return st.URL
 }
 
-func getBody(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	return strings.TrimSpace(string(b))
-}
-
 // waitFor polls check until it returns nil; after timeout it fails the
 // test with what and check's last error.
 func waitFor(t *testing.T, timeout time.Duration, what string, check func() error) {
@@ -225,7 +211,7 @@ func TestDeployServesOnURL(t *testing.T) {
 		t.Errorf("URL = %q", url)
 	}
 	for range 4 {
-		if got := getBody(t, url); got != "v1" {
+		if got := testload.Get(t, url); got != "v1" {
 			t.Errorf("GET %s = %q, want v1", url, got)
 		}
 	}
@@ -259,7 +245,7 @@ func TestDeployServesOnURL(t *testing.T) {
 	if got := f.url("staging"); got != url {
 		t.Errorf("URL after redeploy = %q, want %q", got, url)
 	}
-	if got := getBody(t, url); got != "v2" {
+	if got := testload.Get(t, url); got != "v2" {
 		t.Errorf("after redeploy GET = %q, want v2", got)
 	}
 	wantStatuses(t, f.ctl, "staging", store.RevisionSuperseded, store.RevisionServing)
@@ -311,85 +297,26 @@ func TestClosedIsRuntimeErrClosed(t *testing.T) {
 	}
 }
 
-// load sends requests from many clients until stop is called and counts
-// the answers by body; every error or non-200 answer is a failure.
-type load struct {
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	bodies map[string]int
-	failed atomic.Int64
-	first  atomic.Value
-}
-
-func startLoad(url string, clients int) *load {
-	l := &load{stop: make(chan struct{}), bodies: map[string]int{}}
-	for range clients {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}, Timeout: 10 * time.Second}
-			defer c.CloseIdleConnections()
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				resp, err := c.Get(url)
-				var b []byte
-				if err == nil {
-					b, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
-					}
-				}
-				if err != nil {
-					l.failed.Add(1)
-					l.first.CompareAndSwap(nil, err)
-					continue
-				}
-				l.mu.Lock()
-				l.bodies[strings.TrimSpace(string(b))]++
-				l.mu.Unlock()
-			}
-		}()
-	}
-	return l
-}
-
-func (l *load) seen(body string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.bodies[body]
-}
-
-func (l *load) end() {
-	close(l.stop)
-	l.wg.Wait()
-}
-
 func TestRedeployUnderLoadDropsNothing(t *testing.T) {
 	f := newFixture(t)
 	f.mustDeploy("staging", f.workload("v1", 2, ""))
-	l := startLoad(f.url("staging"), 8)
+	l := testload.Start(f.url("staging"), 8)
 	for _, v := range []string{"v2", "v3"} {
 		f.mustDeploy("staging", f.workload(v, 2, ""))
 	}
-	for l.seen("v3") < 50 {
+	for l.Seen("v3") < 50 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	l.end()
-	if n := l.failed.Load(); n != 0 {
-		t.Errorf("%d requests failed across two redeploys (first: %v), want 0", n, l.first.Load())
+	l.Stop()
+	if n := l.Failed(); n != 0 {
+		t.Errorf("%d requests failed across two redeploys (first: %v), want 0", n, l.First())
 	}
 	for _, v := range []string{"v1", "v2", "v3"} {
-		if l.seen(v) == 0 {
+		if l.Seen(v) == 0 {
 			t.Errorf("no request was answered by %s", v)
 		}
 	}
-	t.Logf("answers: %v", l.bodies)
+	t.Logf("answers: %v", l.Bodies())
 	wantStatuses(t, f.ctl, "staging", store.RevisionSuperseded, store.RevisionSuperseded, store.RevisionServing)
 }
 
@@ -409,7 +336,7 @@ func TestNeverReadyKeepsPrevious(t *testing.T) {
 	if rev.Status != store.RevisionFailed {
 		t.Errorf("revision status = %q, want failed", rev.Status)
 	}
-	if got := getBody(t, f.url("staging")); got != "v1" {
+	if got := testload.Get(t, f.url("staging")); got != "v1" {
 		t.Errorf("GET after the failed deploy = %q, want v1 still serving", got)
 	}
 	wantStatuses(t, f.ctl, "staging", store.RevisionServing, store.RevisionFailed)
@@ -473,7 +400,7 @@ func TestAdmissionRefusalStartsNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r3-app-0")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("refused revision 3 has an instance directory (%v)", err)
 	}
-	if got := getBody(t, f.url("staging")); got != "v1" {
+	if got := testload.Get(t, f.url("staging")); got != "v1" {
 		t.Errorf("GET after refusal = %q, want v1", got)
 	}
 	wantStatuses(t, f.ctl, "staging", store.RevisionRefused, store.RevisionServing, store.RevisionRefused)
@@ -492,7 +419,7 @@ func TestAdmissionRefusalStartsNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.stateDir, "envs", "staging", "instances", "staging-r4-app-0")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("revision 4 has an instance directory (%v)", err)
 	}
-	if got := getBody(t, f.url("staging")); got != "v1" {
+	if got := testload.Get(t, f.url("staging")); got != "v1" {
 		t.Errorf("GET = %q, want v1", got)
 	}
 }
@@ -554,7 +481,7 @@ func TestRollback(t *testing.T) {
 	if rev.Number != 4 || rev.Reason != "rollback to 2" || rev.Who != "ann" || rev.Status != store.RevisionServing {
 		t.Errorf("rollback revision = %+v, want 4, serving, \"rollback to 2\" by ann", rev)
 	}
-	if got := getBody(t, url); got != "v2" {
+	if got := testload.Get(t, url); got != "v2" {
 		t.Errorf("after rollback GET = %q, want v2", got)
 	}
 	rev, err = f.ctl.Rollback(ctx, "staging", 1, "bob", "")
@@ -564,7 +491,7 @@ func TestRollback(t *testing.T) {
 	if rev.Number != 5 || rev.Reason != "rollback to 1" || rev.Digest != "sha256:"+strings.Repeat("1", 64) {
 		t.Errorf("rollback --to 1 = %+v", rev)
 	}
-	if got := getBody(t, url); got != "v1" {
+	if got := testload.Get(t, url); got != "v1" {
 		t.Errorf("after rollback --to 1 GET = %q, want v1", got)
 	}
 	// Rollbacks go through admission again.
@@ -578,7 +505,7 @@ func TestRollback(t *testing.T) {
 	if _, err := f.ctl.Rollback(ctx, "staging", 6, "bob", ""); !errors.Is(err, ErrNoRollbackTarget) {
 		t.Errorf("rollback to a refused revision: error %v, want ErrNoRollbackTarget", err)
 	}
-	if got := getBody(t, url); got != "v1" {
+	if got := testload.Get(t, url); got != "v1" {
 		t.Errorf("after refused rollbacks GET = %q, want v1", got)
 	}
 }
@@ -737,7 +664,7 @@ func TestRunRecoversAfterKill(t *testing.T) {
 	}
 	// The environment takes deploys again.
 	f.mustDeploy("staging", f.workload("v3", 1, ""))
-	if got := getBody(t, url); got != "v3" {
+	if got := testload.Get(t, url); got != "v3" {
 		t.Errorf("GET after a deploy following recovery = %q, want v3", got)
 	}
 }
@@ -801,10 +728,10 @@ func TestUnreadyInstanceLeavesRotation(t *testing.T) {
 	f.run()
 	f.mustDeploy("staging", f.workload("v1", 2, ""))
 	url := f.url("staging")
-	sick := getBody(t, url+"/unready")
+	sick := testload.Get(t, url+"/unready")
 	deadline := time.Now().Add(20 * time.Second)
 	for clean := 0; clean < 20; {
-		if getBody(t, url+"/port") == sick {
+		if testload.Get(t, url+"/port") == sick {
 			clean = 0
 		} else {
 			clean++
@@ -879,7 +806,7 @@ func TestDeployWaitsForReconcile(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("deploy after the reconcile: %v", err)
 	}
-	if got := getBody(t, f.url("staging")); got != "v2" {
+	if got := testload.Get(t, f.url("staging")); got != "v2" {
 		t.Errorf("GET = %q, want v2", got)
 	}
 }

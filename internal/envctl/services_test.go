@@ -21,6 +21,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/service/postgres"
 	"github.com/gantry-ci/gantry/internal/service/redis"
 	"github.com/gantry-ci/gantry/internal/testenv"
+	"github.com/gantry-ci/gantry/internal/testload"
 )
 
 // TestPostgresDataSurvivesRedeployAndRestart: a row written through the
@@ -53,7 +54,7 @@ func TestPostgresDataSurvivesRedeployAndRestart(t *testing.T) {
 	}
 	psqlRun := func(sql string) string {
 		t.Helper()
-		dbURL := getBody(t, f.url("staging")+"/env/DATABASE_URL")
+		dbURL := testload.Get(t, f.url("staging")+"/env/DATABASE_URL")
 		if !strings.HasPrefix(dbURL, "postgres://") {
 			t.Fatalf("the instance sees DATABASE_URL=%q, want the environment's PostgreSQL", dbURL)
 		}
@@ -106,7 +107,7 @@ func TestEndedServiceStartsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := f.url("staging")
-	before := getBody(t, url+"/env/REDIS_ADDR")
+	before := testload.Get(t, url+"/env/REDIS_ADDR")
 	f.ctl.mu.Lock()
 	en := f.ctl.envs["staging"]
 	f.ctl.mu.Unlock()

@@ -92,7 +92,9 @@ func TestTrackerAndLeftovers(t *testing.T) {
 	rec := &recorder{}
 	ctx := proc.WithTracker(context.Background(), rec)
 	var out bytes.Buffer
-	cmd := proc.Command(ctx, "sh", "-c", "sleep 100 & echo $!")
+	// The script waits until its child has become sleep: a forked shell that
+	// has not yet exec'd is a leftover too, but under another name.
+	cmd := proc.Command(ctx, "sh", "-c", `sleep 100 & until [ "$(cat /proc/$!/comm)" = sleep ]; do :; done; echo $!`)
 	cmd.Stdout = &out
 	p, err := proc.Start(ctx, cmd)
 	if err != nil {

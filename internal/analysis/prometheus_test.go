@@ -124,3 +124,48 @@ func TestPrometheusProviderPhases(t *testing.T) {
 		})
 	}
 }
+
+func TestPrometheusURLReplacesAddress(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "gantry_test_p99_good", Help: "p99"})
+	g.Set(0.1)
+	reg.MustRegister(g)
+	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer target.Close()
+	prom := startPrometheus(t, target.Listener.Addr().String())
+
+	// The chart's template names an in-cluster Prometheus that does not
+	// exist here (and one through an argument); the override answers for
+	// both.
+	src := "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  args: [{name: prom}]\n  metrics:\n" +
+		"  - {name: fixed, count: 2, interval: 100ms, successCondition: \"result[0] < 0.25\", provider: {prometheus: {address: \"http://prometheus-operated.monitoring.svc.cluster.local:9090\", query: gantry_test_p99_good}}}\n" +
+		"  - {name: from-arg, successCondition: \"result[0] < 0.25\", provider: {prometheus: {address: \"{{args.prom}}\", query: gantry_test_p99_good}}}\n"
+	tmpl, err := ParseTemplate("t.yaml", []byte(src), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		url  string
+		want Phase
+	}{
+		{"override", prom, PhaseSuccessful},
+		// Without it the in-cluster name does not resolve: every
+		// measurement errors (consecutiveErrorLimit 4 by default).
+		{"no override", "", PhaseError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run, err := Execute(context.Background(), tmpl, Options{Args: map[string]string{"prom": "http://127.0.0.1:1"}, PrometheusURL: tt.url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Phase != tt.want {
+				t.Errorf("phase = %s, want %s: %s", run.Phase, tt.want, run.Message)
+			}
+		})
+	}
+	if err := Check(tmpl, Options{Args: map[string]string{"prom": "x"}, PrometheusURL: "::not a url"}); err == nil {
+		t.Error("Check with a bad PrometheusURL: want an error")
+	}
+}

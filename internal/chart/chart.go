@@ -101,6 +101,10 @@ type Result struct {
 	Notes []string
 	// Manifests are the rendered templates by repository path.
 	Manifests map[string]string
+	// BlueGreen is the rendered Rollout's spec.strategy.blueGreen, with
+	// the AnalysisTemplates it names parsed from the rendered manifests;
+	// nil when the chart renders no Rollout. Docs: docs/rollouts.md.
+	BlueGreen *runtime.BlueGreen
 }
 
 // Render renders the chart at chartDir (relative to repo) and resolves
@@ -173,11 +177,25 @@ func Render(ctx context.Context, repo, chartDir string, o Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	x := &extractor{objs: objs, pin: pin, ns: ns, portEnv: o.PortEnv}
+	res, err := resolve(&extractor{objs: objs, pin: pin, ns: ns, portEnv: o.PortEnv})
+	if err != nil {
+		return nil, err
+	}
+	res.Manifests = manifests
+	return res, nil
+}
+
+// resolve turns the rendered objects into workloads and the Rollout's
+// strategy.
+func resolve(x *extractor) (*Result, error) {
 	if err := x.run(); err != nil {
 		return nil, err
 	}
-	return &Result{Workloads: x.workloads, Notes: x.notes, Manifests: manifests}, nil
+	bg, err := x.blueGreen()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Workloads: x.workloads, Notes: x.notes, BlueGreen: bg}, nil
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {

@@ -12,6 +12,9 @@
 // another container (a sidecar) runs the pinned reference when its image
 // names the same repository, and otherwise must already name its image by
 // digest. A tag never reaches the runtime.
+//
+// A rendered Rollout's spec.strategy.blueGreen, and the AnalysisTemplates
+// it names, are read into Result.BlueGreen (rollout.go, docs/rollouts.md).
 package chart
 
 import (

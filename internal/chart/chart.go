@@ -61,17 +61,25 @@ var (
 // Error is a problem in one rendered object: File is the template it came
 // from, relative to the repository (deploy/chart/templates/rollout.yaml),
 // Field the path inside the object.
+// Line and Column, when known, are the field's position in the rendered
+// file.
 type Error struct {
-	File  string
-	Field string
-	Err   error
+	File   string
+	Line   int
+	Column int
+	Field  string
+	Err    error
 }
 
 func (e *Error) Error() string {
-	if e.Field == "" {
-		return e.File + ": " + e.Err.Error()
+	where := e.File
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Column)
 	}
-	return e.File + ": " + e.Field + ": " + e.Err.Error()
+	if e.Field == "" {
+		return where + ": " + e.Err.Error()
+	}
+	return where + ": " + e.Field + ": " + e.Err.Error()
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -13,6 +14,8 @@ import (
 	// go 1.26.0 and k8s.io v0.36 without moving either), so that every
 	// field and its JSON name are Argo's.
 	rollouts "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	yamlv3 "go.yaml.in/yaml/v3"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gantry-ci/gantry/internal/analysis"
@@ -37,7 +40,8 @@ const defaultRevisionHistoryLimit = 10
 
 // rolloutSpec is the part of a Rollout read here; the strategy is decoded
 // strictly into Argo's types on its own, so that an unknown field in it
-// is reported while the pod template keeps Kubernetes' leniency.
+// is reported while the pod template keeps the leniency it has always had
+// here.
 type rolloutSpec struct {
 	Spec struct {
 		RevisionHistoryLimit *int32          `json:"revisionHistoryLimit"`
@@ -70,10 +74,21 @@ type rolloutReader struct {
 	o    object
 	objs []object
 	bg   *runtime.BlueGreen
+	doc  *yamlv3.Node // the Rollout's YAML, for positions; nil if it does not parse
 }
 
+// err is an error at a field of the Rollout, with its position in the
+// rendered file when the field (or the deepest part of its path) is there.
 func (r *rolloutReader) err(field string, err error) error {
-	return &Error{File: r.o.file, Field: field, Err: err}
+	return r.errAt(position(r.doc, field), field, err)
+}
+
+func (r *rolloutReader) errAt(n *yamlv3.Node, field string, err error) error {
+	e := &Error{File: r.o.file, Field: field, Err: err}
+	if n != nil {
+		e.Line, e.Column = n.Line+r.o.line-1, n.Column
+	}
+	return e
 }
 
 func (r *rolloutReader) invalid(field, format string, args ...any) error {
@@ -85,6 +100,10 @@ func (r *rolloutReader) note(field, format string, args ...any) {
 }
 
 func (r *rolloutReader) read() (*runtime.BlueGreen, error) {
+	var node yamlv3.Node
+	if yamlv3.Unmarshal(r.o.raw, &node) == nil {
+		r.doc = &node
+	}
 	var doc rolloutSpec
 	if err := yaml.Unmarshal(r.o.raw, &doc); err != nil {
 		return nil, r.err("Rollout "+r.o.name, fmt.Errorf("%w: %w", ErrInvalidRollout, err))
@@ -93,17 +112,26 @@ func (r *rolloutReader) read() (*runtime.BlueGreen, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, r.invalid("spec.strategy", "a Rollout needs spec.strategy.blueGreen or spec.strategy.canary")
 	}
+	// Decoded as Kubernetes decodes it: names match case-sensitively, and
+	// (as with kubectl's strict field validation) an unknown field is an
+	// error rather than dropped.
 	var st rollouts.RolloutStrategy
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
+	strict, err := kjson.UnmarshalStrict(raw, &st)
+	if err != nil {
 		field := "spec.strategy"
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
+		if errors.As(json.Unmarshal(raw, new(rollouts.RolloutStrategy)), &te) && te.Field != "" {
 			field += "." + te.Field
 			err = fmt.Errorf("got a %s, want %s", te.Value, te.Type)
 		}
 		return nil, r.err(field, fmt.Errorf("%w: %w", ErrInvalidRollout, err))
+	}
+	if len(strict) > 0 {
+		// The strict errors name the field but not where it is.
+		if p, at := unknownField(strategyNode(r.doc), reflect.TypeFor[rollouts.RolloutStrategy](), "spec.strategy"); at != nil {
+			return nil, r.errAt(at, p, fmt.Errorf("%w: unknown field (Argo Rollouts defines no %q here)", ErrInvalidRollout, at.Value))
+		}
+		return nil, r.err("spec.strategy", fmt.Errorf("%w: %w", ErrInvalidRollout, errors.Join(strict...)))
 	}
 	switch {
 	case st.BlueGreen != nil && st.Canary != nil:
@@ -307,4 +335,17 @@ func (r *rolloutReader) have(kind, apiVersion string) string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, ", ")
+}
+
+// strategyNode is the value of spec.strategy in the Rollout's YAML.
+func strategyNode(doc *yamlv3.Node) *yamlv3.Node {
+	if doc == nil || doc.Kind != yamlv3.DocumentNode || len(doc.Content) == 0 {
+		return nil
+	}
+	_, spec := child(doc.Content[0], "spec")
+	if spec == nil {
+		return nil
+	}
+	_, st := child(spec, "strategy")
+	return st
 }

@@ -213,7 +213,7 @@ func TestArgoCanaryRolloutRefused(t *testing.T) {
 	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("error = %v, want ErrUnsupported", err)
 	}
-	if want := "testdata/argo/rollout-bg-analysis-withArgs.yaml: spec.strategy.canary: not supported on the local runtime yet"; err.Error() != want {
+	if want := "testdata/argo/rollout-bg-analysis-withArgs.yaml:23:5: spec.strategy.canary: not supported on the local runtime yet"; err.Error() != want {
 		t.Errorf("error:\ngot  %v\nwant %s", err, want)
 	}
 }
@@ -402,7 +402,7 @@ spec:
 }
 
 func TestRolloutErrors(t *testing.T) {
-	const f = "testdata/argo/rollout.yaml: "
+	at := func(pos string) string { return "testdata/argo/rollout.yaml:" + pos + ": " }
 	tests := []struct {
 		name string
 		docs map[string]string
@@ -410,45 +410,47 @@ func TestRolloutErrors(t *testing.T) {
 		want string
 	}{
 		{"canary", map[string]string{"rollout.yaml": rollout("    canary: {steps: [{setWeight: 20}]}")}, ErrUnsupported,
-			f + "spec.strategy.canary: not supported on the local runtime yet"},
+			at("9:5") + "spec.strategy.canary: not supported on the local runtime yet"},
 		{"both strategies", map[string]string{"rollout.yaml": rollout("    canary: {}\n    blueGreen: {activeService: active}")}, ErrInvalidRollout,
-			f + "spec.strategy: invalid Rollout: blueGreen and canary are both set"},
+			at("8:3") + "spec.strategy: invalid Rollout: blueGreen and canary are both set"},
 		{"no strategy", map[string]string{"rollout.yaml": rollout("    {}")}, ErrInvalidRollout,
-			f + "spec.strategy: invalid Rollout: a Rollout needs spec.strategy.blueGreen or spec.strategy.canary"},
+			at("8:3") + "spec.strategy: invalid Rollout: a Rollout needs spec.strategy.blueGreen or spec.strategy.canary"},
 		{"unknown field", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, autoPromotionEnable: false}")}, ErrInvalidRollout,
-			f + `spec.strategy: invalid Rollout: json: unknown field "autoPromotionEnable"`},
+			at("9:40") + `spec.strategy.blueGreen.autoPromotionEnable: invalid Rollout: unknown field (Argo Rollouts defines no "autoPromotionEnable" here)`},
+		{"unknown field in a list", map[string]string{"rollout.yaml": rollout("    blueGreen:\n      activeService: active\n      prePromotionAnalysis:\n        templates:\n        - templateName: check\n          clusterscope: true\n        - templateNam: other")}, ErrInvalidRollout,
+			at("14:11") + `spec.strategy.blueGreen.prePromotionAnalysis.templates[0].clusterscope: invalid Rollout: unknown field (Argo Rollouts defines no "clusterscope" here)`},
 		{"wrong type", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, scaleDownDelaySeconds: 300s}")}, ErrInvalidRollout,
-			f + "spec.strategy.blueGreen.scaleDownDelaySeconds: invalid Rollout: got a string, want int32"},
+			at("9:63") + "spec.strategy.blueGreen.scaleDownDelaySeconds: invalid Rollout: got a string, want int32"},
 		{"no activeService", map[string]string{"rollout.yaml": rollout("    blueGreen: {previewService: preview}")}, ErrInvalidRollout,
-			f + "spec.strategy.blueGreen.activeService: invalid Rollout: required"},
+			at("9:5") + "spec.strategy.blueGreen.activeService: invalid Rollout: required"},
 		{"same services", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, previewService: active}")}, ErrInvalidRollout,
-			f + `spec.strategy.blueGreen.previewService: invalid Rollout: "active" is also the activeService`},
+			at("9:56") + `spec.strategy.blueGreen.previewService: invalid Rollout: "active" is also the activeService`},
 		{"active Service not rendered", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: web}")}, ErrReference,
-			f + `spec.strategy.blueGreen.activeService: reference to something the chart does not render: Service "web" (the chart renders active, preview)`},
+			at("9:32") + `spec.strategy.blueGreen.activeService: reference to something the chart does not render: Service "web" (the chart renders active, preview)`},
 		{"preview Service not rendered", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, previewService: web-preview}")}, ErrReference,
-			f + `spec.strategy.blueGreen.previewService: reference to something the chart does not render: Service "web-preview"`},
+			at("9:56") + `spec.strategy.blueGreen.previewService: reference to something the chart does not render: Service "web-preview"`},
 		{"negative delay", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, scaleDownDelaySeconds: -1}")}, ErrInvalidRollout,
-			f + "spec.strategy.blueGreen.scaleDownDelaySeconds: invalid Rollout: -1 is negative"},
+			at("9:63") + "spec.strategy.blueGreen.scaleDownDelaySeconds: invalid Rollout: -1 is negative"},
 		{"revision limit above history", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, scaleDownDelayRevisionLimit: 11}")}, ErrInvalidRollout,
-			f + "spec.strategy.blueGreen.scaleDownDelayRevisionLimit: invalid Rollout: 11 is above spec.revisionHistoryLimit 10"},
+			at("9:69") + "spec.strategy.blueGreen.scaleDownDelayRevisionLimit: invalid Rollout: 11 is above spec.revisionHistoryLimit 10"},
 		{"no templates", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, prePromotionAnalysis: {templates: []}}")}, ErrInvalidRollout,
-			f + "spec.strategy.blueGreen.prePromotionAnalysis.templates: invalid Rollout: names no AnalysisTemplate"},
+			at("9:63") + "spec.strategy.blueGreen.prePromotionAnalysis.templates: invalid Rollout: names no AnalysisTemplate"},
 		{"template not rendered", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, prePromotionAnalysis: {templates: [{templateName: check}, {templateName: success-rate}], args: [{name: service, value: x}]}}")}, ErrReference,
-			f + `spec.strategy.blueGreen.prePromotionAnalysis.templates[1].templateName: reference to something the chart does not render: AnalysisTemplate "success-rate" (the chart renders check)`},
+			at("9:113") + `spec.strategy.blueGreen.prePromotionAnalysis.templates[1].templateName: reference to something the chart does not render: AnalysisTemplate "success-rate" (the chart renders check)`},
 		{"cluster template not rendered", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, postPromotionAnalysis: {templates: [{templateName: check, clusterScope: true}]}}")}, ErrReference,
-			f + `spec.strategy.blueGreen.postPromotionAnalysis.templates[0].templateName: reference to something the chart does not render: ClusterAnalysisTemplate "check" (the chart renders none); clusterScope: true names a template installed in the cluster`},
+			at("9:91") + `spec.strategy.blueGreen.postPromotionAnalysis.templates[0].templateName: reference to something the chart does not render: ClusterAnalysisTemplate "check" (the chart renders none); clusterScope: true names a template installed in the cluster`},
 		{"template does not parse", map[string]string{
 			"rollout.yaml":  rollout("    blueGreen: {activeService: active, prePromotionAnalysis: {templates: [{templateName: bad}]}}"),
 			"analysis.yaml": "# a comment\n---\napiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: bad}\nspec:\n  metrics:\n  - name: m\n    intervall: 5s\n    provider: {web: {url: http://x}}\n",
-		}, ErrAnalysisTemplate, f + `spec.strategy.blueGreen.prePromotionAnalysis.templates[0].templateName: AnalysisTemplate does not parse: AnalysisTemplate "bad": testdata/argo/analysis.yaml:9:5`},
+		}, ErrAnalysisTemplate, at("9:90") + `spec.strategy.blueGreen.prePromotionAnalysis.templates[0].templateName: AnalysisTemplate does not parse: AnalysisTemplate "bad": testdata/argo/analysis.yaml:9:5`},
 		{"argument without value", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, prePromotionAnalysis: {templates: [{templateName: check}]}}")}, analysis.ErrArgNoValue,
-			f + `spec.strategy.blueGreen.prePromotionAnalysis.args: argument "service" of AnalysisTemplate "check" has no value: the template gives none, and neither does the Rollout`},
+			at("9:40") + `spec.strategy.blueGreen.prePromotionAnalysis.args: argument "service" of AnalysisTemplate "check" has no value: the template gives none, and neither does the Rollout`},
 		{"argument twice", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, prePromotionAnalysis: {templates: [{templateName: check}], args: [{name: service, value: a}, {name: service, value: b}]}}")}, ErrInvalidRollout,
-			f + `spec.strategy.blueGreen.prePromotionAnalysis.args[1].name: invalid Rollout: argument "service" is given twice`},
+			at("9:140") + `spec.strategy.blueGreen.prePromotionAnalysis.args[1].name: invalid Rollout: argument "service" is given twice`},
 		{"podTemplateHashValue", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, prePromotionAnalysis: {templates: [{templateName: check}], args: [{name: service, valueFrom: {podTemplateHashValue: Latest}}]}}")}, ErrUnsupported,
-			f + "spec.strategy.blueGreen.prePromotionAnalysis.args[0].valueFrom.podTemplateHashValue: not supported on the local runtime yet: the local runtime has no ReplicaSets, so no Latest pod-template-hash; give a value"},
+			at("9:156") + "spec.strategy.blueGreen.prePromotionAnalysis.args[0].valueFrom.podTemplateHashValue: not supported on the local runtime yet: the local runtime has no ReplicaSets, so no Latest pod-template-hash; give a value"},
 		{"fieldRef", map[string]string{"rollout.yaml": rollout("    blueGreen: {activeService: active, postPromotionAnalysis: {templates: [{templateName: check}], args: [{name: service, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}}")}, ErrUnsupported,
-			f + `spec.strategy.blueGreen.postPromotionAnalysis.args[0].valueFrom.fieldRef: not supported on the local runtime yet: fieldRef "metadata.name"; give a value`},
+			at("9:135") + `spec.strategy.blueGreen.postPromotionAnalysis.args[0].valueFrom.fieldRef: not supported on the local runtime yet: fieldRef "metadata.name"; give a value`},
 		{"two Rollouts", map[string]string{
 			"rollout.yaml": rollout("    blueGreen: {activeService: active}"),
 			"second.yaml":  "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: other}\nspec:\n  template: {spec: {containers: [{name: other, image: other:1}]}}\n  strategy: {blueGreen: {activeService: active}}\n",

@@ -493,6 +493,8 @@ func FuzzReadRollout(f *testing.F) {
 		}
 	}
 	f.Add(allFields)
+	f.Add(rollout("    blueGreen: &bg\n      activeService: active\n      prePromotionAnalysis: {templates: [{templateName: check, clusterScope: true}]}\n    canary: *bg"))
+	f.Add(rollout("    blueGreen: {activeService: active, unknown: {a: [1, {b: 2}]}}"))
 	f.Add(rollout("    blueGreen: {activeService: active, prePromotionAnalysis: {templates: [{templateName: check}], args: [{name: service, valueFrom: {}}]}}"))
 	f.Fuzz(func(t *testing.T, text string) {
 		res, err := readObjects(map[string]string{"rollout.yaml": text})

@@ -93,7 +93,7 @@ func (s *Store) CreateEnvironment(ctx context.Context, name string, port int) (E
 			return err
 		}
 		var other string
-		switch err := tx.QueryRowContext(ctx, `SELECT name FROM environments WHERE port = ?`, port).Scan(&other); {
+		switch err := tx.QueryRowContext(ctx, `SELECT name FROM environments WHERE port = ? OR preview_port = ?`, port, port).Scan(&other); {
 		case err == nil:
 			return fmt.Errorf("port %d (environment %s): %w", port, other, ErrPortTaken)
 		case !errors.Is(err, sql.ErrNoRows):

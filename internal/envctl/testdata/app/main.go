@@ -1,7 +1,8 @@
 // Command app is the workload of the controller's tests: an HTTP server on
 // $PORT that answers / with $VERSION, /readyz with 200 while the file
 // $READY_FILE exists (503 otherwise), /env/NAME with a variable of its
-// environment, /port with $PORT, /unready makes this instance fail
+// environment, /port with $PORT, /json with
+// {"version": $VERSION, "ok": false when $OK is "false"}, /unready makes this instance fail
 // readiness from then on, and that finishes its requests in flight on
 // SIGTERM.
 package main
@@ -30,6 +31,10 @@ func main() {
 	mux.HandleFunc("/unready", func(w http.ResponseWriter, r *http.Request) {
 		unready.Store(true)
 		fmt.Fprint(w, os.Getenv("PORT"))
+	})
+	mux.HandleFunc("/json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"version": %q, "ok": %t}`+"\n", os.Getenv("VERSION"), os.Getenv("OK") != "false")
 	})
 	mux.HandleFunc("/port", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, os.Getenv("PORT"))

@@ -419,23 +419,27 @@ func (c *Controller) stepPromoted(ctx context.Context, en *env, r *record) error
 		}
 		var res result
 		select {
-		case res = <-done:
-		case <-deadline.C:
-			cutShort(errCutShort)
-			res = <-done
-			if ctx.Err() != nil {
+		case res = <-done: // an analysis over (or none) wins over the deadline
+		default:
+			select {
+			case res = <-done:
+			case <-deadline.C:
+				cutShort(errCutShort)
+				res = <-done
+				if ctx.Err() != nil {
+					return nil
+				}
+				return c.finish(ctx, en, r, runtime.RolloutDegraded,
+					fmt.Sprintf("post-promotion analysis cut short by the scale-down delay (%s): not successful", res.phase))
+			case why := <-monitorFailed:
+				cutShort(errAborted)
+				<-done
+				return c.autoAbort(en, r, why)
+			case <-ctx.Done():
+				cutShort(ctx.Err())
+				<-done
 				return nil
 			}
-			return c.finish(ctx, en, r, runtime.RolloutDegraded,
-				fmt.Sprintf("post-promotion analysis cut short by the scale-down delay (%s): not successful", res.phase))
-		case why := <-monitorFailed:
-			cutShort(errAborted)
-			<-done
-			return c.autoAbort(en, r, why)
-		case <-ctx.Done():
-			cutShort(ctx.Err())
-			<-done
-			return nil
 		}
 		cutShort(nil)
 		if ctx.Err() != nil {

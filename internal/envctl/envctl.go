@@ -199,6 +199,11 @@ func (c *Controller) env(e store.Environment) (*env, error) {
 		en = &env{name: e.Name, port: e.Port, services: map[string]service.Instance{}, op: make(chan struct{}, 1)}
 		c.envs[e.Name] = en
 	}
+	if e.PreviewPort != 0 {
+		en.mu.Lock()
+		en.previewPort = e.PreviewPort
+		en.mu.Unlock()
+	}
 	return en, nil
 }
 

@@ -1,6 +1,7 @@
 package envctl
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -553,4 +555,183 @@ func TestUndoScalesDownThePreviousActive(t *testing.T) {
 	if _, err := f.ctl.Undo(context.Background(), "prod", 7, "carol"); !errors.Is(err, ErrNoRollbackTarget) {
 		t.Errorf("undo to a revision that does not exist: error %v, want ErrNoRollbackTarget", err)
 	}
+}
+
+// rolloutHelper is the child process of TestRolloutSurvivesKill: it runs
+// a controller, rolls v1 out then v2 with the scenario's strategy, prints
+// "ok" once the rollout reaches the scenario's step, then waits to be
+// killed.
+func rolloutHelper() {
+	state := os.Getenv("ENVCTL_STATE")
+	ctx := context.Background()
+	s, err := store.Open(ctx, filepath.Join(state, "db"))
+	if err != nil {
+		fatal(err)
+	}
+	ctl, err := New(Config{Store: s, Runtime: procRuntime{}, Admitter: &refuser{}, Dir: filepath.Join(state, "envs"), Interval: 100 * time.Millisecond})
+	if err != nil {
+		fatal(err)
+	}
+	go ctl.Run(ctx) // killed with the process
+	scenario := os.Getenv("ENVCTL_ROLLOUT")
+	strategy, step := scenarioStrategy(scenario, os.Getenv("ENVCTL_VERDICT"))
+	w := func(version string) runtime.Workload {
+		return runtime.Workload{
+			Name: "app", Image: "127.0.0.1:5000/app@sha256:" + strings.Repeat(version[1:], 64), Command: []string{os.Getenv("ENVCTL_APP")},
+			Env: []string{"VERSION=" + version, "READY_FILE=" + os.Getenv("ENVCTL_READY")}, Replicas: 1,
+			Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz"}, Period: 100 * time.Millisecond, FailureThreshold: 30},
+		}
+	}
+	for _, v := range []string{"v1", "v2"} {
+		if _, err := ctl.Rollout(ctx, runtime.RolloutRequest{Strategy: strategy,
+			Deploy: runtime.DeployRequest{Environment: "prod", Workloads: []runtime.Workload{w(v)}, Who: "helper"}}); err != nil {
+			fatal(err)
+		}
+	}
+	err = ctl.Watch(ctx, "prod", func(st runtime.RolloutStatus) bool {
+		if st.Step != step {
+			return true
+		}
+		// Preview up: the analysis has measured green at least once.
+		if step == runtime.StepPrePromotion && (len(st.Analyses) == 0 || len(st.Analyses[0].Runs[0].Metrics) == 0) {
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Println("ok")
+	select {}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(2)
+}
+
+// scenarioStrategy is the strategy of a kill scenario and the step at
+// which the helper is killed.
+func scenarioStrategy(scenario, verdictURL string) (runtime.BlueGreen, runtime.RolloutStep) {
+	s := runtime.BlueGreen{ActiveService: "app", PreviewService: "app-preview"}
+	switch scenario {
+	case "preview":
+		s.PrePromotionAnalysis = analysisOf(verdictURL, webTemplate(&testing.T{}, "long", 1000, "100ms"))
+		s.AutoPromotionEnabled = true
+		return s, runtime.StepPrePromotion
+	case "paused":
+		s.AutoPromotionSeconds = 3
+		return s, runtime.StepPaused
+	case "scaledown":
+		s.AutoPromotionEnabled = true
+		s.ScaleDownDelaySeconds = intp(3)
+		return s, runtime.StepScaleDown
+	}
+	fatal(fmt.Errorf("unknown scenario %q", scenario))
+	return s, ""
+}
+
+// TestRolloutSurvivesKill: the serve process killed with -9 while green's
+// preview is up (its analysis running), while paused, and while blue waits
+// out its scale-down delay; a new process carries on from the record:
+// deadlines kept, the active URL on the right revision.
+func TestRolloutSurvivesKill(t *testing.T) {
+	for _, scenario := range []string{"preview", "paused", "scaledown"} {
+		t.Run(scenario, func(t *testing.T) {
+			f := newFixture(t)
+			v := newVerdict(t, true)
+			ready := filepath.Join(f.stateDir, "ready")
+			if err := os.WriteFile(ready, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "ENVCTL_HELPER=1", "ENVCTL_ROLLOUT="+scenario, "ENVCTL_STATE="+f.stateDir, "ENVCTL_APP="+appBin,
+				"ENVCTL_READY="+ready, "ENVCTL_VERDICT="+v.srv.URL)
+			cmd.Stderr = os.Stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line, err := bufio.NewReader(out).ReadString('\n')
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			if err != nil || strings.TrimSpace(line) != "ok" {
+				t.Fatalf("helper said %q (%v)", line, err)
+			}
+			before, err := f.ctl.RolloutStatus(context.Background(), "prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body(before.ActiveURL, "", "") == "v1" {
+				t.Fatal("the active URL answers after the kill: the helper lives on")
+			}
+			f.run()
+			switch scenario {
+			case "preview":
+				waitFor(t, 20*time.Second, "active on blue", func() error { return wantBody(before.ActiveURL, "v1") })
+				waitFor(t, 20*time.Second, "preview on green", func() error { return wantBody(before.PreviewURL, "v2") })
+				st := waitRollout(t, f.ctl, "prod", "a fresh analysis", func(st runtime.RolloutStatus) bool {
+					return len(st.Analyses) == 2 && len(st.Analyses[1].Runs[0].Metrics) > 0
+				})
+				if st.Analyses[0].Phase != analysis.PhaseStopped || st.Analyses[1].Phase != analysis.PhaseRunning || st.Step != runtime.StepPrePromotion {
+					t.Errorf("after restart: step %s, analyses %s then %s; want prePromotion, the interrupted one Stopped and a fresh one Running",
+						st.Step, st.Analyses[0].Phase, st.Analyses[1].Phase)
+				}
+			case "paused":
+				waitFor(t, 20*time.Second, "active on blue", func() error { return wantBody(before.ActiveURL, "v1") })
+				st := waitRollout(t, f.ctl, "prod", "auto-promotion", atStep(runtime.StepPostPromotion))
+				if !st.PauseUntil.IsZero() || before.PauseUntil.IsZero() {
+					t.Errorf("pause deadline before %v, after promotion %v", before.PauseUntil, st.PauseUntil)
+				}
+				promoted := waitEvent(t, f.ctl, "promoted", 2)
+				if promoted.At.Before(before.PauseUntil) {
+					t.Errorf("promoted at %v, want at or after the recorded deadline %v", promoted.At, before.PauseUntil)
+				}
+				waitFor(t, 20*time.Second, "active on green", func() error { return wantBody(before.ActiveURL, "v2") })
+			case "scaledown":
+				waitFor(t, 20*time.Second, "active on green", func() error { return wantBody(before.ActiveURL, "v2") })
+				st := waitRollout(t, f.ctl, "prod", "completion", atStep(runtime.StepCompleted))
+				if st.Phase != runtime.RolloutHealthy {
+					t.Errorf("phase %s, want Healthy", st.Phase)
+				}
+				down := waitEvent(t, f.ctl, "scaled-down", 1)
+				if down.At.Before(before.ScaleDownAt) {
+					t.Errorf("revision 1 scaled down at %v, want at or after the recorded deadline %v", down.At, before.ScaleDownAt)
+				}
+				if got := body(before.ActiveURL, "", ""); got != "v2" {
+					t.Errorf("active URL after completion answers %q, want v2", got)
+				}
+			}
+		})
+	}
+}
+
+func wantBody(url, want string) error {
+	if got := body(url, "", ""); got != want {
+		return fmt.Errorf("GET %s = %q, want %q", url, got, want)
+	}
+	return nil
+}
+
+// waitEvent waits for the audit event verb of revision rev.
+func waitEvent(t *testing.T, ctl *Controller, verb string, rev int) store.RolloutEvent {
+	t.Helper()
+	var found store.RolloutEvent
+	waitFor(t, 10*time.Second, "event "+verb, func() error {
+		evs, err := ctl.RolloutEvents(context.Background(), "prod")
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if e.Verb == verb && e.Revision == rev {
+				found = e
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event of revision %d in %d events", verb, rev, len(evs))
+	})
+	return found
 }

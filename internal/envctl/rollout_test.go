@@ -329,6 +329,7 @@ func TestFailedAnalysisAbortsThenRetryIsFresh(t *testing.T) {
 	if st.Phase != runtime.RolloutDegraded || st.AbortedBy != "gantry" || !strings.Contains(st.Message, "pre-promotion analysis Failed") {
 		t.Errorf("aborted: phase %s by %q message %q, want Degraded by gantry naming the analysis", st.Phase, st.AbortedBy, st.Message)
 	}
+	waitFor(t, 5*time.Second, "active on blue", func() error { return wantBody(first.ActiveURL, "v1") })
 	for range 10 {
 		if got := body(first.ActiveURL, "", ""); got != "v1" {
 			t.Fatalf("active URL after the abort answers %q, want v1 (no split left)", got)
@@ -418,11 +419,8 @@ func TestPostPromotionFailureGoesBackToBlue(t *testing.T) {
 	if !strings.Contains(st.Message, "post-promotion analysis Failed") || st.Stable != 1 {
 		t.Errorf("aborted: message %q stable %d, want the post-promotion analysis and stable 1", st.Message, st.Stable)
 	}
-	for range 5 {
-		if got := body(first.ActiveURL, "", ""); got != "v1" {
-			t.Fatalf("active URL after the abort answers %q, want v1", got)
-		}
-	}
+	// The record says aborted a moment before the proxy switches back.
+	waitFor(t, 5*time.Second, "active on blue", func() error { return wantBody(first.ActiveURL, "v1") })
 	greenPid := f.instancePid(t, "prod", 2, 0)
 	waitFor(t, 10*time.Second, "green (the previous active revision) stopped", func() error {
 		if running(greenPid) {
@@ -734,4 +732,71 @@ func waitEvent(t *testing.T, ctl *Controller, verb string, rev int) store.Rollou
 		return fmt.Errorf("no %s event of revision %d in %d events", verb, rev, len(evs))
 	})
 	return found
+}
+
+// checkJSONOK is the tests' monitor runner (serve wires monitor.Run):
+// every monitor GETs baseURL+Path every Interval from "local" and passes
+// when the answer is 200 with "ok": true in its JSON.
+func checkJSONOK(ctx context.Context, baseURL string, ms []runtime.Monitor, report func(runtime.MonitorResult)) {
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Go(func() {
+			t := time.NewTicker(m.Interval)
+			defer t.Stop()
+			for {
+				res := runtime.MonitorResult{Monitor: m.Name, Location: "local", At: time.Now().UTC()}
+				got := body(baseURL+m.Path, "", "")
+				res.OK = strings.Contains(got, `"ok": true`)
+				if !res.OK {
+					res.Message = "answer " + got
+				}
+				report(res)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestFailingMonitorAbortsAfterPromotion: a synthetic monitor failing in
+// the post-promotion window sends active traffic back to blue.
+func TestFailingMonitorAbortsAfterPromotion(t *testing.T) {
+	f := newFixture(t)
+	f.configure = func(c *Config) { c.Monitor = checkJSONOK }
+	f.open()
+	f.run()
+	first := f.mustRollout("prod", runtime.BlueGreen{}, f.okWorkload("v1", 1, true))
+	_, err := f.ctl.Rollout(context.Background(), runtime.RolloutRequest{
+		Strategy: runtime.BlueGreen{ActiveService: "app", AutoPromotionEnabled: true, ScaleDownDelaySeconds: intp(60)},
+		Monitors: []runtime.Monitor{{Name: "health", Path: "/json", Interval: 50 * time.Millisecond, Locations: []string{"local"}}},
+		Deploy:   runtime.DeployRequest{Environment: "prod", Workloads: []runtime.Workload{f.okWorkload("v2", 1, false)}, Who: "tester"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitRollout(t, f.ctl, "prod", "the abort", atStep(runtime.StepAborted))
+	if !strings.Contains(st.Message, "monitor health from local failed") || st.Stable != 1 {
+		t.Errorf("aborted: message %q stable %d, want the monitor named and stable 1", st.Message, st.Stable)
+	}
+	if len(st.Monitors) == 0 || st.Monitors[0].OK {
+		t.Errorf("monitor results %+v, want the failing one", st.Monitors)
+	}
+	// The record says aborted a moment before the proxy switches back.
+	waitFor(t, 5*time.Second, "active on blue", func() error { return wantBody(first.ActiveURL, "v1") })
+}
+
+func TestMonitorsNeedARunner(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.ctl.Rollout(context.Background(), runtime.RolloutRequest{
+		Strategy: runtime.BlueGreen{ActiveService: "app"},
+		Monitors: []runtime.Monitor{{Name: "health", Path: "/", Interval: time.Second}},
+		Deploy:   runtime.DeployRequest{Environment: "prod", Workloads: []runtime.Workload{f.workload("v1", 1, "")}},
+	})
+	if !errors.Is(err, runtime.ErrInvalidRequest) || !strings.Contains(err.Error(), "no monitor runner") {
+		t.Errorf("monitors without a runner: error %v, want ErrInvalidRequest saying so", err)
+	}
 }

@@ -800,3 +800,28 @@ func TestMonitorsNeedARunner(t *testing.T) {
 		t.Errorf("monitors without a runner: error %v, want ErrInvalidRequest saying so", err)
 	}
 }
+
+// TestRevisionLimitScalesDownAtOnce: scaleDownDelayRevisionLimit 0 keeps
+// no old revision waiting out its delay: blue stops at the switch.
+func TestRevisionLimitScalesDownAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	f.mustRollout("prod", runtime.BlueGreen{}, f.workload("v1", 1, ""))
+	blue := f.instancePid(t, "prod", 1, 0)
+	f.mustRollout("prod", runtime.BlueGreen{AutoPromotionEnabled: true, ScaleDownDelaySeconds: intp(600), ScaleDownDelayRevisionLimit: intp(0)},
+		f.workload("v2", 1, ""))
+	waitRollout(t, f.ctl, "prod", "promotion", atStep(runtime.StepScaleDown))
+	waitFor(t, 5*time.Second, "blue stopped", func() error {
+		if running(blue) {
+			return errors.New("blue still runs")
+		}
+		return nil
+	})
+	st, err := f.ctl.RolloutStatus(context.Background(), "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Step != runtime.StepScaleDown || st.Phase != runtime.RolloutHealthy {
+		t.Errorf("step %s phase %s, want scaleDown Healthy (its deadline is 600s away)", st.Step, st.Phase)
+	}
+}

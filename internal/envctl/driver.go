@@ -393,7 +393,8 @@ func (c *Controller) stepPromoted(ctx context.Context, en *env, r *record) error
 	monitorFailed := make(chan string, 1)
 	var wg sync.WaitGroup
 	if len(r.Monitors) > 0 && c.cfg.Monitor != nil {
-		wg.Go(func() { c.runMonitors(mctx, en, r, monitorFailed) })
+		mr := r // r moves on below; the monitors keep this cycle's
+		wg.Go(func() { c.runMonitors(mctx, en, mr, monitorFailed) })
 	}
 	defer func() {
 		stopMonitors()
@@ -654,13 +655,17 @@ func (c *Controller) abort(ctx context.Context, en *env, who, reason string, cyc
 		en.mu.Lock()
 		green := en.instances
 		if en.proxy != nil {
-			en.proxy.Switch(backends(blue))
+			// Green's requests in flight through the active URL finish
+			// before it is stopped (stopGreen waits for this drain).
+			b.activeDrain = en.proxy.Switch(backends(blue))
 		}
 		en.instances, en.rev = blue, r.Blue
 		en.mu.Unlock()
 		delete(b.retiring, r.Blue)
+		drain := b.activeDrain
+		b.activeDrain = nil
 		c.stopGreen(ctx, en)
-		b.green, b.greenRev = green, r.Status.Desired
+		b.green, b.greenRev, b.activeDrain = green, r.Status.Desired, drain
 		if b.preview != nil {
 			b.preview.Switch(backends(green))
 		}

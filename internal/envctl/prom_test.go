@@ -14,7 +14,9 @@ import (
 
 // promTemplate is an AnalysisTemplate as a chart has it: a prometheus
 // metric on the preview Service at an in-cluster address that means
-// nothing here (the rollout's PrometheusURL replaces it).
+// nothing here (the rollout's PrometheusURL replaces it). The initial
+// delay covers Prometheus taking up the new targets (its discovery is
+// applied every 5 s) and dropping those gone.
 func promTemplate(t *testing.T) *analysis.Template {
 	t.Helper()
 	src := `apiVersion: argoproj.io/v1alpha1
@@ -26,7 +28,7 @@ spec:
   - name: service
   metrics:
   - name: ok
-    initialDelay: 3s
+    initialDelay: 7s
     interval: 1s
     count: 3
     successCondition: result[0] == 1

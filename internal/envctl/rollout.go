@@ -99,7 +99,10 @@ type blueGreen struct {
 	preview  *proxy.Proxy
 	greenRev int
 	green    []runtime.Instance
-	retiring map[int][]runtime.Instance
+	// activeDrain, when set, is the drain of green's requests through the
+	// active proxy (green served, then an abort switched back to blue).
+	activeDrain func(context.Context) error
+	retiring    map[int][]runtime.Instance
 }
 
 func (en *env) bg() *blueGreen {
@@ -811,8 +814,12 @@ func (c *Controller) stopGreen(ctx context.Context, en *env) {
 	if b.preview != nil {
 		drain = b.preview.Switch(nil)
 	}
+	if active := b.activeDrain; active != nil {
+		preview := drain
+		drain = func(ctx context.Context) error { return errors.Join(preview(ctx), active(ctx)) }
+	}
 	green := b.green
-	b.green, b.greenRev = nil, 0
+	b.green, b.greenRev, b.activeDrain = nil, 0, nil
 	c.retire(context.WithoutCancel(ctx), drain, green)
 }
 

@@ -79,6 +79,9 @@ func (c *Controller) greenUp(ctx context.Context, en *env, r *record, split bool
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if why, bad := crashed(insts, nil); bad {
+			return nil, &greenError{"green crashed: " + why}
+		}
 		return nil, &greenError{fmt.Sprintf("green never became ready: %s", probeAnswers(insts))}
 	}
 	unlock, err = c.opLock(ctx, en)
@@ -210,7 +213,7 @@ func (c *Controller) stepPaused(ctx context.Context, en *env, r *record) error {
 			return c.promote(ctx, en, r)
 		case <-tick.C:
 			if why, bad := crashed(green, base); bad {
-				return c.autoAbort(en, r, "green crashed while paused: "+why)
+				return c.autoAbort(en, r, "green crashed: "+why)
 			}
 		}
 	}

@@ -825,3 +825,46 @@ func TestRevisionLimitScalesDownAtOnce(t *testing.T) {
 		t.Errorf("step %s phase %s, want scaleDown Healthy (its deadline is 600s away)", st.Step, st.Phase)
 	}
 }
+
+// TestAbortDuringAnalysisStopsIt: an analysis that an abort cuts short is
+// Stopped, never Successful, though every measurement it took passed.
+func TestAbortDuringAnalysisStopsIt(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	f.mustRollout("prod", runtime.BlueGreen{}, f.workload("v1", 1, ""))
+	v := newVerdict(t, true)
+	f.mustRollout("prod", runtime.BlueGreen{PrePromotionAnalysis: analysisOf(v.srv.URL, webTemplate(t, "long", 1000, "50ms"))}, f.workload("v2", 1, ""))
+	waitRollout(t, f.ctl, "prod", "a measurement", func(st runtime.RolloutStatus) bool {
+		return len(st.Analyses) == 1 && len(st.Analyses[0].Runs[0].Metrics) > 0
+	})
+	if _, err := f.ctl.Abort(context.Background(), "prod", "dave", "looks wrong"); err != nil {
+		t.Fatal(err)
+	}
+	st := waitRollout(t, f.ctl, "prod", "the analysis over", func(st runtime.RolloutStatus) bool {
+		return st.Analyses[0].Phase != analysis.PhaseRunning
+	})
+	if got := st.Analyses[0].Phase; got != analysis.PhaseStopped {
+		t.Errorf("analysis cut short by an abort: %s, want Stopped", got)
+	}
+	if st.Step != runtime.StepAborted || st.AbortedBy != "dave" || st.Message != "looks wrong" {
+		t.Errorf("step %s by %q (%q), want aborted by dave, looks wrong", st.Step, st.AbortedBy, st.Message)
+	}
+}
+
+// TestGreenCrashWhilePausedAborts: a green instance that dies while the
+// rollout waits for promotion aborts it.
+func TestGreenCrashWhilePausedAborts(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	first := f.mustRollout("prod", runtime.BlueGreen{}, f.workload("v1", 1, ""))
+	f.mustRollout("prod", runtime.BlueGreen{PreviewTraffic: &runtime.TrafficSplit{Percent: 100}}, f.workload("v2", 1, ""))
+	waitRollout(t, f.ctl, "prod", "the pause", atStep(runtime.StepPaused))
+	if err := syscall.Kill(-f.instancePid(t, "prod", 2, 0), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	st := waitRollout(t, f.ctl, "prod", "the abort", atStep(runtime.StepAborted))
+	if st.AbortedBy != "gantry" || !strings.Contains(st.Message, "green crashed: instance prod-r2-app-0") {
+		t.Errorf("aborted by %q: %q, want gantry, green crashed", st.AbortedBy, st.Message)
+	}
+	waitFor(t, 5*time.Second, "active on blue", func() error { return wantBody(first.ActiveURL, "v1") })
+}

@@ -44,8 +44,10 @@ type Proxy struct {
 	name string
 	log  *slog.Logger
 	cur  atomic.Pointer[set]
-	tr   *http.Transport
-	rp   *httputil.ReverseProxy
+	// split, when set, takes a subset of the requests (split.go).
+	split atomic.Pointer[Split]
+	tr    *http.Transport
+	rp    *httputil.ReverseProxy
 
 	srv  *http.Server
 	ln   net.Listener
@@ -145,6 +147,9 @@ func (p *Proxy) acquire() *set {
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.serveSplit(w, r) {
+		return
+	}
 	s := p.acquire()
 	defer s.inflight.Add(-1)
 	if len(s.backends) == 0 {

@@ -736,8 +736,9 @@ func (c *Controller) analyze(ctx context.Context, en *env, r *record, kind strin
 	}
 	runs := make([]*analysis.Run, len(ra.Templates))
 	for i, t := range ra.Templates {
-		t := withPrometheus(t, ra.PrometheusURL)
-		opts := analysis.Options{Args: args, Log: c.log, OnMeasurement: func(metric string, m analysis.Measurement) {
+		// A Rollout's args go to every template it names; each template
+		// takes the ones it declares, as Argo does.
+		opts := analysis.Options{Args: args, SharedArgs: true, PrometheusURL: ra.PrometheusURL, Log: c.log, OnMeasurement: func(metric string, m analysis.Measurement) {
 			c.measured(ctx, en, idx, i, metric, m)
 		}}
 		wg.Go(func() {
@@ -820,24 +821,6 @@ func (c *Controller) measured(ctx context.Context, en *env, idx, tpl int, metric
 	if err != nil && !errors.Is(err, errStale) {
 		c.log.Error("record a measurement", "environment", en.name, "err", err)
 	}
-}
-
-// withPrometheus returns t with every prometheus metric's address
-// replaced by url (t itself when url is empty).
-func withPrometheus(t *analysis.Template, url string) *analysis.Template {
-	if url == "" {
-		return t
-	}
-	cp := *t
-	cp.Spec.Metrics = slices.Clone(t.Spec.Metrics)
-	for i := range cp.Spec.Metrics {
-		if p := cp.Spec.Metrics[i].Provider.Prometheus; p != nil {
-			q := *p
-			q.Address = url
-			cp.Spec.Metrics[i].Provider.Prometheus = &q
-		}
-	}
-	return &cp
 }
 
 // resumeRollout is the reconcile pass's part for rollouts (op held): the

@@ -294,6 +294,7 @@ func (in *instance) run(ctx context.Context, p *proc.Process) string {
 		liveAt = liveT.C
 	}
 	okRun, failRun, liveFails := 0, 0, 0
+	start, passed := time.Now(), false
 	for {
 		select {
 		case err := <-exited:
@@ -310,6 +311,7 @@ func (in *instance) run(ctx context.Context, p *proc.Process) string {
 				if okRun >= in.ready.successes {
 					in.isReady, in.state = true, "ready"
 				}
+				passed = true
 			} else {
 				okRun, failRun = 0, failRun+1
 				if failRun >= in.ready.failures || !in.isReady {
@@ -317,7 +319,7 @@ func (in *instance) run(ctx context.Context, p *proc.Process) string {
 				}
 			}
 			in.mu.Unlock()
-			readyT.Reset(in.ready.period)
+			readyT.Reset(in.ready.readyInterval(passed, time.Since(start)))
 		case <-liveAt:
 			ok, answer := in.probe(ctx, in.live)
 			if ok {

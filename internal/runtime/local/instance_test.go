@@ -485,8 +485,10 @@ func BenchmarkPullUnpack(b *testing.B) {
 	r := newRuntime(b, runtime.Process, b.TempDir())
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		if err := os.RemoveAll(r.Dir() + "/images"); err != nil {
-			b.Fatal(err)
+		for _, d := range []string{"/images", "/layers"} {
+			if err := os.RemoveAll(r.Dir() + d); err != nil {
+				b.Fatal(err)
+			}
 		}
 		b.StartTimer()
 		if _, err := r.image(context.Background(), image); err != nil {
@@ -536,6 +538,60 @@ func TestStopKillsAfterGrace(t *testing.T) {
 			}
 			if _, _, err := get(addr, "/healthz"); err == nil {
 				t.Error("the instance still answers after Stop")
+			}
+		})
+	}
+}
+
+// TestReadinessProbedQuicklyUntilReady: an instance that is not ready at
+// its first probe is probed again soon, not a whole period later, so a
+// deploy does not wait a period for a program that is up in milliseconds.
+// The period here is an hour: before the fast probing the instance would
+// not be ready for an hour.
+func TestReadinessProbedQuicklyUntilReady(t *testing.T) {
+	image := testImage(t)
+	for _, iso := range isolations {
+		t.Run(string(iso), func(t *testing.T) {
+			r := newRuntime(t, iso, t.TempDir())
+			in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "quick", Workload: runtime.Workload{Image: image,
+				Env:       []string{"START_UNREADY=1"},
+				Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz"}, Period: time.Hour}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Stop(context.Background())
+			eventually(t, "a failed readiness probe", func() bool {
+				return in.Status().LastProbe == "GET /readyz: 503 Service Unavailable"
+			})
+			if in.Ready() {
+				t.Fatal("ready after a failed probe")
+			}
+			mustGet(t, in.Addr(), "/set?ready=1")
+			eventually(t, "ready", in.Ready)
+		})
+	}
+}
+
+func TestReadyInterval(t *testing.T) {
+	tests := []struct {
+		name       string
+		period     time.Duration
+		failures   int
+		wasReady   bool
+		sinceStart time.Duration
+		want       time.Duration
+	}{
+		{"never ready yet", 5 * time.Second, 3, false, 0, fastReadyProbe},
+		{"never ready, late in the window", 5 * time.Second, 3, false, 15*time.Second - time.Millisecond, fastReadyProbe},
+		{"never ready, window over", 5 * time.Second, 3, false, 15 * time.Second, 5 * time.Second},
+		{"ready once", 5 * time.Second, 3, true, time.Second, 5 * time.Second},
+		{"period shorter than the fast interval", 50 * time.Millisecond, 3, false, 0, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newProbeConf(&runtime.Probe{Period: tt.period, FailureThreshold: tt.failures})
+			if got := c.readyInterval(tt.wasReady, tt.sinceStart); got != tt.want {
+				t.Errorf("readyInterval(%v, %v) = %v, want %v", tt.wasReady, tt.sinceStart, got, tt.want)
 			}
 		})
 	}

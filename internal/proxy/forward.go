@@ -330,10 +330,11 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, bc *backendConn,
 	resp.Body.Close()
 	if err != nil {
 		bc.c.Close()
-		if r.Context().Err() != nil {
-			return // the client went away; nobody reads the rest
+		if r.Context().Err() != nil || r.Context().Value(http.ServerContextKey) == nil {
+			return // the client went away, or no http.Server to abort
 		}
-		// The client must not take a short body for the whole one.
+		// The client must not take a short body for the whole one: the
+		// server breaks the connection off.
 		panic(http.ErrAbortHandler)
 	}
 	for k, vv := range resp.Trailer {

@@ -252,22 +252,21 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, s *set, i int) {
 	}
 	// The client going away ends the backend's request: the connection is
 	// broken off (and not reused).
-	stop := context.AfterFunc(ctx, func() { bc.c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	release := watch(ctx, bc.c)
 	resp, err := p.exchange(w, bc, out)
 	if err != nil && reused && ctx.Err() == nil && replayable(out) {
 		// The backend closed the kept-alive connection as the request
 		// went out: once more on a new one.
+		release()
 		bc.c.Close()
-		stop()
 		if bc, err = dial(ctx, b.Addr); err == nil {
-			stop = context.AfterFunc(ctx, func() { bc.c.SetDeadline(time.Unix(1, 0)) })
-			defer stop()
+			release = watch(ctx, bc.c)
 			resp, err = p.exchange(w, bc, out)
 		}
 	}
 	if err != nil {
 		if bc != nil {
+			release()
 			bc.c.Close()
 		}
 		if cerr := ctx.Err(); cerr != nil {
@@ -276,7 +275,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, s *set, i int) {
 		p.failBackend(w, r, b.ID, err)
 		return
 	}
-	p.respond(w, r, bc, resp)
+	p.respond(w, r, bc, resp, release)
+}
+
+// watch breaks c off (a deadline in the past) when ctx ends, until
+// release, which reports whether c was left alone.
+func watch(ctx context.Context, c net.Conn) (release func() bool) {
+	return context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 }
 
 // exchange writes out on bc and reads the response's head, passing
@@ -311,8 +316,9 @@ func (p *Proxy) exchange(w http.ResponseWriter, bc *backendConn, out *http.Reque
 }
 
 // respond copies resp to w and puts bc back in the pool when the
-// response ended cleanly and the backend keeps the connection open.
-func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, bc *backendConn, resp *http.Response) {
+// response ended cleanly, the backend keeps the connection open and
+// release (of watch) says the client's end did not break it off.
+func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, bc *backendConn, resp *http.Response, release func() bool) {
 	removeHopHeaders(resp.Header)
 	h := w.Header()
 	for k, vv := range resp.Header {
@@ -340,7 +346,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, bc *backendConn,
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
-	if resp.Close {
+	if !release() || resp.Close {
 		bc.c.Close()
 		return
 	}

@@ -163,7 +163,7 @@ func (in *instance) launch(ctx context.Context) (*proc.Process, error) {
 		if err := writeBundle(in.dir, ociSpec(in.rt.cgroupPath(in.id), rootfs, &res, in.w)); err != nil {
 			return nil, fmt.Errorf("instance %s: %w", in.id, err)
 		}
-		_ = in.rt.runcDo(context.WithoutCancel(ctx), "delete", "--force", in.id)
+		_ = in.rt.deleteContainer(context.WithoutCancel(ctx), in.id)
 		cmd = in.rt.runcCmd("run", "--bundle", in.dir, in.id)
 		rec.Container = in.id
 	} else {
@@ -392,7 +392,7 @@ func (in *instance) terminate(p *proc.Process, exited <-chan error) {
 		break
 	}
 	if in.rt.runc != "" {
-		_ = in.rt.runcDo(bg, "delete", "--force", in.id)
+		_ = in.rt.deleteContainer(bg, in.id)
 	}
 }
 

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 var isolations = []runtime.Isolation{runtime.OCI, runtime.Process}
@@ -594,5 +596,59 @@ func TestReadyInterval(t *testing.T) {
 				t.Errorf("readyInterval(%v, %v) = %v, want %v", tt.wasReady, tt.sinceStart, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestNoRuncDeleteForAbsentContainer: starting and stopping an instance
+// calls runc delete only for a container runc has (each call is a runc
+// process, tens of milliseconds of a deploy). TestLeftoverEnded shows a
+// leftover container still deleted.
+func TestNoRuncDeleteForAbsentContainer(t *testing.T) {
+	image := testImage(t)
+	if os.Geteuid() != 0 {
+		t.Skip("runc needs root")
+	}
+	real, err := exec.LookPath("runc")
+	if err != nil {
+		testenv.Missing(t, "runc", "apt-get install runc (scripts/deps.sh)")
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	wrapper := filepath.Join(dir, "runc-wrapper")
+	script := "#!/bin/sh\necho \"$*\" >>" + calls + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(context.Background(), filepath.Join(dir, "rt"), WithRunc(wrapper))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Isolation() != runtime.OCI {
+		t.Fatalf("isolation = %s (%s), want oci", r.Isolation(), r.Why())
+	}
+	deletes := func() int {
+		b, _ := os.ReadFile(calls)
+		n := 0
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, " delete ") && strings.HasSuffix(l, " del") {
+				n++
+			}
+		}
+		return n
+	}
+	w := runtime.Workload{Image: image, Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz"}, Period: 50 * time.Millisecond}}
+	in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "del", Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ready", in.Ready)
+	if n := deletes(); n != 0 {
+		t.Errorf("runc delete ran %d times before a new container's start, want 0", n)
+	}
+	if err := in.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := deletes(); n != 0 {
+		t.Errorf("runc delete ran %d times for a container that ended by itself, want 0", n)
 	}
 }

@@ -42,7 +42,11 @@ var (
 func newProvider(p Provider, opts Options) (provider, error) {
 	switch {
 	case p.Prometheus != nil:
-		return newPromProvider(p.Prometheus)
+		pm := *p.Prometheus
+		if opts.PrometheusURL != "" {
+			pm.Address = opts.PrometheusURL
+		}
+		return newPromProvider(&pm)
 	case p.Web != nil:
 		return newWebProvider(p.Web)
 	case p.Job != nil:

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,8 +76,22 @@ type Run struct {
 
 // Options are what a run needs beyond the template.
 type Options struct {
-	// Args supplies or overrides argument values.
+	// Args supplies or overrides argument values. Every argument the
+	// template declares must end with a value (given here, by the
+	// template, or from a secret), as Argo requires, whether or not a
+	// metric uses it; an argument the template does not declare is an
+	// error unless SharedArgs.
 	Args map[string]string
+	// SharedArgs says Args are shared by several templates (a Rollout's
+	// analysis passes its args to every template it names): an argument
+	// this template does not declare is ignored, as Argo does.
+	SharedArgs bool
+	// PrometheusURL, when set, replaces the address of every prometheus
+	// metric (after argument substitution): the chart's in-cluster
+	// Prometheus means nothing on one machine, so the environment's own
+	// answers instead. The metric's headers, caCert and insecure still
+	// apply.
+	PrometheusURL string
 	// Secret resolves valueFrom.secretKeyRef (and job env secretKeyRef);
 	// ok false means the secret or key does not exist.
 	Secret func(name, key string) (value string, ok bool)
@@ -107,6 +123,16 @@ type compiled struct {
 	dryRun              bool
 	provider            provider
 }
+
+// Errors of arguments, wrapped with the argument's name.
+var (
+	// ErrArgNoValue: a declared argument has no value, from the template,
+	// Options.Args or a secret.
+	ErrArgNoValue = errors.New("has no value")
+	// ErrArgUndeclared: Options.Args holds an argument the template does
+	// not declare.
+	ErrArgUndeclared = errors.New("is not declared by the template")
+)
 
 var argRef = regexp.MustCompile(`\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}`)
 
@@ -151,11 +177,15 @@ func prepare(t *Template, opts Options) (*prepared, error) {
 			args[a.Name] = v
 		case a.ValueFrom != nil && a.ValueFrom.FieldRef != nil:
 			return nil, fmt.Errorf("argument %s: valueFrom.fieldRef %q needs a Rollout; pass --arg %s=VALUE", a.Name, a.ValueFrom.FieldRef.FieldPath, a.Name)
+		default:
+			return nil, fmt.Errorf("argument %s %w (template %s gives none; pass --arg %s=VALUE)", a.Name, ErrArgNoValue, t.Metadata.Name, a.Name)
 		}
 	}
-	for k := range opts.Args {
-		if _, ok := args[k]; !ok {
-			return nil, fmt.Errorf("argument %s is not declared by template %s", k, t.Metadata.Name)
+	if !opts.SharedArgs {
+		for _, k := range slices.Sorted(maps.Keys(opts.Args)) {
+			if _, ok := args[k]; !ok {
+				return nil, fmt.Errorf("argument %s %w %s", k, ErrArgUndeclared, t.Metadata.Name)
+			}
 		}
 	}
 	var missing []string

@@ -12,6 +12,9 @@
 // another container (a sidecar) runs the pinned reference when its image
 // names the same repository, and otherwise must already name its image by
 // digest. A tag never reaches the runtime.
+//
+// A rendered Rollout's spec.strategy.blueGreen, and the AnalysisTemplates
+// it names, are read into Result.BlueGreen (rollout.go, docs/rollouts.md).
 package chart
 
 import (
@@ -58,17 +61,25 @@ var (
 // Error is a problem in one rendered object: File is the template it came
 // from, relative to the repository (deploy/chart/templates/rollout.yaml),
 // Field the path inside the object.
+// Line and Column, when known, are the field's position in the rendered
+// file.
 type Error struct {
-	File  string
-	Field string
-	Err   error
+	File   string
+	Line   int
+	Column int
+	Field  string
+	Err    error
 }
 
 func (e *Error) Error() string {
-	if e.Field == "" {
-		return e.File + ": " + e.Err.Error()
+	where := e.File
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Column)
 	}
-	return e.File + ": " + e.Field + ": " + e.Err.Error()
+	if e.Field == "" {
+		return where + ": " + e.Err.Error()
+	}
+	return where + ": " + e.Field + ": " + e.Err.Error()
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -101,6 +112,10 @@ type Result struct {
 	Notes []string
 	// Manifests are the rendered templates by repository path.
 	Manifests map[string]string
+	// BlueGreen is the rendered Rollout's spec.strategy.blueGreen, with
+	// the AnalysisTemplates it names parsed from the rendered manifests;
+	// nil when the chart renders no Rollout. Docs: docs/rollouts.md.
+	BlueGreen *runtime.BlueGreen
 }
 
 // Render renders the chart at chartDir (relative to repo) and resolves
@@ -173,11 +188,25 @@ func Render(ctx context.Context, repo, chartDir string, o Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	x := &extractor{objs: objs, pin: pin, ns: ns, portEnv: o.PortEnv}
+	res, err := resolve(&extractor{objs: objs, pin: pin, ns: ns, portEnv: o.PortEnv})
+	if err != nil {
+		return nil, err
+	}
+	res.Manifests = manifests
+	return res, nil
+}
+
+// resolve turns the rendered objects into workloads and the Rollout's
+// strategy.
+func resolve(x *extractor) (*Result, error) {
 	if err := x.run(); err != nil {
 		return nil, err
 	}
-	return &Result{Workloads: x.workloads, Notes: x.notes, Manifests: manifests}, nil
+	bg, err := x.blueGreen()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Workloads: x.workloads, Notes: x.notes, BlueGreen: bg}, nil
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {

@@ -25,6 +25,7 @@ type object struct {
 	kind       string
 	name       string
 	raw        []byte
+	line       int // where the document starts in the rendered file
 }
 
 type header struct {
@@ -56,7 +57,14 @@ func decodeManifests(out map[string]string, chartName, chartDir string) ([]objec
 			continue
 		}
 		manifests[file] = text
-		for i, doc := range docSeparator.Split(text, -1) {
+		docs := docSeparator.Split(text, -1)
+		starts := docSeparator.FindAllStringIndex(text, -1)
+		for i, doc := range docs {
+			line := 1
+			if i > 0 {
+				// The document starts on the line after its separator.
+				line = strings.Count(text[:starts[i-1][1]], "\n") + 1
+			}
 			if strings.TrimSpace(doc) == "" {
 				continue
 			}
@@ -67,7 +75,7 @@ func decodeManifests(out map[string]string, chartName, chartDir string) ([]objec
 			if h.Kind == "" {
 				continue
 			}
-			objs = append(objs, object{file: file, apiVersion: h.APIVersion, kind: h.Kind, name: h.Metadata.Name, raw: []byte(doc)})
+			objs = append(objs, object{file: file, apiVersion: h.APIVersion, kind: h.Kind, name: h.Metadata.Name, raw: []byte(doc), line: line})
 		}
 	}
 	return objs, manifests, nil

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -122,7 +123,7 @@ func buildDelivery(ctx context.Context, stateDir string, st *store.Store, logger
 			s.SinkURL = d.sinkBase + "/sink/" + env
 			s.PrometheusURL = d.proms.url(env)
 		},
-		Serving: d.proms.serving,
+		ServingServices: d.proms.serving,
 	})
 	if err != nil {
 		ln.Close()
@@ -213,11 +214,11 @@ type prometheuses struct {
 type promServer struct {
 	srv     *promenv.Server
 	rules   []runtime.File
-	targets []string // as last set; nil before the first
+	targets []promenv.TargetGroup // as last set; nil before the first
 }
 
 // serving is the controller's Serving hook.
-func (p *prometheuses) serving(ctx context.Context, env string, spec runtime.EnvironmentSpec, addrs []string) error {
+func (p *prometheuses) serving(ctx context.Context, env string, spec runtime.EnvironmentSpec, groups []envctl.ServiceTargets) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cur := p.servers[env]
@@ -240,14 +241,23 @@ func (p *prometheuses) serving(ctx context.Context, env string, spec runtime.Env
 		p.servers[env] = cur
 		p.log.Info("environment prometheus started", "environment", env, "url", srv.URL())
 	}
-	addrs = slices.Sorted(slices.Values(addrs))
-	if cur.targets != nil && slices.Equal(cur.targets, addrs) {
+	// Each group's instances are labelled service="NAME" (the rollout's
+	// activeService or previewService), as behind a Kubernetes Service.
+	var want []promenv.TargetGroup
+	for _, g := range groups {
+		tg := promenv.TargetGroup{Targets: slices.Sorted(slices.Values(g.Addrs))}
+		if g.Service != "" {
+			tg.Labels = map[string]string{"service": g.Service}
+		}
+		want = append(want, tg)
+	}
+	if cur.targets != nil && reflect.DeepEqual(cur.targets, want) {
 		return nil
 	}
-	if err := cur.srv.SetTargets(addrs); err != nil {
+	if err := cur.srv.SetTargetGroups(want); err != nil {
 		return err
 	}
-	cur.targets = append([]string{}, addrs...)
+	cur.targets = want
 	return nil
 }
 

@@ -104,34 +104,11 @@ func (c *Controller) deploy(ctx context.Context, en *env, req runtime.DeployRequ
 	// a run step's process tracker (which ends its processes with the
 	// run) must not see the services or the instances.
 	ctx = proc.WithTracker(ctx, nil)
-	// Admission first: a refusal is recorded and nothing starts. An
-	// admitter that cannot decide (a registry out of reach) refuses
-	// nothing: the revision fails, nothing starts either.
-	var refusals, failures []error
-	for i := range req.Workloads {
-		w := &req.Workloads[i]
-		ref, err := c.cfg.Admitter.Admit(ctx, en.name, req.Spec, w.Image)
-		switch {
-		case errors.Is(err, runtime.ErrAdmission):
-			refusals = append(refusals, fmt.Errorf("workload %s (%s): %w", w.Name, w.Image, err))
-		case err != nil:
-			failures = append(failures, fmt.Errorf("workload %s (%s): admission could not decide: %w", w.Name, w.Image, err))
-		default:
-			w.Image = ref
-		}
+	if err := c.rolloutBusy(ctx, en.name); err != nil {
+		return runtime.Revision{}, fmt.Errorf("deploy %s: %w", en.name, err)
 	}
-	if len(refusals)+len(failures) > 0 {
-		status, why := store.RevisionRefused, errors.Join(refusals...)
-		if len(failures) > 0 {
-			status, why = store.RevisionFailed, errors.Join(append(refusals, failures...)...)
-		}
-		msg := strings.ReplaceAll(why.Error(), "\n", "; ")
-		rec, err := c.record(ctx, en.name, req, status, msg)
-		if err != nil {
-			return runtime.Revision{}, fmt.Errorf("deploy %s: record the admission's answer (%s): %w", en.name, msg, err)
-		}
-		c.log.Warn("deploy not admitted", "environment", en.name, "revision", rec.Number, "status", status, "why", msg)
-		return toRevision(rec), fmt.Errorf("deploy %s revision %d: %w", en.name, rec.Number, why)
+	if rec, err := c.admit(ctx, en, &req); err != nil {
+		return rec, err
 	}
 	rec, err := c.record(ctx, en.name, req, store.RevisionDeploying, "")
 	if err != nil {
@@ -180,6 +157,43 @@ func (c *Controller) deploy(ctx context.Context, en *env, req runtime.DeployRequ
 	c.retire(context.WithoutCancel(ctx), drain, old)
 	c.log.Info("serving", "environment", en.name, "revision", rec.Number)
 	return toRevision(rec), nil
+}
+
+// admit puts every workload's image through admission, rewriting it to
+// the admitted reference. A refusal (or an admitter that cannot decide) is
+// recorded as a revision and returned with an error; nothing starts.
+func (c *Controller) admit(ctx context.Context, en *env, reqp *runtime.DeployRequest) (runtime.Revision, error) {
+	req := *reqp
+	// Admission first: a refusal is recorded and nothing starts. An
+	// admitter that cannot decide (a registry out of reach) refuses
+	// nothing: the revision fails, nothing starts either.
+	var refusals, failures []error
+	for i := range req.Workloads {
+		w := &req.Workloads[i]
+		ref, err := c.cfg.Admitter.Admit(ctx, en.name, req.Spec, w.Image)
+		switch {
+		case errors.Is(err, runtime.ErrAdmission):
+			refusals = append(refusals, fmt.Errorf("workload %s (%s): %w", w.Name, w.Image, err))
+		case err != nil:
+			failures = append(failures, fmt.Errorf("workload %s (%s): admission could not decide: %w", w.Name, w.Image, err))
+		default:
+			w.Image = ref
+		}
+	}
+	if len(refusals)+len(failures) > 0 {
+		status, why := store.RevisionRefused, errors.Join(refusals...)
+		if len(failures) > 0 {
+			status, why = store.RevisionFailed, errors.Join(append(refusals, failures...)...)
+		}
+		msg := strings.ReplaceAll(why.Error(), "\n", "; ")
+		rec, err := c.record(ctx, en.name, req, status, msg)
+		if err != nil {
+			return runtime.Revision{}, fmt.Errorf("deploy %s: record the admission's answer (%s): %w", en.name, msg, err)
+		}
+		c.log.Warn("deploy not admitted", "environment", en.name, "revision", rec.Number, "status", status, "why", msg)
+		return toRevision(rec), fmt.Errorf("deploy %s revision %d: %w", en.name, rec.Number, why)
+	}
+	return runtime.Revision{}, nil
 }
 
 // record adds the revision to the store.
@@ -274,21 +288,22 @@ func (c *Controller) startAll(ctx context.Context, en *env, rev int, workloads [
 	return insts, nil
 }
 
-// serving tells Config.Serving the addresses of en's ready instances.
+// serving tells Config.ServingServices (or Config.Serving) the addresses
+// of en's ready instances.
 func (c *Controller) serving(ctx context.Context, en *env, spec runtime.EnvironmentSpec) {
+	if c.cfg.ServingServices != nil {
+		if err := c.cfg.ServingServices(ctx, en.name, spec, c.serviceTargets(ctx, en)); err != nil {
+			c.log.Warn("serving hook", "environment", en.name, "err", err)
+		}
+		return
+	}
 	if c.cfg.Serving == nil {
 		return
 	}
 	en.mu.Lock()
 	insts := append([]runtime.Instance(nil), en.instances...)
 	en.mu.Unlock()
-	var addrs []string
-	for _, inst := range insts {
-		if inst.Ready() {
-			addrs = append(addrs, inst.Addr())
-		}
-	}
-	if err := c.cfg.Serving(ctx, en.name, spec, addrs); err != nil {
+	if err := c.cfg.Serving(ctx, en.name, spec, readyAddrs(insts)); err != nil {
 		c.log.Warn("serving hook", "environment", en.name, "err", err)
 	}
 }

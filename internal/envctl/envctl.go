@@ -36,6 +36,12 @@ type Store interface {
 	EnvRevisions(ctx context.Context, env string) ([]store.EnvRevision, error)
 	EnvRevision(ctx context.Context, env string, number int) (store.EnvRevision, error)
 	LockEnvironment(name string) (unlock func(), err error)
+
+	PreviewPort(ctx context.Context, env string, port int) (int, error)
+	PutRollout(ctx context.Context, r *store.Rollout) error
+	Rollout(ctx context.Context, env string) (store.Rollout, error)
+	AddRolloutEvent(ctx context.Context, e *store.RolloutEvent) error
+	RolloutEvents(ctx context.Context, env string) ([]store.RolloutEvent, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -71,6 +77,17 @@ type Config struct {
 	// the environment's Prometheus scrapes them. Its error is logged; it
 	// fails nothing.
 	Serving func(ctx context.Context, env string, spec runtime.EnvironmentSpec, addrs []string) error
+	// ServingServices, when set, is called instead of Serving with the
+	// ready instances grouped by the Service they are behind (a rollout's
+	// activeService and previewService), so that the environment's
+	// Prometheus labels them service="NAME" and an AnalysisTemplate's
+	// query on the preview Service measures green.
+	ServingServices func(ctx context.Context, env string, spec runtime.EnvironmentSpec, groups []ServiceTargets) error
+	// Monitor, when set, runs a rollout's synthetic monitors against
+	// baseURL (the active URL) after promotion, calling report with every
+	// result, until ctx ends (serve wires monitor.Run). Without it a
+	// rollout with monitors is refused.
+	Monitor func(ctx context.Context, baseURL string, ms []runtime.Monitor, report func(runtime.MonitorResult))
 }
 
 // Controller is the environment controller. It is safe for concurrent use.
@@ -86,6 +103,9 @@ type Controller struct {
 	// give up then.
 	stopping context.Context
 	stop     context.CancelFunc
+	// drivers are the rollout drivers running (rollout.go); Close waits
+	// for them.
+	drivers sync.WaitGroup
 }
 
 var _ runtime.Deployer = (*Controller)(nil)
@@ -109,6 +129,12 @@ type env struct {
 	svcEnv    []string
 	rev       int // the revision whose instances run (0: none)
 	instances []runtime.Instance
+
+	// Blue/green rollouts (rollout.go): the preview port once known, and
+	// the rollout machinery, made at first use.
+	previewPort int
+	bgOnce      sync.Once
+	bgState     *blueGreen
 }
 
 // New checks cfg and returns a controller; nothing starts before Deploy or
@@ -172,6 +198,11 @@ func (c *Controller) env(e store.Environment) (*env, error) {
 	if !ok {
 		en = &env{name: e.Name, port: e.Port, services: map[string]service.Instance{}, op: make(chan struct{}, 1)}
 		c.envs[e.Name] = en
+	}
+	if e.PreviewPort != 0 {
+		en.mu.Lock()
+		en.previewPort = e.PreviewPort
+		en.mu.Unlock()
 	}
 	return en, nil
 }

@@ -674,6 +674,10 @@ func TestRunRecoversAfterKill(t *testing.T) {
 // deploy that cannot finish has recorded its revision), then waits to be
 // killed.
 func helper() {
+	if os.Getenv("ENVCTL_ROLLOUT") != "" {
+		rolloutHelper()
+		return
+	}
 	state := os.Getenv("ENVCTL_STATE")
 	ctx := context.Background()
 	s, err := store.Open(ctx, filepath.Join(state, "db"))

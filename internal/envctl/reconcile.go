@@ -105,7 +105,7 @@ func (c *Controller) reconcile(ctx context.Context, e store.Environment) error {
 	}
 	want := desired(revs)
 	if want == nil {
-		return nil
+		return c.resumeRollout(ctx, en)
 	}
 	var spec runtime.EnvironmentSpec
 	var workloads []runtime.Workload
@@ -158,7 +158,7 @@ func (c *Controller) reconcile(ctx context.Context, e store.Environment) error {
 	}
 	c.syncBackends(en)
 	c.serving(ctx, en, spec)
-	return nil
+	return c.resumeRollout(ctx, en)
 }
 
 // replaceStopped starts again the instances that the runtime no longer
@@ -253,6 +253,7 @@ func (c *Controller) Close(ctx context.Context) error {
 		envs = append(envs, en)
 	}
 	c.mu.Unlock()
+	c.drivers.Wait()
 	var errs []error
 	for _, en := range envs {
 		en.op <- struct{}{} // deploys and reconciles in progress finish first
@@ -266,6 +267,9 @@ func (c *Controller) Close(ctx context.Context) error {
 			}
 		}
 		c.stopAll(ctx, insts)
+		if err := c.closeBlueGreen(ctx, en); err != nil {
+			errs = append(errs, err)
+		}
 		if err := c.stopServices(ctx, en); err != nil {
 			errs = append(errs, err)
 		}

@@ -269,12 +269,35 @@ func writeFile(path string, data []byte) error {
 // SetTargets replaces the scraped instances (host:port each); Prometheus
 // picks the change up from the file within an interval.
 func (s *Server) SetTargets(addrs []string) error {
-	sorted := slices.Sorted(slices.Values(addrs))
-	group := []map[string]any{{
-		"targets": append([]string{}, sorted...),
-		"labels":  map[string]string{"namespace": s.cfg.Environment},
-	}}
-	data, err := json.Marshal(group)
+	return s.SetTargetGroups([]TargetGroup{{Targets: addrs}})
+}
+
+// TargetGroup is a set of scraped instances with labels of their own, as
+// Kubernetes service discovery gives a target the Service it is behind:
+// {Labels: {"service": "payment-service-preview"}} makes the preview
+// instances' series answer {service="payment-service-preview"}.
+type TargetGroup struct {
+	Targets []string
+	Labels  map[string]string
+}
+
+// SetTargetGroups replaces the scraped instances by groups; every series
+// also gets the `namespace` label (the environment). An instance in two
+// groups is scraped once per group, as behind two Services.
+func (s *Server) SetTargetGroups(groups []TargetGroup) error {
+	out := make([]map[string]any, 0, len(groups))
+	for _, g := range groups {
+		labels := map[string]string{}
+		for k, v := range g.Labels {
+			labels[k] = v
+		}
+		labels["namespace"] = s.cfg.Environment
+		out = append(out, map[string]any{
+			"targets": append([]string{}, slices.Sorted(slices.Values(g.Targets))...),
+			"labels":  labels,
+		})
+	}
+	data, err := json.Marshal(out)
 	if err != nil {
 		return fmt.Errorf("prometheus targets of %s: %w", s.cfg.Environment, err)
 	}

@@ -44,9 +44,11 @@ type Proxy struct {
 	name string
 	log  *slog.Logger
 	cur  atomic.Pointer[set]
-	tr   *http.Transport // of rp
-	rp   *httputil.ReverseProxy
-	pool pool // backend connections of the plain path (forward.go)
+	// split, when set, takes a subset of the requests (split.go).
+	split atomic.Pointer[Split]
+	tr    *http.Transport // of rp
+	rp    *httputil.ReverseProxy
+	pool  pool // backend connections of the plain path (forward.go)
 
 	srv  *http.Server
 	ln   net.Listener
@@ -147,6 +149,9 @@ func (p *Proxy) acquire() *set {
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.serveSplit(w, r) {
+		return
+	}
 	s := p.acquire()
 	defer s.inflight.Add(-1)
 	if len(s.backends) == 0 {

@@ -30,9 +30,12 @@ const (
 // Environment is a deploy target (staging, prod, ...) with the proxy port
 // it keeps for its life.
 type Environment struct {
-	Name    string
-	Port    int
-	Created time.Time
+	Name string
+	Port int
+	// PreviewPort is the port of its preview URL (0 before its first
+	// blue/green rollout).
+	PreviewPort int
+	Created     time.Time
 }
 
 // EnvRevision is one entry of an environment's history. Workloads and
@@ -93,7 +96,7 @@ func (s *Store) CreateEnvironment(ctx context.Context, name string, port int) (E
 			return err
 		}
 		var other string
-		switch err := tx.QueryRowContext(ctx, `SELECT name FROM environments WHERE port = ?`, port).Scan(&other); {
+		switch err := tx.QueryRowContext(ctx, `SELECT name FROM environments WHERE port = ? OR preview_port = ?`, port, port).Scan(&other); {
 		case err == nil:
 			return fmt.Errorf("port %d (environment %s): %w", port, other, ErrPortTaken)
 		case !errors.Is(err, sql.ErrNoRows):
@@ -123,7 +126,7 @@ func (n nanos) Scan(v any) error {
 // Environment returns the environment called name (ErrNotFound if none).
 func (s *Store) Environment(ctx context.Context, name string) (Environment, error) {
 	e := Environment{Name: name}
-	err := s.r.QueryRowContext(ctx, `SELECT port, created FROM environments WHERE name = ?`, name).Scan(&e.Port, nanos{&e.Created})
+	err := s.r.QueryRowContext(ctx, `SELECT port, preview_port, created FROM environments WHERE name = ?`, name).Scan(&e.Port, &e.PreviewPort, nanos{&e.Created})
 	if errors.Is(err, sql.ErrNoRows) {
 		return Environment{}, fmt.Errorf("environment %s: %w", name, ErrNotFound)
 	}
@@ -135,7 +138,7 @@ func (s *Store) Environment(ctx context.Context, name string) (Environment, erro
 
 // Environments returns every environment, by name.
 func (s *Store) Environments(ctx context.Context) ([]Environment, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, port, created FROM environments ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT name, port, preview_port, created FROM environments ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("read environments: %w", err)
 	}
@@ -143,7 +146,7 @@ func (s *Store) Environments(ctx context.Context) ([]Environment, error) {
 	var out []Environment
 	for rows.Next() {
 		var e Environment
-		if err := rows.Scan(&e.Name, &e.Port, nanos{&e.Created}); err != nil {
+		if err := rows.Scan(&e.Name, &e.Port, &e.PreviewPort, nanos{&e.Created}); err != nil {
 			return nil, fmt.Errorf("read environments: %w", err)
 		}
 		out = append(out, e)

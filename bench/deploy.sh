@@ -9,15 +9,17 @@
 #       median reported (goal: under 3 s warm);
 #   (b) requests failed across switches: `gantry load` at 200 RPS against
 #       the staging URL while SWITCHES deploys happen (goal: 0 failed);
-#   (c) proxy overhead: `gantry load` at RATE RPS against the staging URL
-#       (gantry's proxy) and against one instance's own address, in ROUNDS
-#       alternating rounds over SECONDS_C seconds per side, p50 and p99
-#       compared (goal: p50 overhead under 100 µs).
+#   (c) proxy overhead: bench/overhead sends GET /healthz in pairs from
+#       one client, one request straight to an instance (round-robin over
+#       the ready ones, as the proxy goes) and one through gantry's proxy,
+#       alternating which goes first, over keep-alive connections on both
+#       sides, PAIRS pairs at RATE pairs/s; p50 and p99 of each side, their
+#       ratio and the p50 difference (goal: under 100 µs).
 #
 # Needs: staging deployed by scripts/example.sh with the same
 # GANTRY_STATE_DIR, and its gantry serve running; go, jq, bc.
-# Env: REPS (default 7), SWITCHES (default 5), RATE (default 500),
-# SECONDS_C (default 60), ROUNDS (default 6).
+# Env: REPS (default 7), SWITCHES (default 5), PAIRS (default 30000),
+# RATE (default 500).
 #
 # The new digests carry the signature the staging policy checks, but not
 # the signed gate verdicts of a pipeline run: the deploys here use a copy
@@ -28,9 +30,8 @@ cd "$(dirname "$0")/.."
 
 REPS=${REPS:-7}
 SWITCHES=${SWITCHES:-5}
+PAIRS=${PAIRS:-30000}
 RATE=${RATE:-500}
-SECONDS_C=${SECONDS_C:-60}
-ROUNDS=${ROUNDS:-6}
 for tool in go jq bc; do
 	command -v "$tool" >/dev/null || {
 		echo "missing $tool" >&2
@@ -51,6 +52,7 @@ trap cleanup EXIT
 echo "building gantry and the digest helper..."
 go build -o "$work/gantry" ./cmd/gantry
 go build -o "$work/newdigest" ./bench/newdigest
+go build -o "$work/overhead" ./bench/overhead
 gantry=$work/gantry
 example=examples/payment-service
 
@@ -138,32 +140,15 @@ b_failed=$(jq '(.metrics.http_req_failed.passes // 0)' "$work/b.json")
 b_dropped=$(jq '(.metrics.dropped_iterations.count // 0)' "$work/b.json")
 
 echo
-echo "(c) proxy against an instance, $RATE RPS, $ROUNDS alternating rounds"
+echo "(c) proxy against the instances: $PAIRS pairs of requests at $RATE pairs/s"
 "$gantry" env ls -o json >"$work/envs.json"
-inst=$(jq -r '[.[] | select(.name == "staging") | .instances[] | select(.state == "ready") | .addr][0] // empty' "$work/envs.json")
-[ -n "$inst" ] || {
+insts=$(jq -r '[.[] | select(.name == "staging") | .instances[] | select(.state == "ready") | .addr | if startswith("http") then . else "http://" + . end | . + "/healthz"] | join(",")' "$work/envs.json")
+[ -n "$insts" ] || {
 	echo "no ready instance of staging" >&2
 	exit 1
 }
-case $inst in http*) ;; *) inst=http://$inst ;; esac
-latency() { # URL FILE — prints p50 and p99 in ms
-	"$gantry" load --quiet --url "$1/healthz" --rate "$RATE" --duration "${round}s" --summary-export "$2" >/dev/null 2>&1 || true
-	jq -r '.metrics.http_req_duration | "\(.med) \(.["p(99)"])"' "$2"
-}
-# Alternating rounds, so that what else the machine does weighs on both
-# sides alike; medians over the rounds.
-round=$((SECONDS_C / ROUNDS))
-[ "$round" -ge 1 ] || round=1
-: >"$work/c"
-for i in $(seq "$ROUNDS"); do
-	read -r d50 d99 < <(latency "$inst" "$work/c-direct.json")
-	read -r p50 p99 < <(latency "$url" "$work/c-proxy.json")
-	printf '  round %d: direct p50 %.3f ms p99 %.3f ms, proxy p50 %.3f ms p99 %.3f ms\n' "$i" "$d50" "$d99" "$p50" "$p99"
-	echo "$d50 $d99 $p50 $p99" >>"$work/c"
-done
-col() { awk -v c="$1" '{print $c}' "$work/c" | median; }
-d50=$(col 1) d99=$(col 2) p50=$(col 3) p99=$(col 4)
-o50=$(awk '{print ($3 - $1) * 1000}' "$work/c" | median)
+"$work/overhead" -direct "$insts" -proxied "$url/healthz" -pairs "$PAIRS" -rate "$RATE" -json >"$work/c.json"
+c() { jq -r ".$1" "$work/c.json"; }
 
 echo
 echo "putting staging back on $orig"
@@ -174,8 +159,8 @@ echo
 echo "== results ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)) =="
 printf '(a) push -> serving, median of %d: %.2f s (goal < 3 s)\n' "$REPS" "$a_median"
 printf '(b) %d switches under 200 RPS: %s requests, %s failed, %s dropped by the generator (goal 0 failed)\n' "$SWITCHES" "$b_reqs" "$b_failed" "$b_dropped"
-printf '(c) %d alternating rounds of %d s at %d RPS, medians:\n' "$ROUNDS" "$round" "$RATE"
-printf '    direct %s: p50 %.3f ms, p99 %.3f ms\n' "$inst" "$d50" "$d99"
-printf '    proxy  %s: p50 %.3f ms, p99 %.3f ms\n' "$url" "$p50" "$p99"
-printf '    proxy overhead at p50: %.0f µs (median of the rounds'"'"' differences; goal < 100 µs); proxy/direct p50 %.2fx\n' \
-	"$o50" "$(echo "$p50 / $d50" | bc -l)"
+printf '(c) %d pairs at %d pairs/s, one client, keep-alive both sides:\n' "$(c pairs)" "$RATE"
+printf '    direct  %s: p50 %.0f µs, p99 %.0f µs\n' "$insts" "$(c direct_p50_us)" "$(c direct_p99_us)"
+printf '    proxied %s: p50 %.0f µs, p99 %.0f µs\n' "$url" "$(c proxied_p50_us)" "$(c proxied_p99_us)"
+printf '    proxy overhead at p50: %.0f µs (median of the pairs'"'"' differences %.0f µs; goal < 100 µs); proxied/direct p50 %.2fx, p99 %.2fx\n' \
+	"$(c overhead_p50_us)" "$(c pair_diff_p50_us)" "$(c ratio_p50)" "$(c ratio_p99)"

@@ -46,8 +46,9 @@ type Proxy struct {
 	cur  atomic.Pointer[set]
 	// split, when set, takes a subset of the requests (split.go).
 	split atomic.Pointer[Split]
-	tr    *http.Transport
+	tr    *http.Transport // of rp
 	rp    *httputil.ReverseProxy
+	pool  pool // backend connections of the plain path (forward.go)
 
 	srv  *http.Server
 	ln   net.Listener
@@ -126,6 +127,7 @@ func (p *Proxy) Switch(backends []Backend) (drain func(ctx context.Context) erro
 		// shutdown (a connection that never carried a request counts as
 		// busy for seconds); the new backends' are dialled again.
 		p.tr.CloseIdleConnections()
+		p.pool.closeIdle()
 		return nil
 	}
 }
@@ -157,15 +159,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i := int((s.next.Add(1) - 1) % uint64(len(s.backends)))
+	if plain(r) {
+		p.forward(w, r, s, i)
+		return
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &pick{s: s, i: i})))
 }
 
+// fail is the ReverseProxy's error handler.
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	pk, _ := r.Context().Value(ctxKey{}).(*pick)
 	id := ""
 	if pk != nil {
 		id = pk.s.backends[pk.i].ID
 	}
+	p.failBackend(w, r, id, err)
+}
+
+// failBackend answers a request that instance id did not answer: 502
+// naming it, or 499 (logged nowhere) when the client went away.
+func (p *Proxy) failBackend(w http.ResponseWriter, r *http.Request, id string, err error) {
 	if errors.Is(err, context.Canceled) {
 		// The client went away; nobody reads the answer.
 		w.WriteHeader(499)
@@ -254,6 +267,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 		}
 	}
 	p.tr.CloseIdleConnections()
+	p.pool.closeIdle()
 	if err != nil {
 		return fmt.Errorf("close proxy of environment %s: %w", p.name, err)
 	}

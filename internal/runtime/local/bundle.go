@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,6 +99,17 @@ func (r *Runtime) runcCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(r.runc, append([]string{"--root", filepath.Join(r.dir, "runc")}, args...)...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	return cmd
+}
+
+// deleteContainer deletes container id (runc delete --force) when runc
+// has it: runc keeps a directory per container under its root, and a
+// container that ended by itself (runc run deletes it) or never was needs
+// no runc process, which costs tens of milliseconds of every start.
+func (r *Runtime) deleteContainer(ctx context.Context, id string) error {
+	if _, err := os.Lstat(filepath.Join(r.dir, "runc", id)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return r.runcDo(ctx, "delete", "--force", id)
 }
 
 // runcDo runs a short runc command and returns its output in the error.

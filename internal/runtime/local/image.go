@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
 	"strings"
 
@@ -17,12 +18,16 @@ import (
 	"github.com/gantry-ci/gantry/internal/registry"
 )
 
+var validChain = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
+
 // ErrNotDigest is returned when a workload's image is not pinned by digest.
 var ErrNotDigest = errors.New("image reference is not pinned by digest")
 
 // image is an unpacked image: its root filesystem and its config.
 type image struct {
-	// Dir is DIR/images/sha256-HEX; RootFS is Dir/rootfs.
+	// Dir is DIR/images/sha256-HEX; RootFS is the root filesystem of its
+	// layer chain, DIR/layers/sha256-CHAIN/rootfs (Dir/rootfs for an image
+	// without layers).
 	Dir    string
 	RootFS string
 	Config v1.Config
@@ -53,7 +58,7 @@ func (r *Runtime) image(ctx context.Context, ref string) (*image, error) {
 	defer mu.Unlock()
 
 	dir := r.imageDir(d.DigestStr())
-	if img, err := readImage(dir); err == nil {
+	if img, err := r.readImage(dir); err == nil {
 		return img, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("image %s: read the unpacked copy: %w", ref, err)
@@ -84,9 +89,19 @@ func (r *Runtime) image(ctx context.Context, ref string) (*image, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	rootfs := filepath.Join(tmp, "rootfs")
-	if err := unpack(ctx, img, rootfs); err != nil {
-		return nil, fmt.Errorf("unpack %s: %w", ref, err)
+	if len(cf.RootFS.DiffIDs) == 0 {
+		// No layer: an empty root of its own.
+		if err := os.Mkdir(filepath.Join(tmp, "rootfs"), 0o755); err != nil {
+			return nil, fmt.Errorf("image %s: %w", ref, err)
+		}
+	} else {
+		chain, err := r.unpackLayers(ctx, img, cf.RootFS.DiffIDs)
+		if err != nil {
+			return nil, fmt.Errorf("unpack %s: %w", ref, err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, layersFile), []byte(chain+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("image %s: write its layer chain: %w", ref, err)
+		}
 	}
 	b, err := json.Marshal(cf.Config)
 	if err != nil {
@@ -97,21 +112,35 @@ func (r *Runtime) image(ctx context.Context, ref string) (*image, error) {
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		// Another process unpacked the same digest meanwhile: use its copy.
-		if img, rerr := readImage(dir); rerr == nil {
+		if img, rerr := r.readImage(dir); rerr == nil {
 			return img, nil
 		}
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
 	r.log.Info("image unpacked", "image", ref, "dir", dir)
-	return readImage(dir)
+	return r.readImage(dir)
 }
 
-func readImage(dir string) (*image, error) {
+// layersFile, in an image's directory, names the chain under layersDir
+// that is its root filesystem. An image without it (no layers, or
+// unpacked by an older gantry) has its root in its own directory.
+const layersFile = "layers"
+
+func (r *Runtime) readImage(dir string) (*image, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
 	}
 	img := &image{Dir: dir, RootFS: filepath.Join(dir, "rootfs")}
+	if chain, err := os.ReadFile(filepath.Join(dir, layersFile)); err == nil {
+		name := strings.TrimSpace(string(chain))
+		if !validChain.MatchString(name) {
+			return nil, fmt.Errorf("%s: %q is not a layer chain", filepath.Join(dir, layersFile), name)
+		}
+		img.RootFS = filepath.Join(r.layersDir(), name, "rootfs")
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
 	if err := json.Unmarshal(b, &img.Config); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
 	}

@@ -163,7 +163,7 @@ func (in *instance) launch(ctx context.Context) (*proc.Process, error) {
 		if err := writeBundle(in.dir, ociSpec(in.rt.cgroupPath(in.id), rootfs, &res, in.w)); err != nil {
 			return nil, fmt.Errorf("instance %s: %w", in.id, err)
 		}
-		_ = in.rt.runcDo(context.WithoutCancel(ctx), "delete", "--force", in.id)
+		_ = in.rt.deleteContainer(context.WithoutCancel(ctx), in.id)
 		cmd = in.rt.runcCmd("run", "--bundle", in.dir, in.id)
 		rec.Container = in.id
 	} else {
@@ -294,6 +294,7 @@ func (in *instance) run(ctx context.Context, p *proc.Process) string {
 		liveAt = liveT.C
 	}
 	okRun, failRun, liveFails := 0, 0, 0
+	start, passed := time.Now(), false
 	for {
 		select {
 		case err := <-exited:
@@ -310,6 +311,7 @@ func (in *instance) run(ctx context.Context, p *proc.Process) string {
 				if okRun >= in.ready.successes {
 					in.isReady, in.state = true, "ready"
 				}
+				passed = true
 			} else {
 				okRun, failRun = 0, failRun+1
 				if failRun >= in.ready.failures || !in.isReady {
@@ -317,7 +319,7 @@ func (in *instance) run(ctx context.Context, p *proc.Process) string {
 				}
 			}
 			in.mu.Unlock()
-			readyT.Reset(in.ready.period)
+			readyT.Reset(in.ready.readyInterval(passed, time.Since(start)))
 		case <-liveAt:
 			ok, answer := in.probe(ctx, in.live)
 			if ok {
@@ -390,7 +392,7 @@ func (in *instance) terminate(p *proc.Process, exited <-chan error) {
 		break
 	}
 	if in.rt.runc != "" {
-		_ = in.rt.runcDo(bg, "delete", "--force", in.id)
+		_ = in.rt.deleteContainer(bg, in.id)
 	}
 }
 

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 var isolations = []runtime.Isolation{runtime.OCI, runtime.Process}
@@ -485,8 +487,10 @@ func BenchmarkPullUnpack(b *testing.B) {
 	r := newRuntime(b, runtime.Process, b.TempDir())
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		if err := os.RemoveAll(r.Dir() + "/images"); err != nil {
-			b.Fatal(err)
+		for _, d := range []string{"/images", "/layers"} {
+			if err := os.RemoveAll(r.Dir() + d); err != nil {
+				b.Fatal(err)
+			}
 		}
 		b.StartTimer()
 		if _, err := r.image(context.Background(), image); err != nil {
@@ -538,5 +542,113 @@ func TestStopKillsAfterGrace(t *testing.T) {
 				t.Error("the instance still answers after Stop")
 			}
 		})
+	}
+}
+
+// TestReadinessProbedQuicklyUntilReady: an instance that is not ready at
+// its first probe is probed again soon, not a whole period later, so a
+// deploy does not wait a period for a program that is up in milliseconds.
+// The period here is an hour: before the fast probing the instance would
+// not be ready for an hour.
+func TestReadinessProbedQuicklyUntilReady(t *testing.T) {
+	image := testImage(t)
+	for _, iso := range isolations {
+		t.Run(string(iso), func(t *testing.T) {
+			r := newRuntime(t, iso, t.TempDir())
+			in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "quick", Workload: runtime.Workload{Image: image,
+				Env:       []string{"START_UNREADY=1"},
+				Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz"}, Period: time.Hour}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Stop(context.Background())
+			eventually(t, "a failed readiness probe", func() bool {
+				return in.Status().LastProbe == "GET /readyz: 503 Service Unavailable"
+			})
+			if in.Ready() {
+				t.Fatal("ready after a failed probe")
+			}
+			mustGet(t, in.Addr(), "/set?ready=1")
+			eventually(t, "ready", in.Ready)
+		})
+	}
+}
+
+func TestReadyInterval(t *testing.T) {
+	tests := []struct {
+		name       string
+		period     time.Duration
+		failures   int
+		wasReady   bool
+		sinceStart time.Duration
+		want       time.Duration
+	}{
+		{"never ready yet", 5 * time.Second, 3, false, 0, fastReadyProbe},
+		{"never ready, late in the window", 5 * time.Second, 3, false, 15*time.Second - time.Millisecond, fastReadyProbe},
+		{"never ready, window over", 5 * time.Second, 3, false, 15 * time.Second, 5 * time.Second},
+		{"ready once", 5 * time.Second, 3, true, time.Second, 5 * time.Second},
+		{"period shorter than the fast interval", 50 * time.Millisecond, 3, false, 0, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newProbeConf(&runtime.Probe{Period: tt.period, FailureThreshold: tt.failures})
+			if got := c.readyInterval(tt.wasReady, tt.sinceStart); got != tt.want {
+				t.Errorf("readyInterval(%v, %v) = %v, want %v", tt.wasReady, tt.sinceStart, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNoRuncDeleteForAbsentContainer: starting and stopping an instance
+// calls runc delete only for a container runc has (each call is a runc
+// process, tens of milliseconds of a deploy). TestLeftoverEnded shows a
+// leftover container still deleted.
+func TestNoRuncDeleteForAbsentContainer(t *testing.T) {
+	image := testImage(t)
+	if os.Geteuid() != 0 {
+		t.Skip("runc needs root")
+	}
+	real, err := exec.LookPath("runc")
+	if err != nil {
+		testenv.Missing(t, "runc", "apt-get install runc (scripts/deps.sh)")
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	wrapper := filepath.Join(dir, "runc-wrapper")
+	script := "#!/bin/sh\necho \"$*\" >>" + calls + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(context.Background(), filepath.Join(dir, "rt"), WithRunc(wrapper))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Isolation() != runtime.OCI {
+		t.Fatalf("isolation = %s (%s), want oci", r.Isolation(), r.Why())
+	}
+	deletes := func() int {
+		b, _ := os.ReadFile(calls)
+		n := 0
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, " delete ") && strings.HasSuffix(l, " del") {
+				n++
+			}
+		}
+		return n
+	}
+	w := runtime.Workload{Image: image, Readiness: &runtime.Probe{HTTPGet: &runtime.HTTPGetAction{Path: "/readyz"}, Period: 50 * time.Millisecond}}
+	in, err := r.Start(context.Background(), runtime.InstanceSpec{ID: "del", Workload: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ready", in.Ready)
+	if n := deletes(); n != 0 {
+		t.Errorf("runc delete ran %d times before a new container's start, want 0", n)
+	}
+	if err := in.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := deletes(); n != 0 {
+		t.Errorf("runc delete ran %d times for a container that ended by itself, want 0", n)
 	}
 }

@@ -1,5 +1,5 @@
 // Package local runs a workload's instances on this machine: the image is
-// pulled by digest and unpacked once into a content cache, and each
+// pulled by digest and its layers unpacked once into a content cache, and each
 // instance runs from it under runc (an OCI bundle with the image's user, a
 // read-only root where asked, cgroup limits, host network) or, where runc
 // cannot run, as a plain child process. Every instance is supervised:
@@ -8,7 +8,8 @@
 //
 // Layout under the runtime's directory:
 //
-//	images/sha256-HEX/{rootfs,config.json}   unpacked images
+//	images/sha256-HEX/{config.json,layers}   unpacked images: config, layer chain
+//	layers/sha256-CHAIN/rootfs              a chain of layers unpacked, once
 //	instances/ID/                           bundle, log, state.json
 //	runc/                                   runc's state root (--root)
 package local

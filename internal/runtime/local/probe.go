@@ -49,6 +49,24 @@ func newProbeConf(p *runtime.Probe) *probeConf {
 	return c
 }
 
+// fastReadyProbe is how often readiness is probed from the start of a run
+// until the instance is first ready: kubelet probes at the period (5 s in
+// the example's chart), which a program that listens within milliseconds
+// would spend waiting; a deploy waits for readiness.
+const fastReadyProbe = 100 * time.Millisecond
+
+// readyInterval is the wait before the next readiness probe of a run that
+// started sinceStart ago: fastReadyProbe (or the period when shorter) until
+// the run's first passing probe (passed), for as long as a deploy waits for it
+// (initialDelay + failureThreshold × period); the period after that, as
+// kubelet has it.
+func (c *probeConf) readyInterval(passed bool, sinceStart time.Duration) time.Duration {
+	if passed || sinceStart >= c.InitialDelay+time.Duration(c.failures)*c.period {
+		return c.period
+	}
+	return min(fastReadyProbe, c.period)
+}
+
 // probeClient never reuses connections (each probe is a fresh request, as
 // kubelet's) and, as kubelet, does not verify HTTPS certificates.
 var probeClient = &http.Client{Transport: &http.Transport{

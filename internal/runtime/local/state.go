@@ -95,7 +95,7 @@ func (r *Runtime) cleanLeftover(ctx context.Context, id, dir string) error {
 		}
 	}
 	if r.runc != "" {
-		if err := r.runcDo(ctx, "delete", "--force", id); err != nil {
+		if err := r.deleteContainer(ctx, id); err != nil {
 			r.log.Debug("no leftover container", "instance", id, "err", err)
 		}
 	}

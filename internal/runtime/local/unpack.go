@@ -2,7 +2,6 @@ package local
 
 import (
 	"archive/tar"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +9,6 @@ import (
 	"os"
 	"path"
 	"strings"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // ErrUnsafeLayer is wrapped by the error for a layer entry that would write
@@ -23,46 +20,6 @@ const (
 	whiteoutPrefix = ".wh."
 	opaqueWhiteout = ".wh..wh..opq"
 )
-
-// unpack extracts img's layers in order into dir (created), applying OCI
-// whiteouts. Names that are absolute or hold ".." are refused with
-// ErrUnsafeLayer; symbolic links of earlier entries in a name's directory
-// are resolved inside dir (as the container sees them), and every write
-// goes through an os.Root, which refuses anything that would still leave
-// dir.
-func unpack(ctx context.Context, img v1.Image, dir string) error {
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	layers, err := img.Layers()
-	if err != nil {
-		return fmt.Errorf("list layers: %w", err)
-	}
-	for i, l := range layers {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		d, err := l.Digest()
-		if err != nil {
-			return fmt.Errorf("layer %d: %w", i, err)
-		}
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return fmt.Errorf("layer %d (%s): %w", i, d, err)
-		}
-		err = applyLayer(root, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("layer %d (%s): %w", i, d, err)
-		}
-	}
-	return nil
-}
 
 // cleanName turns a tar entry name into a path relative to the root, or
 // fails for an absolute name or one with a ".." component.

@@ -190,8 +190,9 @@ func unwrapURL(err error) error {
 // Run checks every monitor of ms that runs from Location against baseURL,
 // the first time at once and then every Interval (DefaultInterval when
 // unset), one goroutine per monitor, until ctx ends; it returns when ctx
-// has ended and every goroutine has. report receives each result, one
-// call at a time; a check cut short by ctx ending is not reported.
+// has ended and every goroutine has (also when no monitor runs from
+// Location). report receives each result, one call at a time; a check cut
+// short by ctx ending is not reported.
 func Run(ctx context.Context, baseURL string, ms []runtime.Monitor, report func(runtime.MonitorResult)) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	defer tr.CloseIdleConnections()
@@ -209,6 +210,7 @@ func Run(ctx context.Context, baseURL string, ms []runtime.Monitor, report func(
 		}
 		wg.Go(func() { loop(ctx, c, baseURL, m, serial) })
 	}
+	<-ctx.Done()
 	wg.Wait()
 }
 

@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -214,5 +215,27 @@ func TestSchemaMonitor(t *testing.T) {
 	item := mon["properties"].(map[string]any)["json"].(map[string]any)["items"]
 	if got, want := keys(item), yamlFields(reflect.TypeFor[JSONAssertion]()); !reflect.DeepEqual(got, want) {
 		t.Errorf("json assertion schema properties %v, Go fields %v", got, want)
+	}
+}
+
+// TestExampleMonitors reads the payment example's pipeline: its monitors
+// are valid and check the service's health and a payment-intent round
+// trip.
+func TestExampleMonitors(t *testing.T) {
+	const file = "../../examples/payment-service/.gantry/pipeline.yaml"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseEnvironments(file, data, []string{"postgres", "redis", "sqs"}, "../../examples/payment-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := p.MonitorsFor([]string{"health", "payment-intent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms[0].Path != "/healthz" || ms[1].Method != "POST" || ms[1].Path != "/v1/payment_intents" || ms[1].Status != 201 {
+		t.Errorf("example monitors: %+v", ms)
 	}
 }

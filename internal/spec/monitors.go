@@ -258,8 +258,8 @@ func (v *validator) checkMonitorHeader(m *Monitor, n *yaml.Node, pos yamlx.Pos) 
 		switch {
 		case !headerNameRE.MatchString(k):
 			v.errAt(keyAt(k), "monitor %s: header name %q is not a valid HTTP field name", m.Name, k)
-		case strings.ContainsAny(val, "\r\n\x00"):
-			v.errAt(keyAt(k), "monitor %s: header %s: the value may not hold line breaks or NUL", m.Name, k)
+		case strings.ContainsFunc(val, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }):
+			v.errAt(keyAt(k), "monitor %s: header %s: the value may not hold line breaks or other control characters", m.Name, k)
 		case strings.Contains(val, "${"):
 			v.errAt(keyAt(k), "monitor %s: header %s may not hold ${...}: secrets in monitor headers are not built yet (they would be recorded with the rollout)", m.Name, k)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/monitor"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/schema"
 )
@@ -163,12 +164,12 @@ func TestMonitorBadName(t *testing.T) {
 // TestMonitorHeaderValueNeverShown: a header value may be a token; no
 // validation message repeats it.
 func TestMonitorHeaderValueNeverShown(t *testing.T) {
-	src := "name: p\nmonitors:\n  m: {path: /, header: {Authorization: \"Bearer tok3n-value\\r\\nX: y\", 'X-Key': '${tok3n-other}'}}\n" + envStages
+	src := "name: p\nmonitors:\n  m: {path: /, header: {Authorization: \"Bearer tok3n-value\\r\\nX: y\", 'X-Key': '${tok3n-other}', X-Bell: \"tok3n\\a\"}}\n" + envStages
 	_, err := Parse("p.yaml", []byte(src), testRegistry())
 	if err == nil {
 		t.Fatal("no error for a header value with a line break")
 	}
-	for _, want := range []string{"header Authorization: the value may not hold line breaks", "header X-Key may not hold ${...}"} {
+	for _, want := range []string{"header Authorization: the value may not hold line breaks or other control characters", "header X-Key may not hold ${...}", "header X-Bell: the value may not hold"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -238,4 +239,40 @@ func TestExampleMonitors(t *testing.T) {
 	if ms[0].Path != "/healthz" || ms[1].Method != "POST" || ms[1].Path != "/v1/payment_intents" || ms[1].Status != 201 {
 		t.Errorf("example monitors: %+v", ms)
 	}
+}
+
+// FuzzMonitors: any monitors: block is refused with an error or yields
+// monitors whose paths parse and whose expected values are JSON.
+func FuzzMonitors(f *testing.F) {
+	f.Add([]byte(monitorsGood))
+	f.Add([]byte("name: p\nmonitors:\n  m: {path: /, json: [{path: 'a\\.b.0', equals: {x: [1, null]}}]}\n" + envStages))
+	f.Add([]byte("name: p\nmonitors:\n  m: {path: /, header: {A: b}, latency: 1s, interval: 1s, locations: [local]}\n" + envStages))
+	f.Add([]byte("name: p\nmonitors:\n  m:\n" + envStages))
+	f.Add([]byte("name: p\nmonitors: &a {m: {path: /, json: [{path: x, equals: *a}]}}\n" + envStages))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("fuzz.yaml", data, testRegistry())
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		ms, err := p.MonitorsFor(nil)
+		if err != nil {
+			t.Fatalf("MonitorsFor(nil) of a valid pipeline: %v", err)
+		}
+		for _, m := range ms {
+			if !strings.HasPrefix(m.Path, "/") || m.Interval < MinMonitorInterval || m.Status < 100 || len(m.Locations) == 0 {
+				t.Fatalf("monitor %s not validated or defaulted: %+v", m.Name, m)
+			}
+			for _, a := range m.JSON {
+				if _, err := monitor.ParsePath(a.Path); err != nil {
+					t.Fatalf("monitor %s: path %q passed validation: %v", m.Name, a.Path, err)
+				}
+				if !json.Valid(a.Equals) {
+					t.Fatalf("monitor %s: equals %q is not JSON", m.Name, a.Equals)
+				}
+			}
+		}
+	})
 }

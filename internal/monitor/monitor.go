@@ -87,6 +87,11 @@ func Check(ctx context.Context, c *http.Client, baseURL string, m runtime.Monito
 	timeout := Timeout(m)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The path is appended to the base URL: anything but a path
+	// (@host, //host) would send the request elsewhere.
+	if !strings.HasPrefix(m.Path, "/") || strings.HasPrefix(m.Path, "//") {
+		return fail("path %q does not start with a single /; a monitor checks a path of the environment's URL", m.Path)
+	}
 	var body io.Reader
 	if m.Body != "" {
 		body = strings.NewReader(m.Body)

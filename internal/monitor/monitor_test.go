@@ -97,6 +97,8 @@ func TestCheck(t *testing.T) {
 			JSON:   []runtime.JSONAssertion{assertion("amount", `100`), assertion("status", `"requires_confirmation"`)},
 		}, true, 201, ""},
 		{"not found", runtime.Monitor{Path: "/nowhere"}, false, 404, "GET /nowhere: status 404, want 200"},
+		{"path not on the base URL", runtime.Monitor{Path: "@other.example/healthz"}, false, 0, `path "@other.example/healthz" does not start with a single /`},
+		{"scheme-relative path", runtime.Monitor{Path: "//other.example/healthz"}, false, 0, `path "//other.example/healthz" does not start with a single /`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +107,7 @@ func TestCheck(t *testing.T) {
 			if got.OK != tt.ok || got.Status != tt.status {
 				t.Fatalf("got ok=%v status=%d (%s), want ok=%v status=%d", got.OK, got.Status, got.Message, tt.ok, tt.status)
 			}
-			if got.Monitor != "m" || got.Location != "local" || got.At.IsZero() || got.Latency <= 0 {
+			if got.Monitor != "m" || got.Location != "local" || got.At.IsZero() || (got.Status != 0 && got.Latency <= 0) {
 				t.Errorf("result %+v: want monitor m, location local, a time and a measured latency", got)
 			}
 			if tt.ok && got.Message != "" {

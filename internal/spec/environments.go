@@ -358,13 +358,14 @@ func (e *Environment) ResolveEnv(x map[string]any) ([]string, error) {
 	return out, nil
 }
 
-// ParseEnvironments decodes only the name, env: and environments: blocks
-// of a pipeline file's contents and checks the environments against the
-// repository at repo ("" checks only that paths stay inside), for the
-// deploy kind and `gantry deploy`, which read the environment of a
-// pipeline validated elsewhere. services lists the known services (nil:
-// not checked). The returned Pipeline holds only File, Source, Name, Env
-// and Environments.
+// ParseEnvironments decodes only the name, env:, environments: and
+// monitors: blocks of a pipeline file's contents and checks the
+// environments against the repository at repo ("" checks only that paths
+// stay inside), for the deploy kind and `gantry deploy`, which read the
+// environment of a pipeline validated elsewhere (and the blue-green kind,
+// its monitors). services lists the known services (nil: not checked).
+// The returned Pipeline holds only File, Source, Name, Env, Environments
+// and Monitors.
 func ParseEnvironments(file string, data []byte, services []string, repo string) (*Pipeline, error) {
 	root, err := yamlx.Parse(file, data)
 	if err != nil {
@@ -372,7 +373,7 @@ func ParseEnvironments(file string, data []byte, services []string, repo string)
 	}
 	p := &Pipeline{File: file, Source: data}
 	d := &yamlx.Decoder{File: file}
-	for key, dst := range map[string]any{"name": &p.Name, "env": &p.Env, "environments": &p.Environments} {
+	for key, dst := range map[string]any{"name": &p.Name, "env": &p.Env, "environments": &p.Environments, "monitors": &p.Monitors} {
 		if n := mapValue(root, key); n != nil {
 			if err := d.Decode(n, dst); err != nil {
 				return nil, err
@@ -381,6 +382,7 @@ func ParseEnvironments(file string, data []byte, services []string, repo string)
 	}
 	v := &validator{p: p, reg: Registry{Services: services}, src: data, opts: options{repo: repo}}
 	v.validateEnvironments(root)
+	v.validateMonitors(root)
 	if len(v.errs) > 0 {
 		slices.SortStableFunc(v.errs, byPosition)
 		return nil, errors.Join(v.errs...)

@@ -67,6 +67,7 @@ func Parse(file string, data []byte, reg Registry, opts ...Option) (*Pipeline, e
 	}
 	v.validate()
 	v.validateEnvironments(root)
+	v.validateMonitors(root)
 	if len(v.errs) > 0 {
 		slices.SortStableFunc(v.errs, byPosition)
 		return nil, errors.Join(v.errs...)

@@ -39,6 +39,9 @@ type Pipeline struct {
 	CommitStatus *CommitStatus `yaml:"commit_status"`
 	// Environments are where deploy steps deploy to, by name.
 	Environments map[string]*Environment `yaml:"environments"`
+	// Monitors are synthetic HTTP checks run against an environment's
+	// active URL after a blue/green promotion, by name (monitors.go).
+	Monitors map[string]*Monitor `yaml:"monitors"`
 	// Jobs bounds how many steps of a stage run at once (default: CPUs).
 	Jobs   int     `yaml:"jobs"`
 	Stages []Stage `yaml:"stages"`

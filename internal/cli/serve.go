@@ -22,6 +22,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/admission"
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/envctl"
+	"github.com/gantry-ci/gantry/internal/monitor"
 	"github.com/gantry-ci/gantry/internal/promenv"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/runtime/local"
@@ -124,6 +125,8 @@ func buildDelivery(ctx context.Context, stateDir string, st *store.Store, logger
 			s.PrometheusURL = d.proms.url(env)
 		},
 		ServingServices: d.proms.serving,
+		// Monitors run from this process: location "local".
+		Monitor: monitor.Run,
 	})
 	if err != nil {
 		ln.Close()

@@ -11,6 +11,7 @@ import (
 	goruntime "runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,39 +50,82 @@ func paymentRepo(t *testing.T, e *env) {
 }
 
 // webhookReceiver is a real HTTP server the payment service delivers its
-// webhooks to; it keeps the event types it received.
+// webhooks to; it keeps which intents' events it accepted and how many it
+// refused (it answers 500 while failing is set).
 type webhookReceiver struct {
 	*httptest.Server
-	mu     sync.Mutex
-	events []string
+	failing  atomic.Bool
+	mu       sync.Mutex
+	accepted map[string]string // intent id -> event type
+	refused  int
 }
 
 func newWebhookReceiver(t *testing.T) *webhookReceiver {
-	w := &webhookReceiver{}
+	w := &webhookReceiver{accepted: map[string]string{}}
 	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		var ev struct {
 			Type string `json:"type"`
+			Data struct {
+				ID string `json:"id"`
+			} `json:"data"`
 		}
 		b, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(b, &ev)
 		w.mu.Lock()
-		w.events = append(w.events, ev.Type)
-		w.mu.Unlock()
+		defer w.mu.Unlock()
+		if w.failing.Load() {
+			w.refused++
+			rw.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.accepted[ev.Data.ID] = ev.Type
 		rw.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(w.Close)
 	return w
 }
 
-func (w *webhookReceiver) got(event string) bool {
+// got reports whether the event of intent id was accepted.
+func (w *webhookReceiver) got(id, event string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, e := range w.events {
-		if e == event {
-			return true
-		}
+	return w.accepted[id] == event
+}
+
+func (w *webhookReceiver) refusals() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refused
+}
+
+// intent creates and confirms a payment intent and returns its id.
+func intent(t *testing.T, url, key string) string {
+	t.Helper()
+	var pi struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
 	}
-	return false
+	call(t, "POST", url+"/v1/payment_intents", `{"amount": 1099, "currency": "usd"}`, map[string]string{"Idempotency-Key": key}, http.StatusCreated, &pi)
+	call(t, "POST", url+"/v1/payment_intents/"+pi.ID+"/confirm", `{"card": {"number": "4242424242424242"}}`, nil, http.StatusOK, &pi)
+	if pi.Status != "succeeded" {
+		t.Errorf("confirm %s: got status %q, want succeeded", pi.ID, pi.Status)
+	}
+	return pi.ID
+}
+
+// waitDelivered waits until the receiver accepted intent id's
+// payment_intent.succeeded.
+func waitDelivered(t *testing.T, recv *webhookReceiver, url, id string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !recv.got(id, "payment_intent.succeeded") {
+		if time.Now().After(deadline) {
+			var attempts any
+			call(t, "GET", url+"/v1/payment_intents/"+id+"/delivery_attempts", "", nil, http.StatusOK, &attempts)
+			t.Fatalf("no payment_intent.succeeded webhook of %s within %s; delivery attempts: %v", id, limit, attempts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // call sends a JSON request to the payment service and decodes its JSON
@@ -144,9 +188,11 @@ func waitAnswers(t *testing.T, url string, limit time.Duration) string {
 // and SQS server. Through the environment's URL: it is ready on its
 // database and cache, a payment intent is created and confirmed, and its
 // payment_intent.succeeded webhook, queued through SQS, reaches a
-// receiver. After `gantry serve stop` and a new serve the same revision
-// answers on the same URL with the intent still in PostgreSQL, and the SQS
-// server's data is under the environment's service dir.
+// receiver. A second payment's webhook is refused, so its retry waits in
+// SQS; after `gantry serve stop` and a new serve the same revision answers
+// on the same URL, the intents are still in PostgreSQL, and the retry kept
+// in the SQS server's data (under the environment's service dir) is
+// delivered.
 func TestDeployPaymentServicePlainProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and deploys the payment service (minutes)")
@@ -189,29 +235,27 @@ func TestDeployPaymentServicePlainProcesses(t *testing.T) {
 	// A payment whose webhook goes through SQS to a receiver.
 	recv := newWebhookReceiver(t)
 	call(t, "POST", url+"/v1/webhook_endpoints", `{"url": "`+recv.URL+`/hook", "enabled_events": ["payment_intent.succeeded"]}`, nil, http.StatusCreated, nil)
-	var pi struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-	}
-	call(t, "POST", url+"/v1/payment_intents", `{"amount": 1099, "currency": "usd"}`, map[string]string{"Idempotency-Key": "e2e-" + t.Name()}, http.StatusCreated, &pi)
-	call(t, "POST", url+"/v1/payment_intents/"+pi.ID+"/confirm", `{"card": {"number": "4242424242424242"}}`, nil, http.StatusOK, &pi)
-	if pi.Status != "succeeded" {
-		t.Errorf("confirm: got status %q, want succeeded", pi.Status)
-	}
-	for i := 0; !recv.got("payment_intent.succeeded"); i++ {
+	first := intent(t, url, "e2e-first")
+	waitDelivered(t, recv, url, first, time.Minute)
+
+	// A payment whose webhook the receiver refuses: the service queues its
+	// retry in SQS (with a delay; it keeps no other record to retry from).
+	recv.failing.Store(true)
+	second := intent(t, url, "e2e-second")
+	for i := 0; recv.refusals() == 0; i++ {
 		if i > 300 {
-			var attempts any
-			call(t, "GET", url+"/v1/payment_intents/"+pi.ID+"/delivery_attempts", "", nil, http.StatusOK, &attempts)
-			t.Fatalf("no payment_intent.succeeded webhook within 60s; delivery attempts: %v", attempts)
+			t.Fatal("the receiver was never called for the second payment")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 
 	// A graceful restart of the serve process: the same revision on the
-	// same URL, the intent still in PostgreSQL, SQS' data kept.
+	// same URL, the intents still in PostgreSQL, and the retry still in
+	// SQS' queue: once the receiver accepts, it is delivered.
 	if r := e.gantry("serve", "stop"); r.code != 0 {
 		t.Fatalf("gantry serve stop: exit %d %s", r.code, r.stderr)
 	}
+	recv.failing.Store(false)
 	srv, _ := e.startServe()
 	t.Cleanup(func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() })
 	waitAnswers(t, url+"/readyz", 2*time.Minute)
@@ -219,14 +263,17 @@ func TestDeployPaymentServicePlainProcesses(t *testing.T) {
 	if len(after) != 1 || after[0].URL != url || after[0].Current == nil || after[0].Current.Number != staging.Current.Number || after[0].Current.Digest != staging.Current.Digest {
 		t.Errorf("after a restart: gantry env ls = %+v, want staging at %s serving revision %d (%s)", after, url, staging.Current.Number, staging.Current.Digest)
 	}
-	var again struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
+	for _, id := range []string{first, second} {
+		var again struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+		call(t, "GET", url+"/v1/payment_intents/"+id, "", nil, http.StatusOK, &again)
+		if again.ID != id || again.Status != "succeeded" {
+			t.Errorf("after a restart: GET the intent = %+v, want %s succeeded", again, id)
+		}
 	}
-	call(t, "GET", url+"/v1/payment_intents/"+pi.ID, "", nil, http.StatusOK, &again)
-	if again.ID != pi.ID || again.Status != "succeeded" {
-		t.Errorf("after a restart: GET the intent = %+v, want %s succeeded", again, pi.ID)
-	}
+	waitDelivered(t, recv, url, second, 2*time.Minute)
 	if _, err := os.Stat(filepath.Join(e.state, "envs", "staging", "services", "sqs", "fauxqs.db")); err != nil && !kumoOnPath() {
 		t.Errorf("the SQS server's data under the environment's service dir: %v", err)
 	}

@@ -110,6 +110,13 @@ func TestKill9ServeDuringSoak(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("run: %v, want exit 1\n%s\n%s", err, tail(out.String(), 60), errb.String())
 	}
+	var soak []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "deploy-staging/soak") || strings.Contains(line, "rollback staging") {
+			soak = append(soak, line)
+		}
+	}
+	t.Logf("what the run reported of its soak:\n%s", tail(strings.Join(soak, "\n"), 25))
 	v := e.show(1)
 	status, outputs, _ := v.step("deploy-staging", "soak")
 	if status != "failed" {

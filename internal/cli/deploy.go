@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/steps/deploy"
+	"github.com/gantry-ci/gantry/internal/store"
 	"github.com/gantry-ci/gantry/internal/workspace"
 )
 
@@ -83,19 +84,15 @@ func (r *rollbacker) Rollback(ctx context.Context, env string) error {
 	}
 	// A deploy that failed or was refused replaced nothing: what served
 	// before still serves, and rolling back from it would undo an earlier,
-	// good deploy.
+	// good deploy. An environment with no earlier revision has nothing to
+	// go back to: that is expected after a first deploy, so it is a note.
 	hist, err := d.History(ctx, env)
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("roll back %s: read its history: %w", env, err)
 	}
-	if n := len(hist); n > 0 && hist[n-1].Status != "serving" {
-		last := hist[n-1]
-		line := fmt.Sprintf("rollback %s: nothing to roll back: revision %d (%s) never served", env, last.Number, last.Status)
-		if cur := servingOf(hist); cur != nil {
-			line += fmt.Sprintf("; revision %d (%s) still serves", cur.Number, cur.Digest)
-		}
+	if line := nothingToRollBack(env, hist); line != "" {
 		fmt.Fprintln(r.out, line)
-		r.log.Info("nothing to roll back", "environment", env, "revision", last.Number, "status", last.Status)
+		r.log.Info("nothing rolled back", "environment", env, "revisions", len(hist))
 		return nil
 	}
 	from := ""
@@ -111,6 +108,33 @@ func (r *rollbacker) Rollback(ctx context.Context, env string) error {
 	fmt.Fprintln(r.out, line)
 	r.log.Info("rolled back", "environment", env, "from", from, "to", rev.Digest, "revision", rev.Number)
 	return nil
+}
+
+// nothingToRollBack says why a rollback of env with history hist (oldest
+// first) has nothing to do, or returns "" when Rollback(env, 0) has a
+// target: a superseded revision older than the one serving.
+func nothingToRollBack(env string, hist []runtime.Revision) string {
+	cur := servingOf(hist)
+	earlier := false
+	for _, rev := range hist {
+		if cur != nil && rev.Number < cur.Number && rev.Status == "superseded" {
+			earlier = true
+		}
+	}
+	n := len(hist)
+	switch {
+	case n == 0:
+		return fmt.Sprintf("rollback %s: nothing rolled back: %s had no earlier revision that served (no deploy to it was recorded)", env, env)
+	case hist[n-1].Status != "serving" && cur != nil:
+		last := hist[n-1]
+		return fmt.Sprintf("rollback %s: nothing to roll back: revision %d (%s) never served; revision %d (%s) still serves", env, last.Number, last.Status, cur.Number, cur.Digest)
+	case hist[n-1].Status != "serving":
+		last := hist[n-1]
+		return fmt.Sprintf("rollback %s: nothing rolled back: %s had no earlier revision that served; revision %d (%s) never served", env, env, last.Number, last.Status)
+	case !earlier:
+		return fmt.Sprintf("rollback %s: nothing rolled back: %s had no earlier revision that served; revision %d (%s) still serves", env, env, cur.Number, cur.Digest)
+	}
+	return ""
 }
 
 // servingOf is the newest serving revision of a history, nil if none.

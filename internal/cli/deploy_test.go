@@ -23,6 +23,9 @@ type controller struct {
 	rollbacks []string // "env who reason"
 	current   *runtime.Revision
 	deployErr error
+	// hist is what History answers, histErr its error.
+	hist    []runtime.Revision
+	histErr error
 }
 
 var _ runtime.Deployer = (*controller)(nil)
@@ -57,7 +60,9 @@ func (c *controller) Status(_ context.Context, env string) (runtime.EnvironmentS
 
 func (c *controller) List(context.Context) ([]runtime.EnvironmentStatus, error) { return nil, nil }
 func (c *controller) History(context.Context, string) ([]runtime.Revision, error) {
-	return nil, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hist, c.histErr
 }
 func (c *controller) Logs(context.Context, string, bool, io.Writer) error { return nil }
 
@@ -151,7 +156,10 @@ stages:
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	c := &controller{current: &runtime.Revision{Number: 4, Digest: "sha256:new"}}
+	c := &controller{current: &runtime.Revision{Number: 4, Digest: "sha256:new"}, hist: []runtime.Revision{
+		{Number: 3, Digest: "sha256:0ld", Status: "superseded"},
+		{Number: 4, Digest: "sha256:new", Status: "serving"},
+	}}
 	withController(t, c)
 	out, code := runCLI(t, "", "run", "--dir", repo, "--progress", "plain")
 	if code != 1 {

@@ -3,47 +3,52 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/store"
 )
 
-// historyController is a controller whose history the test sets.
-type historyController struct {
-	controller
-	hist []runtime.Revision
-}
-
-func (c *historyController) History(context.Context, string) ([]runtime.Revision, error) {
-	return c.hist, nil
-}
-
 // TestRollbackAfterFailedDeploy: on_failure rollback after a deploy that
-// never served changes nothing and says so; after one that serves, it
-// rolls back.
+// never served, or when the environment had no earlier revision, changes
+// nothing and says why as a note; after a deploy that replaced an earlier
+// one, it rolls back.
 func TestRollbackAfterFailedDeploy(t *testing.T) {
 	v1 := runtime.Revision{Number: 1, Digest: "sha256:aaa", Status: "superseded"}
 	v2 := runtime.Revision{Number: 2, Digest: "sha256:bbb", Status: "serving"}
 	failed := runtime.Revision{Number: 3, Digest: "sha256:ccc", Status: "failed"}
+	first := runtime.Revision{Number: 1, Digest: "sha256:aaa", Status: "serving"}
+	firstFailed := runtime.Revision{Number: 1, Digest: "sha256:aaa", Status: "failed"}
+	firstRefused := runtime.Revision{Number: 1, Digest: "sha256:aaa", Status: "refused"}
 	for _, tc := range []struct {
 		name          string
 		hist          []runtime.Revision
+		histErr       error
 		wantRollbacks int
 		wantOut       string
 	}{
-		{"newest never served", []runtime.Revision{v1, v2, failed}, 0, "rollback staging: nothing to roll back: revision 3 (failed) never served; revision 2 (sha256:bbb) still serves"},
-		{"newest serves", []runtime.Revision{v1, v2}, 1, "rollback staging: sha256:bbb -> "},
+		{"newest never served", []runtime.Revision{v1, v2, failed}, nil, 0, "rollback staging: nothing to roll back: revision 3 (failed) never served; revision 2 (sha256:bbb) still serves"},
+		{"newest serves", []runtime.Revision{v1, v2}, nil, 1, "rollback staging: sha256:bbb -> "},
+		{"first deploy serves, a later step failed", []runtime.Revision{first}, nil, 0, "rollback staging: nothing rolled back: staging had no earlier revision that served; revision 1 (sha256:aaa) still serves"},
+		{"first deploy failed", []runtime.Revision{firstFailed}, nil, 0, "rollback staging: nothing rolled back: staging had no earlier revision that served; revision 1 (failed) never served"},
+		{"first deploy refused", []runtime.Revision{firstRefused}, nil, 0, "rollback staging: nothing rolled back: staging had no earlier revision that served; revision 1 (refused) never served"},
+		{"first deploy recorded nothing", nil, nil, 0, "rollback staging: nothing rolled back: staging had no earlier revision that served (no deploy to it was recorded)"},
+		{"environment unknown to the controller", nil, fmt.Errorf("environment staging: %w", store.ErrNotFound), 0, "rollback staging: nothing rolled back: staging had no earlier revision that served (no deploy to it was recorded)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &historyController{hist: tc.hist}
-			c.current = &tc.hist[1]
-			old := connectDeployer
-			t.Cleanup(func() { connectDeployer = old })
-			connectDeployer = func(context.Context, string) (runtime.Deployer, error) { return c, nil }
-			var out bytes.Buffer
-			r := &rollbacker{stateDir: t.TempDir(), stages: []string{"deploy"}, out: &out, log: slog.New(slog.DiscardHandler)}
+			c := &controller{hist: tc.hist, histErr: tc.histErr}
+			if cur := servingOf(tc.hist); cur != nil {
+				c.current = cur
+			}
+			withController(t, c)
+			var out, logs bytes.Buffer
+			r := &rollbacker{stateDir: t.TempDir(), stages: []string{"deploy"}, out: &out, log: slog.New(slog.NewTextHandler(&logs, nil))}
 			if err := r.Rollback(context.Background(), "staging"); err != nil {
 				t.Fatal(err)
 			}
@@ -53,6 +58,61 @@ func TestRollbackAfterFailedDeploy(t *testing.T) {
 			if !strings.Contains(out.String(), tc.wantOut) {
 				t.Errorf("output: got %q, want it to contain %q", out.String(), tc.wantOut)
 			}
+			if strings.Contains(logs.String(), "level=WARN") || strings.Contains(logs.String(), "level=ERROR") {
+				t.Errorf("logs: got %q, want no warning or error", logs.String())
+			}
 		})
+	}
+}
+
+// TestRunFirstDeployRollbackIsANote: a run whose stage fails after the
+// environment's first deploy has on_failure rollback print a note that
+// nothing was rolled back, with no warning and no failed failure action.
+func TestRunFirstDeployRollbackIsANote(t *testing.T) {
+	repo := t.TempDir()
+	files := map[string]string{
+		"deploy/chart/Chart.yaml": "apiVersion: v2\nname: x\nversion: 0.1.0\n",
+		".gantry/pipeline.yaml": `name: demo
+environments:
+  staging: {}
+stages:
+  - name: deploy-staging
+    steps: [{name: smoke, run: 'false'}]
+    on_failure: [{rollback: staging}]
+`,
+	}
+	for name, data := range files {
+		p := filepath.Join(repo, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	first := runtime.Revision{Number: 1, Digest: "sha256:new", Status: "serving"}
+	c := &controller{current: &first, hist: []runtime.Revision{first}}
+	withController(t, c)
+	out, code := runCLI(t, "", "run", "--dir", repo, "--progress", "plain")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	if want := "rollback staging: nothing rolled back: staging had no earlier revision that served; revision 1 (sha256:new) still serves"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	for _, bad := range []string{"WARN", "failure action failed", "no revision to roll back to"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("output has %q:\n%s", bad, out)
+		}
+	}
+	if len(c.rollbacks) != 0 {
+		t.Errorf("rollbacks: got %q, want none", c.rollbacks)
 	}
 }

@@ -2,7 +2,10 @@
 // speaks the AWS JSON protocol of current SDKs — kumo (a Go binary) or
 // fauxqs (an npm package on Node.js >= 22, installed with its Node.js into
 // gantry's tool cache on first use) — on a free loopback port, with queues
-// created before the step starts.
+// created before the step starts. For a step its state is in memory; for
+// an environment (StartKept) the server keeps its queues and messages in
+// a directory: fauxqs in a SQLite database written through on every
+// change, kumo in KUMO_DATA_DIR.
 package sqs
 
 import (
@@ -11,7 +14,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,7 +82,10 @@ type Provider struct {
 	onlyToolCache bool
 }
 
-var _ service.Provider = Provider{}
+var (
+	_ service.Provider = Provider{}
+	_ service.Keeper   = Provider{}
+)
 
 // Instance is a running server.
 type Instance struct {
@@ -183,35 +191,80 @@ func nodeMajor(ctx context.Context, node string) int {
 	return n
 }
 
-// Start implements service.Provider.
+// Start implements service.Provider: a server whose state is in memory,
+// in a fresh directory under dir that Stop removes.
 func (p Provider) Start(ctx context.Context, dir string) (service.Instance, error) {
+	return p.start(ctx, dir, false)
+}
+
+// StartKept implements service.Keeper: the server keeps its queues and
+// their messages in dir (fauxqs: dir/fauxqs.db, written through before a
+// request is answered), restores them at start, and Stop leaves dir in
+// place. The queues are created when missing; their URLs name the new
+// server's port.
+func (p Provider) StartKept(ctx context.Context, dir string) (service.Instance, error) {
+	return p.start(ctx, dir, true)
+}
+
+// fauxqsKept runs fauxqs (whose command line tool keeps everything in
+// memory) from its library with a data directory and no request log:
+// argv[1] is the file URL of fauxqs' dist/app.js.
+const fauxqsKept = `const { startFauxqs } = await import(process.argv[1]);
+await startFauxqs({ logger: false, dataDir: process.env.FAUXQS_DATA_DIR });`
+
+// keptCommand turns the command line of server into one that keeps its
+// data in dir, with the environment variables that say where.
+func keptCommand(argv []string, dir string) ([]string, []string) {
+	last := argv[len(argv)-1]
+	if strings.HasSuffix(last, filepath.Join("fauxqs", "dist", "cli.js")) {
+		app := (&url.URL{Scheme: "file", Path: filepath.Join(filepath.Dir(last), "app.js")}).String()
+		return []string{argv[0], "--input-type=module", "-e", fauxqsKept, app}, []string{"FAUXQS_DATA_DIR=" + dir}
+	}
+	return argv, []string{"KUMO_DATA_DIR=" + dir}
+}
+
+func (p Provider) start(ctx context.Context, dir string, keep bool) (service.Instance, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqs service: %w", err)
 	}
-	dataDir, err := os.MkdirTemp(dir, "sqs-")
-	if err != nil {
-		return nil, fmt.Errorf("sqs service: create data dir: %w", err)
+	dataDir := dir
+	if !keep {
+		var err error
+		if dataDir, err = os.MkdirTemp(dir, "sqs-"); err != nil {
+			return nil, fmt.Errorf("sqs service: create data dir: %w", err)
+		}
+	}
+	cleanup := func() {
+		if !keep {
+			_ = os.RemoveAll(dataDir)
+		}
 	}
 	port, err := localproc.FreePort()
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
 	argv, err := p.server(ctx, port, true)
 	if err != nil {
-		_ = os.RemoveAll(dataDir)
+		cleanup()
 		return nil, fmt.Errorf("sqs service: %w", err)
+	}
+	name := "sqs (" + filepath.Base(argv[len(argv)-1]) + ")"
+	var keptEnv []string
+	if keep {
+		argv, keptEnv = keptCommand(argv, dataDir)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dataDir
-	cmd.Env = []string{"KUMO_LOG_LEVEL=warn", "FAUXQS_PORT=" + strconv.Itoa(port), "FAUXQS_HOST=127.0.0.1", "FAUXQS_LOGGER=false",
-		"HOME=" + dataDir, "PATH=" + os.Getenv("PATH")}
-	proc, err := localproc.Start(ctx, "sqs ("+filepath.Base(argv[len(argv)-1])+")", cmd)
+	cmd.Env = append([]string{"KUMO_LOG_LEVEL=warn", "FAUXQS_PORT=" + strconv.Itoa(port), "FAUXQS_HOST=127.0.0.1", "FAUXQS_LOGGER=false",
+		"HOME=" + dataDir, "PATH=" + os.Getenv("PATH")}, keptEnv...)
+	proc, err := localproc.Start(ctx, name, cmd)
 	if err != nil {
-		_ = os.RemoveAll(dataDir)
+		cleanup()
 		return nil, fmt.Errorf("sqs service: %w", err)
 	}
 	endpoint := "http://" + localproc.Addr(port)
-	inst := &Instance{localproc.Instance{Name: "sqs", Proc: proc, DataDir: dataDir, Vars: map[string]string{
+	inst := &Instance{localproc.Instance{Name: "sqs", Proc: proc, DataDir: dataDir, Keep: keep, Vars: map[string]string{
 		"SQS_ENDPOINT":          endpoint,
 		"AWS_ENDPOINT_URL_SQS":  endpoint,
 		"AWS_REGION":            Region,
@@ -233,17 +286,30 @@ func (p Provider) Start(ctx context.Context, dir string) (service.Instance, erro
 		queues = []string{"gantry"}
 	}
 	for i, q := range queues {
-		url, err := c.CreateQueue(ctx, q)
+		u, err := c.CreateQueue(ctx, q)
 		if err != nil {
 			_ = inst.Stop(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("sqs service: %w", err)
 		}
+		u = onPort(u, port)
 		if i == 0 {
-			inst.Vars["SQS_QUEUE_URL"] = url
+			inst.Vars["SQS_QUEUE_URL"] = u
 		}
-		inst.Vars["SQS_QUEUE_URL_"+envName(q)] = url
+		inst.Vars["SQS_QUEUE_URL_"+envName(q)] = u
 	}
 	return inst, nil
+}
+
+// onPort is queue URL u with port port: a kept queue's URL, recorded by
+// the server that created it, names that server's port, and each start
+// takes a new one. A URL that does not parse is returned as is.
+func onPort(u string, port int) string {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Port() == "" || pu.Port() == strconv.Itoa(port) {
+		return u
+	}
+	pu.Host = net.JoinHostPort(pu.Hostname(), strconv.Itoa(port))
+	return pu.String()
 }
 
 func envName(q string) string {

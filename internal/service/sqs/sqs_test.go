@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -184,5 +185,80 @@ func TestFauxqsPackages(t *testing.T) {
 				t.Errorf("packages = %v, want fauxqs@%s and %s", got, FauxqsVersion, tt.want)
 			}
 		})
+	}
+}
+
+// TestStartKeptKeepsMessages: an environment's SQS server keeps its queues
+// and their messages under its dir across a stop and a kill -9, and the
+// queue URLs handed to instances name the server's new port.
+func TestStartKeptKeepsMessages(t *testing.T) {
+	p := Provider{Queues: []string{"payment-webhooks"}}
+	if err := p.Check(t.Context()); err != nil {
+		testenv.Missing(t, "an SQS server", err.Error()+" (scripts/deps.sh fills $GANTRY_TOOL_CACHE)")
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "sqs")
+	send := func(inst *Instance, body string) {
+		t.Helper()
+		c := &Client{Endpoint: inst.Env()["SQS_ENDPOINT"]}
+		if _, err := c.Call(ctx, "SendMessage", map[string]any{"QueueUrl": inst.Env()["SQS_QUEUE_URL"], "MessageBody": body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive := func(inst *Instance) []string {
+		t.Helper()
+		c := &Client{Endpoint: inst.Env()["SQS_ENDPOINT"]}
+		out, err := c.Call(ctx, "ReceiveMessage", map[string]any{"QueueUrl": inst.Env()["SQS_QUEUE_URL"], "MaxNumberOfMessages": 10, "VisibilityTimeout": 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, _ := out["Messages"].([]any)
+		var bodies []string
+		for _, m := range msgs {
+			bodies = append(bodies, m.(map[string]any)["Body"].(string))
+		}
+		slices.Sort(bodies)
+		return bodies
+	}
+	start := func() *Instance {
+		t.Helper()
+		inst, err := p.StartKept(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := inst.(*Instance)
+		t.Cleanup(func() { _ = s.Stop(ctx) })
+		end, _ := url.Parse(s.Env()["SQS_ENDPOINT"])
+		q, err := url.Parse(s.Env()["SQS_QUEUE_URL"])
+		if err != nil || q.Port() != end.Port() {
+			t.Errorf("SQS_QUEUE_URL %s: want the port of SQS_ENDPOINT %s (%v)", s.Env()["SQS_QUEUE_URL"], end, err)
+		}
+		return s
+	}
+
+	first := start()
+	send(first, "m1")
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the kept dir is gone after Stop: %v", err)
+	}
+	second := start()
+	if got, want := receive(second), []string{"m1"}; !slices.Equal(got, want) {
+		t.Errorf("after a stop and a start: received %q, want %q", got, want)
+	}
+	// A killed gantry takes the server with it: what it acknowledged is
+	// there on the next start.
+	send(second, "m2")
+	if err := syscall.Kill(second.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	third := start()
+	if got, want := receive(third), []string{"m1", "m2"}; !slices.Equal(got, want) {
+		t.Errorf("after kill -9 and a start: received %q, want %q", got, want)
 	}
 }

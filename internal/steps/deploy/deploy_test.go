@@ -236,6 +236,12 @@ func TestDeployFailures(t *testing.T) {
 		{name: "refused", with: "environment: staging", prepare: func(_ *step.Env, rec *recorder) {
 			rec.deployErr = fmt.Errorf("%w: verifyImages: unsigned", runtime.ErrAdmission)
 		}, is: runtime.ErrAdmission, want: "deploy to staging: admission refused: verifyImages: unsigned"},
+		{name: "another deploy in progress", with: "environment: staging", prepare: func(_ *step.Env, rec *recorder) {
+			rec.deployErr = fmt.Errorf("deploy staging: %w", runtime.ErrDeployInProgress)
+		}, is: runtime.ErrDeployInProgress, want: "deploy to staging: deploy staging: another deploy of this environment is in progress"},
+		{name: "policy file missing", with: "environment: staging", prepare: func(env *step.Env, _ *recorder) {
+			env.PipelineSource = []byte(strings.Replace(examplePipeline, "kubernetes/deployments/kyverno-image-verification.yaml", "kubernetes/deployments/nope.yaml", 1))
+		}, want: "deploy: .gantry/pipeline.yaml:9:14: environment staging: policy: kubernetes/deployments/nope.yaml does not exist in the repository"},
 		{name: "unknown environment", with: "environment: prod", want: `deploy: environment not declared: .gantry/pipeline.yaml has no environment "prod" (it declares staging)`},
 		{name: "nothing pushed", with: "environment: staging", prepare: func(env *step.Env, _ *recorder) {
 			env.Run = func() step.RunView { return step.RunView{} }

@@ -72,6 +72,9 @@ func (c *Controller) greenUp(ctx context.Context, en *env, r *record, split bool
 	}
 	insts, ws, err := c.ensureGreen(ctx, en, r, true)
 	unlock()
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err() // a verb ended the step: not green's failure
+	}
 	if err != nil {
 		return nil, &greenError{fmt.Sprintf("green did not start: %v", err)}
 	}

@@ -199,6 +199,12 @@ func (c *Controller) stepPaused(ctx context.Context, en *env, r *record) error {
 	if r.PromoteAsked || r.Full {
 		return c.promote(ctx, en, r)
 	}
+	if r.Status.Phase != runtime.RolloutPaused {
+		// The step moved to paused but the pause itself (its phase, its
+		// auto-promotion deadline, or the promotion when auto-promotion
+		// is on) was never recorded: the process ended in between.
+		return c.pauseOrPromote(ctx, en, r)
+	}
 	var deadline <-chan time.Time
 	if !r.Status.PauseUntil.IsZero() {
 		t := time.NewTimer(time.Until(r.Status.PauseUntil))

@@ -315,7 +315,14 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			if err != nil {
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}
-			err = serve.Run(ctx, serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger})
+			cfg := serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger}
+			// The environment controller runs blue/green rollouts once
+			// it implements runtime.Roller; until then the rollout
+			// endpoints answer 501.
+			if r, ok := any(d).(runtime.Roller); ok {
+				cfg.Roller = r
+			}
+			err = serve.Run(ctx, cfg)
 			var running *serve.AlreadyRunningError
 			if errors.As(err, &running) {
 				return &ExitError{Code: ExitAlreadyRunning, Err: err}

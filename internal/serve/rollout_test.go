@@ -180,7 +180,7 @@ func TestRollerOverSocket(t *testing.T) {
 	req := runtime.RolloutRequest{
 		Deploy: runtime.DeployRequest{Environment: "prod", Workloads: []runtime.Workload{{Name: "pay", Image: img, Replicas: 2}}, Who: "run 4", Run: 4},
 		Strategy: runtime.BlueGreen{ActiveService: "pay-active", PreviewService: "pay-preview", ScaleDownDelaySeconds: &five,
-			PreviewTraffic: &runtime.TrafficSplit{Header: "X-Canary", Value: "1"},
+			PreviewTraffic:       &runtime.TrafficSplit{Header: "X-Canary", Value: "1"},
 			PrePromotionAnalysis: &runtime.RolloutAnalysis{Templates: []*analysis.Template{{Metadata: analysis.Metadata{Name: "success-rate"}}}, PrometheusURL: "http://127.0.0.1:9090"}},
 		Monitors: []runtime.Monitor{{Name: "health", Path: "/healthz", Locations: []string{"local"}}},
 	}

@@ -137,11 +137,11 @@ func TestRolloutCommands(t *testing.T) {
 	writeFile(t, filepath.Join(repo, ".gantry", "pipeline.yaml"), `name: pay
 stages:
   - name: promote-prod
-    approval: {roles: [oncall-lead]}
+    approval: {required: true, roles: [oncall-lead]}
     steps:
       - {name: bluegreen, uses: blue-green, with: {environment: prod}}
   - name: promote-staging
-    approval: {roles: [release-manager]}
+    approval: {required: true, roles: [release-manager]}
     steps:
       - {name: bluegreen, uses: blue-green, with: {environment: staging}}
   - name: promote-none
@@ -266,4 +266,74 @@ func writeFile(t *testing.T, path, data string) {
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestApprovalShowsEvidence: a run waiting for the approval of its
+// promote stage shows the approver the image digest, the stage verdicts
+// and the results of the staging stage, at the end of gantry run and in
+// gantry show; once decided, show keeps what the decider was shown.
+func TestApprovalShowsEvidence(t *testing.T) {
+	repo := gitRepo(t, `name: brief
+stages:
+  - name: build
+    steps:
+      - name: push
+        outputs: [digest]
+        run: 'echo "digest=sha256:`+strings.Repeat("d", 64)+`" >> "$GANTRY_OUTPUT"'
+  - name: deploy-staging
+    steps:
+      - {name: smoke, run: 'echo smoke ok'}
+  - name: promote-prod
+    approval: {required: true, roles: [oncall-lead]}
+    steps:
+      - {name: promote, run: 'echo promoted'}
+`)
+	state := t.TempDir()
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(state, "approvers.yaml"), "oncall-lead: ["+me.Username+"]\n")
+	digest := "sha256:" + strings.Repeat("d", 64)
+
+	out, code := runCLIIn(t, state, "run", "--dir", repo, "--progress", "plain")
+	if code != ExitWaiting {
+		t.Fatalf("run: exit %d, want %d\n%s", code, ExitWaiting, out)
+	}
+	brief := []string{"image  " + digest, "evidence  build passed", "evidence  deploy-staging passed", "results of deploy-staging  smoke passed"}
+	for _, want := range brief {
+		if !containsSpaced(out, want) {
+			t.Errorf("run's output lacks %q:\n%s", want, out)
+		}
+	}
+	out, code = runCLIIn(t, state, "show", "1")
+	if code != 0 {
+		t.Fatalf("show: exit %d\n%s", code, out)
+	}
+	for _, want := range append([]string{"approval of promote-prod  pending, by role oncall-lead", "approve  gantry approve 1 --stage promote-prod"}, brief...) {
+		if !containsSpaced(out, want) {
+			t.Errorf("show's output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, code := runCLIIn(t, state, "approve", "1", "--dir", repo, "--comment", "looks good"); code != 0 {
+		t.Fatalf("approve: exit %d\n%s", code, out)
+	}
+	out, _ = runCLIIn(t, state, "show", "1", "-o", "json")
+	for _, want := range []string{`"status": "approved"`, `"digest": "` + digest + `"`, `"stage": "deploy-staging"`, `"comment": "looks good"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show -o json lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+// containsSpaced reports whether s holds want with each run of spaces
+// matching any run of one or more spaces (tabwriter padding).
+func containsSpaced(s, want string) bool {
+	squash := func(x string) string { return strings.Join(strings.Fields(x), " ") }
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(squash(line), squash(want)) {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/steps/deploy"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 )
 
@@ -325,3 +327,107 @@ spec:
 }
 
 var _ step.Step = (*blueGreenStep)(nil)
+
+// controllerFixture is a Controller: scriptedRoller's rollouts and an
+// environment whose Prometheus is known.
+type controllerFixture struct {
+	*scriptedRoller
+	closed int
+}
+
+func (c *controllerFixture) Close() { c.closed++ }
+func (c *controllerFixture) Deploy(context.Context, runtime.DeployRequest) (runtime.Revision, error) {
+	return runtime.Revision{}, errors.New("not used")
+}
+func (c *controllerFixture) Rollback(context.Context, string, int, string, string) (runtime.Revision, error) {
+	return runtime.Revision{}, errors.New("not used")
+}
+func (c *controllerFixture) Status(_ context.Context, env string) (runtime.EnvironmentStatus, error) {
+	return runtime.EnvironmentStatus{Name: env, URL: "http://127.0.0.1:30081", PrometheusURL: "http://127.0.0.1:19090"}, nil
+}
+func (c *controllerFixture) List(context.Context) ([]runtime.EnvironmentStatus, error) {
+	return nil, nil
+}
+func (c *controllerFixture) History(context.Context, string) ([]runtime.Revision, error) {
+	return nil, nil
+}
+func (c *controllerFixture) Logs(context.Context, string, bool, io.Writer) error { return nil }
+
+const examplePipeline = `name: payment-service
+environments:
+  prod:
+    values: [deploy/chart/values-local.yaml, deploy/chart/values-prod-local.yaml]
+    services: [postgres, redis, sqs]
+stages: []
+`
+
+// TestRunExample rolls the example's chart out to prod: the request
+// carries the chart's workloads pinned to the pushed digest, the
+// strategy with the step's inputs applied (the environment's Prometheus,
+// the interval, the traffic split), and the outputs come from the
+// rollout's final status. The chart's strategy is given by the test:
+// reading it from the rendered Rollout is the chart package's.
+func TestRunExample(t *testing.T) {
+	dir, err := filepath.Abs("../../../examples/payment-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &analysis.Template{Metadata: analysis.Metadata{Name: "payment-service-analysis"},
+		Spec: analysis.Spec{Metrics: []analysis.Metric{{Name: "p99-latency", Interval: "30s", Count: "10",
+			Provider: analysis.Provider{Prometheus: &analysis.PrometheusMetric{Address: "http://prometheus-operated.monitoring.svc.cluster.local:9090"}}}}}}
+	orig := build
+	t.Cleanup(func() { build = orig })
+	build = func(ctx context.Context, r deploy.Request) (*deploy.Built, error) {
+		b, err := orig(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		b.BlueGreen = &runtime.BlueGreen{ActiveService: "payment-service", PreviewService: "payment-service-preview",
+			PrePromotionAnalysis: &runtime.RolloutAnalysis{Templates: []*analysis.Template{tmpl}}}
+		return b, nil
+	}
+	env, log, _ := steptest.NewEnv(t, dir, "promote-prod", "bluegreen")
+	env.RunID = "42"
+	env.PipelineFile, env.PipelineSource = ".gantry/pipeline.yaml", []byte(examplePipeline)
+	healthy := st(runtime.RolloutHealthy, runtime.StepScaleDown)
+	healthy.Stable = 4
+	c := &controllerFixture{scriptedRoller: &scriptedRoller{started: st(runtime.RolloutProgressing, runtime.StepPreview),
+		script: []runtime.RolloutStatus{st(runtime.RolloutPaused, runtime.StepPaused), healthy}}}
+	s, err := NewKind(func(context.Context, string) (Controller, error) { return c, nil }).
+		New(steptest.Inputs{YAML: "{environment: prod, image: " + pushed + ", traffic: {header: X-Canary, value: '1'}, analysis_interval: 3s}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Run(context.Background(), env)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if len(c.reqs) != 1 {
+		t.Fatalf("%d rollout requests, want 1", len(c.reqs))
+	}
+	req := c.reqs[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"environment", req.Deploy.Environment, "prod"},
+		{"who", req.Deploy.Who, "run 42"},
+		{"image pinned", req.Deploy.Workloads[0].Image, pushed},
+		{"replicas of values-prod-local", req.Deploy.Workloads[0].Replicas, 2},
+		{"services", req.Deploy.Spec.Services, []string{"postgres", "redis", "sqs"}},
+		{"traffic", *req.Strategy.PreviewTraffic, runtime.TrafficSplit{Header: "X-Canary", Value: "1"}},
+		{"interval", req.Strategy.PrePromotionAnalysis.Templates[0].Spec.Metrics[0].Interval, "3s"},
+		{"the environment's prometheus", req.Strategy.PrePromotionAnalysis.PrometheusURL, "http://127.0.0.1:19090"},
+		{"no monitors declared", len(req.Monitors), 0},
+		{"outputs", res.Outputs, map[string]any{"url": "http://127.0.0.1:30081", "preview_url": "http://127.0.0.1:30082", "digest": digest, "revision": 4, "phase": "Healthy"}},
+		{"closed", c.closed, 1},
+		{"says how to promote", strings.Contains(log.String(), "to promote: gantry rollout promote prod"), true},
+	}
+	for _, ch := range checks {
+		t.Run(ch.name, func(t *testing.T) {
+			if fmt.Sprint(ch.got) != fmt.Sprint(ch.want) {
+				t.Errorf("got %v, want %v", ch.got, ch.want)
+			}
+		})
+	}
+}

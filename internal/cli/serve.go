@@ -177,7 +177,10 @@ type delivery struct {
 	log      *slog.Logger
 }
 
-var _ serve.Deployer = (*delivery)(nil)
+var (
+	_ serve.Deployer = (*delivery)(nil)
+	_ runtime.Roller = (*delivery)(nil)
+)
 
 // Run serves the sink and reconciles the environments until ctx ends.
 func (d *delivery) Run(ctx context.Context) error {
@@ -316,9 +319,8 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}
 			cfg := serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger}
-			// The environment controller runs blue/green rollouts once
-			// it implements runtime.Roller; until then the rollout
-			// endpoints answer 501.
+			// The environment controller runs the blue/green rollouts
+			// too (a deployer without them answers 501).
 			if r, ok := any(d).(runtime.Roller); ok {
 				cfg.Roller = r
 			}

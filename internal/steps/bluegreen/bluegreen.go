@@ -174,7 +174,7 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 	}
 	fmt.Fprintf(out, "rolling %s out to %s blue/green (image from %s)\n", image, e.Name, from)
 	runID, _ := strconv.ParseInt(env.RunID, 10, 64)
-	built, err := build(ctx, deploy.Request{
+	built, err := deploy.Build(ctx, deploy.Request{
 		Dir: env.Dir, Environment: e, Image: image,
 		Expr:       spec.EnvironmentExprEnv(env.Git, env.RunID, p.Name, deploy.VarsMap(env.Vars)),
 		DefaultKey: deploy.DefaultKey(env),
@@ -262,11 +262,6 @@ func setInterval(t *analysis.Template, d time.Duration) {
 		}
 	}
 }
-
-// build renders the environment's chart (a variable so that a test can
-// give the rendered chart a strategy while chart reading of Rollouts is
-// built elsewhere).
-var build = deploy.Build
 
 // Start starts the rollout of req, or attaches to the one in progress
 // for the same digest (a resumed run, or a run after a crash of the

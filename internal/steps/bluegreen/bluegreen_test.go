@@ -15,7 +15,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/step"
-	"github.com/gantry-ci/gantry/internal/steps/deploy"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 )
 
@@ -362,29 +361,14 @@ stages: []
 `
 
 // TestRunExample rolls the example's chart out to prod: the request
-// carries the chart's workloads pinned to the pushed digest, the
-// strategy with the step's inputs applied (the environment's Prometheus,
-// the interval, the traffic split), and the outputs come from the
-// rollout's final status. The chart's strategy is given by the test:
-// reading it from the rendered Rollout is the chart package's.
+// carries the chart's workloads pinned to the pushed digest and the
+// strategy of its Rollout with the step's inputs applied (the
+// environment's Prometheus, the interval, the traffic split), and the
+// outputs come from the rollout's final status.
 func TestRunExample(t *testing.T) {
 	dir, err := filepath.Abs("../../../examples/payment-service")
 	if err != nil {
 		t.Fatal(err)
-	}
-	tmpl := &analysis.Template{Metadata: analysis.Metadata{Name: "payment-service-analysis"},
-		Spec: analysis.Spec{Metrics: []analysis.Metric{{Name: "p99-latency", Interval: "30s", Count: "10",
-			Provider: analysis.Provider{Prometheus: &analysis.PrometheusMetric{Address: "http://prometheus-operated.monitoring.svc.cluster.local:9090"}}}}}}
-	orig := build
-	t.Cleanup(func() { build = orig })
-	build = func(ctx context.Context, r deploy.Request) (*deploy.Built, error) {
-		b, err := orig(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		b.BlueGreen = &runtime.BlueGreen{ActiveService: "payment-service", PreviewService: "payment-service-preview",
-			PrePromotionAnalysis: &runtime.RolloutAnalysis{Templates: []*analysis.Template{tmpl}}}
-		return b, nil
 	}
 	env, log, _ := steptest.NewEnv(t, dir, "promote-prod", "bluegreen")
 	env.RunID = "42"
@@ -416,7 +400,10 @@ func TestRunExample(t *testing.T) {
 		{"replicas of values-prod-local", req.Deploy.Workloads[0].Replicas, 2},
 		{"services", req.Deploy.Spec.Services, []string{"postgres", "redis", "sqs"}},
 		{"traffic", *req.Strategy.PreviewTraffic, runtime.TrafficSplit{Header: "X-Canary", Value: "1"}},
+		{"active service", req.Strategy.ActiveService, "payment-service"},
+		{"manual promotion", req.Strategy.AutoPromotionEnabled, false},
 		{"interval", req.Strategy.PrePromotionAnalysis.Templates[0].Spec.Metrics[0].Interval, "3s"},
+		{"count unchanged", req.Strategy.PrePromotionAnalysis.Templates[0].Spec.Metrics[0].Count, "10"},
 		{"the environment's prometheus", req.Strategy.PrePromotionAnalysis.PrometheusURL, "http://127.0.0.1:19090"},
 		{"no monitors declared", len(req.Monitors), 0},
 		{"outputs", res.Outputs, map[string]any{"url": "http://127.0.0.1:30081", "preview_url": "http://127.0.0.1:30082", "digest": digest, "revision": 4, "phase": "Healthy"}},

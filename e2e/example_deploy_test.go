@@ -10,9 +10,10 @@ import (
 	"github.com/gantry-ci/gantry/internal/admission"
 )
 
-// TestExamplePipelineValidates: the example's pipeline, stage 4 and its
-// staging environment included, is valid for this gantry (the field names
-// of environments:, the deploy kind, rollback: staging, vars:).
+// TestExamplePipelineValidates: the example's pipeline, stages 4 and 5
+// and their environments included, is valid for this gantry (the field
+// names of environments:, the deploy and blue-green kinds, rollback:
+// staging, approval:, vars:).
 func TestExamplePipelineValidates(t *testing.T) {
 	e := newEnv(t)
 	copyTree(t, "../examples/payment-service", e.repo)
@@ -20,7 +21,7 @@ func TestExamplePipelineValidates(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if want := "4 stages"; !strings.Contains(r.stdout, want) {
+	if want := "5 stages"; !strings.Contains(r.stdout, want) {
 		t.Errorf("validate: got %q, want it to say %q", r.stdout, want)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/steps/bluegreen"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/steps/deploy"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -42,9 +43,24 @@ var errNoController = errors.New("this gantry has no environment controller (gan
 func kinds() []step.Kind {
 	k := builtin.Kinds()
 	if connectDeployer != nil {
-		k = append(k, builtin.Deploy(connectDeployer))
+		k = append(k, builtin.Deploy(connectDeployer), builtin.BlueGreen(connectRoller))
 	}
 	return k
+}
+
+// connectRoller reaches the environment controller for uses: blue-green:
+// its rollouts, over the same connection as deploys.
+func connectRoller(ctx context.Context, stateDir string) (bluegreen.Controller, error) {
+	d, err := connectDeployer(ctx, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := d.(bluegreen.Controller)
+	if !ok {
+		deploy.Release(d)
+		return nil, errors.New("this environment controller runs no blue/green rollouts")
+	}
+	return c, nil
 }
 
 // connect returns the environment controller or errNoController.

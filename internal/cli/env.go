@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"strconv"
@@ -92,24 +93,30 @@ func newEnvHistoryCmd(g *options.Global) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printAs(cmd.OutOrStdout(), out.Format, revs, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "REVISION\tSTATUS\tDIGEST\tRUN\tWHO\tCREATED\tREASON")
-				for _, r := range revs {
-					run := "-"
-					if r.Run != 0 {
-						run = "#" + strconv.FormatInt(r.Run, 10)
-					}
-					reason := r.Reason
-					if r.Message != "" {
-						reason = strings.TrimSpace(reason + " (" + r.Message + ")")
-					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, terminalSafe(r.Status), terminalSafe(shortDigest(r.Digest)), run, terminalSafe(r.Who), r.Created.Local().Format(time.DateTime), terminalSafe(reason))
-				}
-			})
+			return printRevisions(cmd.OutOrStdout(), out.Format, revs)
 		},
 	}
 	out.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// printRevisions prints an environment's history (gantry env history,
+// gantry rollout history).
+func printRevisions(w io.Writer, format string, revs []runtime.Revision) error {
+	return printAs(w, format, revs, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "REVISION\tSTATUS\tDIGEST\tRUN\tWHO\tCREATED\tREASON")
+		for _, r := range revs {
+			run := "-"
+			if r.Run != 0 {
+				run = "#" + strconv.FormatInt(r.Run, 10)
+			}
+			reason := r.Reason
+			if r.Message != "" {
+				reason = strings.TrimSpace(reason + " (" + r.Message + ")")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, terminalSafe(r.Status), terminalSafe(shortDigest(r.Digest)), run, terminalSafe(r.Who), r.Created.Local().Format(time.DateTime), terminalSafe(reason))
+		}
+	})
 }
 
 func newEnvLogsCmd(g *options.Global) *cobra.Command {

@@ -55,6 +55,7 @@ func New() *cobra.Command {
 		newVulnDBCmd(g),
 		newServeCmd(g),
 		newEnvCmd(g),
+		newRolloutCmd(g),
 		newInfraCmd(g),
 		newDeployCmd(g),
 	)

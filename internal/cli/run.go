@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -176,17 +177,17 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 		return err
 	}
 	view.Summary(res)
-	return runOutcome(cmd, res)
+	return runOutcome(cmd, a.store, res)
 }
 
 // runOutcome tells how to go on with a waiting run and maps a run's
 // status to the exit status.
-func runOutcome(cmd *cobra.Command, res *engine.Result) error {
+func runOutcome(cmd *cobra.Command, records engine.RunRecords, res *engine.Result) error {
 	switch res.Status {
 	case store.StatusPassed:
 		return nil
 	case store.StatusWaiting:
-		printWaiting(cmd, res)
+		printWaiting(cmd, records, res)
 		return &ExitError{Code: ExitWaiting}
 	case store.StatusCancelled:
 		return &ExitError{Code: ExitCancelled}
@@ -196,8 +197,15 @@ func runOutcome(cmd *cobra.Command, res *engine.Result) error {
 	}
 }
 
-func printWaiting(cmd *cobra.Command, res *engine.Result) {
+func printWaiting(cmd *cobra.Command, records engine.RunRecords, res *engine.Result) {
 	w := cmd.OutOrStdout()
+	// What the approver is asked to approve: the image, the evidence,
+	// the results of the stage before.
+	if verdicts, digest, err := engine.DeciderView(cmd.Context(), records, res.RunID); err == nil {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		writeApprovalBrief(tw, "", verdicts, digest)
+		tw.Flush()
+	}
 	if res.Waiting == nil {
 		fmt.Fprintf(w, "run %d waits for an approval\n", res.RunID)
 		return
@@ -269,7 +277,7 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 		return err
 	}
 	view.Summary(res)
-	return runOutcome(cmd, res)
+	return runOutcome(cmd, a.store, res)
 }
 
 // triggered applies the pipeline's on: block.

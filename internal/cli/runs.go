@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -187,7 +189,24 @@ type artifactJSON struct {
 
 type showView struct {
 	runView
-	Stages []stageView `json:"stages"`
+	Stages    []stageView    `json:"stages"`
+	Approvals []approvalView `json:"approvals,omitempty"`
+}
+
+// approvalView is one approval of a run: for a pending one, what its
+// decider is asked to approve now (the image digest, the stage
+// verdicts); for a decided one, what its decider was shown.
+type approvalView struct {
+	Stage     string                `json:"stage"`
+	Status    string                `json:"status"`
+	Roles     []string              `json:"roles,omitempty"`
+	Requested time.Time             `json:"requested"`
+	Deadline  *time.Time            `json:"deadline,omitempty"`
+	Actor     string                `json:"actor,omitempty"`
+	Comment   string                `json:"comment,omitempty"`
+	Decided   *time.Time            `json:"decided,omitempty"`
+	Digest    string                `json:"digest,omitempty"`
+	Evidence  []engine.StageVerdict `json:"evidence,omitempty"`
 }
 
 func newShowCmd(g *options.Global) *cobra.Command {
@@ -261,7 +280,73 @@ func loadShow(cmd *cobra.Command, a *app, r *store.Run) (*showView, error) {
 		}
 		v.Stages[i].Steps = append(v.Stages[i].Steps, sj)
 	}
+	approvals, err := a.store.Approvals(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, ap := range approvals {
+		av := approvalView{Stage: ap.Stage, Status: ap.Status, Roles: splitRoles(ap.RequestedRoles), Requested: ap.Requested,
+			Actor: ap.Actor, Comment: ap.Comment, Digest: ap.Digest}
+		if !ap.Deadline.IsZero() {
+			av.Deadline = &ap.Deadline
+		}
+		if !ap.Decided.IsZero() {
+			av.Decided = &ap.Decided
+		}
+		if ap.Status == store.ApprovalPending {
+			if av.Evidence, av.Digest, err = engine.DeciderView(ctx, a.store, id); err != nil {
+				return nil, err
+			}
+		} else if ap.Evidence != "" {
+			if err := json.Unmarshal([]byte(ap.Evidence), &av.Evidence); err != nil {
+				return nil, fmt.Errorf("run %d stage %s: the evidence stored with the approval: %w", id, ap.Stage, err)
+			}
+		}
+		v.Approvals = append(v.Approvals, av)
+	}
 	return v, nil
+}
+
+func splitRoles(s string) []string {
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// writeApprovalBrief writes what an approver is asked to approve: the
+// image digest, each stage's verdict with its gate, and the results
+// (step summaries) of the last stage that passed — the staging stage in
+// the seed's pipeline.
+func writeApprovalBrief(tw *tabwriter.Writer, indent string, verdicts []engine.StageVerdict, digest string) {
+	fmt.Fprintf(tw, "%simage\t%s\n", indent, dash(digest))
+	var last *engine.StageVerdict
+	for i, v := range verdicts {
+		if v.Status == string(store.StatusWaiting) {
+			continue
+		}
+		gate := ""
+		if v.Gate != "" && v.GatePassed != nil {
+			gate = fmt.Sprintf(" (gate %s: %s)", v.Gate, map[bool]string{true: "passed", false: "failed"}[*v.GatePassed])
+		}
+		fmt.Fprintf(tw, "%sevidence\t%s %s%s\n", indent, terminalSafe(v.Stage), v.Status, terminalSafe(gate))
+		if v.Status == string(store.StatusPassed) {
+			last = &verdicts[i]
+		}
+	}
+	if last == nil {
+		return
+	}
+	for _, s := range last.Steps {
+		line := s.Status
+		if s.Summary != "" {
+			line += ": " + s.Summary
+		}
+		fmt.Fprintf(tw, "%sresults of %s\t%s %s\n", indent, terminalSafe(last.Stage), terminalSafe(s.Name), terminalSafe(firstLineOf(line)))
+	}
 }
 
 func writeShowTable(tw *tabwriter.Writer, v *showView) {
@@ -300,6 +385,25 @@ func writeShowTable(tw *tabwriter.Writer, v *showView) {
 				}
 				fmt.Fprintf(tw, "    · %s\t\t\t\t%s\n", k, val)
 			}
+		}
+	}
+	for _, ap := range v.Approvals {
+		fmt.Fprintln(tw)
+		who := "anyone"
+		if len(ap.Roles) > 0 {
+			who = "role " + strings.Join(ap.Roles, " or ")
+		}
+		line := fmt.Sprintf("approval of %s\t%s, by %s", ap.Stage, ap.Status, who)
+		if ap.Actor != "" {
+			line += fmt.Sprintf(": %s %s", terminalSafe(ap.Actor), terminalSafe(ap.Comment))
+		}
+		if ap.Deadline != nil && ap.Status == store.ApprovalPending {
+			line += " until " + ap.Deadline.Local().Format(time.RFC3339)
+		}
+		fmt.Fprintln(tw, strings.TrimSpace(line))
+		writeApprovalBrief(tw, "  ", ap.Evidence, ap.Digest)
+		if ap.Status == store.ApprovalPending {
+			fmt.Fprintf(tw, "  approve\tgantry approve %d --stage %s\n", v.ID, ap.Stage)
 		}
 	}
 }

@@ -177,7 +177,10 @@ type delivery struct {
 	log      *slog.Logger
 }
 
-var _ serve.Deployer = (*delivery)(nil)
+var (
+	_ serve.Deployer = (*delivery)(nil)
+	_ runtime.Roller = (*delivery)(nil)
+)
 
 // Run serves the sink and reconciles the environments until ctx ends.
 func (d *delivery) Run(ctx context.Context) error {
@@ -315,7 +318,13 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			if err != nil {
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}
-			err = serve.Run(ctx, serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger})
+			cfg := serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger}
+			// The environment controller runs the blue/green rollouts
+			// too (a deployer without them answers 501).
+			if r, ok := any(d).(runtime.Roller); ok {
+				cfg.Roller = r
+			}
+			err = serve.Run(ctx, cfg)
 			var running *serve.AlreadyRunningError
 			if errors.As(err, &running) {
 				return &ExitError{Code: ExitAlreadyRunning, Err: err}

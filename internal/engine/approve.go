@@ -182,13 +182,36 @@ func pendingApproval(req DecideRequest, approvals []store.Approval) (*store.Appr
 // shownToDecider returns the stage verdicts of the run as JSON and the
 // image digest it produced, if any.
 func (e *Engine) shownToDecider(ctx context.Context, runID int64) (string, string, error) {
-	stages, err := e.resumer.Stages(ctx, runID)
+	verdicts, digest, err := DeciderView(ctx, e.resumer, runID)
 	if err != nil {
 		return "", "", err
 	}
-	steps, err := e.resumer.Steps(ctx, runID)
+	b, err := json.Marshal(verdicts)
 	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("encode the evidence shown: %w", err)
+	}
+	return string(b), digest, nil
+}
+
+// RunRecords reads a run's stages and steps.
+type RunRecords interface {
+	Stages(ctx context.Context, runID int64) ([]store.Stage, error)
+	Steps(ctx context.Context, runID int64) ([]store.Step, error)
+}
+
+// DeciderView is what the decider of a run's approval is shown (and
+// what Decide stores with the decision): the verdict of each stage so
+// far, with its gate and its steps' summaries, and the image digest the
+// run produced (a "digest" output of a passed step, the last in pipeline
+// order; "" if none).
+func DeciderView(ctx context.Context, r RunRecords, runID int64) ([]StageVerdict, string, error) {
+	stages, err := r.Stages(ctx, runID)
+	if err != nil {
+		return nil, "", err
+	}
+	steps, err := r.Steps(ctx, runID)
+	if err != nil {
+		return nil, "", err
 	}
 	verdicts := make([]StageVerdict, 0, len(stages))
 	for _, st := range stages {
@@ -200,10 +223,6 @@ func (e *Engine) shownToDecider(ctx context.Context, runID int64) (string, strin
 		}
 		verdicts = append(verdicts, v)
 	}
-	b, err := json.Marshal(verdicts)
-	if err != nil {
-		return "", "", fmt.Errorf("encode the evidence shown: %w", err)
-	}
 	digest := ""
 	for _, s := range steps {
 		if s.Status != store.StatusPassed && s.Status != store.StatusCached {
@@ -213,7 +232,7 @@ func (e *Engine) shownToDecider(ctx context.Context, runID int64) (string, strin
 			digest = d
 		}
 	}
-	return string(b), digest, nil
+	return verdicts, digest, nil
 }
 
 func splitComma(s string) []string {

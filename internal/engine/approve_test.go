@@ -272,3 +272,43 @@ func TestLoadApprovers(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeInSubdirectory: a run of a pipeline in a subdirectory of its
+// repository (gantry's own examples/payment-service) resumes, in a
+// worktree of the run's commit, in that same subdirectory.
+func TestResumeInSubdirectory(t *testing.T) {
+	ctx := context.Background()
+	marks := t.TempDir()
+	t.Setenv("MARKS", marks)
+	repo, state := gatedRepo(t), t.TempDir()
+	commitFile(t, repo, "svc/version.txt", "svc v1\n", "svc v1")
+	svc := filepath.Join(repo, "svc")
+
+	first := startGated(t, state, svc, approvalPipeline)
+	if first.Status != store.StatusWaiting {
+		t.Fatalf("first process: got %+v, want waiting", first)
+	}
+	// The working tree moves on: the resumed run needs a worktree.
+	commitFile(t, repo, "svc/version.txt", "svc v2\n", "svc v2")
+
+	st, eng := engineOn(t, state)
+	approvers, source, err := engine.LoadApprovers(ctx, svc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Decide(ctx, engine.DecideRequest{RunID: first.RunID, Approve: true, Who: engine.Identity{Name: "alice", Via: "test"},
+		Approvers: approvers, Source: source}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := eng.Resume(ctx, first.RunID, engine.ResumeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != store.StatusPassed {
+		steps, _ := st.Steps(ctx, first.RunID)
+		t.Fatalf("resumed run: got %+v, want passed; steps %+v", res, steps)
+	}
+	if b, _ := os.ReadFile(filepath.Join(marks, "deployed")); string(b) != "svc v1\n" {
+		t.Errorf("deploy saw %q, want the subdirectory's version of the run's commit, svc v1", b)
+	}
+}

@@ -17,9 +17,9 @@ import (
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
 // checkout returns the directory a resumed run works in: dir itself when
-// its HEAD is the run's commit and no tracked file changed, otherwise a
-// detached git worktree of sha under the state dir, which cleanup
-// removes. A dir that is not a git checkout (or a run without a commit)
+// its HEAD is the run's commit and no tracked file changed, otherwise
+// dir's place in a detached git worktree of sha under the state dir,
+// which cleanup removes. A dir that is not a git checkout (or a run without a commit)
 // is used as it is.
 func (e *Engine) checkout(ctx context.Context, dir, sha string, runID int64) (string, func(), error) {
 	nothing := func() {}
@@ -61,11 +61,18 @@ func (e *Engine) checkout(ctx context.Context, dir, sha string, runID int64) (st
 	if _, err := os.Stat(wt); err == nil {
 		remove() // left by a resumption that was killed
 	}
+	// dir may be a subdirectory of its repository (a service in a
+	// monorepo): the run goes on in the same subdirectory of the worktree.
+	prefix, err := gitOut(ctx, dir, "rev-parse", "--show-prefix")
+	if err != nil {
+		return "", nothing, err
+	}
 	if _, err := gitOut(ctx, dir, "worktree", "add", "--detach", wt, sha); err != nil {
 		return "", nothing, err
 	}
-	e.log.Info("resuming in a detached worktree of the run's commit", "dir", wt, "sha", sha, "head", head, "dirty", dirty != "")
-	return wt, remove, nil
+	work := filepath.Join(wt, filepath.FromSlash(prefix))
+	e.log.Info("resuming in a detached worktree of the run's commit", "dir", work, "sha", sha, "head", head, "dirty", dirty != "")
+	return work, remove, nil
 }
 
 func gitOut(ctx context.Context, dir string, args ...string) (string, error) {

@@ -35,9 +35,9 @@ func registry() spec.Registry {
 	for n := range builtin.Services() {
 		names = append(names, n)
 	}
-	// deploy is registered by the CLI with its controller; parsing needs
-	// only its inputs.
-	return spec.NewRegistry(append(builtin.Kinds(), builtin.Deploy(nil)), names)
+	// deploy and blue-green are registered by the CLI with its
+	// controller; parsing needs only their inputs.
+	return spec.NewRegistry(append(builtin.Kinds(), builtin.Deploy(nil), builtin.BlueGreen(nil)), names)
 }
 
 func plan(t *testing.T, dir string) *scaffold.Plan {
@@ -94,9 +94,9 @@ func TestPaymentExampleEquivalent(t *testing.T) {
 		t.Errorf("name: got %q, want %q", got.Name, want.Name)
 	}
 	// gantry init writes stages 1-3; the example goes on to deploy its
-	// own staging environment.
-	if g, w := stageNames(got), stageNames(want); !slices.Equal(append(g, "deploy-staging"), w) {
-		t.Fatalf("stages: got %v, want %v plus deploy-staging", g, w)
+	// own staging environment and to promote to its prod environment.
+	if g, w := stageNames(got), stageNames(want); !slices.Equal(append(g, "deploy-staging", "promote-prod"), w) {
+		t.Fatalf("stages: got %v, want %v plus deploy-staging and promote-prod", g, w)
 	}
 	for i := range got.Stages {
 		ws, gs := &want.Stages[i], &got.Stages[i]

@@ -50,6 +50,8 @@ type RollbackRequest struct {
 // (RequireUser); a TCP listener would wrap it in its own authentication.
 type API struct {
 	deployer runtime.Deployer
+	// roller runs blue/green rollouts; nil answers 501 (SetRoller).
+	roller   runtime.Roller
 	health   func() Health
 	shutdown func()
 	// stopping ends when the server stops; following log streams end
@@ -68,6 +70,10 @@ func NewAPI(d runtime.Deployer, health func() Health, shutdown func(), stopping 
 	return &API{deployer: d, health: health, shutdown: shutdown, stopping: stopping, logger: logger}
 }
 
+// SetRoller exposes r's rollouts; without one the rollout endpoints
+// answer 501 (CodeUnsupported).
+func (a *API) SetRoller(r runtime.Roller) { a.roller = r }
+
 // Handler routes the versioned API paths.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -79,6 +85,13 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.postRollback)
 	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.getHistory)
 	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.getLogs)
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(a.postRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(a.getRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(a.getRolloutWatch))
+	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.withRoller(a.postPromote))
+	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.withRoller(a.postAbort))
+	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.withRoller(a.postRetry))
+	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.withRoller(a.postUndo))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route: keep the mux's 404 or 405 (and its Allow

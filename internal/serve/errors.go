@@ -24,6 +24,8 @@ const (
 	CodeInvalidRequest   = "invalid_request"    // runtime.ErrInvalidRequest, 400
 	CodeUnavailable      = "unavailable"        // runtime.ErrClosed (serve stopping), 503
 	CodeUnsupported      = "unsupported"        // errors.ErrUnsupported, 501
+	CodeNoRollout        = "no_rollout"         // runtime.ErrNoRollout, 404
+	CodeRolloutState     = "rollout_state"      // runtime.ErrRolloutState, 409
 	CodeBadRequest       = "bad_request"        // malformed request, 400
 	CodeTooLarge         = "too_large"          // body over the limit, 413
 	CodeForbidden        = "forbidden"          // peer not allowed, 403
@@ -39,6 +41,8 @@ var sentinels = []struct {
 	err    error
 }{
 	{CodeDeployInProgress, http.StatusConflict, runtime.ErrDeployInProgress},
+	{CodeNoRollout, http.StatusNotFound, runtime.ErrNoRollout},
+	{CodeRolloutState, http.StatusConflict, runtime.ErrRolloutState},
 	{CodeNotReady, http.StatusUnprocessableEntity, runtime.ErrNotReady},
 	{CodeAdmission, http.StatusForbidden, runtime.ErrAdmission},
 	{CodeNotFound, http.StatusNotFound, store.ErrNotFound},

@@ -37,6 +37,9 @@ type Config struct {
 	StateDir string
 	// Deployer is the environment controller to expose (required).
 	Deployer Deployer
+	// Roller runs the environments' blue/green rollouts (usually the
+	// same controller); nil: the rollout endpoints answer 501.
+	Roller runtime.Roller
 	// Version is reported by the health endpoint.
 	Version string
 	// Logger receives the process's logs (default: discarded).
@@ -137,6 +140,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return Health{Pid: pid, Version: cfg.Version, StateDir: stateDir, Started: started.UTC(), Uptime: time.Since(started).Seconds(), Registry: regAddr}
 	}
 	api := NewAPI(cfg.Deployer, health, shutdown, stopping, logger)
+	api.SetRoller(cfg.Roller)
 	srv := &http.Server{
 		Handler:           RequireUser(os.Getuid(), logger, api.Handler()),
 		ConnContext:       peerContext,

@@ -9,6 +9,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/service/sqs"
 	"github.com/gantry-ci/gantry/internal/step"
 	analysisstep "github.com/gantry-ci/gantry/internal/steps/analysis"
+	"github.com/gantry-ci/gantry/internal/steps/bluegreen"
 	"github.com/gantry-ci/gantry/internal/steps/commitlint"
 	"github.com/gantry-ci/gantry/internal/steps/deploy"
 	"github.com/gantry-ci/gantry/internal/steps/golangcilint"
@@ -67,6 +68,11 @@ func Kinds() []step.Kind {
 // without one refuses `uses: deploy` when the pipeline is validated
 // rather than when the step runs.
 func Deploy(connect deploy.Connect) step.Kind { return deploy.NewKind(connect) }
+
+// BlueGreen returns the blue-green kind, which rolls out through
+// connect (the client of the `gantry serve` process); like Deploy, the
+// CLI adds it when it can reach an environment controller.
+func BlueGreen(connect bluegreen.Connect) step.Kind { return bluegreen.NewKind(connect) }
 
 // Script returns the script kind, which runs `run:` steps. It is not a
 // `uses:` kind: the engine builds it from a step's run:, shell: and

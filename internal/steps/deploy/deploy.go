@@ -112,8 +112,8 @@ func (s *deployStep) Run(ctx context.Context, env *step.Env) (*step.Result, erro
 	runID, _ := strconv.ParseInt(env.RunID, 10, 64)
 	built, err := Build(ctx, Request{
 		Dir: env.Dir, Environment: e, Image: image,
-		Expr:       spec.EnvironmentExprEnv(env.Git, env.RunID, p.Name, varsMap(env.Vars)),
-		DefaultKey: defaultKey(env),
+		Expr:       spec.EnvironmentExprEnv(env.Git, env.RunID, p.Name, VarsMap(env.Vars)),
+		DefaultKey: DefaultKey(env),
 		Who:        "run " + env.RunID, Run: runID, Reason: "deploy",
 	})
 	if err != nil {
@@ -233,6 +233,13 @@ func (s *deployStep) image(env *step.Env) (string, string, error) {
 	if s.cfg.Image != "" {
 		return s.cfg.Image, "with.image", nil
 	}
+	return PushedImage(env)
+}
+
+// PushedImage returns the image an earlier step of the run pushed (the
+// latest `image` output that is a reference by digest) and which step it
+// came from.
+func PushedImage(env *step.Env) (string, string, error) {
 	if env.Run != nil {
 		v := env.Run()
 		for i := len(v.Stages) - 1; i >= 0; i-- {
@@ -255,9 +262,9 @@ func (s *deployStep) image(env *step.Env) (string, string, error) {
 	return "", "", errors.New("deploy: no step of this run pushed an image by digest (an `image` output REPO@sha256:..., as image-push sets); set with.image")
 }
 
-// defaultKey is the public key the run signed with (a sign step's `key`
+// DefaultKey is the public key the run signed with (a sign step's `key`
 // output), else gantry's default key of the state dir.
-func defaultKey(env *step.Env) string {
+func DefaultKey(env *step.Env) string {
 	if env.Run != nil {
 		v := env.Run()
 		for i := len(v.Stages) - 1; i >= 0; i-- {
@@ -275,7 +282,8 @@ func defaultKey(env *step.Env) string {
 	return filepath.Join(signing.DefaultKeyDir(env.StateDir), signing.PublicKeyFile)
 }
 
-func varsMap(vars []string) map[string]string {
+// VarsMap turns KEY=VALUE pairs into a map.
+func VarsMap(vars []string) map[string]string {
 	m := make(map[string]string, len(vars))
 	for _, kv := range vars {
 		if k, v, ok := strings.Cut(kv, "="); ok {

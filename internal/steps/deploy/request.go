@@ -38,6 +38,9 @@ type Built struct {
 	// Notes say what the chart's pod template asked for that the local
 	// runtime skips (Secrets not in the chart, ...).
 	Notes []string
+	// BlueGreen is the strategy of the chart's Argo Rollout (nil: the
+	// chart renders none), for uses: blue-green.
+	BlueGreen *runtime.BlueGreen
 }
 
 // Build renders the environment's chart with the image pinned, resolves
@@ -91,7 +94,8 @@ func Build(ctx context.Context, r Request) (*Built, error) {
 			Environment: e.Name, Workloads: res.Workloads, Spec: es,
 			Who: r.Who, Run: r.Run, Reason: r.Reason,
 		},
-		Notes: res.Notes,
+		Notes:     res.Notes,
+		BlueGreen: res.BlueGreen,
 	}, nil
 }
 

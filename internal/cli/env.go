@@ -74,10 +74,16 @@ func newEnvLsCmd(g *options.Global) *cobra.Command {
 }
 
 func newEnvHistoryCmd(g *options.Global) *cobra.Command {
+	return newHistoryCmd(g, "List an environment's revisions, oldest first")
+}
+
+// newHistoryCmd is `gantry env history` and `gantry rollout history`: the
+// environment's revisions, the numbers rollback and undo take.
+func newHistoryCmd(g *options.Global, short string) *cobra.Command {
 	out := &options.Output{}
 	cmd := &cobra.Command{
 		Use:   "history ENV",
-		Short: "List an environment's revisions, oldest first",
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.Validate(); err != nil {

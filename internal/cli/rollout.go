@@ -114,30 +114,7 @@ func newRolloutUndoCmd(g *options.Global) *cobra.Command {
 }
 
 func newRolloutHistoryCmd(g *options.Global) *cobra.Command {
-	out := &options.Output{}
-	cmd := &cobra.Command{
-		Use:   "history ENV",
-		Short: "List the environment's revisions, oldest first (the numbers undo --to-revision takes)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.Validate(); err != nil {
-				return usageErr(err)
-			}
-			env, err := envArg(args[0])
-			if err != nil {
-				return err
-			}
-			revs, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) ([]runtime.Revision, error) {
-				return c.History(ctx, env)
-			})
-			if err != nil {
-				return err
-			}
-			return printRevisions(cmd.OutOrStdout(), out.Format, revs)
-		},
-	}
-	out.AddFlags(cmd.Flags())
-	return cmd
+	return newHistoryCmd(g, "List the environment's revisions, oldest first (the numbers undo --to-revision takes)")
 }
 
 func newRolloutStatusCmd(g *options.Global) *cobra.Command {

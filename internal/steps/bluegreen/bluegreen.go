@@ -208,7 +208,7 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 	if err != nil {
 		return nil, err
 	}
-	st, err = Follow(ctx, c, e.Name, st, out)
+	st, err = Follow(ctx, c, e.Name, st, monitors, out)
 	outputs := map[string]any{"url": st.ActiveURL, "preview_url": st.PreviewURL, "digest": st.Digest, "revision": st.Desired, "phase": string(st.Phase)}
 	if err != nil {
 		return &step.Result{Outputs: outputs}, err
@@ -304,12 +304,17 @@ var ErrSuperseded = errors.New("rollout superseded")
 // Follow watches the rollout that started as first until it is Healthy
 // (nil error) or Degraded (ErrDegraded, with the failing metrics and
 // their values), printing its progress to out. While it is paused for
-// manual promotion it says how to promote.
-func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime.RolloutStatus, out io.Writer) (runtime.RolloutStatus, error) {
+// manual promotion it says how to promote. With monitors, a promoted
+// rollout that is Healthy while the old revision waits out its scale-down
+// delay counts once every monitor has passed from every location (the
+// seed's gate: synthetic monitors green); one failing aborts the rollout,
+// which ends Degraded.
+func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime.RolloutStatus, monitors []runtime.Monitor, out io.Writer) (runtime.RolloutStatus, error) {
 	pr := NewProgress(out)
 	last := first
 	var end error
 	pausedFor := -1
+	waitingMonitors := false
 	visit := func(st runtime.RolloutStatus) bool {
 		if first.Digest != "" && st.Digest != first.Digest {
 			end = fmt.Errorf("%s: %w: revision %d (%s) is being rolled out instead of %s", envName, ErrSuperseded, st.Desired, shortDigest(st.Digest), shortDigest(first.Digest))
@@ -319,6 +324,13 @@ func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime
 		pr.Report(st)
 		switch st.Phase {
 		case runtime.RolloutHealthy:
+			if st.Step != runtime.StepCompleted && !monitorsPassed(monitors, st.Monitors) {
+				if !waitingMonitors {
+					waitingMonitors = true
+					fmt.Fprintf(out, "%s: waiting for every synthetic monitor to pass from every location\n", envName)
+				}
+				return true
+			}
 			return false
 		case runtime.RolloutDegraded:
 			end = fmt.Errorf("%s: %w: %s", envName, ErrDegraded, Failure(st))
@@ -351,6 +363,23 @@ func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime
 		return last, fmt.Errorf("blue-green: the watch of %s ended at %s, step %s", envName, last.Phase, last.Step)
 	}
 	return last, nil
+}
+
+// monitorsPassed reports whether results holds a passing check of every
+// monitor from every one of its locations.
+func monitorsPassed(monitors []runtime.Monitor, results []runtime.MonitorResult) bool {
+	ok := map[[2]string]bool{}
+	for _, r := range results {
+		ok[[2]string{r.Monitor, r.Location}] = r.OK
+	}
+	for _, m := range monitors {
+		for _, loc := range m.Locations {
+			if !ok[[2]string{m.Name, loc}] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func shortDigest(d string) string {

@@ -101,6 +101,53 @@ func withMeasurements(s runtime.RolloutStatus, phase analysis.Phase, values ...s
 // TestFollowToHealthy: the step prints each step change and each
 // measurement once, says how to promote while paused, and ends at
 // Healthy.
+// TestFollowWaitsForMonitors: a promoted rollout that is Healthy while
+// blue waits out its scale-down delay ends the step only once every
+// monitor has passed from every location; one failing leads to Degraded.
+func TestFollowWaitsForMonitors(t *testing.T) {
+	monitors := []runtime.Monitor{
+		{Name: "health", Locations: []string{"local"}},
+		{Name: "payment-intent", Locations: []string{"local"}},
+	}
+	healthy := st(runtime.RolloutHealthy, runtime.StepScaleDown)
+	oneOK := healthy
+	oneOK.Monitors = []runtime.MonitorResult{{Monitor: "health", Location: "local", OK: true}}
+	oneFailing := healthy
+	oneFailing.Monitors = []runtime.MonitorResult{{Monitor: "health", Location: "local", OK: true}, {Monitor: "payment-intent", Location: "local", Message: "status 500, want 201"}}
+	allOK := healthy
+	allOK.Monitors = []runtime.MonitorResult{{Monitor: "health", Location: "local", OK: true}, {Monitor: "payment-intent", Location: "local", OK: true}}
+	degraded := st(runtime.RolloutDegraded, runtime.StepAborted)
+	degraded.Message = "monitor payment-intent from local failed: status 500, want 201"
+
+	for _, tc := range []struct {
+		name   string
+		script []runtime.RolloutStatus
+		want   runtime.RolloutPhase
+	}{
+		{"all pass", []runtime.RolloutStatus{healthy, oneOK, allOK, degraded}, runtime.RolloutHealthy},
+		{"one fails", []runtime.RolloutStatus{healthy, oneOK, oneFailing, degraded, allOK}, runtime.RolloutDegraded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			got, err := Follow(context.Background(), &scriptedRoller{script: tc.script}, "prod", st(runtime.RolloutProgressing, runtime.StepPostPromotion), monitors, &out)
+			if got.Phase != tc.want {
+				t.Fatalf("ended at %s (err %v), want %s\n%s", got.Phase, err, tc.want, &out)
+			}
+			if (err == nil) != (tc.want == runtime.RolloutHealthy) {
+				t.Errorf("error %v at %s", err, got.Phase)
+			}
+			if !strings.Contains(out.String(), "waiting for every synthetic monitor to pass") {
+				t.Errorf("output does not say it waits for the monitors:\n%s", &out)
+			}
+		})
+	}
+	// Without monitors, Healthy at scale-down ends it at once.
+	got, err := Follow(context.Background(), &scriptedRoller{script: []runtime.RolloutStatus{healthy, degraded}}, "prod", st(runtime.RolloutProgressing, runtime.StepPostPromotion), nil, &bytes.Buffer{})
+	if err != nil || got.Phase != runtime.RolloutHealthy {
+		t.Errorf("without monitors: ended at %s, %v; want Healthy", got.Phase, err)
+	}
+}
+
 func TestFollowToHealthy(t *testing.T) {
 	pre := st(runtime.RolloutProgressing, runtime.StepPrePromotion)
 	paused := withMeasurements(st(runtime.RolloutPaused, runtime.StepPaused), analysis.PhaseSuccessful, "0.120", "0.131")
@@ -116,7 +163,7 @@ func TestFollowToHealthy(t *testing.T) {
 		st(runtime.RolloutDegraded, runtime.StepAborted), // never reached
 	}}
 	var out bytes.Buffer
-	got, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), &out)
+	got, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), nil, &out)
 	if err != nil {
 		t.Fatalf("Follow: %v\n%s", err, &out)
 	}
@@ -150,7 +197,7 @@ func TestFollowDegraded(t *testing.T) {
 	deg.Monitors = []runtime.MonitorResult{{Monitor: "checkout", Location: "local", OK: false, Status: 503, Message: "status 503, want 200"}}
 	r := &scriptedRoller{script: []runtime.RolloutStatus{st(runtime.RolloutProgressing, runtime.StepPrePromotion), deg}}
 	var out bytes.Buffer
-	got, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), &out)
+	got, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), nil, &out)
 	if !errors.Is(err, ErrDegraded) {
 		t.Fatalf("got %v, want errors.Is ErrDegraded", err)
 	}
@@ -170,7 +217,7 @@ func TestFollowSuperseded(t *testing.T) {
 	other := st(runtime.RolloutHealthy, runtime.StepCompleted)
 	other.Digest, other.Desired = "sha256:"+strings.Repeat("0", 64), 5
 	r := &scriptedRoller{script: []runtime.RolloutStatus{st(runtime.RolloutProgressing, runtime.StepPrePromotion), other}}
-	_, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), &bytes.Buffer{})
+	_, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), nil, &bytes.Buffer{})
 	if !errors.Is(err, ErrSuperseded) {
 		t.Fatalf("got %v, want errors.Is ErrSuperseded", err)
 	}

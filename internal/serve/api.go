@@ -243,16 +243,29 @@ func (a *API) getLogs(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(a.stopping, cancel)
 	defer stop()
 
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w)}
-	w.Header().Set("Trailer", errorTrailer)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	sw := startStream(w, "text/plain; charset=utf-8")
 	err := a.deployer.Logs(ctx, env, follow, sw)
-	started := sw.close()
 	if err != nil && follow && ctx.Err() != nil {
 		// Following ends when the client goes or the server stops.
 		err = nil
 	}
+	a.endStream(w, r, sw, "logs of "+env, err)
+}
+
+// startStream sets the headers of a streamed answer (the error trailer
+// announced) and returns its writer.
+func startStream(w http.ResponseWriter, contentType string) *streamWriter {
+	w.Header().Set("Trailer", errorTrailer)
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	return &streamWriter{w: w, rc: http.NewResponseController(w)}
+}
+
+// endStream ends a streamed answer with err: before anything was
+// written, a JSON error answer (what says what failed); after, the
+// Gantry-Error trailer.
+func (a *API) endStream(w http.ResponseWriter, r *http.Request, sw *streamWriter, what string, err error) {
+	started := sw.close()
 	if err == nil {
 		if !started {
 			w.WriteHeader(http.StatusOK)
@@ -261,7 +274,7 @@ func (a *API) getLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	if !started {
 		w.Header().Del("Trailer")
-		a.writeError(w, r, "logs of "+env, err)
+		a.writeError(w, r, what, err)
 		return
 	}
 	code, _ := classify(err)

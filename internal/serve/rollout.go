@@ -127,10 +127,7 @@ func (a *API) getRolloutWatch(w http.ResponseWriter, r *http.Request, env string
 	stop := context.AfterFunc(a.stopping, cancel)
 	defer stop()
 
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w)}
-	w.Header().Set("Trailer", errorTrailer)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	sw := startStream(w, "application/x-ndjson")
 	var werr error
 	err := a.roller.Watch(ctx, env, func(st runtime.RolloutStatus) bool {
 		b, err := json.Marshal(st)
@@ -141,7 +138,6 @@ func (a *API) getRolloutWatch(w http.ResponseWriter, r *http.Request, env string
 		_, werr = sw.Write(append(b, '\n'))
 		return werr == nil
 	})
-	started := sw.close()
 	if err == nil {
 		err = werr
 	}
@@ -149,20 +145,7 @@ func (a *API) getRolloutWatch(w http.ResponseWriter, r *http.Request, env string
 		// Watching ends when the client goes or the server stops.
 		err = nil
 	}
-	if err == nil {
-		if !started {
-			w.WriteHeader(http.StatusOK)
-		}
-		return
-	}
-	if !started {
-		w.Header().Del("Trailer")
-		a.writeError(w, r, "watch the rollout of "+env, err)
-		return
-	}
-	code, _ := classify(err)
-	b, _ := json.Marshal(errorBody{Code: code, Message: err.Error()})
-	w.Header().Set(errorTrailer, url.QueryEscape(string(b)))
+	a.endStream(w, r, sw, "watch the rollout of "+env, err)
 }
 
 var _ runtime.Roller = (*Client)(nil)

@@ -128,34 +128,7 @@ func TestDeployCommand(t *testing.T) {
 // rollback of a declared environment through the controller, and the run
 // says which digest was rolled back to what.
 func TestRunRollsBackDeclaredEnvironment(t *testing.T) {
-	repo := t.TempDir()
-	files := map[string]string{
-		"deploy/chart/Chart.yaml": "apiVersion: v2\nname: x\nversion: 0.1.0\n",
-		".gantry/pipeline.yaml": `name: demo
-environments:
-  staging: {}
-stages:
-  - name: deploy-staging
-    steps: [{name: smoke, run: 'false'}]
-    on_failure: [{rollback: staging}]
-`,
-	}
-	for name, data := range files {
-		p := filepath.Join(repo, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	repo := rollbackRepo(t)
 	c := &controller{current: &runtime.Revision{Number: 4, Digest: "sha256:new"}, hist: []runtime.Revision{
 		{Number: 3, Digest: "sha256:0ld", Status: "superseded"},
 		{Number: 4, Digest: "sha256:new", Status: "serving"},
@@ -235,4 +208,39 @@ func TestValidateDeployKind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rollbackRepo is a git repository whose pipeline declares staging and
+// has a stage that fails with on_failure rollback of it.
+func rollbackRepo(t *testing.T) string {
+	t.Helper()
+	repo := t.TempDir()
+	files := map[string]string{
+		"deploy/chart/Chart.yaml": "apiVersion: v2\nname: x\nversion: 0.1.0\n",
+		".gantry/pipeline.yaml": `name: demo
+environments:
+  staging: {}
+stages:
+  - name: deploy-staging
+    steps: [{name: smoke, run: 'false'}]
+    on_failure: [{rollback: staging}]
+`,
+	}
+	for name, data := range files {
+		p := filepath.Join(repo, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return repo
 }

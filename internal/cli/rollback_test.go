@@ -5,9 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,34 +66,7 @@ func TestRollbackAfterFailedDeploy(t *testing.T) {
 // environment's first deploy has on_failure rollback print a note that
 // nothing was rolled back, with no warning and no failed failure action.
 func TestRunFirstDeployRollbackIsANote(t *testing.T) {
-	repo := t.TempDir()
-	files := map[string]string{
-		"deploy/chart/Chart.yaml": "apiVersion: v2\nname: x\nversion: 0.1.0\n",
-		".gantry/pipeline.yaml": `name: demo
-environments:
-  staging: {}
-stages:
-  - name: deploy-staging
-    steps: [{name: smoke, run: 'false'}]
-    on_failure: [{rollback: staging}]
-`,
-	}
-	for name, data := range files {
-		p := filepath.Join(repo, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	repo := rollbackRepo(t)
 	first := runtime.Revision{Number: 1, Digest: "sha256:new", Status: "serving"}
 	c := &controller{current: &first, hist: []runtime.Revision{first}}
 	withController(t, c)

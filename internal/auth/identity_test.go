@@ -1,0 +1,64 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+func TestRoleCan(t *testing.T) {
+	// Each role may do exactly the actions whose weakest role it reaches.
+	want := map[Role][]Action{
+		RoleViewer:     {ActionRead},
+		RoleDeveloper:  {ActionRead, ActionRunCreate, ActionRunCancel, ActionRunRetry, ActionDeploy},
+		RoleOncallLead: {ActionRead, ActionRunCreate, ActionRunCancel, ActionRunRetry, ActionDeploy, ActionEnvRollback, ActionApprove, ActionRollout},
+		RoleAdmin:      Actions(),
+	}
+	for _, r := range Roles() {
+		allowed := map[Action]bool{}
+		for _, a := range want[r] {
+			allowed[a] = true
+		}
+		for _, a := range Actions() {
+			if got := r.Can(a); got != allowed[a] {
+				t.Errorf("%s.Can(%s) = %v, want %v", r, a, got, allowed[a])
+			}
+		}
+	}
+	if RoleAdmin.Can("nonsense") {
+		t.Error("an unknown action is allowed")
+	}
+	if Role("root").Can(ActionRead) {
+		t.Error("an unknown role may read")
+	}
+}
+
+func TestParseRole(t *testing.T) {
+	for _, r := range Roles() {
+		got, err := ParseRole(string(r))
+		if err != nil || got != r {
+			t.Errorf("ParseRole(%q) = %q, %v", r, got, err)
+		}
+	}
+	if _, err := ParseRole("superuser"); err == nil {
+		t.Error("ParseRole(superuser): no error")
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	if _, err := Authorize(context.Background(), ActionRead); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("no identity: err = %v, want ErrUnauthenticated", err)
+	}
+	ctx := WithIdentity(context.Background(), Identity{Name: "dev1", Role: RoleDeveloper, Method: MethodToken})
+	if id, err := Authorize(ctx, ActionRunCreate); err != nil || id.Name != "dev1" {
+		t.Errorf("developer runs.create: %v, %v", id, err)
+	}
+	_, err := Authorize(ctx, ActionApprove)
+	var fe *ForbiddenError
+	if !errors.As(err, &fe) || fe.Need != RoleOncallLead {
+		t.Fatalf("developer approvals.decide: err = %v, want a ForbiddenError needing oncall-lead", err)
+	}
+	if got, want := err.Error(), "dev1 (role developer) may not approvals.decide: it needs the role oncall-lead"; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+}

@@ -23,8 +23,10 @@ var ErrCleartextListen = errors.New("listening off loopback without TLS")
 // Limits of the TCP listener against slow or greedy clients.
 const (
 	tcpReadHeaderTimeout = 10 * time.Second
-	// tcpReadTimeout bounds reading a whole request (bodies are at most
-	// maxBody); answers are not bounded, for log streams follow.
+	// tcpReadTimeout bounds reading a whole request, body included (at
+	// most maxBody). net/http lifts it once the body is read, so
+	// handlers that run longer (deploys waiting for readiness, log
+	// streams) are not cut; answers are not bounded.
 	tcpReadTimeout  = 60 * time.Second
 	tcpIdleTimeout  = 2 * time.Minute
 	tcpMaxHeader    = 64 << 10

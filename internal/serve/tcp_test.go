@@ -369,6 +369,9 @@ func TestTCPServerLimits(t *testing.T) {
 		t.Errorf("server limits: ReadHeaderTimeout %v, ReadTimeout %v, IdleTimeout %v, MaxHeaderBytes %d; want all set, headers <= 1 MiB",
 			s.ReadHeaderTimeout, s.ReadTimeout, s.IdleTimeout, s.MaxHeaderBytes)
 	}
+	if s.WriteTimeout != 0 {
+		t.Errorf("WriteTimeout %v: want none, it would cut log streams", s.WriteTimeout)
+	}
 	// Oversized headers are refused by the real server.
 	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 	srv.Config = s
@@ -384,4 +387,72 @@ func TestTCPServerLimits(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("oversized header: status %d, want 431", resp.StatusCode)
 	}
+}
+
+// TestTCPBodyDeadline: with the listener's server (its ReadTimeout
+// shortened), a client that stalls in its body is cut off; once the
+// body is read, the handler may run past the deadline (a deploy waiting
+// for readiness).
+func TestTCPBodyDeadline(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := auth.New(ctx, auth.Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		readErr   error
+		cancelled bool
+	}
+	got := make(chan outcome, 1)
+	hooks := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		o := outcome{readErr: err}
+		if err == nil {
+			// Past the body deadline (50 ms) several times over.
+			select {
+			case <-r.Context().Done():
+				o.cancelled = true
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+		got <- o
+		w.WriteHeader(http.StatusAccepted)
+	})
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = newTCPServer(TCPHandler(svc, http.NotFoundHandler(), hooks), slog.New(slog.DiscardHandler), nil)
+	srv.Config.ReadTimeout = 50 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+
+	t.Run("stalled body", func(t *testing.T) {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "POST /webhooks/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten.."); err != nil {
+			t.Fatal(err)
+		}
+		o := <-got
+		var ne net.Error
+		if !errors.As(o.readErr, &ne) || !ne.Timeout() {
+			t.Errorf("reading a stalled body: %v, want a timeout", o.readErr)
+		}
+	})
+	t.Run("slow handler", func(t *testing.T) {
+		resp, err := http.Post(srv.URL+"/webhooks/x", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		o := <-got
+		if o.readErr != nil || o.cancelled || resp.StatusCode != http.StatusAccepted {
+			t.Errorf("slow handler: read %v, cancelled %v, status %d; want the body, no cancellation, 202", o.readErr, o.cancelled, resp.StatusCode)
+		}
+	})
 }

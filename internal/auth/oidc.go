@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -316,16 +315,6 @@ func ParseRoleMap(s string) (map[string]Role, error) {
 		m[k] = r
 	}
 	return m, nil
-}
-
-// RoleMapString writes m as ParseRoleMap reads it, sorted.
-func RoleMapString(m map[string]Role) string {
-	parts := make([]string, 0, len(m))
-	for k, v := range m {
-		parts = append(parts, k+"="+string(v))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ",")
 }
 
 func truncate(s string, n int) string {

@@ -24,7 +24,7 @@ import (
 // endpoint that checks the client secret and the PKCE verifier and signs
 // an ID token with a test RSA key. Its knobs spoil the ID token.
 type testIssuer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	key    *rsa.PrivateKey
 	secret string
@@ -43,7 +43,7 @@ type testIssuer struct {
 
 type grant struct{ nonce, challenge, redirect, clientID string }
 
-func newTestIssuer(t *testing.T, secret string, now func() time.Time) *testIssuer {
+func newTestIssuer(t testing.TB, secret string, now func() time.Time) *testIssuer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -138,7 +138,7 @@ func (is *testIssuer) token(w http.ResponseWriter, r *http.Request) {
 
 const oidcSecret = "oidc-client-Secret-5c1f"
 
-func newOIDCHarness(t *testing.T, mod func(*OIDCConfig)) (*harness, *testIssuer) {
+func newOIDCHarness(t testing.TB, mod func(*OIDCConfig)) (*harness, *testIssuer) {
 	t.Helper()
 	var is *testIssuer
 	var h *harness

@@ -42,7 +42,7 @@ func (c *clock) advance(d time.Duration) {
 // Authorize for the action and answers its verdict. Everything a test
 // sends and receives is kept, to search for secrets.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	st     *store.Store
 	svc    *Service
 	srv    *httptest.Server
@@ -53,7 +53,7 @@ type harness struct {
 	bodies []string
 }
 
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, t.TempDir())
@@ -478,4 +478,38 @@ func TestNoSecretsLeak(t *testing.T) {
 	if !strings.Contains(logs, "failed login") {
 		t.Errorf("the log has no failed login: %s", logs)
 	}
+}
+
+// FuzzLoginAndAuthenticate sends arbitrary login bodies and credentials:
+// every answer is a JSON error or a login, never a panic or a 5xx.
+func FuzzLoginAndAuthenticate(f *testing.F) {
+	f.Add("application/json", `{"user":"ann","password":"x"}`, "Bearer gantry_x", "abc")
+	f.Add("application/x-www-form-urlencoded", "user=ann&password=%zz", "Basic Zm9v", "")
+	f.Add("application/json", `{"user":"ann","password":"x"} {}`, "bearer  "+TokenPrefix+strings.Repeat("A", 43), "\x00")
+	h := newHarness(f, func(c *Config) {
+		c.UserLimit = RateLimit{Every: time.Nanosecond, Burst: 1 << 30}
+		c.AddrLimit = c.UserLimit
+	})
+	f.Fuzz(func(t *testing.T, ct, body, authz, cookie string) {
+		for _, req := range []*http.Request{
+			httptest.NewRequest("POST", "/login", strings.NewReader(body)),
+			httptest.NewRequest("POST", "/act/read", strings.NewReader(body)),
+			httptest.NewRequest("POST", "/logout", strings.NewReader(body)),
+		} {
+			req.Header.Set("Content-Type", ct)
+			req.Header.Set("Authorization", authz)
+			req.AddCookie(&http.Cookie{Name: SessionCookie, Value: url.QueryEscape(cookie)})
+			w := httptest.NewRecorder()
+			h.srv.Config.Handler.ServeHTTP(w, req)
+			if w.Code >= 500 {
+				t.Fatalf("%s: status %d %s", req.URL.Path, w.Code, w.Body)
+			}
+			if w.Code >= 400 {
+				var e errorJSON
+				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
+					t.Fatalf("%s: %d answer is not a JSON error: %q", req.URL.Path, w.Code, w.Body)
+				}
+			}
+		}
+	})
 }

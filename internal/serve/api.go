@@ -48,7 +48,8 @@ type RollbackRequest struct {
 
 // API is the serve process's HTTP/JSON API, independent of the transport
 // it is served on: the Unix socket wraps it in the peer check
-// (RequireUser); a TCP listener would wrap it in its own authentication.
+// (RequireUser), the TCP listener in package auth's middleware; every
+// handler asks auth.Authorize for its action first.
 type API struct {
 	deployer runtime.Deployer
 	// roller runs blue/green rollouts; nil answers 501 (SetRoller).

@@ -2,8 +2,9 @@
 // client. The process (Run) owns what must outlive `gantry run`: the
 // environment controller (a runtime.Deployer with a lifecycle) and the
 // embedded registry. It serves an HTTP/JSON API under /api/v1/ on the
-// Unix socket STATE_DIR/gantry.sock, for the user who runs it only. The
-// client (Dial, Ensure) implements runtime.Deployer over that socket.
+// Unix socket STATE_DIR/gantry.sock, for the user who runs it only (as
+// admin), and with Config.Listen on TCP too, behind package auth (tcp.go).
+// The client (Dial, Ensure) implements runtime.Deployer over the socket.
 package serve
 
 import (

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -66,17 +67,20 @@ type Config struct {
 // password login with rate limits, OIDC single sign-on; and audits every
 // state-changing request.
 type Service struct {
-	store      *store.Store
-	log        *slog.Logger
-	idle, max  time.Duration
-	origins    map[string]bool
-	users      *limiter
-	addrs      *limiter
-	oidc       *oidcLogin
-	argon2     Argon2Params
-	now        func() time.Time
-	dummyHash  string
-	defaultTLS bool
+	store     *store.Store
+	log       *slog.Logger
+	idle, max time.Duration
+	origins   map[string]bool
+	users     *limiter
+	addrs     *limiter
+	oidc      *oidcLogin
+	argon2    Argon2Params
+	now       func() time.Time
+	dummyHash string
+	// hashing bounds the argon2id computations at once (each takes its
+	// memory parameter, 64 MiB by default), so a burst of logins from
+	// many addresses cannot exhaust the server's memory.
+	hashing chan struct{}
 }
 
 // New returns the service of cfg; with OIDC configured it discovers the
@@ -124,6 +128,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	s.dummyHash = dummy
+	s.hashing = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	if cfg.OIDC != nil {
 		o, err := newOIDCLogin(ctx, s, *cfg.OIDC)
 		if err != nil {
@@ -449,6 +454,12 @@ func (s *Service) postLogin(w http.ResponseWriter, r *http.Request) {
 // checkPassword checks pw against user's hash, rehashing it when its
 // parameters are weaker than the service's.
 func (s *Service) checkPassword(ctx context.Context, user string, pw []byte) (store.User, Role, bool, error) {
+	select {
+	case s.hashing <- struct{}{}:
+		defer func() { <-s.hashing }()
+	case <-ctx.Done():
+		return store.User{}, "", false, fmt.Errorf("wait to check a password: %w", context.Cause(ctx))
+	}
 	u, err := s.store.User(ctx, user)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.PasswordHash == "") {
 		_, _ = VerifyPassword(s.dummyHash, pw)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -512,4 +513,23 @@ func FuzzLoginAndAuthenticate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPasswordChecksBounded: with every argon2id slot taken, a login
+// waits for one (here until its context ends) instead of hashing.
+func TestPasswordChecksBounded(t *testing.T) {
+	h := newHarness(t, nil)
+	h.addUser("ann", RoleViewer, annPW)
+	for range cap(h.svc.hashing) {
+		h.svc.hashing <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, ok, err := h.svc.checkPassword(ctx, "ann", []byte(annPW)); ok || !errors.Is(err, context.Canceled) {
+		t.Errorf("check with every slot taken: ok %v, error %v; want a wait ended by the context", ok, err)
+	}
+	<-h.svc.hashing
+	if _, _, ok, err := h.svc.checkPassword(context.Background(), "ann", []byte(annPW)); !ok || err != nil {
+		t.Errorf("check with a free slot: ok %v, error %v; want true, nil", ok, err)
+	}
 }

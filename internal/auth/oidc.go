@@ -41,7 +41,8 @@ type OIDCConfig struct {
 	// DefaultRole is the role of a user none of whose claim values map
 	// to a role; empty refuses such a login.
 	DefaultRole Role
-	// HTTPClient reaches the issuer (default http.DefaultClient).
+	// HTTPClient reaches the issuer (default: a client with a 30 s
+	// timeout).
 	HTTPClient *http.Client
 }
 
@@ -93,7 +94,7 @@ func newOIDCLogin(ctx context.Context, s *Service, cfg OIDCConfig) (*oidcLogin, 
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{Timeout: 30 * time.Second}
 	}
 	pctx := oidc.ClientContext(ctx, client)
 	provider, err := oidc.NewProvider(pctx, cfg.Issuer)
@@ -244,7 +245,7 @@ func (o *oidcLogin) finish(ctx context.Context, r *http.Request) (string, Role, 
 	if err := idt.Claims(&claims); err != nil {
 		return "", "", &OIDCError{Reason: "the ID token's claims are unreadable"}
 	}
-	user := o.userName(claims)
+	user := printable(o.userName(claims), 200)
 	if user == "" {
 		return "", "", &OIDCError{Reason: "the ID token has no usable user name claim"}
 	}

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gantry-ci/gantry/internal/store"
 )
@@ -412,10 +414,7 @@ func (s *Service) postLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	name := req.User
-	if len(name) > maxLoginName {
-		name = name[:maxLoginName]
-	}
+	name := printable(req.User, maxLoginName)
 	now := s.now()
 	wait := s.addrs.take(addr, now)
 	if d := s.users.take(strings.ToLower(name), now); d > wait {
@@ -449,6 +448,21 @@ func (s *Service) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(ctx, &store.AuditEntry{Actor: u.Name, Action: "login", Subject: u.Name, Detail: auditDetail(addr, http.StatusOK, string(MethodPassword))})
 	writeJSON(w, http.StatusOK, info)
+}
+
+// printable is s cut to n bytes with every character that is not
+// printable replaced by '?': what an attacker typed as a user name goes
+// to the audit log and the log without control characters.
+func printable(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // checkPassword checks pw against user's hash, rehashing it when its

@@ -533,3 +533,17 @@ func TestPasswordChecksBounded(t *testing.T) {
 		t.Errorf("check with a free slot: ok %v, error %v; want true, nil", ok, err)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"ann", "ann"},
+		{"ann\x1b[2J", "ann?[2J"},
+		{"a\nb\x00", "a?b?"},
+		{"\xffé", "?é"},
+		{strings.Repeat("a", 100), strings.Repeat("a", 64)},
+	} {
+		if got := printable(tt.in, 64); got != tt.want {
+			t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -362,6 +362,9 @@ loopback. SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 					return failed(errors.Join(fmt.Errorf("start the TCP listener's authentication: %w", err), d.Close(cctx)))
 				}
 				cfg.Listen, cfg.TLSCert, cfg.TLSKey, cfg.Auth = lo.Listen, lo.TLSCert, lo.TLSKey, svc
+				if users, err := dl.store.Users(ctx); err == nil && len(users) == 0 && oidcCfg == nil {
+					logger.Warn("no users and no single sign-on: nobody can log in on the TCP listener; add one with gantry user add NAME --role ROLE")
+				}
 			}
 			err = serve.Run(ctx, cfg)
 			var running *serve.AlreadyRunningError

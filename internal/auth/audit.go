@@ -46,12 +46,25 @@ func (s *Service) audit(ctx context.Context, e *store.AuditEntry) {
 	}
 }
 
+// auditAnon writes e, an entry without an authenticated caller from
+// addr, unless addr has had its share (anonAuditLimit): then it is
+// logged only.
+func (s *Service) auditAnon(ctx context.Context, addr string, e *store.AuditEntry) {
+	if s.anon.take(addr, s.now()) > 0 {
+		s.log.Debug("audit entry of an unauthenticated request not stored: too many from this address", "action", e.Action, "subject", e.Subject, "remote", addr)
+		return
+	}
+	s.audit(ctx, e)
+}
+
 // Audit records every state-changing request (any method but GET, HEAD
 // and OPTIONS) that reaches next in the audit log once it is answered:
 // who (the identity Authenticate found, else empty), the method and path
 // (action "http.POST", subject the path), the status, the source address
 // and how the caller was authenticated. Bodies, headers and query
-// strings are never recorded: they may hold credentials.
+// strings are never recorded: they may hold credentials. Requests
+// without an authenticated caller are recorded up to a rate per source
+// address (anonAuditLimit).
 func (s *Service) Audit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if safeMethod(r.Method) {
@@ -74,7 +87,11 @@ func (s *Service) Audit(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		e.Detail = auditDetail(remoteAddr(r), status, method)
-		s.audit(r.Context(), e)
+		if ok {
+			s.audit(r.Context(), e)
+		} else {
+			s.auditAnon(r.Context(), remoteAddr(r), e)
+		}
 	})
 }
 

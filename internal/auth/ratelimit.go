@@ -21,6 +21,12 @@ var (
 	DefaultAddrLimit = RateLimit{Every: 3 * time.Second, Burst: 20}
 )
 
+// anonAuditLimit bounds the audit entries of requests without an
+// authenticated caller per source address (refused API calls, throttled
+// logins): 30 at once, then one every 2 s. Past it they are only
+// logged, so that nobody fills the store by knocking.
+var anonAuditLimit = RateLimit{Every: 2 * time.Second, Burst: 30}
+
 // maxBuckets bounds the buckets a limiter keeps: past it, full buckets
 // (which limit nothing) are dropped.
 const maxBuckets = 10000

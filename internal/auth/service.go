@@ -75,6 +75,7 @@ type Service struct {
 	origins   map[string]bool
 	users     *limiter
 	addrs     *limiter
+	anon      *limiter
 	oidc      *oidcLogin
 	argon2    Argon2Params
 	now       func() time.Time
@@ -122,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if al.Burst <= 0 || al.Every <= 0 {
 		al = DefaultAddrLimit
 	}
-	s.users, s.addrs = newLimiter(ul), newLimiter(al)
+	s.users, s.addrs, s.anon = newLimiter(ul), newLimiter(al), newLimiter(anonAuditLimit)
 	// A login of an unknown user still spends an argon2id computation,
 	// so its answer takes as long as a wrong password's.
 	dummy, err := HashPassword([]byte("unknown user"), s.argon2)
@@ -422,7 +423,7 @@ func (s *Service) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
-		s.audit(ctx, &store.AuditEntry{Actor: name, Action: "login.throttled", Subject: name, Detail: auditDetail(addr, 0, "")})
+		s.auditAnon(ctx, addr, &store.AuditEntry{Actor: name, Action: "login.throttled", Subject: name, Detail: auditDetail(addr, http.StatusTooManyRequests, "")})
 		s.log.Warn("login attempts rate-limited", "user", name, "remote", addr, "retry_after_s", secs)
 		w.Header().Set("Retry-After", fmt.Sprint(secs))
 		writeError(w, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("too many login attempts; try again in %d s", secs))

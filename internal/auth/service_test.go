@@ -547,3 +547,34 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditAnonymousBounded: requests without credentials are audited
+// up to a rate per address, so knocking cannot fill the store.
+func TestAuditAnonymousBounded(t *testing.T) {
+	h := newHarness(t, nil)
+	h.addUser("ann", RoleViewer, annPW)
+	tok, _ := h.token("ann", 0)
+	for range anonAuditLimit.Burst + 10 {
+		h.do("POST", "/act/read", "", "", nil)
+	}
+	for range 5 {
+		h.do("POST", "/act/read", "", "", map[string]string{"Authorization": "Bearer " + tok})
+	}
+	log, err := h.st.AuditLog(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, ann := 0, 0
+	for _, e := range log {
+		switch {
+		case e.Action != "http.POST":
+		case e.Actor == "":
+			anon++
+		case e.Actor == "ann":
+			ann++
+		}
+	}
+	if anon != anonAuditLimit.Burst || ann != 5 {
+		t.Errorf("audited %d anonymous and %d of ann's requests, want %d and 5 (every authenticated one)", anon, ann, anonAuditLimit.Burst)
+	}
+}

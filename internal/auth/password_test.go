@@ -120,3 +120,17 @@ func TestCheckPasswordStrength(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkVerifyPassword is the cost of one login's password check with
+// the default parameters.
+func BenchmarkVerifyPassword(b *testing.B) {
+	h, err := HashPassword([]byte("vellum-oxbow-Trident-48-quasar"), DefaultArgon2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if ok, err := VerifyPassword(h, []byte("vellum-oxbow-Trident-48-quasar")); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}

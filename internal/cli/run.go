@@ -15,7 +15,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/evidence"
-	"github.com/gantry-ci/gantry/internal/expression"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -282,35 +281,7 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 
 // triggered applies the pipeline's on: block.
 func triggered(t spec.Triggers, event, branch, base string) bool {
-	if t.Push == nil && t.PullRequest == nil {
-		return true
-	}
-	var f *spec.BranchFilter
-	name := branch
-	switch event {
-	case "push":
-		f = t.Push
-	case "pull_request":
-		f = t.PullRequest
-		name = base
-	}
-	if f == nil {
-		return false
-	}
-	for _, pat := range f.BranchesIgnore {
-		if expression.GlobMatch(pat, name) {
-			return false
-		}
-	}
-	if len(f.Branches) == 0 {
-		return true
-	}
-	for _, pat := range f.Branches {
-		if expression.GlobMatch(pat, name) {
-			return true
-		}
-	}
-	return false
+	return t.Match(event, branch, base)
 }
 
 func describeBranch(event, branch, base string) string {

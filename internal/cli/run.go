@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -137,7 +138,9 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 	if o.Event == "pull_request" && gitInfo.BaseRef == "" {
 		gitInfo.BaseRef = "main"
 	}
-	if !triggered(p.On, gitInfo.Event, gitInfo.Branch, gitInfo.BaseRef) {
+	// A server's worker runs what the server already decided to run (from
+	// the default branch's on:, so a branch cannot widen its triggers).
+	if o.QueueItem == "" && !triggered(p.On, gitInfo.Event, gitInfo.Branch, gitInfo.BaseRef) {
 		fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s is not triggered by %s on %s (see on: in %s)\n",
 			p.Name, gitInfo.Event, describeBranch(gitInfo.Event, gitInfo.Branch, gitInfo.BaseRef), p.File)
 		return nil
@@ -159,6 +162,9 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 		defer status.Close()
 		obs = observers{view, status}
 	}
+	if o.QueueItem != "" {
+		obs = observers{obs, queueRecorder(ctx, a, o.QueueItem)}
+	}
 	eng, err := runEngine(a, obs, o.Jobs, rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)...)
 	if err != nil {
 		return err
@@ -177,6 +183,19 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 	}
 	view.Summary(res)
 	return runOutcome(cmd, a.store, res)
+}
+
+// queueRecorder records the run's id against the server's queue item
+// as soon as the engine created the run.
+func queueRecorder(ctx context.Context, a *app, item string) engine.Observer {
+	return engine.ObserverFunc(func(e engine.Event) {
+		if e.Type != engine.RunStarted {
+			return
+		}
+		if err := a.store.SetQueueRun(ctx, item, e.RunID); err != nil {
+			a.log.Error("record the run of the queue item", "item", item, "run", e.RunID, "err", err)
+		}
+	})
 }
 
 // runOutcome tells how to go on with a waiting run and maps a run's

@@ -46,6 +46,7 @@ func pipelinePath(dir, file string) string {
 
 func newRunCmd(g *options.Global) *cobra.Command {
 	o := &options.Run{}
+	rs := &runServer{}
 	var vars []string
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -64,6 +65,13 @@ steps that ended keep their outcome, the others run again, with the
 
 --var NAME=VALUE sets the pipeline variable NAME (declared in the
 pipeline's vars: block) for this run; repeat it for several.
+
+With --server URL (or $GANTRY_SERVER), submit the checkout's HEAD to a
+gantry server instead (its origin remote's URL and the commit; for
+unix://SOCKET, the server of this machine, the checkout's path): it
+prints the queue item and, once a worker started it, the run's id and
+link. --follow waits for the run to end and exits with its status. The
+token comes from $GANTRY_TOKEN or --token-file (see docs/queue.md).
 
 Exit status: 0 the run passed, 1 a step or gate failed (or the run was
 rejected or interrupted), 2 bad usage or a bad pipeline file, 75 the run
@@ -86,10 +94,26 @@ waits for an approval (gantry approve/reject), 130 cancelled.`,
 			if err != nil {
 				return usageErr(err)
 			}
+			if rs.url() != "" {
+				for _, f := range []string{"pipeline", "stage", "from", "until", "no-cache", "jobs"} {
+					if cmd.Flags().Changed(f) {
+						return usageErr(fmt.Errorf("--%s cannot be combined with --server: the server runs the commit's whole pipeline", f))
+					}
+				}
+				dir, err := filepath.Abs(o.Dir)
+				if err != nil {
+					return usageErr(err)
+				}
+				return submitToServer(cmd, rs, dir, o.Event, o.Branch, o.Base, values)
+			}
+			if cmd.Flags().Changed("follow") || cmd.Flags().Changed("token-file") {
+				return usageErr(errors.New("--follow and --token-file go with --server (or GANTRY_SERVER)"))
+			}
 			return runPipeline(cmd, g, o, values)
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	rs.addFlags(cmd)
 	cmd.Flags().StringArrayVar(&vars, "var", nil, "set the pipeline variable NAME (from the vars: block) to VALUE for this run: NAME=VALUE (repeatable)")
 	return cmd
 }

@@ -294,6 +294,7 @@ func sameFiles(a, b []runtime.File) bool {
 }
 
 func newServeCmd(g *options.Global) *cobra.Command {
+	qo := &options.ServeQueue{}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the long-lived gantry process of the state dir (environments, embedded registry) in the foreground",
@@ -301,9 +302,18 @@ func newServeCmd(g *options.Global) *cobra.Command {
 logging to stderr: for a terminal or a systemd unit. It hosts the
 environment controller and the embedded registry, and answers the CLI on
 the Unix socket STATE_DIR/gantry.sock (mode 0600, the same user only).
-SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
+SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.
+
+It also runs the server's runs (docs/queue.md): runs submitted with
+gantry run --server or POST /api/v1/runs, and, with --webhook-secret-file,
+the pushes and pull requests GitHub or Gitea deliver to /webhooks/github
+and /webhooks/gitea for the --repo repositories (docs/webhooks.md); up
+to --workers at once, each a child gantry run in its own workspace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := qo.Validate(); err != nil {
+				return usageErr(err)
+			}
 			stateDir, err := g.ResolveStateDir()
 			if err != nil {
 				return usageErr(err)
@@ -319,6 +329,16 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}
 			cfg := serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger}
+			if dl, ok := d.(*delivery); ok {
+				sq, err := newServerQueue(stateDir, dl.store, qo, logger)
+				if err != nil {
+					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					defer cancel()
+					return usageErr(errors.Join(err, d.Close(cctx)))
+				}
+				cfg.RunQueue, cfg.Webhooks = sq.api, sq.webhooks
+				cfg.Background = sq.run
+			}
 			// The environment controller runs the blue/green rollouts
 			// too (a deployer without them answers 501).
 			if r, ok := any(d).(runtime.Roller); ok {
@@ -335,6 +355,7 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			return nil
 		},
 	}
+	qo.AddFlags(cmd.Flags())
 	cmd.AddCommand(newServeStopCmd(g), newServeStatusCmd(g))
 	return cmd
 }

@@ -182,7 +182,9 @@ func (h *httpAPI) cancel(w http.ResponseWriter, r *http.Request) {
 	err := h.q.Cancel(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", "no queued or running run "+clip(r.PathValue("id"))+" on this server")
+		writeError(w, http.StatusNotFound, "not_found", "no run "+clip(r.PathValue("id"))+" in this server's queue")
+	case errors.Is(err, ErrNotCancellable):
+		writeError(w, http.StatusConflict, "not_cancellable", err.Error())
 	case err != nil:
 		h.log.Error("cancel a run", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "cancel: "+err.Error())

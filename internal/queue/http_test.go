@@ -84,6 +84,11 @@ func TestHTTPSubmitAndCancel(t *testing.T) {
 		t.Errorf("item after cancel: %d %s (%v)", rec.Code, rec.Body, err)
 	}
 	rec = httptest.NewRecorder()
+	as(dev, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/runs/"+items[0].ID+"/cancel", nil))
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "already ended") {
+		t.Errorf("cancel of a cancelled item: %d %s, want 409", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
 	as(dev, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/runs/424242/cancel", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("cancel of an unknown run: %d %s, want 404", rec.Code, rec.Body)

@@ -233,11 +233,21 @@ func (q *Queue) Cancel(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if st == store.QueueRunning {
+	switch st {
+	case store.QueueRunning:
 		q.cancelLocal(itemID, errCancelled)
+	case store.QueueQueued:
+	case store.QueueWaiting:
+		return fmt.Errorf("run of %s waits for an approval, holding no worker: reject it instead (gantry reject): %w", itemID, ErrNotCancellable)
+	default:
+		return fmt.Errorf("%s already ended (%s): %w", itemID, st, ErrNotCancellable)
 	}
 	return nil
 }
+
+// ErrNotCancellable is returned by Cancel for a run that is neither
+// queued nor running.
+var ErrNotCancellable = errors.New("nothing to cancel")
 
 // Retry queues an interrupted item again.
 func (q *Queue) Retry(ctx context.Context, itemID string) error {

@@ -72,10 +72,10 @@ func helper(args []string) int {
 		defer st.FinishRun(ctx, r.ID, store.StatusPassed, "", time.Time{}) //nolint:errcheck // helper
 		name = item
 	}
-	_ = os.MkdirAll(filepath.Join(state, "started"), 0o700)
-	_ = os.WriteFile(filepath.Join(state, "started", name), nil, 0o600)
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
+	_ = os.MkdirAll(filepath.Join(state, "started"), 0o700)
+	_ = os.WriteFile(filepath.Join(state, "started", name), nil, 0o600)
 	if gate := vars["gate"]; gate != "" {
 		for {
 			if _, err := os.Stat(gate); err == nil {
@@ -308,6 +308,9 @@ func TestWaitingRunHoldsNoWorker(t *testing.T) {
 	next := h.submit(t, "b", true, nil)
 	w := h.waitState(t, waiting.ID, store.QueueWaiting)
 	h.waitState(t, next.ID, store.QueuePassed)
+	if err := h.q.Cancel(context.Background(), strconv.FormatInt(w.RunID, 10)); !errors.Is(err, ErrNotCancellable) {
+		t.Errorf("Cancel of a waiting run: %v, want ErrNotCancellable (reject it)", err)
+	}
 	if _, err := os.Stat(w.Workspace); err != nil {
 		t.Fatalf("the waiting run's workspace is gone: %v", err)
 	}

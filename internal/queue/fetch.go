@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/proc"
 )
@@ -37,7 +38,7 @@ type Fetcher struct {
 	CacheDir string
 
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	files map[string]*branchFile
 }
 
 func (f *Fetcher) git() string {
@@ -146,7 +147,13 @@ func (f *Fetcher) Fetch(ctx context.Context, repo, sha, dir string) error {
 // DefaultPipeline returns the bytes of file (a path inside the
 // repository) on branch of repo, fetched into the bare repository the
 // fetcher keeps for repo. ErrNoPipeline when the branch has no such file.
+//
+// Every answer comes from a fetch that started after the call: calls
+// that arrive while a fetch of the same branch runs wait for the next
+// one, and calls that arrived before a fetch started share its result,
+// so a burst of deliveries costs about two fetches.
 func (f *Fetcher) DefaultPipeline(ctx context.Context, repo, branch, file string) ([]byte, error) {
+	arrived := time.Now()
 	if err := f.check(repo); err != nil {
 		return nil, err
 	}
@@ -158,9 +165,23 @@ func (f *Fetcher) DefaultPipeline(ctx context.Context, repo, branch, file string
 	}
 	sum := sha256.Sum256([]byte(repo))
 	dir := filepath.Join(f.CacheDir, hex.EncodeToString(sum[:8])+".git")
-	lk := f.lock(dir)
-	lk.Lock()
-	defer lk.Unlock()
+	// One read at a time per bare repository (git locks its refs).
+	c := f.cache(dir)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started.After(arrived) && c.branch == branch && c.file == file {
+		return c.data, c.err
+	}
+	c.started, c.branch, c.file = time.Now(), branch, file
+	c.data, c.err = f.readBranchFile(ctx, repo, dir, branch, file)
+	if ctx.Err() != nil {
+		// A cancelled caller's failure is not an answer for the others.
+		c.started = time.Time{}
+	}
+	return c.data, c.err
+}
+
+func (f *Fetcher) readBranchFile(ctx context.Context, repo, dir, branch, file string) ([]byte, error) {
 	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("read the default branch's pipeline: %w", err)
@@ -183,16 +204,25 @@ func (f *Fetcher) DefaultPipeline(ctx context.Context, repo, branch, file string
 	return b, nil
 }
 
-func (f *Fetcher) lock(key string) *sync.Mutex {
+// branchFile is the last read of a file of a branch of one repository.
+type branchFile struct {
+	mu           sync.Mutex
+	started      time.Time
+	branch, file string
+	data         []byte
+	err          error
+}
+
+func (f *Fetcher) cache(key string) *branchFile {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.locks == nil {
-		f.locks = map[string]*sync.Mutex{}
+	if f.files == nil {
+		f.files = map[string]*branchFile{}
 	}
-	lk, ok := f.locks[key]
+	c, ok := f.files[key]
 	if !ok {
-		lk = &sync.Mutex{}
-		f.locks[key] = lk
+		c = &branchFile{}
+		f.files[key] = c
 	}
-	return lk
+	return c
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -191,5 +192,64 @@ func writeCert(t *testing.T, srv *httptest.Server, path string) {
 	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDefaultPipelineFreshAndCoalesced: every answer reflects the
+// branch as it was when the call arrived, and a burst of calls shares
+// fetches instead of running one each.
+func TestDefaultPipelineFreshAndCoalesced(t *testing.T) {
+	src, _ := repo(t)
+	dir := t.TempDir()
+	count := filepath.Join(dir, "fetches")
+	wrapper := filepath.Join(dir, "git")
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\ncase \"$1\" in fetch) echo x >> '" + count + "';; esac\nexec '" + gitPath + "' \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := &Fetcher{Git: wrapper, AllowLocal: true, CacheDir: t.TempDir()}
+	ctx := context.Background()
+	read := func() string {
+		b, err := f.DefaultPipeline(ctx, src, "main", ".gantry/pipeline.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := read(); !strings.Contains(got, "name: t") {
+		t.Fatalf("first read = %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(src, ".gantry", "pipeline.yaml"), []byte("name: v2\nstages: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, src, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-am", "v2")
+	if got := read(); !strings.Contains(got, "name: v2") {
+		t.Fatalf("read after a push = %q, want the new file", got)
+	}
+	if err := os.Remove(count); err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got := read(); !strings.Contains(got, "name: v2") {
+				t.Errorf("concurrent read = %q", got)
+			}
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fetches := strings.Count(string(b), "x"); fetches >= n/2 {
+		t.Errorf("%d concurrent reads ran %d fetches, want them to share", n, fetches)
 	}
 }

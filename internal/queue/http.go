@@ -73,6 +73,7 @@ func ItemOf(it store.QueueItem) Item {
 //	POST /api/v1/runs              submit a run (auth.ActionRunCreate), 202 with its Item
 //	POST /api/v1/runs/{id}/cancel  cancel a run or queue item (auth.ActionRunCancel), 202
 //	GET  /api/v1/queue/{id}        a queue item (auth.ActionRead)
+//	POST /api/v1/queue/{id}/retry  queue an interrupted item again (auth.ActionRunRetry), 202
 //
 // repos are the configured repositories (clone URLs) a submission may
 // name.
@@ -85,6 +86,7 @@ func (q *Queue) HTTP(repos []string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /api/v1/runs", h.submit)
 	mux.HandleFunc("POST /api/v1/runs/{id}/cancel", h.cancel)
 	mux.HandleFunc("GET /api/v1/queue/{id}", h.item)
+	mux.HandleFunc("POST /api/v1/queue/{id}/retry", h.retry)
 	return mux
 }
 
@@ -190,6 +192,28 @@ func (h *httpAPI) cancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", "cancel: "+err.Error())
 	default:
 		writeJSON(w, http.StatusAccepted, map[string]bool{"cancelling": true})
+	}
+}
+
+func (h *httpAPI) retry(w http.ResponseWriter, r *http.Request) {
+	if _, ok := h.authorize(w, r, auth.ActionRunRetry); !ok {
+		return
+	}
+	id := r.PathValue("id")
+	err := h.q.Retry(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusConflict, "not_retryable", "queue item "+clip(id)+" does not exist or is not interrupted")
+	case err != nil:
+		h.log.Error("retry a run", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "retry: "+err.Error())
+	default:
+		it, err := h.q.Item(r.Context(), id)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "internal", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusAccepted, ItemOf(it))
 	}
 }
 

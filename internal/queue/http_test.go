@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -87,6 +88,28 @@ func TestHTTPSubmitAndCancel(t *testing.T) {
 	as(dev, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/runs/"+items[0].ID+"/cancel", nil))
 	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "already ended") {
 		t.Errorf("cancel of a cancelled item: %d %s, want 409", rec.Code, rec.Body)
+	}
+	// Only an interrupted item is retried.
+	rec = httptest.NewRecorder()
+	as(dev, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/queue/"+items[0].ID+"/retry", nil))
+	if rec.Code != http.StatusConflict {
+		t.Errorf("retry of a cancelled item: %d %s, want 409", rec.Code, rec.Body)
+	}
+	if _, err := h.st.ClaimQueued(context.Background(), "dead", time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.ExpireLeases(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	as(viewer, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/queue/"+items[1].ID+"/retry", nil))
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("viewer retry: %d, want 403", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	as(dev, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/queue/"+items[1].ID+"/retry", nil))
+	if rec.Code != http.StatusAccepted || !strings.Contains(rec.Body.String(), `"state":"queued"`) {
+		t.Errorf("retry of an interrupted item: %d %s, want 202 queued", rec.Code, rec.Body)
 	}
 	rec = httptest.NewRecorder()
 	as(dev, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/runs/424242/cancel", nil))

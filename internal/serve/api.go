@@ -102,6 +102,7 @@ func (a *API) Handler() http.Handler {
 		mux.Handle("POST /api/v1/runs", a.runQueue)
 		mux.Handle("POST /api/v1/runs/{id}/cancel", a.runQueue)
 		mux.Handle("GET /api/v1/queue/{id}", a.runQueue)
+		mux.Handle("POST /api/v1/queue/{id}/retry", a.runQueue)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {

@@ -47,7 +47,8 @@ type Config struct {
 	Webhooks http.Handler
 	// RunQueue serves the run queue's endpoints under the API (POST
 	// /api/v1/runs, POST /api/v1/runs/{id}/cancel, GET
-	// /api/v1/queue/{id}: internal/queue's HTTP); nil: they answer 404.
+	// /api/v1/queue/{id}, POST /api/v1/queue/{id}/retry: internal/queue's
+	// HTTP); nil: they answer 404.
 	RunQueue http.Handler
 	// Background, if set, runs beside the server once it holds the state
 	// dir (the run queue's workers), until the server stops; Run waits

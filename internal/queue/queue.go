@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/proc"
@@ -498,6 +499,10 @@ func (q *Queue) runItem(ctx context.Context, it *store.QueueItem) (store.QueueSt
 	}
 	defer logf.Close()
 	cmd := proc.Command(ctx, q.cfg.Gantry, args...)
+	// A server killed outright takes its children along (their runs are
+	// then recorded interrupted), rather than leaving runs going whose
+	// items another server marks interrupted and retries.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 	cmd.Dir = q.cfg.StateDir
 	if ws != "" {
 		cmd.Dir = ws

@@ -253,3 +253,25 @@ func TestDefaultPipelineFreshAndCoalesced(t *testing.T) {
 		t.Errorf("%d concurrent reads ran %d fetches, want them to share", n, fetches)
 	}
 }
+
+func TestSSHCommand(t *testing.T) {
+	got := sshCommand("/keys/deploy key", "/etc/it's/known_hosts")
+	want := `ssh -i '/keys/deploy key' -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile='/etc/it'\''s/known_hosts' -o BatchMode=yes`
+	if got != want {
+		t.Errorf("sshCommand:\n got %s\nwant %s", got, want)
+	}
+	f := &Fetcher{SSHKey: "/keys/deploy"}
+	if err := f.Fetch(context.Background(), "git@example.com:acme/app.git", strings.Repeat("a", 40), t.TempDir()); err == nil || !strings.Contains(err.Error(), "known_hosts") {
+		t.Errorf("Fetch with a key and no known_hosts: %v, want a refusal", err)
+	}
+	// The environment git runs with carries the key's command.
+	var found bool
+	for _, e := range f.env() {
+		if strings.HasPrefix(e, "GIT_SSH_COMMAND=ssh -i '/keys/deploy'") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("GIT_SSH_COMMAND not set for the deploy key")
+	}
+}

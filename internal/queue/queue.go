@@ -477,20 +477,21 @@ func (q *Queue) runItem(ctx context.Context, it *store.QueueItem) (store.QueueSt
 			return store.QueueFailed, 0, err.Error()
 		}
 	}
-	args := append(slices.Clone(q.cfg.GlobalArgs), "--state-dir", q.cfg.StateDir, "run", "--progress", "plain")
+	args := append(slices.Clone(q.cfg.GlobalArgs), "--state-dir="+q.cfg.StateDir, "run", "--progress=plain")
 	switch {
 	case it.Kind == store.QueueKindResume:
-		args = append(args, "--resume", strconv.FormatInt(it.RunID, 10))
+		args = append(args, "--resume="+strconv.FormatInt(it.RunID, 10))
 		if ws != "" {
-			args = append(args, "--dir", ws)
+			args = append(args, "--dir="+ws)
 		}
 	default:
-		args = append(args, "--dir", ws, "--event", it.Event, "--branch", it.Branch, "--"+QueueItemFlag, it.ID)
+		// NAME=VALUE forms: a value can never be read as a flag.
+		args = append(args, "--dir="+ws, "--event="+it.Event, "--branch="+it.Branch, "--"+QueueItemFlag+"="+it.ID)
 		if it.Event == "pull_request" {
-			args = append(args, "--base", it.Base)
+			args = append(args, "--base="+it.Base)
 		}
 		for _, k := range slices.Sorted(maps.Keys(it.Vars)) {
-			args = append(args, "--var", k+"="+it.Vars[k])
+			args = append(args, "--var="+k+"="+it.Vars[k])
 		}
 	}
 	logf, err := os.OpenFile(filepath.Join(q.logs(), it.ID+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

@@ -34,20 +34,17 @@ func helper(args []string) int {
 	var state, item string
 	var resume int64
 	vars := map[string]string{}
-	for i := 0; i < len(args); i++ {
-		switch args[i] {
+	for _, a := range args {
+		flag, val, _ := strings.Cut(a, "=")
+		switch flag {
 		case "--state-dir":
-			i++
-			state = args[i]
+			state = val
 		case "--queue-item":
-			i++
-			item = args[i]
+			item = val
 		case "--resume":
-			i++
-			resume, _ = strconv.ParseInt(args[i], 10, 64)
+			resume, _ = strconv.ParseInt(val, 10, 64)
 		case "--var":
-			i++
-			k, v, _ := strings.Cut(args[i], "=")
+			k, v, _ := strings.Cut(val, "=")
 			vars[k] = v
 		}
 	}
@@ -87,6 +84,9 @@ func helper(args []string) int {
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
+	}
+	if want := vars["echo"]; want != "" {
+		_ = os.WriteFile(filepath.Join(state, "started", name+".echo"), []byte(want), 0o600)
 	}
 	if c := vars["exit"]; c != "" && resume == 0 {
 		n, _ := strconv.Atoi(c)
@@ -222,7 +222,7 @@ func TestWorkersBoundRunningItems(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "gate")
 	var items []store.QueueItem
 	for i := range 3 {
-		items = append(items, h.submit(t, fmt.Sprintf("b%d", i), true, map[string]string{"gate": gate}))
+		items = append(items, h.submit(t, fmt.Sprintf("b%d", i), true, map[string]string{"gate": gate, "echo": "--stage=x -v"}))
 	}
 	waitFor(t, "two items to start", func() bool { return h.started(items[0].ID) && h.started(items[1].ID) })
 	if got := h.state_(t, items[2].ID).State; got != store.QueueQueued || h.started(items[2].ID) {
@@ -233,6 +233,9 @@ func TestWorkersBoundRunningItems(t *testing.T) {
 	}
 	for _, it := range items {
 		got := h.waitState(t, it.ID, store.QueuePassed)
+		if b, err := os.ReadFile(filepath.Join(h.state, "started", it.ID+".echo")); err != nil || string(b) != "--stage=x -v" {
+			t.Errorf("the child got var echo %q (%v), want the value as given", b, err)
+		}
 		if got.RunID == 0 {
 			t.Errorf("item %s passed without a run id", it.ID)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -73,7 +74,21 @@ func gitRun(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+const tinyStages = `stages:
+  - name: build
+    steps:
+      - {name: hello, run: 'echo "hello from $GANTRY_BRANCH"'}
+  - name: test
+    steps:
+      - {name: check, run: test -f .gantry/pipeline.yaml}
+`
+
 func newHooksServer(t *testing.T) *hooksServer {
+	t.Helper()
+	return newHooksServerWith(t, tinyStages)
+}
+
+func newHooksServerWith(t *testing.T, stages string) *hooksServer {
 	t.Helper()
 	statuses := &statusLog{}
 	gh := httptest.NewServer(statuses)
@@ -90,14 +105,7 @@ commit_status:
   repository: acme/app
   token: GH
   api_url: ` + gh.URL + `
-stages:
-  - name: build
-    steps:
-      - {name: hello, run: 'echo "hello from $GANTRY_BRANCH"'}
-  - name: test
-    steps:
-      - {name: check, run: test -f .gantry/pipeline.yaml}
-`
+` + stages
 	if err := os.MkdirAll(filepath.Join(checkout, ".gantry"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -247,5 +255,64 @@ func TestRunServerSubmitsHead(t *testing.T) {
 	cmd.Env = append(os.Environ(), "GANTRY_TOKEN=wrong")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
 		t.Errorf("wrong token: %v\n%s", err, out)
+	}
+}
+
+// TestApprovalHoldsNoWorkerThenResumes: a run that reaches an approval
+// leaves its worker (its item waits), the next run takes the worker, and
+// once the approval is decided Resume runs the rest in the same
+// workspace to green.
+func TestApprovalHoldsNoWorkerThenResumes(t *testing.T) {
+	s := newHooksServerWith(t, `stages:
+  - name: build
+    steps: [{name: hello, run: echo built}]
+  - name: prod
+    approval: {required: true}
+    steps: [{name: ship, run: test -f .gantry/pipeline.yaml}]
+`)
+	ctx := context.Background()
+	body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "after": s.sha, "repository": map[string]any{"clone_url": s.origin}})
+	code, resp := s.deliver(t, "approval-1", body)
+	if code != http.StatusAccepted {
+		t.Fatalf("delivery: %d %s", code, resp)
+	}
+	var r webhook.Response
+	if err := json.Unmarshal([]byte(resp), &r); err != nil {
+		t.Fatal(err)
+	}
+	it := s.waitDone(t, r.ID)
+	if it.State != store.QueueWaiting || it.ExitCode != 75 {
+		log, _ := os.ReadFile(filepath.Join(s.state, "queue", it.ID+".log"))
+		t.Fatalf("item %s: %s exit %d, want waiting 75\n%s", it.ID, it.State, it.ExitCode, log)
+	}
+	// The worker is free: a submitted run of another branch runs.
+	other, err := s.q.Submit(ctx, queue.Request{Repo: s.origin, Event: "push", Branch: "other", SHA: s.sha, Trigger: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.waitDone(t, other.ID); got.State != store.QueueWaiting {
+		t.Fatalf("the second run is %s, want it to reach its own approval", got.State)
+	}
+	approvals, err := s.st.Approvals(ctx, it.RunID)
+	if err != nil || len(approvals) != 1 {
+		t.Fatalf("approvals of run %d: %v %v", it.RunID, approvals, err)
+	}
+	if err := s.st.DecideApproval(ctx, approvals[0].ID, store.ApprovalApproved, "lead", "ship it", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.q.Resume(ctx, fmt.Sprint(it.RunID)); err != nil {
+		t.Fatal(err)
+	}
+	cont, err := s.st.QueueItemOfRun(ctx, it.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := s.waitDone(t, cont.ID); done.State != store.QueuePassed {
+		log, _ := os.ReadFile(filepath.Join(s.state, "queue", cont.ID+".log"))
+		t.Fatalf("continuation %s: %s (%s)\n%s", cont.ID, done.State, done.Message, log)
+	}
+	run, err := s.st.GetRun(ctx, it.RunID)
+	if err != nil || run.Status != store.StatusPassed {
+		t.Fatalf("run %d after the approval: %v %v", it.RunID, run.Status, err)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -16,6 +17,18 @@ func (s *Store) AppendLogs(ctx context.Context, runID int64, stage, step string,
 	}
 	now := s.now()
 	return s.withTx(ctx, fmt.Sprintf("append %d log lines to %s/%s of run %d", len(lines), stage, step, runID), func(tx *sql.Tx) error {
+		if s.d.rowLock != "" {
+			// Appends to one run take turns: the next Seq is read, then
+			// written, and the cursor of LogsAfter (an identity column,
+			// numbered at insert) must grow in the order the lines
+			// become visible, or a follower could step over a batch
+			// committed late.
+			var one int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM runs WHERE id = ?`+s.d.rowLock, runID).Scan(&one)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
 		var seq int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM logs WHERE run_id = ? AND stage = ? AND step = ?`,
 			runID, stage, step).Scan(&seq); err != nil {
@@ -36,7 +49,7 @@ func (s *Store) AppendLogs(ctx context.Context, runID int64, stage, step string,
 			if l.Stream == "" {
 				l.Stream = "out"
 			}
-			if _, err := ins.ExecContext(ctx, runID, stage, step, l.Seq, toNanos(l.Time), l.Stream, l.Text); err != nil {
+			if _, err := ins.ExecContext(ctx, runID, stage, step, l.Seq, toNanos(l.Time), l.Stream, s.d.text(l.Text)); err != nil {
 				return err
 			}
 		}
@@ -60,7 +73,7 @@ func (s *Store) Logs(ctx context.Context, runID int64, stage, step string, after
 		where = append(where, "step = ?")
 		args = append(args, step)
 	}
-	order := "time, seq, rowid"
+	order := "time, seq, " + s.d.logCursor
 	if stage != "" && step != "" {
 		order = "seq"
 	}
@@ -92,7 +105,7 @@ func (s *Store) Logs(ctx context.Context, runID int64, stage, step string, after
 // only the new lines, so following a run's whole log costs as much as the
 // log, not the log times the number of polls.
 func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, cursor int64) ([]LogLine, int64, error) {
-	where := []string{"run_id = ?", "rowid > ?"}
+	where := []string{"run_id = ?", s.d.logCursor + " > ?"}
 	args := []any{runID, cursor}
 	if stage != "" {
 		where = append(where, "stage = ?")
@@ -103,8 +116,8 @@ func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, 
 		args = append(args, step)
 	}
 	what := fmt.Sprintf("logs of %s/%s of run %d after %d", stage, step, runID, cursor)
-	rows, err := s.r.QueryContext(ctx, `SELECT rowid, stage, step, seq, time, stream, text FROM logs WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY rowid`, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+s.d.logCursor+`, stage, step, seq, time, stream, text FROM logs WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY `+s.d.logCursor, args...)
 	if err != nil {
 		return nil, cursor, fmt.Errorf("%s: %w", what, err)
 	}

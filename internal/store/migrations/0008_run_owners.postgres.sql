@@ -1,0 +1,11 @@
+-- 0008 on PostgreSQL: 0008_run_owners.sql, and the column that numbers log
+-- lines in the order they were appended (the cursor of `gantry logs -f`),
+-- which SQLite has as every table's rowid.
+
+ALTER TABLE runs ADD COLUMN owner_host TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN lock_dir   TEXT NOT NULL DEFAULT '';
+ALTER TABLE proc_groups ADD COLUMN host TEXT NOT NULL DEFAULT '';
+
+ALTER TABLE logs ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY;
+CREATE UNIQUE INDEX logs_id ON logs (id);
+CREATE INDEX logs_run_id ON logs (run_id, id);

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// pgConnector hands database/sql connections of pgx's stdlib driver whose
+// queries have their ? placeholders rewritten as $n (rebind), so that the
+// store's queries, and those of code written against Store's database
+// handles, run unchanged on PostgreSQL.
+type pgConnector struct {
+	inner driver.Connector
+}
+
+var _ driver.Connector = pgConnector{}
+
+func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.inner.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pc, ok := conn.(*stdlib.Conn)
+	if !ok {
+		conn.Close()
+		return nil, errUnexpectedConn
+	}
+	return &pgConn{c: pc}, nil
+}
+
+func (c pgConnector) Driver() driver.Driver { return c.inner.Driver() }
+
+var errUnexpectedConn = errorString("postgres: pgx's stdlib driver returned an unexpected connection type")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// pgConn is a pgx stdlib connection that rebinds placeholders. It has every
+// optional ability the stdlib connection has, so database/sql treats it
+// alike.
+type pgConn struct {
+	c *stdlib.Conn
+}
+
+var (
+	_ driver.Conn               = (*pgConn)(nil)
+	_ driver.ConnPrepareContext = (*pgConn)(nil)
+	_ driver.ConnBeginTx        = (*pgConn)(nil)
+	_ driver.ExecerContext      = (*pgConn)(nil)
+	_ driver.QueryerContext     = (*pgConn)(nil)
+	_ driver.Pinger             = (*pgConn)(nil)
+	_ driver.NamedValueChecker  = (*pgConn)(nil)
+	_ driver.SessionResetter    = (*pgConn)(nil)
+)
+
+func (p *pgConn) Prepare(query string) (driver.Stmt, error) { return p.c.Prepare(rebind(query)) }
+
+func (p *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	return p.c.PrepareContext(ctx, rebind(query))
+}
+
+func (p *pgConn) Close() error { return p.c.Close() }
+
+//nolint:staticcheck // driver.Conn requires Begin; BeginTx is what database/sql uses
+func (p *pgConn) Begin() (driver.Tx, error) { return p.c.Begin() }
+
+func (p *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return p.c.BeginTx(ctx, opts)
+}
+
+func (p *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return p.c.ExecContext(ctx, rebind(query), args)
+}
+
+func (p *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return p.c.QueryContext(ctx, rebind(query), args)
+}
+
+func (p *pgConn) Ping(ctx context.Context) error { return p.c.Ping(ctx) }
+
+func (p *pgConn) CheckNamedValue(v *driver.NamedValue) error { return p.c.CheckNamedValue(v) }
+
+func (p *pgConn) ResetSession(ctx context.Context) error { return p.c.ResetSession(ctx) }

@@ -85,6 +85,18 @@ func (b *backend) url(dir string) string {
 	return u
 }
 
+// share makes the store of state dir dir use the database of state dir
+// of: two gantry processes with state dirs of their own (server
+// replicas) sharing one PostgreSQL database. SQLite has no such thing:
+// the test must use one dir there.
+func (b *backend) share(dir, of string) {
+	b.tb.Helper()
+	if !b.postgres() {
+		b.tb.Fatalf("share: SQLite keeps its database in the state dir")
+	}
+	b.urls[dir] = b.url(of)
+}
+
 // options are the Open options that put dir's store on this backend,
 // followed by extra.
 func (b *backend) options(dir string, extra ...Option) []Option {

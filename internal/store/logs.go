@@ -34,11 +34,6 @@ func (s *Store) AppendLogs(ctx context.Context, runID int64, stage, step string,
 			runID, stage, step).Scan(&seq); err != nil {
 			return err
 		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO logs (run_id, stage, step, seq, time, stream, text) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
 		for i := range lines {
 			l := &lines[i]
 			seq++
@@ -49,12 +44,39 @@ func (s *Store) AppendLogs(ctx context.Context, runID int64, stage, step string,
 			if l.Stream == "" {
 				l.Stream = "out"
 			}
-			if _, err := ins.ExecContext(ctx, runID, stage, step, l.Seq, toNanos(l.Time), l.Stream, s.d.text(l.Text)); err != nil {
+		}
+		// Many rows per INSERT: one round trip per chunk, not per line
+		// (which costs PostgreSQL a network round trip each).
+		for start := 0; start < len(lines); start += logInsertRows {
+			chunk := lines[start:min(start+logInsertRows, len(lines))]
+			args := make([]any, 0, len(chunk)*7)
+			for i := range chunk {
+				l := &chunk[i]
+				args = append(args, runID, stage, step, l.Seq, toNanos(l.Time), l.Stream, s.d.text(l.Text))
+			}
+			if _, err := tx.ExecContext(ctx, logInsert(len(chunk)), args...); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// logInsertRows is the most rows one INSERT of AppendLogs writes (7
+// parameters each, far below both databases' limits).
+const logInsertRows = 100
+
+// logInsert is the INSERT of n log lines.
+func logInsert(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO logs (run_id, stage, step, seq, time, stream, text) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
 }
 
 // Logs returns log lines with Seq > afterSeq. With stage and step set it

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql/driver"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/stdlib"
 )
@@ -81,6 +83,24 @@ func (p *pgConn) QueryContext(ctx context.Context, query string, args []driver.N
 
 func (p *pgConn) Ping(ctx context.Context) error { return p.c.Ping(ctx) }
 
-func (p *pgConn) CheckNamedValue(v *driver.NamedValue) error { return p.c.CheckNamedValue(v) }
+// CheckNamedValue also makes every string argument storable as TEXT,
+// which PostgreSQL refuses to hold NUL bytes or invalid UTF-8 in (SQLite
+// keeps any bytes): each NUL and each invalid byte sequence becomes
+// U+FFFD. Columns that must keep any bytes (log lines) are BYTEA and get
+// []byte arguments, which pass unchanged.
+func (p *pgConn) CheckNamedValue(v *driver.NamedValue) error {
+	if s, ok := v.Value.(string); ok {
+		v.Value = storableText(s)
+	}
+	return p.c.CheckNamedValue(v)
+}
+
+// storableText is s with NUL bytes and invalid UTF-8 replaced by U+FFFD.
+func storableText(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
 
 func (p *pgConn) ResetSession(ctx context.Context) error { return p.c.ResetSession(ctx) }

@@ -243,3 +243,41 @@ func TestRecoveryLeavesOtherHostsAlone(t *testing.T) {
 		t.Errorf("host a's process after open on host a: %+v, %v; want it ended", alive, err)
 	}
 }
+
+// TestAnyBytesInText: a log line keeps any bytes on both backends (BYTEA
+// on PostgreSQL); other text with a NUL or invalid UTF-8, which
+// PostgreSQL's TEXT refuses, is still recorded there, with U+FFFD in
+// their place, and exactly on SQLite.
+func TestAnyBytesInText(t *testing.T) { eachBackend(t, testAnyBytesInText) }
+
+func testAnyBytesInText(t *testing.T, be *backend) {
+	ctx := context.Background()
+	s := be.open(t, t.TempDir())
+	const odd = "nul\x00 bad\xff\xfe utf8 é"
+	r := &Run{Pipeline: "p", Message: odd}
+	if err := s.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, r.ID, "s", "x", []LogLine{{Text: odd}}); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := s.Logs(ctx, r.ID, "s", "x", 0)
+	if err != nil || len(ls) != 1 || ls[0].Text != odd {
+		t.Errorf("log line: got %+v, %v; want %q", ls, err, odd)
+	}
+	if err := s.PutStep(ctx, &Step{RunID: r.ID, Stage: "s", Name: "x", Message: odd, Summary: odd}); err != nil {
+		t.Fatal(err)
+	}
+	want := odd
+	if be.postgres() {
+		want = "nul\uFFFD bad\uFFFD utf8 é"
+	}
+	got, err := s.GetRun(ctx, r.ID)
+	if err != nil || got.Message != want {
+		t.Errorf("run message: got %q, %v; want %q", got.Message, err, want)
+	}
+	steps, err := s.Steps(ctx, r.ID)
+	if err != nil || len(steps) != 1 || steps[0].Message != want || steps[0].Summary != want {
+		t.Errorf("step: got %+v, %v; want message and summary %q", steps, err, want)
+	}
+}

@@ -38,9 +38,9 @@ func openApp(ctx context.Context, g *options.Global, stderr io.Writer) (*app, er
 	if err != nil {
 		return nil, err
 	}
-	storeURL, err := g.ResolveStore()
+	storeURL, err := resolveStore(g)
 	if err != nil {
-		return nil, usageErr(err)
+		return nil, err
 	}
 	log := newLogger(g, stderr)
 	st, err := store.Open(ctx, dir, store.WithLogger(log), store.WithURL(storeURL))
@@ -63,6 +63,20 @@ func openApp(ctx context.Context, g *options.Global, stderr io.Writer) (*app, er
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
 	return &app{stateDir: dir, store: st, artifacts: arts, log: log}, nil
+}
+
+// resolveStore returns the run history's database URL (--store, else
+// $GANTRY_STORE; "" for SQLite), refusing one gantry cannot use as a usage
+// error that never shows the password.
+func resolveStore(g *options.Global) (string, error) {
+	u, err := g.ResolveStore()
+	if err != nil {
+		return "", usageErr(err)
+	}
+	if err := store.CheckURL(u); err != nil {
+		return "", usageErr(err)
+	}
+	return u, nil
 }
 
 func (a *app) Close() error { return a.store.Close() }

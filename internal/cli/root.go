@@ -113,8 +113,8 @@ func checkCommonFlags(cmd *cobra.Command, g *options.Global) error {
 		if strings.TrimSpace(g.Store) == "" {
 			return usageErr(errors.New("--store is empty; give a postgres:// URL, or leave the flag out for $" + options.StoreEnv + " or SQLite in the state dir"))
 		}
-		if _, err := g.ResolveStore(); err != nil {
-			return usageErr(err)
+		if _, err := resolveStore(g); err != nil {
+			return err
 		}
 		// The processes gantry starts (the gantry serve that a deploy
 		// starts in the background) record in the same database: they

@@ -308,9 +308,9 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			if err != nil {
 				return usageErr(err)
 			}
-			storeURL, err := g.ResolveStore()
+			storeURL, err := resolveStore(g)
 			if err != nil {
-				return usageErr(err)
+				return err
 			}
 			level := slog.LevelInfo
 			if g.Verbose {

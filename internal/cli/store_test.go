@@ -88,6 +88,8 @@ func TestStoreFlag(t *testing.T) {
 	}{
 		{"not postgres", "mysql://gantry:" + pw + "@db/gantry", ExitUsage},
 		{"empty", "", ExitUsage},
+		{"bad sslmode", u.String() + "&sslmode=sometimes", ExitUsage},
+		{"bad pool size", u.String() + "&pool_max_conns=0", ExitUsage},
 		{"unreachable", down.String(), ExitFailed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,19 @@ func IsPostgresURL(u string) bool {
 	return ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"))
 }
 
+// CheckURL reports what is wrong with a store URL ("" is SQLite and
+// fine) without connecting; its errors mask the password.
+func CheckURL(u string) error {
+	if u == "" {
+		return nil
+	}
+	if !IsPostgresURL(u) {
+		return ErrUnsupportedURL
+	}
+	_, err := parsePostgresURL(u)
+	return err
+}
+
 // pgTarget is a parsed --store URL.
 type pgTarget struct {
 	config *pgx.ConnConfig

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestLookupCacheUsesIndex guards the cache lookup against a full scan of
+// TestLookupCacheUsesIndex (SQLite's alone: its query planner) guards the cache lookup against a full scan of
 // every step ever recorded: SQLite uses the partial index on cache_key only
 // when the query itself excludes empty keys.
 func TestLookupCacheUsesIndex(t *testing.T) {

@@ -29,9 +29,13 @@ func (s *Store) AppendLogs(ctx context.Context, runID int64, stage, step string,
 				return err
 			}
 		}
+		// The last Seq, read from the end of the primary key's index. (Not
+		// MAX(seq): PostgreSQL, without statistics on a young table,
+		// aggregates every line of the step instead.)
 		var seq int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM logs WHERE run_id = ? AND stage = ? AND step = ?`,
-			runID, stage, step).Scan(&seq); err != nil {
+		err := tx.QueryRowContext(ctx, `SELECT seq FROM logs WHERE run_id = ? AND stage = ? AND step = ? ORDER BY seq DESC LIMIT 1`,
+			runID, stage, step).Scan(&seq)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		for i := range lines {

@@ -74,6 +74,33 @@ func TestStoreFlag(t *testing.T) {
 		}
 	})
 
+	t.Run("a run, its approval and its logs", func(t *testing.T) {
+		repo := gitRepo(t, `name: on-pg
+stages:
+  - name: build
+    steps:
+      - {name: hello, run: 'echo "hello from postgres"'}
+  - name: prod
+    approval: {required: true}
+    steps:
+      - {name: deploy, run: 'echo "deployed"'}
+`)
+		if out, code := runCLIIn(t, state, "--store", pg, "run", "--dir", repo, "--progress", "plain"); code != ExitWaiting {
+			t.Fatalf("run: exit %d, want %d\n%s", code, ExitWaiting, out)
+		}
+		if out, code := runCLIIn(t, state, "--store", pg, "approve", "2", "--dir", repo); code != 0 {
+			t.Fatalf("approve: exit %d\n%s", code, out)
+		}
+		out, code := runCLIIn(t, state, "--store", pg, "logs", "2")
+		if code != 0 || !strings.Contains(out, "hello from postgres") || !strings.Contains(out, "deployed") {
+			t.Errorf("logs 2: exit %d\n%s\nwant both steps' output", code, out)
+		}
+		t.Setenv(options.StoreEnv, "")
+		if out, code := runCLIIn(t, state, "show", "2"); code == 0 {
+			t.Errorf("show 2 in the state dir's SQLite: exit 0\n%s\nwant the run absent there", out)
+		}
+	})
+
 	const pw = "n0t-f0r-y0ur-eyes"
 	u, err := url.Parse(pg)
 	if err != nil {

@@ -49,8 +49,8 @@ func parallel(stores []*Store, n int, fn func(s *Store, i int) error) []error {
 // TestTwoStoresShareADatabase: two stores on one database, used at once,
 // neither lose nor duplicate records: 2x50 runs, log batches appended to
 // one step (each batch's lines numbered after the last), events, audit
-// entries, revisions of one environment, and decisions on the same
-// approvals (exactly one wins each).
+// entries, revisions of one environment, resumptions of one waiting run
+// and decisions on the same approvals (exactly one wins each).
 func TestTwoStoresShareADatabase(t *testing.T) { eachBackend(t, testTwoStoresShareADatabase) }
 
 func testTwoStoresShareADatabase(t *testing.T, be *backend) {
@@ -254,6 +254,36 @@ func testTwoStoresShareADatabase(t *testing.T, be *backend) {
 		}
 		if len(ports) != n {
 			t.Errorf("%d ports allocated, want %d", len(ports), n)
+		}
+	})
+
+	t.Run("resumptions", func(t *testing.T) {
+		w := &Run{Pipeline: "waits"}
+		if err := a.CreateRun(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.FinishRun(ctx, w.ID, StatusWaiting, "", t0); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		resumed := 0
+		errs := parallel(stores, n, func(s *Store, i int) error {
+			err := s.ResumeRun(ctx, w.ID)
+			if errors.Is(err, ErrRunHeld) {
+				return nil
+			}
+			if err == nil {
+				mu.Lock()
+				resumed++
+				mu.Unlock()
+			}
+			return err
+		})
+		if len(errs) > 0 {
+			t.Fatalf("concurrent ResumeRun: %v", errors.Join(errs...))
+		}
+		if resumed != 1 {
+			t.Errorf("the waiting run was resumed %d times, want once", resumed)
 		}
 	})
 

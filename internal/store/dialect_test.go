@@ -110,8 +110,9 @@ func TestMigrationVariants(t *testing.T) {
 		}
 	})
 	for name, files := range map[string][]string{
-		"0002_c.postgres.sql: PostgreSQL variant of no migration":                     {"0001_a.sql", "0002_c.postgres.sql"},
-		"0001_x.postgres.sql: a PostgreSQL variant must be named 0001_a.postgres.sql": {"0001_a.sql", "0001_x.postgres.sql"},
+		"0002_c.postgres.sql: PostgreSQL variant of no migration":                            {"0001_a.sql", "0002_c.postgres.sql"},
+		"0001_x.postgres.sql: a PostgreSQL variant must be named 0001_a.postgres.sql":        {"0001_a.sql", "0001_x.postgres.sql"},
+		"0001_b.postgres.sql: version 1 has another PostgreSQL variant, 0001_a.postgres.sql": {"0001_a.sql", "0001_a.postgres.sql", "0001_b.postgres.sql"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := src(files...).load()

@@ -68,6 +68,9 @@ func (m migrationSource) load() ([]migration, error) {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
 		if strings.HasSuffix(e.Name(), postgresSuffix) {
+			if other, ok := variants[v]; ok {
+				return nil, fmt.Errorf("migration %s: version %d has another PostgreSQL variant, %s", e.Name(), v, other.name)
+			}
 			variants[v] = migration{version: v, name: e.Name(), sql: string(b)}
 			continue
 		}
@@ -86,8 +89,13 @@ func (m migrationSource) load() ([]migration, error) {
 			delete(variants, mg.version)
 		}
 	}
-	for _, pv := range variants {
-		return nil, fmt.Errorf("migration %s: PostgreSQL variant of no migration (want a %04d_*.sql beside it)", pv.name, pv.version)
+	if len(variants) > 0 {
+		var names []string
+		for _, pv := range variants {
+			names = append(names, pv.name)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("migration %s: PostgreSQL variant of no migration (want a NNNN_name.sql of its version beside it)", strings.Join(names, ", "))
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"strings"
 	"unicode/utf8"
 
@@ -34,11 +35,7 @@ func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 
 func (c pgConnector) Driver() driver.Driver { return c.inner.Driver() }
 
-var errUnexpectedConn = errorString("postgres: pgx's stdlib driver returned an unexpected connection type")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errUnexpectedConn = errors.New("postgres: pgx's stdlib driver returned an unexpected connection type")
 
 // pgConn is a pgx stdlib connection that rebinds placeholders. It has every
 // optional ability the stdlib connection has, so database/sql treats it

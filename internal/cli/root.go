@@ -36,7 +36,7 @@ func New() *cobra.Command {
 		newRunCmd(g),
 		newApproveCmd(g),
 		newRejectCmd(g),
-		newInitCmd(),
+		newInitCmd(g),
 		newValidateCmd(),
 		newRunsCmd(g),
 		newShowCmd(g),

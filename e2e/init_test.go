@@ -136,6 +136,9 @@ func TestInitRealModules(t *testing.T) {
 		// pipeline and report hold these lines (substrings).
 		pipeline, report []string
 		stages           string
+		// ratchet: a later commit with a lint issue and a message that is
+		// not a Conventional Commit fails the commit stage.
+		ratchet bool
 	}{
 		{
 			// A library without a main package: lint and gosec findings
@@ -144,6 +147,7 @@ func TestInitRealModules(t *testing.T) {
 			pipeline: []string{"uses: golangci-lint, with: {new_from_rev: ", "uses: commitlint, with: {from: ", "exclude_rules: [G115, G401, G501, G505]", "gate: steps.unit.outputs.coverage >= 80"},
 			report:   []string{"go-lint judges only code changed after", "commits checks the messages of commits after", "sast excludes the gosec rules G115 (13)"},
 			stages:   "commit=passed build-test=passed security=passed",
+			ratchet:  true,
 		},
 		{
 			// A library whose tests cover about half of it.
@@ -204,6 +208,21 @@ func TestInitRealModules(t *testing.T) {
 			}
 			if got := strings.Join(stages, " "); got != m.stages {
 				t.Errorf("stages: got %s, want %s", got, m.stages)
+			}
+			if !m.ratchet {
+				return
+			}
+			// What init relaxed covers the code it saw, not new code.
+			e.write("ratchet.go", "package uuid\n\nimport \"os\"\n\n// Drop removes p and ignores the error.\nfunc Drop(p string) {\n\tos.Remove(p)\n}\n")
+			e.commitAll("wip")
+			red := e.gantry("run", "--progress", "plain")
+			if red.code == 0 {
+				t.Fatalf("run after a commit with a lint issue and a message that is not conventional passed:\n%s", tail(red.stdout, 40))
+			}
+			for _, w := range []string{"[commit/go-lint] ratchet.go:7:", "[commit/commits] commit ", "[type-empty]"} {
+				if !strings.Contains(red.stdout, w) {
+					t.Errorf("run after the new commit lacks %q:\n%s", w, tail(red.stdout, 40))
+				}
 			}
 		})
 	}

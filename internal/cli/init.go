@@ -121,7 +121,7 @@ func printPlan(w io.Writer, plan *scaffold.Plan, written []string) error {
 		fmt.Fprintf(&b, "  %s\n", f)
 	}
 	if len(plan.Notes) > 0 {
-		b.WriteString("not generated:\n")
+		b.WriteString("notes (what was not generated or measured, and what fails today):\n")
 		for _, n := range plan.Notes {
 			fmt.Fprintf(&b, "  %s\n", n)
 		}

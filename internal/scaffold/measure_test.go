@@ -7,11 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/gantry-ci/gantry/internal/inventory"
+	"github.com/gantry-ci/gantry/internal/policy"
 	"github.com/gantry-ci/gantry/internal/scaffold"
 	"github.com/gantry-ci/gantry/internal/steps/gotest"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 	"github.com/gantry-ci/gantry/internal/testenv"
+	"github.com/gantry-ci/gantry/internal/vuln"
 )
 
 // TestMeasureCoverageIsTheGateNumber runs Measure on a real module and the
@@ -94,5 +98,63 @@ func TestMeasureFailingTests(t *testing.T) {
 	p := scaffold.Generate(r, scaffold.Options{Measured: m})
 	if !containsLine(p.Notes, "tests fail today") {
 		t.Errorf("notes do not say tests fail: %v", p.Notes)
+	}
+}
+
+// TestMeasureVulnsBecomeExceptions measures a module that requires a
+// vulnerable golang.org/x/text with the real Go vulnerability database:
+// the exceptions init records cover exactly what fails the gate it
+// generates, and they expire.
+func TestMeasureVulnsBecomeExceptions(t *testing.T) {
+	db := testenv.RequireData(t, "go-vulndb-osv.tar.gz")
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"go.mod": "module example.com/old\n\ngo 1.22\n\nrequire golang.org/x/text v0.3.5\n",
+		"old.go": "// Package old depends on an old x/text.\npackage old\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := scaffold.Detect(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	m, err := scaffold.Measure(context.Background(), dir, r, scaffold.MeasureOptions{VulnDB: db, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Vulns) == 0 {
+		t.Fatalf("no vulnerability of golang.org/x/text v0.3.5 measured (notes: %v)", m.Notes)
+	}
+	p := scaffold.Generate(r, scaffold.Options{Measured: m, Today: now})
+	var exc []byte
+	for _, f := range p.Companions {
+		if f.Path == policy.DefaultExceptionsFile {
+			exc = f.Content
+		}
+	}
+	if exc == nil {
+		t.Fatalf("no %s written", policy.DefaultExceptionsFile)
+	}
+	x, err := policy.ParseExceptions(policy.DefaultExceptionsFile, exc)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, exc)
+	}
+	vdb, err := vuln.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Load(context.Background(), dir, inventory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := vuln.Gate{FailOn: []vuln.Level{vuln.High, vuln.Critical}, NoFixOlderThan: 30 * 24 * time.Hour, Exceptions: x}
+	if v := gate.Apply(vuln.Scan(inv, vdb), now); !v.Passed() || v.Excepted == 0 {
+		t.Errorf("with init's exceptions: %d failing, %d excepted; want 0 failing", v.Failing, v.Excepted)
+	}
+	if v := gate.Apply(vuln.Scan(inv, vdb), now.AddDate(0, 0, scaffold.ExceptionDays+1)); v.Passed() {
+		t.Errorf("%d days later the exceptions still cover every finding; want them expired", scaffold.ExceptionDays+1)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-ci/gantry/internal/license"
 	"github.com/gantry-ci/gantry/internal/policy"
@@ -153,4 +154,46 @@ func TestRelaxations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRecordedExceptions: whatever a vulnerability database or a go.mod
+// names (ids, packages, modules are outside input), the files init
+// records parse back to the same entries, and the pipeline still parses.
+func FuzzRecordedExceptions(f *testing.F) {
+	f.Add("GO-2024-0001", "golang.org/x/net", "v0.1.0", "example.com/gpl")
+	f.Add("x\n  - id: evil", "p: q", "#", "m\"\n- module: other")
+	f.Fuzz(func(t *testing.T, id, pkg, version, module string) {
+		if strings.TrimSpace(id) == "" || strings.TrimSpace(module) == "" || !utf8.ValidString(id+pkg+version+module) {
+			return
+		}
+		today := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+		cov := 80.0
+		r := &scaffold.Repo{Module: &scaffold.GoModule{Path: "example.com/m", HasTests: true, TagFiles: map[string]string{}}}
+		p := scaffold.Generate(r, scaffold.Options{Today: today, Measured: &scaffold.Measurement{Coverage: &cov,
+			Vulns:    []vuln.Finding{{ID: id, Package: pkg, Version: version}},
+			Licenses: []license.Violation{{Module: module, Rule: "copyleft"}}}})
+		if _, err := spec.Parse(scaffold.PipelinePath, p.Pipeline, registry()); err != nil {
+			t.Fatalf("pipeline does not parse: %v\n%s", err, p.Pipeline)
+		}
+		for _, c := range p.Companions {
+			switch c.Path {
+			case policy.DefaultExceptionsFile:
+				x, err := policy.ParseExceptions(c.Path, c.Content)
+				if err != nil {
+					t.Fatalf("exceptions: %v\n%s", err, c.Content)
+				}
+				if len(x.List) != 1 || x.List[0].ID != id || x.List[0].Package != pkg {
+					t.Fatalf("exceptions: got %+v, want id %q package %q\n%s", x.List, id, pkg, c.Content)
+				}
+			case license.PolicyFile:
+				var cfg license.Config
+				if err := yaml.Unmarshal(c.Content, &cfg); err != nil {
+					t.Fatalf("licence policy: %v\n%s", err, c.Content)
+				}
+				if len(cfg.Allow) != 1 || cfg.Allow[0].Module != module {
+					t.Fatalf("licence policy: got %+v, want module %q\n%s", cfg.Allow, module, c.Content)
+				}
+			}
+		}
+	})
 }

@@ -37,7 +37,7 @@ func New() *cobra.Command {
 		newRunCmd(g),
 		newApproveCmd(g),
 		newRejectCmd(g),
-		newInitCmd(),
+		newInitCmd(g),
 		newValidateCmd(),
 		newRunsCmd(g),
 		newShowCmd(g),

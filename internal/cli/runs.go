@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
+	"github.com/gantry-ci/gantry/internal/runview"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -126,88 +126,18 @@ func checkRunStatus(s string) error {
 	return fmt.Errorf("--status must be one of %s, not %q", strings.Join(names, ", "), s)
 }
 
-// runView is the JSON/YAML shape of a run.
-type runView struct {
-	ID       int64             `json:"id"`
-	Pipeline string            `json:"pipeline"`
-	Status   store.Status      `json:"status"`
-	Message  string            `json:"message,omitempty"`
-	Event    string            `json:"event"`
-	Branch   string            `json:"branch,omitempty"`
-	Base     string            `json:"base,omitempty"`
-	SHA      string            `json:"sha,omitempty"`
-	Dir      string            `json:"dir"`
-	Trigger  string            `json:"trigger,omitempty"`
-	Started  time.Time         `json:"started"`
-	Finished *time.Time        `json:"finished,omitempty"`
-	Duration float64           `json:"duration_seconds,omitempty"`
-	Params   map[string]string `json:"params,omitempty"`
-}
+// The views of runs are shared with the server's API (internal/runview),
+// so that the local commands and --server print the same thing.
+type (
+	runView      = runview.Run
+	stageView    = runview.Stage
+	stepJSON     = runview.Step
+	artifactJSON = runview.Artifact
+	showView     = runview.Show
+	approvalView = runview.Approval
+)
 
-func newRunView(r store.Run) runView {
-	v := runView{ID: r.ID, Pipeline: r.Pipeline, Status: r.Status, Message: r.Message, Event: r.Event,
-		Branch: r.Branch, Base: r.BaseRef, SHA: r.SHA, Dir: r.Dir, Trigger: r.Trigger, Started: r.Started, Params: r.Params}
-	if !r.Finished.IsZero() {
-		f := r.Finished
-		v.Finished = &f
-		v.Duration = r.Finished.Sub(r.Started).Seconds()
-	}
-	return v
-}
-
-type stageView struct {
-	Name       string       `json:"name"`
-	Status     store.Status `json:"status"`
-	Message    string       `json:"message,omitempty"`
-	Gate       string       `json:"gate,omitempty"`
-	GateResult *bool        `json:"gate_passed,omitempty"`
-	Duration   float64      `json:"duration_seconds,omitempty"`
-	Steps      []stepJSON   `json:"steps"`
-}
-
-type stepJSON struct {
-	Name       string         `json:"name"`
-	Kind       string         `json:"kind"`
-	Status     store.Status   `json:"status"`
-	Attempt    int            `json:"attempt,omitempty"`
-	Message    string         `json:"message,omitempty"`
-	Summary    string         `json:"summary,omitempty"`
-	CachedFrom int64          `json:"cached_from,omitempty"`
-	Duration   float64        `json:"duration_seconds,omitempty"`
-	Outputs    map[string]any `json:"outputs,omitempty"`
-	Artifacts  []artifactJSON `json:"artifacts,omitempty"`
-}
-
-type artifactJSON struct {
-	Stage     string `json:"stage,omitempty"`
-	Step      string `json:"step,omitempty"`
-	Name      string `json:"name"`
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
-	MediaType string `json:"media_type"`
-}
-
-type showView struct {
-	runView
-	Stages    []stageView    `json:"stages"`
-	Approvals []approvalView `json:"approvals,omitempty"`
-}
-
-// approvalView is one approval of a run: for a pending one, what its
-// decider is asked to approve now (the image digest, the stage
-// verdicts); for a decided one, what its decider was shown.
-type approvalView struct {
-	Stage     string                `json:"stage"`
-	Status    string                `json:"status"`
-	Roles     []string              `json:"roles,omitempty"`
-	Requested time.Time             `json:"requested"`
-	Deadline  *time.Time            `json:"deadline,omitempty"`
-	Actor     string                `json:"actor,omitempty"`
-	Comment   string                `json:"comment,omitempty"`
-	Decided   *time.Time            `json:"decided,omitempty"`
-	Digest    string                `json:"digest,omitempty"`
-	Evidence  []engine.StageVerdict `json:"evidence,omitempty"`
-}
+func newRunView(r store.Run) runView { return runview.NewRun(r) }
 
 func newShowCmd(g *options.Global) *cobra.Command {
 	out := &options.Output{}
@@ -238,83 +168,7 @@ func newShowCmd(g *options.Global) *cobra.Command {
 }
 
 func loadShow(cmd *cobra.Command, a *app, r *store.Run) (*showView, error) {
-	ctx, id := cmd.Context(), r.ID
-	stages, err := a.store.Stages(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	steps, err := a.store.Steps(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	arts, err := a.store.Artifacts(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	v := &showView{runView: newRunView(*r)}
-	index := map[string]int{}
-	for _, st := range stages {
-		sv := stageView{Name: st.Name, Status: st.Status, Message: st.Message, Gate: st.Gate, GateResult: st.GateResult, Steps: []stepJSON{}}
-		if !st.Finished.IsZero() && !st.Started.IsZero() {
-			sv.Duration = st.Finished.Sub(st.Started).Seconds()
-		}
-		index[st.Name] = len(v.Stages)
-		v.Stages = append(v.Stages, sv)
-	}
-	for _, s := range steps {
-		i, ok := index[s.Stage]
-		if !ok {
-			index[s.Stage] = len(v.Stages)
-			i = len(v.Stages)
-			v.Stages = append(v.Stages, stageView{Name: s.Stage, Status: store.StatusPending, Steps: []stepJSON{}})
-		}
-		sj := stepJSON{Name: s.Name, Kind: s.Kind, Status: s.Status, Attempt: s.Attempt, Message: s.Message,
-			Summary: s.Summary, CachedFrom: s.CachedFrom, Outputs: s.Outputs}
-		if !s.Finished.IsZero() && !s.Started.IsZero() {
-			sj.Duration = s.Finished.Sub(s.Started).Seconds()
-		}
-		for _, art := range arts {
-			if art.Stage == s.Stage && art.Step == s.Name {
-				sj.Artifacts = append(sj.Artifacts, artifactJSON{Name: art.Name, Digest: art.Digest, Size: art.Size, MediaType: art.MediaType})
-			}
-		}
-		v.Stages[i].Steps = append(v.Stages[i].Steps, sj)
-	}
-	approvals, err := a.store.Approvals(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	for _, ap := range approvals {
-		av := approvalView{Stage: ap.Stage, Status: ap.Status, Roles: splitRoles(ap.RequestedRoles), Requested: ap.Requested,
-			Actor: ap.Actor, Comment: ap.Comment, Digest: ap.Digest}
-		if !ap.Deadline.IsZero() {
-			av.Deadline = &ap.Deadline
-		}
-		if !ap.Decided.IsZero() {
-			av.Decided = &ap.Decided
-		}
-		if ap.Status == store.ApprovalPending {
-			if av.Evidence, av.Digest, err = engine.DeciderView(ctx, a.store, id); err != nil {
-				return nil, err
-			}
-		} else if ap.Evidence != "" {
-			if err := json.Unmarshal([]byte(ap.Evidence), &av.Evidence); err != nil {
-				return nil, fmt.Errorf("run %d stage %s: the evidence stored with the approval: %w", id, ap.Stage, err)
-			}
-		}
-		v.Approvals = append(v.Approvals, av)
-	}
-	return v, nil
-}
-
-func splitRoles(s string) []string {
-	var out []string
-	for _, r := range strings.Split(s, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			out = append(out, r)
-		}
-	}
-	return out
+	return runview.Load(cmd.Context(), a.store, r)
 }
 
 // writeApprovalBrief writes what an approver is asked to approve: the

@@ -152,6 +152,9 @@ type LogLine struct {
 	Text   string
 	// Stage and Step are set by Logs.
 	Stage, Step string
+	// Cursor is set by LogsAfter: passed back to it, it returns the
+	// lines appended after this one.
+	Cursor int64
 }
 
 // Artifact records a blob of the artifact store produced by a step.

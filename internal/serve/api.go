@@ -51,7 +51,9 @@ type RollbackRequest struct {
 type API struct {
 	deployer runtime.Deployer
 	// roller runs blue/green rollouts; nil answers 501 (SetRoller).
-	roller   runtime.Roller
+	roller runtime.Roller
+	// runs serves the run history; nil answers 501 (SetRuns).
+	runs     *Runs
 	health   func() Health
 	shutdown func()
 	// stopping ends when the server stops; following log streams end
@@ -76,22 +78,7 @@ func (a *API) SetRoller(r runtime.Roller) { a.roller = r }
 
 // Handler routes the versioned API paths.
 func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/health", a.getHealth)
-	mux.HandleFunc("POST /api/v1/shutdown", a.postShutdown)
-	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
-	mux.HandleFunc("GET /api/v1/environments/{env}", a.getEnvironment)
-	mux.HandleFunc("POST /api/v1/environments/{env}/deploy", a.postDeploy)
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.postRollback)
-	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.getHistory)
-	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.getLogs)
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(a.postRollout))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(a.getRollout))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(a.getRolloutWatch))
-	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.withRoller(a.postPromote))
-	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.withRoller(a.postAbort))
-	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.withRoller(a.postRetry))
-	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.withRoller(a.postUndo))
+	mux := a.mux()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route: keep the mux's 404 or 405 (and its Allow
@@ -107,6 +94,28 @@ func (a *API) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// mux registers every route of the API.
+func (a *API) mux() *router {
+	mux := newRouter()
+	mux.HandleFunc("GET /api/v1/health", a.getHealth)
+	mux.HandleFunc("POST /api/v1/shutdown", a.postShutdown)
+	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
+	mux.HandleFunc("GET /api/v1/environments/{env}", a.getEnvironment)
+	mux.HandleFunc("POST /api/v1/environments/{env}/deploy", a.postDeploy)
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.postRollback)
+	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.getHistory)
+	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.getLogs)
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(a.postRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(a.getRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(a.getRolloutWatch))
+	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.withRoller(a.postPromote))
+	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.withRoller(a.postAbort))
+	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.withRoller(a.postRetry))
+	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.withRoller(a.postUndo))
+	a.mountRuns(mux)
+	return mux
 }
 
 // statusOnly keeps the status and headers a handler sets, dropping its

@@ -20,7 +20,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/internal/admission"
+	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/envctl"
 	"github.com/gantry-ci/gantry/internal/monitor"
 	"github.com/gantry-ci/gantry/internal/promenv"
@@ -293,6 +295,24 @@ func sameFiles(a, b []runtime.File) bool {
 	return slices.EqualFunc(a, b, func(x, y runtime.File) bool { return x.Name == y.Name && bytes.Equal(x.Data, y.Data) })
 }
 
+// serveRuns is the run history the API serves: the deployer's store,
+// the state dir's artifacts, and an engine that decides approvals.
+func serveRuns(stateDir string, d serve.Deployer, logger *slog.Logger) (*serve.Runs, error) {
+	dl, ok := d.(*delivery)
+	if !ok {
+		return nil, nil
+	}
+	arts, err := artifact.New(filepath.Join(stateDir, "artifacts"))
+	if err != nil {
+		return nil, fmt.Errorf("open the artifact store: %w", err)
+	}
+	eng, err := engine.New(dl.store, arts, stateDir, engine.WithLogger(logger), engine.WithVersion(version()))
+	if err != nil {
+		return nil, err
+	}
+	return &serve.Runs{Store: dl.store, Artifacts: arts, StateDir: stateDir, Decider: eng}, nil
+}
+
 func newServeCmd(g *options.Global) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -323,6 +343,9 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			// too (a deployer without them answers 501).
 			if r, ok := any(d).(runtime.Roller); ok {
 				cfg.Roller = r
+			}
+			if cfg.Runs, err = serveRuns(stateDir, d, logger); err != nil {
+				return failed(err)
 			}
 			err = serve.Run(ctx, cfg)
 			var running *serve.AlreadyRunningError

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/store"
 )
@@ -101,8 +102,12 @@ func (e *APIError) Unwrap() []error {
 	switch e.Code {
 	case CodeBadRequest, CodeTooLarge, CodeInvalidRequest:
 		errs = append(errs, ErrBadRequest)
-	case CodeForbidden:
+	case CodeForbidden, CodeUnauthenticated:
 		errs = append(errs, ErrForbidden)
+	case CodeNotApprover:
+		errs = append(errs, ErrForbidden, engine.ErrForbidden)
+	case CodeNoPendingApprval:
+		errs = append(errs, engine.ErrNoPendingApproval)
 	}
 	return errs
 }

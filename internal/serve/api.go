@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/runtime"
 )
 
@@ -99,21 +100,21 @@ func (a *API) Handler() http.Handler {
 // mux registers every route of the API.
 func (a *API) mux() *router {
 	mux := newRouter()
-	mux.HandleFunc("GET /api/v1/health", a.getHealth)
-	mux.HandleFunc("POST /api/v1/shutdown", a.postShutdown)
-	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
-	mux.HandleFunc("GET /api/v1/environments/{env}", a.getEnvironment)
-	mux.HandleFunc("POST /api/v1/environments/{env}/deploy", a.postDeploy)
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.postRollback)
-	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.getHistory)
-	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.getLogs)
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(a.postRollout))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(a.getRollout))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(a.getRolloutWatch))
-	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.withRoller(a.postPromote))
-	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.withRoller(a.postAbort))
-	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.withRoller(a.postRetry))
-	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.withRoller(a.postUndo))
+	mux.HandleFunc("GET /api/v1/health", a.allow(auth.ActionRead, a.getHealth))
+	mux.HandleFunc("POST /api/v1/shutdown", a.allow(auth.ActionServerManage, a.postShutdown))
+	mux.HandleFunc("GET /api/v1/environments", a.allow(auth.ActionRead, a.listEnvironments))
+	mux.HandleFunc("GET /api/v1/environments/{env}", a.allow(auth.ActionRead, a.getEnvironment))
+	mux.HandleFunc("POST /api/v1/environments/{env}/deploy", a.allow(auth.ActionDeploy, a.postDeploy))
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.allow(auth.ActionEnvRollback, a.postRollback))
+	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.allow(auth.ActionRead, a.getHistory))
+	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.allow(auth.ActionRead, a.getLogs))
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.allow(auth.ActionDeploy, a.withRoller(a.postRollout)))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.allow(auth.ActionRead, a.withRoller(a.getRollout)))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.allow(auth.ActionRead, a.withRoller(a.getRolloutWatch)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.rolloutVerb(a.withRoller(a.postPromote)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.rolloutVerb(a.withRoller(a.postAbort)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.rolloutVerb(a.withRoller(a.postRetry)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.rolloutVerb(a.withRoller(a.postUndo)))
 	a.mountRuns(mux)
 	return mux
 }
@@ -194,6 +195,7 @@ func (a *API) postDeploy(w http.ResponseWriter, r *http.Request) {
 	if req.Environment == "" {
 		req.Environment = env
 	}
+	req.Who = callerName(r, req.Who)
 	if req.Environment != env {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("deploy request: environment %q in the body, %q in the path", req.Environment, env))
 		return
@@ -215,7 +217,7 @@ func (a *API) postRollback(w http.ResponseWriter, r *http.Request) {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("rollback request: toRevision %d is negative", req.ToRevision))
 		return
 	}
-	rev, err := a.deployer.Rollback(r.Context(), env, req.ToRevision, req.Who, req.Reason)
+	rev, err := a.deployer.Rollback(r.Context(), env, req.ToRevision, callerName(r, req.Who), req.Reason)
 	a.reply(w, r, "roll back "+env, rev, err)
 }
 

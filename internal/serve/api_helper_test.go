@@ -231,9 +231,13 @@ var (
 // withIdentity serves h with the caller's identity in the request's
 // context, as the auth middleware will.
 func withIdentity(c caller, h http.Handler) http.Handler {
+	return withMethod(c, auth.MethodToken, h)
+}
+
+func withMethod(c caller, m auth.Method, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.role != "" {
-			r = r.WithContext(auth.WithIdentity(r.Context(), auth.Identity{Name: c.name, Role: c.role, Method: auth.MethodToken, Remote: "192.0.2.1"}))
+			r = r.WithContext(auth.WithIdentity(r.Context(), auth.Identity{Name: c.name, Role: c.role, Method: m, Remote: "192.0.2.1"}))
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -243,6 +247,16 @@ func withIdentity(c caller, h http.Handler) http.Handler {
 // OpenAPI document.
 func (e *apiEnv) call(t *testing.T, c caller, method, target, body string, header ...string) (*http.Response, []byte) {
 	t.Helper()
+	return e.callAs(t, c, false, method, target, body, header...)
+}
+
+// callAs is call, as the socket's peer when socket is set.
+func (e *apiEnv) callAs(t *testing.T, c caller, socket bool, method, target, body string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	m := auth.MethodToken
+	if socket {
+		m = auth.MethodSocket
+	}
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -252,7 +266,7 @@ func (e *apiEnv) call(t *testing.T, c caller, method, target, body string, heade
 		req.Header.Set(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()
-	withIdentity(c, e.api.Handler()).ServeHTTP(w, req)
+	withMethod(c, m, e.api.Handler()).ServeHTTP(w, req)
 	resp := w.Result()
 	resp.Request = req
 	b, _ := io.ReadAll(resp.Body)

@@ -64,6 +64,7 @@ func (a *API) postRollout(w http.ResponseWriter, r *http.Request, env string) {
 	if req.Deploy.Environment == "" {
 		req.Deploy.Environment = env
 	}
+	req.Deploy.Who = callerName(r, req.Deploy.Who)
 	if req.Deploy.Environment != env {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("rollout request: environment %q in the body, %q in the path", req.Deploy.Environment, env))
 		return

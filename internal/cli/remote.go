@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
@@ -74,4 +77,22 @@ func pendingStage(v *runview.Show, stage string) (string, error) {
 		return "", usageErr(fmt.Errorf("run %d: %w", v.ID, engine.ErrNoPendingApproval))
 	}
 	return "", usageErr(fmt.Errorf("run %d waits for approvals of stages %s: name one with --stage: %w", v.ID, strings.Join(pending, ", "), engine.ErrNoPendingApproval))
+}
+
+// callServeAt is callServe, on the server remote names when enabled.
+func callServeAt[T any](cmd *cobra.Command, g *options.Global, remote *options.Remote, call func(context.Context, *serve.Client) (T, error)) (T, error) {
+	if !remote.Enabled() {
+		return callServe(cmd, g, call)
+	}
+	var zero T
+	c, err := dialRemote(remote)
+	if err != nil {
+		return zero, err
+	}
+	defer c.Close()
+	v, err := call(cmd.Context(), c)
+	if err != nil {
+		return v, envErr(err)
+	}
+	return v, nil
 }

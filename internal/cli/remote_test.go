@@ -302,3 +302,47 @@ var (
 	_ = fmt.Sprint
 	_ = time.Second
 )
+
+// TestRemoteRolloutStatus: rollout status (and --watch) with --server
+// print what they print through the socket.
+func TestRemoteRolloutStatus(t *testing.T) {
+	dir := t.TempDir()
+	f := &rollerFixture{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() {
+		err := serve.Run(ctx, serve.Config{StateDir: dir, Deployer: &fixture{}, Roller: f})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- Code(err)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitServing(t, dir, done)
+
+	api := serve.NewAPI(&fixture{}, func() serve.Health { return serve.Health{} }, func() {}, t.Context(), slog.New(slog.DiscardHandler))
+	api.SetRoller(f)
+	h := api.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer "+testToken {
+			r = r.WithContext(auth.WithIdentity(r.Context(), auth.Identity{Name: "vic", Role: auth.RoleViewer, Method: auth.MethodToken}))
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("GANTRY_TOKEN", testToken)
+	for _, args := range [][]string{
+		{"rollout", "status", "prod"},
+		{"rollout", "status", "bad", "-o", "json"},
+		{"rollout", "status", "done", "--watch"},
+		{"rollout", "status", "none"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			local, lerr, lcode := gantry(t, dir, args...)
+			remote, rerr, rcode := gantry(t, t.TempDir(), append(args, "--server", srv.URL)...)
+			if lcode != rcode || remote != local {
+				t.Errorf("--server: exit %d, want %d\n%s%s\nlocal:\n%s%s", rcode, lcode, remote, rerr, local, lerr)
+			}
+		})
+	}
+}

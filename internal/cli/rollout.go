@@ -119,6 +119,7 @@ func newRolloutHistoryCmd(g *options.Global) *cobra.Command {
 
 func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 	o := &options.RolloutStatus{}
+	remote := &options.Remote{}
 	cmd := &cobra.Command{
 		Use:   "status ENV",
 		Short: "Show the rollout: phase, step, revisions, URLs, conditions, analyses, monitors (--watch: follow it)",
@@ -131,10 +132,13 @@ func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.Watch {
-				return watchRollout(cmd, g, env)
+			if err := remote.Validate(); err != nil {
+				return usageErr(err)
 			}
-			st, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) (runtime.RolloutStatus, error) {
+			if o.Watch {
+				return watchRollout(cmd, g, remote, env)
+			}
+			st, err := callServeAt(cmd, g, remote, func(ctx context.Context, c *serve.Client) (runtime.RolloutStatus, error) {
 				return c.RolloutStatus(ctx, env)
 			})
 			if err != nil {
@@ -150,18 +154,19 @@ func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	remote.AddFlags(cmd.Flags())
 	return cmd
 }
 
 // watchRollout prints the rollout's changes until it is Healthy (exit 0)
 // or Degraded (exit 1, with the failure).
-func watchRollout(cmd *cobra.Command, g *options.Global, env string) error {
+func watchRollout(cmd *cobra.Command, g *options.Global, remote *options.Remote, env string) error {
 	out := cmd.OutOrStdout()
 	pr := bluegreen.NewProgress(out)
 	pr.Clean = terminalSafe
 	var last runtime.RolloutStatus
 	paused := -1
-	_, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) (struct{}, error) {
+	_, err := callServeAt(cmd, g, remote, func(ctx context.Context, c *serve.Client) (struct{}, error) {
 		return struct{}{}, c.Watch(ctx, env, func(st runtime.RolloutStatus) bool {
 			last = st
 			pr.Report(st)

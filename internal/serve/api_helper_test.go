@@ -343,7 +343,9 @@ func (e *apiEnv) seed(t *testing.T, repo string) seeded {
 	must(t, st.PutStage(ctx, &store.Stage{RunID: r.ID, Name: "build", Index: 0, Status: store.StatusPassed, Gate: "steps.unit.outputs.coverage >= 80", GateResult: &yes, Started: t0, Finished: t0.Add(time.Minute)}))
 	must(t, st.PutStep(ctx, &store.Step{RunID: r.ID, Stage: "build", Name: "unit", Kind: "go-test", Status: store.StatusPassed, Summary: "12 passed", Outputs: map[string]any{"coverage": 91.5}, Started: t0, Finished: t0.Add(30 * time.Second)}))
 	must(t, st.AppendLogs(ctx, r.ID, "build", "unit", []store.LogLine{{Text: "=== RUN TestA"}, {Text: "--- PASS: TestA"}, {Text: "ok", Stream: "sys"}}))
-	s.blobData = `<testsuites><testsuite name="a" tests="1"/></testsuites>`
+	s.blobData = `<testsuites><testsuite name="pay/api" tests="3"><testcase name="TestA" time="0.5"/>` +
+		`<testcase name="TestB" time="0.25"><failure message="want 200, got 500">trace</failure></testcase>` +
+		`<testcase name="TestC"><skipped/></testcase></testsuite></testsuites>`
 	d, n, err := e.arts.Put(ctx, strings.NewReader(s.blobData))
 	must(t, err)
 	s.blob = d
@@ -352,6 +354,21 @@ func (e *apiEnv) seed(t *testing.T, repo string) seeded {
 	must(t, err)
 	s.html = h
 	must(t, st.AddArtifact(ctx, &store.Artifact{RunID: r.ID, Stage: "build", Step: "unit", Name: "../../coverage.html", Digest: h, Size: hn, MediaType: "text/html"}))
+	for _, a := range []struct{ step, name, media, data string }{
+		{"sast", "sast.sarif", "application/sarif+json", `{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"gantry-sast"}},"results":[` +
+			`{"ruleId":"G101","level":"error","message":{"text":"hard-coded credential"},"locations":[{"physicalLocation":{"artifactLocation":{"uri":"cmd/pay/main.go"},"region":{"startLine":42}}}]}]}]}`},
+		{"sbom", "sbom.cdx.json", "application/vnd.cyclonedx+json", `{"bomFormat":"CycloneDX","specVersion":"1.6","components":[` +
+			`{"type":"library","name":"golang.org/x/net","version":"v0.30.0","purl":"pkg:golang/golang.org/x/net@v0.30.0","licenses":[{"license":{"id":"BSD-3-Clause"}}]}]}`},
+		{"trivy", "vuln-report.json", "application/json", `{"scanner":"gantry","target":"image","kind":"image","passed":true,"findings":[` +
+			`{"id":"GO-2025-0001","ecosystem":"Go","package":"golang.org/x/net","version":"v0.30.0","location":"app","severity":{"level":"HIGH"},` +
+			`"status":"excepted","fails":false,"exception":{"file":".gantry/exceptions.yaml","line":3,"owner":"alice","justification":"not reachable","expires":"2026-12-31"}}],` +
+			`"failing":0,"excepted":1,"counts":{"HIGH":1}}`},
+	} {
+		must(t, st.PutStep(ctx, &store.Step{RunID: r.ID, Stage: "build", Name: a.step, Kind: a.step, Status: store.StatusPassed}))
+		d, n, err := e.arts.Put(ctx, strings.NewReader(a.data))
+		must(t, err)
+		must(t, st.AddArtifact(ctx, &store.Artifact{RunID: r.ID, Stage: "build", Step: a.step, Name: a.name, Digest: d, Size: n, MediaType: a.media}))
+	}
 	must(t, st.FinishRun(ctx, r.ID, store.StatusPassed, "", t0.Add(time.Minute)))
 
 	w := &store.Run{Pipeline: "payments", Dir: repo, Event: "push", Branch: "feature", SHA: "fedcba9876543210", Trigger: "webhook", Started: t0.Add(time.Hour)}

@@ -86,6 +86,7 @@ func (a *API) mountRuns(mux *router) {
 	mux.HandleFunc("POST /api/v1/runs/{id}/approvals/{stage}", a.withRuns(auth.ActionApprove, a.postDecision))
 	mux.HandleFunc("GET /api/v1/approvals", a.withRuns(auth.ActionRead, a.listPendingApprovals))
 	mux.HandleFunc("GET /api/v1/audit", a.withRuns(auth.ActionAuditRead, a.listAudit))
+	a.mountReports(mux)
 	mux.HandleFunc("GET /api/v1/openapi.yaml", a.getOpenAPI)
 }
 

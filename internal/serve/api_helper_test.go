@@ -376,6 +376,9 @@ func (e *apiEnv) seed(t *testing.T, repo string) seeded {
 	s.waiting = w.ID
 	must(t, st.PutStage(ctx, &store.Stage{RunID: w.ID, Name: "build", Index: 0, Status: store.StatusPassed, Started: t0.Add(time.Hour), Finished: t0.Add(time.Hour + time.Minute)}))
 	must(t, st.PutStep(ctx, &store.Step{RunID: w.ID, Stage: "build", Name: "image", Kind: "image-build", Status: store.StatusPassed, Outputs: map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)}}))
+	must(t, st.PutStep(ctx, &store.Step{RunID: w.ID, Stage: "build", Name: "sign", Kind: "sign", Status: store.StatusPassed, Finished: t0.Add(time.Hour + time.Minute),
+		Outputs: map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32), "image": "reg/pay@sha256:" + strings.Repeat("ab", 32), "key": "awskms:///alias/pay",
+			"key_id": "k1", "signature": "sha256-abab.sig", "attestations": []any{"https://slsa.dev/provenance/v1"}, "evidence": map[string]any{"tests": "pass", "vuln-scan": "pass"}}}))
 	must(t, st.PutStage(ctx, &store.Stage{RunID: w.ID, Name: "prod", Index: 1, Status: store.StatusWaiting}))
 	must(t, st.RequestApproval(ctx, &store.Approval{RunID: w.ID, Stage: "prod", RequestedRoles: "oncall-lead"}))
 	must(t, st.FinishRun(ctx, w.ID, store.StatusWaiting, "waiting for approval of prod", time.Time{}))

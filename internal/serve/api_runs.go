@@ -87,6 +87,7 @@ func (a *API) mountRuns(mux *router) {
 	mux.HandleFunc("GET /api/v1/approvals", a.withRuns(auth.ActionRead, a.listPendingApprovals))
 	mux.HandleFunc("GET /api/v1/audit", a.withRuns(auth.ActionAuditRead, a.listAudit))
 	a.mountReports(mux)
+	a.mountEvidence(mux)
 	mux.HandleFunc("GET /api/v1/openapi.yaml", a.getOpenAPI)
 }
 

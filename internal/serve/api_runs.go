@@ -88,6 +88,7 @@ func (a *API) mountRuns(mux *router) {
 	mux.HandleFunc("GET /api/v1/audit", a.withRuns(auth.ActionAuditRead, a.listAudit))
 	a.mountReports(mux)
 	a.mountEvidence(mux)
+	a.mountEnvHistory(mux)
 	mux.HandleFunc("GET /api/v1/openapi.yaml", a.getOpenAPI)
 }
 

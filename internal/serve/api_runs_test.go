@@ -23,6 +23,9 @@ func TestRunsEndpoints(t *testing.T) {
 	s := e.seed(t, gatedRepo(t))
 	p := fmt.Sprintf("/api/v1/runs/%d", s.passed)
 	w := fmt.Sprintf("/api/v1/runs/%d", s.waiting)
+	_, err := e.st.CreateEnvironment(context.Background(), "prod", 30081)
+	must(t, err)
+	must(t, e.st.AddRolloutEvent(context.Background(), &store.RolloutEvent{Environment: "prod", Revision: 4, Verb: "promote", Who: "lee", At: time.Now()}))
 	tests := []struct {
 		name, target string
 		want         int
@@ -48,6 +51,8 @@ func TestRunsEndpoints(t *testing.T) {
 		{"sarif", p + "/sarif", 200, []string{`"rule":"G101"`, `"file":"cmd/pay/main.go","line":42`, `"tool":"gantry-sast"`}},
 		{"no reports", w + "/tests", 200, []string{`"items":[]`}},
 		{"evidence of a digest", "/api/v1/evidence/sha256:" + strings.Repeat("ab", 32), 200, []string{`"key":"awskms:///alias/pay"`, `"evidence":{"tests":"pass","vuln-scan":"pass"}`, `"id":2,`}},
+		{"rollout events", "/api/v1/environments/prod/rollout/events", 200, []string{`"verb":"promote"`, `"who":"lee"`, `"revision":4`}},
+		{"rollout events of a bad name", "/api/v1/environments/..%2f/rollout/events", 400, []string{"environment name"}},
 		{"evidence of an unknown digest", "/api/v1/evidence/sha256:" + strings.Repeat("cd", 32), 200, []string{`"items":[]`}},
 		{"no such run", "/api/v1/runs/99", 404, []string{`"code":"not_found"`}},
 		{"no such step", p + "/logs?stage=build&step=nope", 404, []string{"no step build/nope"}},

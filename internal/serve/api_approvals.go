@@ -14,8 +14,8 @@ import (
 
 // Error codes of decisions.
 const (
-	CodeNotApprover      = "not_approver"        // engine.ErrForbidden, 403
-	CodeNoPendingApprval = "no_pending_approval" // engine.ErrNoPendingApproval, 409
+	CodeNotApprover       = "not_approver"        // engine.ErrForbidden, 403
+	CodeNoPendingApproval = "no_pending_approval" // engine.ErrNoPendingApproval, 409
 )
 
 // DecisionRequest is the body of POST /api/v1/runs/{id}/approvals/{stage}.
@@ -99,7 +99,7 @@ func (a *API) postDecision(w http.ResponseWriter, r *http.Request, who auth.Iden
 		writeErrorBody(w, http.StatusForbidden, CodeNotApprover, err.Error())
 		return
 	case errors.Is(err, engine.ErrNoPendingApproval):
-		writeErrorBody(w, http.StatusConflict, CodeNoPendingApprval, err.Error())
+		writeErrorBody(w, http.StatusConflict, CodeNoPendingApproval, err.Error())
 		return
 	case err != nil:
 		a.writeError(w, r, fmt.Sprintf("decide the approval of run %d", run.ID), err)

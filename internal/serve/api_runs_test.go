@@ -313,8 +313,8 @@ func TestDecision(t *testing.T) {
 			t.Errorf("queue resumed %v, want %v", e.queue.resumed, want)
 		}
 		resp, body = e.call(t, alice, "POST", fmt.Sprintf("/api/v1/runs/%d/approvals/prod", s.waiting), `{"decision":"approve"}`)
-		if code, _ := errorCode(t, body); resp.StatusCode != 409 || code != CodeNoPendingApprval {
-			t.Errorf("second decision: got %s %s, want 409 %s", resp.Status, code, CodeNoPendingApprval)
+		if code, _ := errorCode(t, body); resp.StatusCode != 409 || code != CodeNoPendingApproval {
+			t.Errorf("second decision: got %s %s, want 409 %s", resp.Status, code, CodeNoPendingApproval)
 		}
 	})
 

@@ -106,7 +106,7 @@ func (e *APIError) Unwrap() []error {
 		errs = append(errs, ErrForbidden)
 	case CodeNotApprover:
 		errs = append(errs, ErrForbidden, engine.ErrForbidden)
-	case CodeNoPendingApprval:
+	case CodeNoPendingApproval:
 		errs = append(errs, engine.ErrNoPendingApproval)
 	}
 	return errs

@@ -346,3 +346,48 @@ func TestRemoteRolloutStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteRolloutVerbs: the rollout verbs with --server are taken by
+// the server as the token's user, after its own role check.
+func TestRemoteRolloutVerbs(t *testing.T) {
+	state := t.TempDir()
+	st, err := store.Open(t.Context(), state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	arts, err := artifact.New(filepath.Join(state, "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &rollerFixture{}
+	api := serve.NewAPI(&fixture{}, func() serve.Health { return serve.Health{} }, func() {}, t.Context(), slog.New(slog.DiscardHandler))
+	api.SetRoller(f)
+	api.SetRuns(serve.Runs{Store: st, Artifacts: arts, StateDir: state})
+	h := api.Handler()
+	role := auth.RoleOncallLead
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer "+testToken {
+			r = r.WithContext(auth.WithIdentity(r.Context(), auth.Identity{Name: "lee", Role: role, Method: auth.MethodToken}))
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("GANTRY_TOKEN", testToken)
+
+	out, stderr, code := gantry(t, t.TempDir(), "rollout", "abort", "prod", "--reason", "latency", "--server", srv.URL)
+	if code != 0 || !strings.Contains(out, "prod: abort by gantry: Degraded") || f.Calls()[0] != "abort prod reason=latency who-set=true" {
+		t.Errorf("abort: exit %d, calls %v\n%s%s", code, f.Calls(), out, stderr)
+	}
+	audit, err := st.AuditLog(t.Context(), 1)
+	if err != nil || len(audit) != 1 || audit[0].Actor != "lee" || audit[0].Action != "rollout.abort" {
+		t.Errorf("audit: got %+v (%v), want lee's rollout.abort", audit, err)
+	}
+	if _, stderr, code := gantry(t, t.TempDir(), "rollout", "promote", "prod", "--role", "x", "--server", srv.URL); code != ExitUsage || !strings.Contains(stderr, "--role does not go with --server") {
+		t.Errorf("--role with --server: exit %d, want %d\n%s", code, ExitUsage, stderr)
+	}
+	role = auth.RoleDeveloper
+	if _, stderr, code := gantry(t, t.TempDir(), "rollout", "promote", "prod", "--server", srv.URL); code != ExitForbidden || !strings.Contains(stderr, "needs the role oncall-lead") {
+		t.Errorf("as a developer: exit %d, want %d\n%s", code, ExitForbidden, stderr)
+	}
+}

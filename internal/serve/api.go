@@ -111,10 +111,10 @@ func (a *API) mux() *router {
 	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.allow(auth.ActionDeploy, a.withRoller(a.postRollout)))
 	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.allow(auth.ActionRead, a.withRoller(a.getRollout)))
 	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.allow(auth.ActionRead, a.withRoller(a.getRolloutWatch)))
-	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.rolloutVerb(a.withRoller(a.postPromote)))
-	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.rolloutVerb(a.withRoller(a.postAbort)))
-	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.rolloutVerb(a.withRoller(a.postRetry)))
-	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.rolloutVerb(a.withRoller(a.postUndo)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.rolloutVerb("promote", a.withRoller(a.postPromote)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.rolloutVerb("abort", a.withRoller(a.postAbort)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.rolloutVerb("retry", a.withRoller(a.postRetry)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.rolloutVerb("undo", a.withRoller(a.postUndo)))
 	a.mountRuns(mux)
 	return mux
 }

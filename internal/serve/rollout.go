@@ -78,7 +78,7 @@ func (a *API) postPromote(w http.ResponseWriter, r *http.Request, env string) {
 	if !decode(w, r, "promote request", &req) {
 		return
 	}
-	st, err := a.roller.Promote(r.Context(), env, req.Full, req.Who)
+	st, err := a.roller.Promote(r.Context(), env, req.Full, callerName(r, req.Who))
 	a.reply(w, r, "promote "+env, st, err)
 }
 
@@ -87,7 +87,7 @@ func (a *API) postAbort(w http.ResponseWriter, r *http.Request, env string) {
 	if !decode(w, r, "abort request", &req) {
 		return
 	}
-	st, err := a.roller.Abort(r.Context(), env, req.Who, req.Reason)
+	st, err := a.roller.Abort(r.Context(), env, callerName(r, req.Who), req.Reason)
 	a.reply(w, r, "abort the rollout of "+env, st, err)
 }
 
@@ -96,7 +96,7 @@ func (a *API) postRetry(w http.ResponseWriter, r *http.Request, env string) {
 	if !decode(w, r, "retry request", &req) {
 		return
 	}
-	st, err := a.roller.Retry(r.Context(), env, req.Who)
+	st, err := a.roller.Retry(r.Context(), env, callerName(r, req.Who))
 	a.reply(w, r, "retry the rollout of "+env, st, err)
 }
 
@@ -109,7 +109,7 @@ func (a *API) postUndo(w http.ResponseWriter, r *http.Request, env string) {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("undo request: toRevision %d is negative", req.ToRevision))
 		return
 	}
-	st, err := a.roller.Undo(r.Context(), env, req.ToRevision, req.Who)
+	st, err := a.roller.Undo(r.Context(), env, req.ToRevision, callerName(r, req.Who))
 	a.reply(w, r, "undo the rollout of "+env, st, err)
 }
 

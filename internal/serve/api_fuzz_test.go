@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -57,4 +58,43 @@ func FuzzReadEvents(f *testing.F) {
 			return true
 		})
 	})
+}
+
+// TestExceptionsOfTheRunsCommit: the exceptions file is read at the
+// run's commit, not from the working tree, with each expiry.
+func TestExceptionsOfTheRunsCommit(t *testing.T) {
+	e := newAPIEnv(t)
+	ctx := context.Background()
+	repo := gatedRepo(t)
+	commit(t, repo, ".gantry/exceptions.yaml", `exceptions:
+  - id: GO-2022-1059
+    package: golang.org/x/text
+    justification: the decoder never sees user input
+    owner: alice@example.com
+    expires: 2099-12-31
+  - id: CVE-2020-0001
+    justification: old
+    owner: bob@example.com
+    expires: 2020-01-31
+`, "exceptions")
+	out, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
+	must(t, err)
+	sha := strings.TrimSpace(string(out))
+	// The working tree moves on after the run.
+	commit(t, repo, ".gantry/exceptions.yaml", "exceptions: []\n", "drop them")
+	r := &store.Run{Pipeline: "p", Event: "push", Dir: repo, SHA: sha}
+	must(t, e.st.CreateRun(ctx, r))
+	noFile := &store.Run{Pipeline: "p", Event: "push", Dir: repo, SHA: strings.Repeat("0", 40)}
+	must(t, e.st.CreateRun(ctx, noFile))
+
+	resp, body := e.call(t, viewer, "GET", fmt.Sprintf("/api/v1/runs/%d/exceptions", r.ID), "")
+	for _, want := range []string{`"id":"GO-2022-1059","package":"golang.org/x/text"`, `"expires":"2099-12-31","expired":false`, `"expires":"2020-01-31","expired":true`, `"line":2`} {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("got %s %s, want 200 with %s", resp.Status, body, want)
+		}
+	}
+	resp, body = e.call(t, viewer, "GET", fmt.Sprintf("/api/v1/runs/%d/exceptions", noFile.ID), "")
+	if resp.StatusCode != 404 {
+		t.Errorf("unknown commit: got %s %s, want 404", resp.Status, body)
+	}
 }

@@ -89,6 +89,7 @@ func (a *API) mountRuns(mux *router) {
 	a.mountReports(mux)
 	a.mountEvidence(mux)
 	a.mountEnvHistory(mux)
+	a.mountExceptions(mux)
 	mux.HandleFunc("GET /api/v1/openapi.yaml", a.getOpenAPI)
 }
 

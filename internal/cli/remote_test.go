@@ -261,7 +261,7 @@ func TestRemoteRefusals(t *testing.T) {
 		{"no token", "", []string{"runs", "--server", srv.URL}, ExitUsage, "GANTRY_TOKEN"},
 		{"token file readable by others", "", []string{"runs", "--server", srv.URL, "--token-file", loose}, ExitUsage, "readable by other users"},
 		{"token file without server", "", []string{"runs", "--token-file", tight}, ExitUsage, "--token-file goes with --server"},
-		{"wrong token", "wrong", []string{"runs", "--server", srv.URL}, ExitForbidden, "log in"},
+		{"wrong token", "wrong", []string{"runs", "--server", srv.URL}, ExitForbidden, "not logged in"},
 		{"not an approver", testToken, []string{"approve", "1", "--no-resume", "--server", srv.URL}, ExitForbidden, "holds none of the roles"},
 		{"no queue on the server", testToken, []string{"approve", "1", "--server", srv.URL}, ExitFailed, "cannot resume runs yet"},
 	}

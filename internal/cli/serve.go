@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/admission"
 	"github.com/gantry-ci/gantry/internal/artifact"
+	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/envctl"
@@ -295,35 +297,68 @@ func sameFiles(a, b []runtime.File) bool {
 	return slices.EqualFunc(a, b, func(x, y runtime.File) bool { return x.Name == y.Name && bytes.Equal(x.Data, y.Data) })
 }
 
-// serveRuns is the run history the API serves: the deployer's store,
-// the state dir's artifacts, and an engine that decides approvals.
-func serveRuns(stateDir string, d serve.Deployer, logger *slog.Logger) (*serve.Runs, error) {
-	dl, ok := d.(*delivery)
-	if !ok {
-		return nil, nil
-	}
+// serveRuns is the run history the API serves: the state dir's store
+// and artifacts, an engine that decides approvals, and the queue that
+// resumes approved runs.
+func serveRuns(stateDir string, st *store.Store, q serve.Queue, logger *slog.Logger) (*serve.Runs, error) {
 	arts, err := artifact.New(filepath.Join(stateDir, "artifacts"))
 	if err != nil {
 		return nil, fmt.Errorf("open the artifact store: %w", err)
 	}
-	eng, err := engine.New(dl.store, arts, stateDir, engine.WithLogger(logger), engine.WithVersion(version()))
+	eng, err := engine.New(st, arts, stateDir, engine.WithLogger(logger), engine.WithVersion(version()))
 	if err != nil {
 		return nil, err
 	}
-	return &serve.Runs{Store: dl.store, Artifacts: arts, StateDir: stateDir, Decider: eng}, nil
+	return &serve.Runs{Store: st, Artifacts: arts, StateDir: stateDir, Decider: eng, Queue: q}, nil
 }
 
 func newServeCmd(g *options.Global) *cobra.Command {
+	lo := &options.ServeListen{}
+	oo := &options.OIDC{}
+	qo := &options.ServeQueue{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the long-lived gantry process of the state dir (environments, embedded registry) in the foreground",
+		Short: "Run the long-lived gantry process of the state dir (environments, embedded registry, API) in the foreground",
 		Long: `Run the long-lived gantry process of the state dir in the foreground,
 logging to stderr: for a terminal or a systemd unit. It hosts the
 environment controller and the embedded registry, and answers the CLI on
 the Unix socket STATE_DIR/gantry.sock (mode 0600, the same user only).
-SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
+With --listen it also serves the API, the web UI, login and webhooks on
+TCP, for browsers and remote CLIs: users log in (gantry user, OIDC) or
+send an API token (gantry token); TLS (--tls-cert, --tls-key) is required
+off loopback. SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.
+
+It also runs the server's runs (docs/queue.md): runs submitted with
+gantry run --server or POST /api/v1/runs, and, with --webhook-secret-file,
+the pushes and pull requests GitHub or Gitea deliver to /webhooks/github
+and /webhooks/gitea for the --repo repositories (docs/webhooks.md); up
+to --workers at once, each a child gantry run in its own workspace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lo.Validate(); err != nil {
+				return usageErr(err)
+			}
+			if err := oo.Validate(lo.Listen); err != nil {
+				return usageErr(err)
+			}
+			if err := qo.Validate(); err != nil {
+				return usageErr(err)
+			}
+			if qo.WebhookSecretFile != "" && lo.Listen == "" {
+				return usageErr(errors.New("--webhook-secret-file needs --listen: webhooks are received on the TCP listener"))
+			}
+			if lo.Listen != "" {
+				if err := serve.CheckListen(lo.Listen, lo.TLSCert != ""); err != nil {
+					return usageErr(err)
+				}
+			}
+			var oidcCfg *auth.OIDCConfig
+			if oo.Enabled() {
+				var err error
+				if oidcCfg, err = oidcConfig(oo); err != nil {
+					return usageErr(err)
+				}
+			}
 			stateDir, err := g.ResolveStateDir()
 			if err != nil {
 				return usageErr(err)
@@ -339,18 +374,52 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}
 			cfg := serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger}
+			if dl, ok := d.(*delivery); ok {
+				sq, err := newServerQueue(stateDir, dl.store, qo, logger)
+				if err != nil {
+					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					defer cancel()
+					return usageErr(errors.Join(err, d.Close(cctx)))
+				}
+				cfg.RunQueue, cfg.Webhooks = sq.api, sq.webhooks
+				cfg.Background = sq.run
+				// The run history's API decides approvals and resumes
+				// approved runs on the queue.
+				if cfg.Runs, err = serveRuns(stateDir, dl.store, sq.q, logger); err != nil {
+					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					defer cancel()
+					return failed(errors.Join(err, d.Close(cctx)))
+				}
+			}
 			// The environment controller runs the blue/green rollouts
 			// too (a deployer without them answers 501).
 			if r, ok := any(d).(runtime.Roller); ok {
 				cfg.Roller = r
 			}
-			if cfg.Runs, err = serveRuns(stateDir, d, logger); err != nil {
-				return failed(err)
+			if lo.Listen != "" {
+				dl, ok := d.(*delivery)
+				if !ok {
+					return failed(errors.New("the TCP listener needs the state dir's store"))
+				}
+				svc, err := auth.New(ctx, auth.Config{Store: dl.store, Logger: logger, SessionIdle: lo.SessionIdle,
+					SessionMax: lo.SessionMax, Origins: lo.Origins, OIDC: oidcCfg})
+				if err != nil {
+					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					defer cancel()
+					return failed(errors.Join(fmt.Errorf("start the TCP listener's authentication: %w", err), d.Close(cctx)))
+				}
+				cfg.Listen, cfg.TLSCert, cfg.TLSKey, cfg.Auth = lo.Listen, lo.TLSCert, lo.TLSKey, svc
+				if users, err := dl.store.Users(ctx); err == nil && len(users) == 0 && oidcCfg == nil {
+					logger.Warn("no users and no single sign-on: nobody can log in on the TCP listener; add one with gantry user add NAME --role ROLE")
+				}
 			}
 			err = serve.Run(ctx, cfg)
 			var running *serve.AlreadyRunningError
 			if errors.As(err, &running) {
 				return &ExitError{Code: ExitAlreadyRunning, Err: err}
+			}
+			if errors.Is(err, serve.ErrCleartextListen) {
+				return usageErr(err)
 			}
 			if err != nil {
 				return failed(err)
@@ -358,8 +427,60 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			return nil
 		},
 	}
+	lo.AddFlags(cmd.Flags())
+	oo.AddFlags(cmd.Flags())
+	qo.AddFlags(cmd.Flags())
 	cmd.AddCommand(newServeStopCmd(g), newServeStatusCmd(g))
 	return cmd
+}
+
+// maxSecretFile bounds the OIDC client secret file.
+const maxSecretFile = 4 << 10
+
+// oidcConfig builds the single sign-on configuration from the flags,
+// reading the client secret from its file, which other users must not be
+// able to read.
+func oidcConfig(o *options.OIDC) (*auth.OIDCConfig, error) {
+	f, err := os.Open(o.ClientSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-client-secret-file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-client-secret-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("--oidc-client-secret-file %s is readable by other users (mode %v): chmod 600 it", o.ClientSecretFile, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-client-secret-file: %w", err)
+	}
+	if len(b) > maxSecretFile {
+		return nil, fmt.Errorf("--oidc-client-secret-file %s is over %d bytes", o.ClientSecretFile, maxSecretFile)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return nil, fmt.Errorf("--oidc-client-secret-file %s is empty", o.ClientSecretFile)
+	}
+	roles, err := auth.ParseRoleMap(o.RoleMap)
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-role-map: %w", err)
+	}
+	cfg := &auth.OIDCConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
+		UserClaim: o.UserClaim, RoleClaim: o.RoleClaim, RoleMap: roles}
+	if o.DefaultRole != "" {
+		r, err := auth.ParseRole(o.DefaultRole)
+		if err != nil {
+			return nil, fmt.Errorf("--oidc-default-role: %w", err)
+		}
+		cfg.DefaultRole = r
+	}
+	if len(roles) == 0 && cfg.DefaultRole == "" {
+		return nil, errors.New("--oidc-issuer: give --oidc-role-map, --oidc-default-role or both: without them nobody could log in")
+	}
+	return cfg, nil
 }
 
 func newServeStopCmd(g *options.Global) *cobra.Command {

@@ -48,11 +48,14 @@ type RollbackRequest struct {
 
 // API is the serve process's HTTP/JSON API, independent of the transport
 // it is served on: the Unix socket wraps it in the peer check
-// (RequireUser); a TCP listener would wrap it in its own authentication.
+// (RequireUser), the TCP listener in package auth's middleware; every
+// handler asks auth.Authorize for its action first.
 type API struct {
 	deployer runtime.Deployer
 	// roller runs blue/green rollouts; nil answers 501 (SetRoller).
 	roller runtime.Roller
+	// runQueue serves the run queue's endpoints (SetRunQueue).
+	runQueue http.Handler
 	// runs serves the run history; nil answers 501 (SetRuns).
 	runs     *Runs
 	health   func() Health
@@ -77,6 +80,10 @@ func NewAPI(d runtime.Deployer, health func() Health, shutdown func(), stopping 
 // answer 501 (CodeUnsupported).
 func (a *API) SetRoller(r runtime.Roller) { a.roller = r }
 
+// SetRunQueue serves the run queue's endpoints through h (internal/queue's
+// HTTP handler, which authorises each request itself).
+func (a *API) SetRunQueue(h http.Handler) { a.runQueue = h }
+
 // Handler routes the versioned API paths.
 func (a *API) Handler() http.Handler {
 	mux := a.mux()
@@ -100,21 +107,27 @@ func (a *API) Handler() http.Handler {
 // mux registers every route of the API.
 func (a *API) mux() *router {
 	mux := newRouter()
-	mux.HandleFunc("GET /api/v1/health", a.allow(auth.ActionRead, a.getHealth))
-	mux.HandleFunc("POST /api/v1/shutdown", a.allow(auth.ActionServerManage, a.postShutdown))
-	mux.HandleFunc("GET /api/v1/environments", a.allow(auth.ActionRead, a.listEnvironments))
-	mux.HandleFunc("GET /api/v1/environments/{env}", a.allow(auth.ActionRead, a.getEnvironment))
-	mux.HandleFunc("POST /api/v1/environments/{env}/deploy", a.allow(auth.ActionDeploy, a.postDeploy))
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.allow(auth.ActionEnvRollback, a.postRollback))
-	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.allow(auth.ActionRead, a.getHistory))
-	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.allow(auth.ActionRead, a.getLogs))
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.allow(auth.ActionDeploy, a.withRoller(a.postRollout)))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.allow(auth.ActionRead, a.withRoller(a.getRollout)))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.allow(auth.ActionRead, a.withRoller(a.getRolloutWatch)))
-	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.rolloutVerb("promote", a.withRoller(a.postPromote)))
-	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.rolloutVerb("abort", a.withRoller(a.postAbort)))
-	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.rolloutVerb("retry", a.withRoller(a.postRetry)))
-	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.rolloutVerb("undo", a.withRoller(a.postUndo)))
+	mux.HandleFunc("GET /api/v1/health", a.getHealth)
+	mux.HandleFunc("POST /api/v1/shutdown", a.postShutdown)
+	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
+	mux.HandleFunc("GET /api/v1/environments/{env}", a.getEnvironment)
+	mux.HandleFunc("POST /api/v1/environments/{env}/deploy", a.postDeploy)
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.postRollback)
+	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.getHistory)
+	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.getLogs)
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(auth.ActionRollout, a.postRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(auth.ActionRead, a.getRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(auth.ActionRead, a.getRolloutWatch))
+	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.rolloutVerb("promote", a.withRoller(auth.ActionRollout, a.postPromote)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.rolloutVerb("abort", a.withRoller(auth.ActionRollout, a.postAbort)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.rolloutVerb("retry", a.withRoller(auth.ActionRollout, a.postRetry)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.rolloutVerb("undo", a.withRoller(auth.ActionRollout, a.postUndo)))
+	if a.runQueue != nil {
+		mux.Handle("POST /api/v1/runs", a.runQueue)
+		mux.Handle("POST /api/v1/runs/{id}/cancel", a.runQueue)
+		mux.Handle("GET /api/v1/queue/{id}", a.runQueue)
+		mux.Handle("POST /api/v1/queue/{id}/retry", a.runQueue)
+	}
 	a.mountRuns(mux)
 	return mux
 }
@@ -156,17 +169,26 @@ func (a *API) env(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return name, true
 }
 
-func (a *API) getHealth(w http.ResponseWriter, _ *http.Request) {
+func (a *API) getHealth(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	writeJSON(w, http.StatusOK, a.health())
 }
 
 func (a *API) postShutdown(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionServerManage); !ok {
+		return
+	}
 	a.logger.Info("shutdown requested through the API")
 	writeJSON(w, http.StatusAccepted, map[string]bool{"stopping": true})
 	a.shutdown()
 }
 
 func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	envs, err := a.deployer.List(r.Context())
 	if envs == nil {
 		envs = []runtime.EnvironmentStatus{}
@@ -175,6 +197,9 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return
@@ -184,6 +209,10 @@ func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) postDeploy(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.authorize(w, r, auth.ActionDeploy)
+	if !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return
@@ -195,16 +224,20 @@ func (a *API) postDeploy(w http.ResponseWriter, r *http.Request) {
 	if req.Environment == "" {
 		req.Environment = env
 	}
-	req.Who = callerName(r, req.Who)
 	if req.Environment != env {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("deploy request: environment %q in the body, %q in the path", req.Environment, env))
 		return
 	}
+	req.Who = who(id, req.Who)
 	rev, err := a.deployer.Deploy(r.Context(), req)
 	a.reply(w, r, "deploy to "+env, rev, err)
 }
 
 func (a *API) postRollback(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.authorize(w, r, auth.ActionEnvRollback)
+	if !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return
@@ -217,11 +250,14 @@ func (a *API) postRollback(w http.ResponseWriter, r *http.Request) {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("rollback request: toRevision %d is negative", req.ToRevision))
 		return
 	}
-	rev, err := a.deployer.Rollback(r.Context(), env, req.ToRevision, callerName(r, req.Who), req.Reason)
+	rev, err := a.deployer.Rollback(r.Context(), env, req.ToRevision, who(id, req.Who), req.Reason)
 	a.reply(w, r, "roll back "+env, rev, err)
 }
 
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return
@@ -237,6 +273,9 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
 // as written. An error before the first byte is a JSON error; after it,
 // the Gantry-Error trailer carries it (URL-escaped JSON errorBody).
 func (a *API) getLogs(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return

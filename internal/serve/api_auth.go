@@ -12,31 +12,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
-// Codes of the API's authorisation errors.
-const (
-	CodeUnauthenticated = "unauthenticated" // auth.ErrUnauthenticated, 401
-)
-
-// authorize asks auth.Authorize whether the request's identity may do
-// action, answering 401 or 403 itself when not.
-func (a *API) authorize(w http.ResponseWriter, r *http.Request, action auth.Action) (auth.Identity, bool) {
-	id, err := auth.Authorize(r.Context(), action)
-	if err == nil {
-		return id, true
-	}
-	var forbidden *auth.ForbiddenError
-	switch {
-	case errors.As(err, &forbidden):
-		writeErrorBody(w, http.StatusForbidden, CodeForbidden, err.Error())
-	case errors.Is(err, auth.ErrUnauthenticated):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="gantry"`)
-		writeErrorBody(w, http.StatusUnauthorized, CodeUnauthenticated, "log in first: "+err.Error())
-	default:
-		a.writeError(w, r, "authorise "+string(action), err)
-	}
-	return auth.Identity{}, false
-}
-
 // router is a ServeMux that remembers its patterns, so tests can check
 // them against the OpenAPI document.
 type router struct {
@@ -52,14 +27,10 @@ func (m *router) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Re
 	m.ServeMux.HandleFunc(pattern, h)
 }
 
-// allow serves h to identities whose role may do action.
-func (a *API) allow(action auth.Action, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := a.authorize(w, r, action); !ok {
-			return
-		}
-		h(w, r)
-	}
+// Handle registers h for pattern.
+func (m *router) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
 }
 
 // ErrRemoteRolloutVerb is what the rollout verbs answer (501) to a
@@ -176,15 +147,4 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// callerName is who a request acts as: over the socket, the name the
-// local CLI sends (it identified the local user itself); from any other
-// caller, the authenticated name, whatever the body claims.
-func callerName(r *http.Request, claimed string) string {
-	id, ok := auth.FromContext(r.Context())
-	if !ok || id.Method == auth.MethodSocket && claimed != "" {
-		return claimed
-	}
-	return id.Name
 }

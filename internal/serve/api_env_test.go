@@ -27,7 +27,7 @@ func TestEnvironmentRoutesAuthorize(t *testing.T) {
 		want           int
 		says           string
 	}{
-		{"health without identity", nobody, "GET", "/api/v1/health", "", 401, "log in"},
+		{"health without identity", nobody, "GET", "/api/v1/health", "", 401, "not logged in"},
 		{"health", viewer, "GET", "/api/v1/health", "", 200, `"pid":1`},
 		{"environments", viewer, "GET", "/api/v1/environments", "", 200, `"name":"prod"`},
 		{"revisions", viewer, "GET", "/api/v1/environments/prod/revisions", "", 200, `"number":2`},

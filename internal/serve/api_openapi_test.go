@@ -7,12 +7,19 @@ import (
 )
 
 // servedElsewhere are the routes openapi.yaml documents that other
-// handlers of the TCP listener serve (auth, the run queue, webhooks).
+// handlers serve: auth and webhooks on the TCP listener, and the run
+// queue's handler that API.Handler mounts only when the server runs a
+// queue (SetRunQueue).
 var servedElsewhere = []string{
 	"POST /login",
 	"POST /logout",
 	"POST /api/v1/runs",
 	"POST /api/v1/runs/{id}/cancel",
+	"GET /api/v1/queue/{id}",
+	"POST /api/v1/queue/{id}/retry",
+	"GET /auth/session",
+	"GET /auth/oidc/login",
+	"GET /auth/oidc/callback",
 	"POST /webhooks/{provider}",
 }
 

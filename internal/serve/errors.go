@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -29,7 +30,8 @@ const (
 	CodeRolloutState     = "rollout_state"      // runtime.ErrRolloutState, 409
 	CodeBadRequest       = "bad_request"        // malformed request, 400
 	CodeTooLarge         = "too_large"          // body over the limit, 413
-	CodeForbidden        = "forbidden"          // peer not allowed, 403
+	CodeForbidden        = "forbidden"          // peer or role not allowed, 403
+	CodeUnauthenticated  = "unauthenticated"    // auth.ErrUnauthenticated: no identity, 401
 	CodeMethodNotAllowed = "method_not_allowed" // no such method on the path, 405
 	CodeInternal         = "internal"           // anything else, 500
 )
@@ -102,8 +104,11 @@ func (e *APIError) Unwrap() []error {
 	switch e.Code {
 	case CodeBadRequest, CodeTooLarge, CodeInvalidRequest:
 		errs = append(errs, ErrBadRequest)
-	case CodeForbidden, CodeUnauthenticated:
+	case CodeForbidden:
 		errs = append(errs, ErrForbidden)
+	case CodeUnauthenticated:
+		// Exit 77 in the CLI, like a refusal.
+		errs = append(errs, auth.ErrUnauthenticated, ErrForbidden)
 	case CodeNotApprover:
 		errs = append(errs, ErrForbidden, engine.ErrForbidden)
 	case CodeNoPendingApproval:

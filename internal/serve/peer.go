@@ -6,24 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/user"
-	"strconv"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/gantry-ci/gantry/internal/auth"
 )
-
-// socketIdentity is who the socket's peer is: the server's own user, as
-// an admin, named by its login name (its uid when it has none).
-func socketIdentity() auth.Identity {
-	name := strconv.Itoa(os.Getuid())
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	return auth.Identity{Name: name, Role: auth.RoleAdmin, Method: auth.MethodSocket, Remote: "unix"}
-}
 
 // Peer is the process at the other end of a Unix socket connection, as
 // the kernel reports it (SO_PEERCRED) when it connected.
@@ -96,11 +81,6 @@ func RequireUser(uid int, logger *slog.Logger, next http.Handler) http.Handler {
 			logger.Warn("refused a request from another user", "peer_uid", p.UID, "peer_pid", p.Pid, "server_uid", uid, "method", r.Method, "path", r.URL.Path)
 			writeErrorBody(w, http.StatusForbidden, CodeForbidden, fmt.Sprintf("gantry serve: uid %d may not use the server of uid %d", p.UID, uid))
 			return
-		}
-		if _, ok := auth.FromContext(r.Context()); !ok {
-			// The socket's peer is the state dir's owner: an admin
-			// under its login name.
-			r = r.WithContext(auth.WithIdentity(r.Context(), socketIdentity()))
 		}
 		next.ServeHTTP(w, r)
 	})

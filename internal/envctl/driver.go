@@ -749,6 +749,12 @@ func (c *Controller) analyze(ctx context.Context, en *env, r *record, kind strin
 		// takes the ones it declares, as Argo does.
 		opts := analysis.Options{Args: args, SharedArgs: true, PrometheusURL: ra.PrometheusURL, Log: c.log, OnMeasurement: func(metric string, m analysis.Measurement) {
 			c.measured(ctx, en, idx, i, metric, m)
+		}, Secret: func(name, key string) (string, bool) {
+			// valueFrom.secretKeyRef: the values the request carried
+			// (the pipeline's secrets the step lists); the analysis
+			// masks each one it resolves.
+			v, ok := ra.Secrets[analysis.SecretEnvName(name, key)]
+			return v, ok
 		}}
 		wg.Go(func() {
 			run, err := analysis.Execute(actx, t, opts)

@@ -203,6 +203,9 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 		}
 	}
 	s.apply(&strategy, prom, out)
+	if err := analysisSecrets(&strategy, env.Vars, out); err != nil {
+		return nil, fmt.Errorf("blue-green: %w", err)
+	}
 	req := runtime.RolloutRequest{Deploy: built.Request, Strategy: strategy, Monitors: monitors}
 	st, err := Start(ctx, c, req, out)
 	if err != nil {
@@ -247,6 +250,47 @@ func (s *blueGreenStep) apply(bg *runtime.BlueGreen, prom string, out io.Writer)
 	if prom != "" {
 		fmt.Fprintf(out, "analysis: prometheus metrics query %s\n", prom)
 	}
+}
+
+// analysisSecrets gives each AnalysisTemplate argument taken from
+// valueFrom.secretKeyRef (and not given by the Rollout's args) its value
+// from the step's environment, SECRET_<NAME>_<KEY>, as `gantry analysis
+// run` reads it: a pipeline secret of that name, which the step lists in
+// its secrets:, so no other step sees it. A missing one is an error
+// before anything rolls out, naming the variable.
+func analysisSecrets(bg *runtime.BlueGreen, vars []string, out io.Writer) error {
+	lookup := analysis.SecretsFromEnv(vars)
+	for _, a := range []*runtime.RolloutAnalysis{bg.PrePromotionAnalysis, bg.PostPromotionAnalysis} {
+		if a == nil {
+			continue
+		}
+		given := map[string]bool{}
+		for _, arg := range a.Args {
+			given[arg.Name] = true
+		}
+		for _, t := range a.Templates {
+			for _, arg := range t.Spec.Args {
+				if given[arg.Name] || arg.ValueFrom == nil || arg.ValueFrom.SecretKeyRef == nil {
+					continue
+				}
+				ref := arg.ValueFrom.SecretKeyRef
+				name := analysis.SecretEnvName(ref.Name, ref.Key)
+				v, ok := lookup(ref.Name, ref.Key)
+				if !ok {
+					return fmt.Errorf("AnalysisTemplate %s: argument %s is valueFrom.secretKeyRef %s/%s, read from the secret %s: define it in the pipeline's secrets: and list it in this step's secrets:",
+						t.Metadata.Name, arg.Name, ref.Name, ref.Key, name)
+				}
+				if a.Secrets == nil {
+					a.Secrets = map[string]string{}
+				}
+				if _, seen := a.Secrets[name]; !seen {
+					fmt.Fprintf(out, "analysis: AnalysisTemplate %s argument %s from the secret %s\n", t.Metadata.Name, arg.Name, name)
+				}
+				a.Secrets[name] = v
+			}
+		}
+	}
+	return nil
 }
 
 // setInterval replaces the interval of each metric that has one; a

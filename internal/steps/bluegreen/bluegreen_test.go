@@ -465,3 +465,74 @@ func TestRunExample(t *testing.T) {
 		})
 	}
 }
+
+// TestAnalysisSecrets: a template argument from valueFrom.secretKeyRef
+// takes SECRET_<NAME>_<KEY> of the step's environment (a pipeline secret
+// the step lists) into the request; one the Rollout's args give needs
+// none; a missing one is an error naming the secret, before anything
+// rolls out; the value is never printed.
+func TestAnalysisSecrets(t *testing.T) {
+	src := `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: authed}
+spec:
+  args:
+  - name: token
+    valueFrom: {secretKeyRef: {name: metrics-api, key: token}}
+  - name: region
+    valueFrom: {secretKeyRef: {name: metrics-api, key: region}}
+  metrics:
+  - name: ok
+    provider: {web: {url: "http://127.0.0.1/{{args.region}}", headers: [{key: Authorization, value: "Bearer {{args.token}}"}]}}
+`
+	tmpl := func() *analysis.Template {
+		x, err := analysis.ParseTemplate("authed.yaml", []byte(src), "authed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	tests := []struct {
+		name    string
+		vars    []string
+		args    []runtime.AnalysisArg
+		want    map[string]string
+		wantErr string
+	}{
+		{name: "both from secrets", vars: []string{"PATH=/bin", "SECRET_METRICS_API_TOKEN=tok-1", "SECRET_METRICS_API_REGION=eu"},
+			want: map[string]string{"SECRET_METRICS_API_TOKEN": "tok-1", "SECRET_METRICS_API_REGION": "eu"}},
+		{name: "the Rollout gives one", vars: []string{"SECRET_METRICS_API_TOKEN=tok-1"}, args: []runtime.AnalysisArg{{Name: "region", Value: "us"}},
+			want: map[string]string{"SECRET_METRICS_API_TOKEN": "tok-1"}},
+		{name: "not listed", vars: []string{"SECRET_METRICS_API_REGION=eu"},
+			wantErr: "argument token is valueFrom.secretKeyRef metrics-api/token, read from the secret SECRET_METRICS_API_TOKEN: define it in the pipeline's secrets: and list it in this step's secrets:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bg := runtime.BlueGreen{PostPromotionAnalysis: &runtime.RolloutAnalysis{Templates: []*analysis.Template{tmpl()}, Args: tt.args}}
+			var out bytes.Buffer
+			err := analysisSecrets(&bg, tt.vars, &out)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bg.PostPromotionAnalysis.Secrets; fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("secrets %v, want %v", got, tt.want)
+			}
+			if strings.Contains(out.String(), "tok-1") || !strings.Contains(out.String(), "from the secret SECRET_METRICS_API_TOKEN") {
+				t.Errorf("log %q: want the secret named, its value not shown", out.String())
+			}
+			if err := analysis.Check(bg.PostPromotionAnalysis.Templates[0], analysis.Options{Args: map[string]string{"region": "us"}, SharedArgs: true,
+				Secret: func(name, key string) (string, bool) {
+					v, ok := bg.PostPromotionAnalysis.Secrets[analysis.SecretEnvName(name, key)]
+					return v, ok
+				}}); tt.args != nil && err != nil {
+				t.Errorf("the template does not check with the resolved secrets: %v", err)
+			}
+		})
+	}
+}

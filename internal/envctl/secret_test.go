@@ -57,7 +57,9 @@ spec:
 	}
 	var logs syncbuf.Buffer
 	f := newFixture(t)
-	f.configure = func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})) }
+	f.configure = func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	f.open()
 	f.run()
 	f.mustRollout("prod", runtime.BlueGreen{}, f.workload("v1", 1, ""))

@@ -177,8 +177,8 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 	built, err := deploy.Build(ctx, deploy.Request{
 		Dir: env.Dir, Environment: e, Image: image,
 		Expr:       spec.EnvironmentExprEnv(env.Git, env.RunID, p.Name, deploy.VarsMap(env.Vars)),
-		DefaultKey: deploy.DefaultKey(env),
-		Who:        "run " + env.RunID, Run: runID, Reason: "blue-green rollout",
+		DefaultKey: deploy.DefaultKey(env), StateDir: env.StateDir,
+		Who: "run " + env.RunID, Run: runID, Reason: "blue-green rollout",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("blue-green: %w", err)

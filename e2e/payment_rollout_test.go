@@ -299,7 +299,8 @@ func (s *slackStandIn) take() []string {
 func checkAbortedToBlue(t *testing.T, e *env, l *activeLoad, blueRev int, blueDigest string, runDone <-chan error, kind string) rolloutJSON {
 	t.Helper()
 	st := e.waitRolloutStep("prod", "the abort", 4*time.Minute, runDone, func(st rolloutJSON) bool { return st.Step == "aborted" })
-	if st.Phase != "Degraded" || st.AbortedBy != "gantry" || st.Stable != blueRev || !strings.Contains(st.Message, kind+" analysis") {
+	said := map[string]string{"prePromotion": "pre-promotion analysis Failed", "postPromotion": "post-promotion analysis Failed"}[kind]
+	if st.Phase != "Degraded" || st.AbortedBy != "gantry" || st.Stable != blueRev || !strings.Contains(st.Message, said) {
 		t.Errorf("aborted rollout: phase %s by %q stable %d message %q; want Degraded by gantry, stable %d, naming the %s analysis",
 			st.Phase, st.AbortedBy, st.Stable, st.Message, blueRev, kind)
 	}
@@ -488,30 +489,50 @@ func checkSlack(t *testing.T, got []string, secret string) {
 	}
 	var msg struct {
 		Text   string `json:"text"`
-		Blocks []struct {
-			Type string `json:"type"`
-		} `json:"blocks"`
+		Blocks []any  `json:"blocks"`
 	}
 	if err := json.Unmarshal([]byte(got[0]), &msg); err != nil || len(msg.Blocks) == 0 {
 		t.Fatalf("Slack message is not Block Kit (%v): %s", err, got[0])
 	}
-	if !strings.Contains(msg.Text, "p99-latency") {
-		t.Errorf("Slack message does not name the failing metric p99-latency: %s", msg.Text)
+	text := strings.Join(blockTexts(msg.Blocks), "\n")
+	if !strings.Contains(text, "p99-latency") {
+		t.Errorf("Slack message does not name the failing metric p99-latency:\n%s", text)
 	}
-	_, measured, found := strings.Cut(msg.Text, "measured ")
+	_, measured, found := strings.Cut(text, "measured ")
 	high := false
-	for _, v := range strings.Split(measured, ", ") {
-		v = strings.Trim(strings.Fields(v + " ")[0], "[];,")
+	for _, v := range strings.FieldsFunc(measured, func(r rune) bool { return r == ',' || r == ' ' || r == '[' || r == ']' || r == '\n' || r == ';' }) {
 		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0.25 {
 			high = true
+			break
 		}
 	}
 	if !found || !high {
-		t.Errorf("Slack message lacks the measured values above 0.25: %s", msg.Text)
+		t.Errorf("Slack message lacks the measured values above 0.25:\n%s", text)
 	}
 	for _, s := range []string{secret, "s3cr3tW3bh00kT0k3n"} {
 		if strings.Contains(got[0], s) {
 			t.Errorf("Slack message carries the secret %q: %s", s, got[0])
 		}
 	}
+}
+
+// blockTexts collects every string of a Block Kit payload's blocks.
+func blockTexts(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, blockTexts(e)...)
+		}
+		return out
+	case map[string]any:
+		var out []string
+		for _, e := range x {
+			out = append(out, blockTexts(e)...)
+		}
+		return out
+	}
+	return nil
 }

@@ -16,12 +16,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/deploy"
@@ -396,6 +398,41 @@ func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime
 		return last, end
 	}
 	err := r.Watch(ctx, envName, visit)
+	var lost time.Time
+	for err != nil && end == nil && ctx.Err() == nil && controllerGone(err) {
+		// gantry serve went away (killed, restarted): the rollout goes on
+		// from its record once a serve runs again; follow it then.
+		if lost.IsZero() {
+			lost = time.Now()
+			fmt.Fprintf(out, "%s: lost gantry serve (%v); following the rollout again once it is back (start it: gantry serve)\n", envName, err)
+		}
+		if time.Since(lost) > ReconnectFor {
+			err = fmt.Errorf("gantry serve did not come back within %s: %w", ReconnectFor, err)
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(reconnectEvery):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		cur, serr := r.RolloutStatus(ctx, envName)
+		if serr != nil {
+			if controllerGone(serr) {
+				continue
+			}
+			err = serr
+			break
+		}
+		fmt.Fprintf(out, "%s: gantry serve is back; following the rollout from %s, step %s\n", envName, cur.Phase, cur.Step)
+		lost = time.Time{}
+		if !visit(cur) {
+			err = nil
+			break
+		}
+		err = r.Watch(ctx, envName, visit)
+	}
 	switch {
 	case end != nil:
 		return last, fmt.Errorf("blue-green: %w", end)
@@ -407,6 +444,20 @@ func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime
 		return last, fmt.Errorf("blue-green: the watch of %s ended at %s, step %s", envName, last.Phase, last.Step)
 	}
 	return last, nil
+}
+
+// ReconnectFor is how long Follow waits for gantry serve to come back
+// after losing it; reconnectEvery how often it asks.
+var (
+	ReconnectFor   = 10 * time.Minute
+	reconnectEvery = time.Second
+)
+
+// controllerGone says err means gantry serve went away (its stream ended,
+// nothing listens on its socket) rather than answered.
+func controllerGone(err error) bool {
+	return errors.Is(err, runtime.ErrClosed) || errors.Is(err, serve.ErrNotRunning) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // monitorsPassed reports whether results holds a passing check of every

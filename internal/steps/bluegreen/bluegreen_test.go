@@ -11,9 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 )
@@ -534,5 +536,73 @@ spec:
 				t.Errorf("the template does not check with the resolved secrets: %v", err)
 			}
 		})
+	}
+}
+
+// droppingRoller is a scriptedRoller whose gantry serve goes away once:
+// the first watch ends after drop statuses with the stream cut, the
+// next status request finds nothing listening, then it is back.
+type droppingRoller struct {
+	*scriptedRoller
+	drop    int
+	watches int
+	asked   int
+}
+
+func (r *droppingRoller) Watch(ctx context.Context, env string, f func(runtime.RolloutStatus) bool) error {
+	r.watches++
+	script := r.script
+	if r.watches == 1 {
+		for _, st := range script[:r.drop] {
+			if !f(st) {
+				return nil
+			}
+		}
+		return fmt.Errorf("watch the rollout of %s: gantry serve ended the stream: %w", env, runtime.ErrClosed)
+	}
+	for _, st := range script[r.drop:] {
+		if !f(st) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *droppingRoller) RolloutStatus(ctx context.Context, env string) (runtime.RolloutStatus, error) {
+	r.asked++
+	if r.asked == 1 {
+		return runtime.RolloutStatus{}, fmt.Errorf("%w for /state", serve.ErrNotRunning)
+	}
+	return r.script[r.drop], nil
+}
+
+// TestFollowSurvivesServeRestart: gantry serve killed while the step
+// follows the rollout: the step says so, waits for a serve to answer
+// again and follows the rollout, which went on from its record, to its
+// end; a serve that never comes back fails the step after ReconnectFor.
+func TestFollowSurvivesServeRestart(t *testing.T) {
+	paused := st(runtime.RolloutPaused, runtime.StepPaused)
+	healthy := st(runtime.RolloutHealthy, runtime.StepScaleDown)
+	healthy.Stable = 4
+	r := &droppingRoller{scriptedRoller: &scriptedRoller{script: []runtime.RolloutStatus{st(runtime.RolloutProgressing, runtime.StepPrePromotion), paused, healthy}}, drop: 1}
+	var out bytes.Buffer
+	got, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), nil, &out)
+	if err != nil {
+		t.Fatalf("Follow: %v\n%s", err, &out)
+	}
+	if got.Phase != runtime.RolloutHealthy || r.watches != 2 {
+		t.Errorf("ended at %s after %d watches, want Healthy after 2", got.Phase, r.watches)
+	}
+	for _, want := range []string{"prod: lost gantry serve", "prod: gantry serve is back; following the rollout from Paused, step paused", "prod: Healthy, step scaleDown"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, &out)
+		}
+	}
+
+	defer func(d time.Duration) { ReconnectFor = d }(ReconnectFor)
+	ReconnectFor = 0
+	r = &droppingRoller{scriptedRoller: &scriptedRoller{script: []runtime.RolloutStatus{st(runtime.RolloutProgressing, runtime.StepPrePromotion), paused}}, drop: 1}
+	if _, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), nil, io.Discard); err == nil || !errors.Is(err, runtime.ErrClosed) || !strings.Contains(err.Error(), "did not come back") {
+		t.Errorf("a serve that never comes back: error %v, want one saying so", err)
 	}
 }

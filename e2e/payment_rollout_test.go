@@ -119,10 +119,11 @@ func (e *env) rollout(name string) (rolloutJSON, bool) {
 
 // waitRolloutStep polls the rollout until ok holds, failing the test after
 // limit or when the run ends first.
-func (e *env) waitRolloutStep(name, what string, limit time.Duration, runDone <-chan error, ok func(rolloutJSON) bool) rolloutJSON {
+func (e *env) waitRolloutStep(name, what string, limit time.Duration, runEnded <-chan struct{}, ok func(rolloutJSON) bool) rolloutJSON {
 	e.t.Helper()
 	deadline := time.Now().Add(limit)
 	var last rolloutJSON
+	ended := false
 	for {
 		st, read := e.rollout(name)
 		if read {
@@ -131,36 +132,47 @@ func (e *env) waitRolloutStep(name, what string, limit time.Duration, runDone <-
 				return st
 			}
 		}
+		if ended {
+			e.t.Fatalf("%s: the run ended first; last status: %+v", what, last)
+		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("%s: not within %s; last status: %+v", what, limit, last)
 		}
 		select {
-		case err := <-runDone:
-			e.t.Fatalf("%s: the run ended first (%v); last status: %+v", what, err, last)
+		case <-runEnded:
+			ended = true // one more look: the run may end just after
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
 
-// bgRun is a gantry run in the background.
+// bgRun is a gantry run in the background; done closes when it ended,
+// with err its end.
 type bgRun struct {
 	out, errb syncbuf.Buffer
-	done      chan error
+	done      chan struct{}
+	err       error
 	cmd       *exec.Cmd
 }
 
 func (e *env) startRun(ctx context.Context, args ...string) *bgRun {
 	e.t.Helper()
-	r := &bgRun{done: make(chan error, 1)}
+	r := &bgRun{done: make(chan struct{})}
 	r.cmd = e.cmd(ctx, append([]string{"run", "--progress", "plain"}, args...)...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.errb
 	if err := r.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	go func() { r.done <- r.cmd.Wait() }() // owned by the test: wait below
+	go func() { // owned by the test: the cleanup waits for it
+		r.err = r.cmd.Wait()
+		close(r.done)
+	}()
 	e.t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
+		select {
+		case <-r.done:
+		default:
 			_ = r.cmd.Process.Kill()
+			<-r.done
 		}
 	})
 	return r
@@ -170,7 +182,8 @@ func (e *env) startRun(ctx context.Context, args ...string) *bgRun {
 func (r *bgRun) wait(t *testing.T, limit time.Duration) int {
 	t.Helper()
 	select {
-	case err := <-r.done:
+	case <-r.done:
+		err := r.err
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			return exit.ExitCode()
@@ -296,7 +309,7 @@ func (s *slackStandIn) take() []string {
 // checkAbortedToBlue checks a rollout auto-aborted back to blue: Degraded,
 // by gantry, the stable revision blue's, the environment serving blue's
 // digest and the active URL answering from blue only, under the load.
-func checkAbortedToBlue(t *testing.T, e *env, l *activeLoad, blueRev int, blueDigest string, runDone <-chan error, kind string) rolloutJSON {
+func checkAbortedToBlue(t *testing.T, e *env, l *activeLoad, blueRev int, blueDigest string, runDone <-chan struct{}, kind string) rolloutJSON {
 	t.Helper()
 	st := e.waitRolloutStep("prod", "the abort", 4*time.Minute, runDone, func(st rolloutJSON) bool { return st.Step == "aborted" })
 	said := map[string]string{"prePromotion": "pre-promotion analysis Failed", "postPromotion": "post-promotion analysis Failed"}[kind]

@@ -739,6 +739,9 @@ func (c *Controller) analyze(ctx context.Context, en *env, r *record, kind strin
 			}
 		})
 	}
+	if ra.PrometheusURL != "" && len(green) > 0 && hasPrometheus(ra) && !awaitScrapes(actx, ra.PrometheusURL, green) && actx.Err() == nil {
+		c.log.Warn("the analysis starts before its Prometheus scraped green twice", "environment", en.name, "prometheus", ra.PrometheusURL, "waited", scrapeWait)
+	}
 	args := map[string]string{}
 	for _, a := range ra.Args {
 		args[a.Name] = a.Value
@@ -800,6 +803,18 @@ func (c *Controller) analyze(ctx context.Context, en *env, r *record, kind strin
 	}
 	c.event(ctx, en, r.Status.Desired, kind+"-analysis", "gantry", string(phase)+" "+msg)
 	return phase, msg
+}
+
+// hasPrometheus says whether a template of ra has a prometheus metric.
+func hasPrometheus(ra *runtime.RolloutAnalysis) bool {
+	for _, t := range ra.Templates {
+		for _, m := range t.Spec.Metrics {
+			if m.Provider.Prometheus != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type crashError struct{ why string }

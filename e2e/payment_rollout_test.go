@@ -102,7 +102,7 @@ type rolloutJSON struct {
 					Phase string `json:"phase"`
 					Value string `json:"value"`
 				} `json:"measurements"`
-			} `json:"metrics"`
+			} `json:"metricResults"`
 		} `json:"runs"`
 	} `json:"analyses"`
 }

@@ -78,7 +78,7 @@ func (f Fault) inject(next http.Handler) http.Handler {
 			case <-t.C:
 			}
 		}
-		if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate {
+		if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate { //nolint:gosec // which requests fail is chance, not a secret
 			w.Header().Set(FaultHeader, strings.Join(append(what, "error"), "; "))
 			writeError(w, http.StatusInternalServerError, "api_error", "fault_injected", "", "fault injected (FAULT_ERROR_RATE)")
 			return

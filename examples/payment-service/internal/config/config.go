@@ -124,20 +124,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.QueuePollWait = dur("QUEUE_POLL_WAIT", 20*time.Second)
 	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT", 25*time.Second)
 
-	if v := getenv("FAULT_LATENCY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("FAULT_LATENCY=%q: want a duration such as 400ms (0 for none)", v))
-		}
-		c.FaultLatency = d
-	}
-	if v := getenv("FAULT_ERROR_RATE"); v != "" {
-		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || r < 0 || r > 1 {
-			errs = append(errs, fmt.Errorf("FAULT_ERROR_RATE=%q: want a fraction from 0 to 1", v))
-		}
-		c.FaultErrorRate = r
-	}
+	var faultErrs []error
+	c.FaultLatency, c.FaultErrorRate, faultErrs = loadFaults(getenv)
+	errs = append(errs, faultErrs...)
 
 	c.WebhookMaxAttempts = 8
 	if v := getenv("WEBHOOK_MAX_ATTEMPTS"); v != "" {
@@ -157,6 +146,25 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
+}
+
+// loadFaults reads FAULT_LATENCY and FAULT_ERROR_RATE.
+func loadFaults(getenv func(string) string) (latency time.Duration, rate float64, errs []error) {
+	if v := getenv("FAULT_LATENCY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("FAULT_LATENCY=%q: want a duration such as 400ms (0 for none)", v))
+		}
+		latency = d
+	}
+	if v := getenv("FAULT_ERROR_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 || r > 1 {
+			errs = append(errs, fmt.Errorf("FAULT_ERROR_RATE=%q: want a fraction from 0 to 1", v))
+		}
+		rate = r
+	}
+	return latency, rate, errs
 }
 
 // LogValue implements slog.LogValuer, leaving out credentials: URLs are

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/examplepay/payment-service/internal/idempotency"
@@ -47,13 +47,21 @@ type Deps struct {
 
 // Fault is injected into every API and /healthz request, never into
 // /readyz or /metrics (so a faulty instance still becomes ready and is
-// measured): a delay of Latency, then with probability ErrorRate a 500.
+// measured): a delay of Latency, then a 500 for the share ErrorRate of
+// the requests, spread evenly.
 // Such answers carry FaultHeader, so nobody mistakes them for real ones.
 // It exists to rehearse a bad release: a blue/green rollout's analysis
 // must abort it (FAULT_LATENCY, FAULT_ERROR_RATE in the README).
 type Fault struct {
 	Latency   time.Duration
 	ErrorRate float64
+}
+
+// failNext says whether the n-th request (from 1) fails at rate: the
+// failures are spread evenly, so any run of requests fails at the rate
+// exactly (no randomness to seed or to flag).
+func failNext(n uint64, rate float64) bool {
+	return uint64(float64(n)*rate) > uint64(float64(n-1)*rate)
 }
 
 // FaultHeader names the fault injected into an answer.
@@ -66,6 +74,7 @@ func (f Fault) inject(next http.Handler) http.Handler {
 	if !f.active() {
 		return next
 	}
+	var served atomic.Uint64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		what := []string{}
 		if f.Latency > 0 {
@@ -78,7 +87,7 @@ func (f Fault) inject(next http.Handler) http.Handler {
 			case <-t.C:
 			}
 		}
-		if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate { //nolint:gosec // which requests fail is chance, not a secret
+		if f.ErrorRate > 0 && failNext(served.Add(1), f.ErrorRate) {
 			w.Header().Set(FaultHeader, strings.Join(append(what, "error"), "; "))
 			writeError(w, http.StatusInternalServerError, "api_error", "fault_injected", "", "fault injected (FAULT_ERROR_RATE)")
 			return

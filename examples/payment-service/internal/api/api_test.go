@@ -473,3 +473,19 @@ func TestFaultInjection(t *testing.T) {
 		})
 	}
 }
+
+// TestFailNextRate: the injected failures are the rate's share of any
+// run of requests, spread evenly.
+func TestFailNextRate(t *testing.T) {
+	for _, rate := range []float64{0, 0.001, 0.1, 0.5, 1} {
+		failed := 0
+		for n := uint64(1); n <= 1000; n++ {
+			if failNext(n, rate) {
+				failed++
+			}
+		}
+		if want := int(1000 * rate); failed != want {
+			t.Errorf("rate %v: %d of 1000 failed, want %d", rate, failed, want)
+		}
+	}
+}

@@ -26,9 +26,11 @@ func TestExamplePipelineValidates(t *testing.T) {
 	}
 }
 
-// TestExampleKeyScript: scripts/example-key.sh puts the state dir's public
-// key into the example's local policy, which admission then reads with
-// that key, and puts the placeholder back.
+// TestExampleKeyScript: scripts/example-key.sh writes the state dir's
+// copy of the example's local policy, trusting the state dir's public key,
+// which admission then reads with that key; the checked-in policy is
+// never modified; once the checked-in policy trusts a key itself, the
+// copy goes.
 func TestExampleKeyScript(t *testing.T) {
 	root := t.TempDir()
 	policy := "examples/payment-service/kubernetes/local/kyverno-image-verification.yaml"
@@ -47,40 +49,48 @@ func TestExampleKeyScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	// Make the key, trust it and copy the policy out; then restore.
-	cmd := exec.Command("bash", "-euc", `
-. "$1"
-example_key_ensure "$2"
-example_policy_trust_key
-cp "$example_policy" trusted.yaml
-example_policy_restore
-`, "bash", script, gantryBin)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GANTRY_STATE_DIR="+state, "COSIGN_PASSWORD=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("example-key.sh: %v\n%s", err, out)
+	run := func(steps string) {
+		t.Helper()
+		cmd := exec.Command("bash", "-euc", ". \"$1\"\n"+steps, "bash", script, gantryBin)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GANTRY_STATE_DIR="+state, "COSIGN_PASSWORD=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("example-key.sh: %v\n%s", err, out)
+		}
 	}
+	run(`example_key_ensure "$2"
+example_policy_trust_key
+example_policy_restore`)
 	pub, err := os.ReadFile(filepath.Join(state, "keys", "cosign.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	trusted, err := os.ReadFile(filepath.Join(root, "trusted.yaml"))
+	copyPath := filepath.Join(state, "policies", "kubernetes", "local", "kyverno-image-verification.yaml")
+	trusted, err := os.ReadFile(copyPath)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the state dir's copy of the policy: %v", err)
 	}
 	if _, err := admission.Decode(policy, trusted); err != nil {
 		t.Fatalf("the trusted policy does not decode: %v\n%s", err, trusted)
 	}
 	placeholder := "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsuO1J13OgG5C71vn5tOchlg3G3nR"
 	if !strings.Contains(string(orig), placeholder) || strings.Contains(string(trusted), placeholder) {
-		t.Errorf("placeholder key: in the original %v (want true), in the trusted policy %v (want false)",
+		t.Errorf("placeholder key: in the original %v (want true), in the trusted copy %v (want false)",
 			strings.Contains(string(orig), placeholder), strings.Contains(string(trusted), placeholder))
 	}
 	keyLine := strings.Split(strings.TrimSpace(string(pub)), "\n")[1]
 	if !strings.Contains(string(trusted), keyLine) {
-		t.Errorf("trusted policy lacks the state dir's key %q:\n%s", keyLine, trusted)
+		t.Errorf("trusted copy lacks the state dir's key %q:\n%s", keyLine, trusted)
 	}
 	if got, _ := os.ReadFile(filepath.Join(root, policy)); string(got) != string(orig) {
-		t.Errorf("policy not restored:\n%s", got)
+		t.Errorf("the checked-in policy changed:\n%s", got)
+	}
+	// A checked-in policy that trusts a key itself needs no copy.
+	if err := os.WriteFile(filepath.Join(root, policy), trusted, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("example_policy_trust_key")
+	if _, err := os.Stat(copyPath); !os.IsNotExist(err) {
+		t.Errorf("the copy is still there once the checked-in policy trusts a key: %v", err)
 	}
 }

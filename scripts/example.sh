@@ -33,12 +33,12 @@ gantry=$PWD/bin/gantry
 example=examples/payment-service
 . scripts/example-key.sh
 
-# The key the security stage signs with must be the one staging's policy
-# trusts: make it now (as the sign step would on first use) and put its
-# public half into the local policy for this run (example-key.sh).
+# The key the security stage signs with must be the one staging's and
+# prod's policy trusts: make it now (as the sign step would on first use)
+# and write the state dir's copy of the local policy trusting its public
+# half, which gantry reads instead of the checked-in one (example-key.sh).
 example_key_ensure "$gantry"
 example_policy_trust_key
-trap example_policy_restore EXIT
 
 # Stage 4 deploys from the branch named by the pipeline's deploy_branch
 # (main, as the seed says): a fresh clone is on main; from another branch
@@ -65,13 +65,8 @@ example_approvers_ensure() {
 if [ "${1:-}" = approve ]; then
 	run=${2:?usage: scripts/example.sh approve RUN}
 	example_approvers_ensure
-	# The resumed run must read the policy that trusts the key, as the run
-	# did: with a tracked file changed, gantry resumes in a worktree of the
-	# run's commit, where the policy holds the placeholder key and refuses
-	# the image. Hide the key substitution from git for the approval's
-	# length (the run's commit must still be checked out).
-	git update-index --assume-unchanged "$example_policy"
-	trap 'git update-index --no-assume-unchanged "$example_policy"; example_policy_restore' EXIT
+	# The resumed run reads the state dir's copy of the policy (written
+	# above), as the run did; the checkout is untouched.
 	echo "==> approving stage promote-prod of run $run; once the rollout pauses, promote it from another terminal:"
 	echo "      $gantry rollout promote prod --dir $example"
 	approve_status=0

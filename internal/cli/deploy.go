@@ -271,8 +271,8 @@ func runDeploy(cmd *cobra.Command, g *options.Global, o *options.Deploy, image s
 	built, err := deploy.Build(ctx, deploy.Request{
 		Dir: dir, Environment: e, Image: image,
 		Expr:       spec.EnvironmentExprEnv(gitInfo, "0", p.Name, p.Env),
-		DefaultKey: filepath.Join(signing.DefaultKeyDir(stateDir), signing.PublicKeyFile),
-		Who:        who.Name, Reason: "gantry deploy",
+		DefaultKey: filepath.Join(signing.DefaultKeyDir(stateDir), signing.PublicKeyFile), StateDir: stateDir,
+		Who: who.Name, Reason: "gantry deploy",
 	})
 	if err != nil {
 		return failed(err)

@@ -578,6 +578,15 @@ stages:
 	if !strings.Contains(msg.Text, "stage security failed") || len(msg.Blocks) < 3 {
 		t.Errorf("payload: got %s", body)
 	}
+	// The failed step is named with why it failed (its recorded message).
+	steps, err := f.store.Steps(context.Background(), res.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	why, _ := json.Marshal("scan: " + steps[0].Message)
+	if steps[0].Message == "" || !strings.Contains(body, strings.Trim(string(why), `"`)) {
+		t.Errorf("payload does not say why scan failed (%q): %s", steps[0].Message, body)
+	}
 	if got, want := calls.Load(), int64(2); got != want {
 		t.Errorf("webhook calls: got %d, want %d (one retry)", got, want)
 	}

@@ -274,6 +274,31 @@ func (r *runner) notify(ctx context.Context, target, stage, msg string, failedSt
 	}
 	return r.e.notifier.Notify(ctx, url, Notification{
 		Pipeline: r.p.Name, Stage: stage, Message: r.masker.Mask(msg), RunID: r.run.ID,
-		SHA: r.req.Git.SHA, Branch: r.req.Git.Branch, FailedSteps: failedSteps,
+		SHA: r.req.Git.SHA, Branch: r.req.Git.Branch, FailedSteps: r.whyFailed(stage, failedSteps),
 	})
+}
+
+// maxWhy bounds one failed step's message in a notification (Slack's
+// section text holds 3000 characters).
+const maxWhy = 1500
+
+// whyFailed names each failed step with its recorded message (masked):
+// what the reader of a notification needs, e.g. the failing metric of an
+// aborted rollout and its measured values.
+func (r *runner) whyFailed(stage string, names []string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		line := n
+		if s := r.stages[stage]; s != nil && s.Steps[n] != nil && s.Steps[n].Message != "" {
+			m := s.Steps[n].Message
+			if len(m) > maxWhy {
+				m = strings.ToValidUTF8(m[:maxWhy], "") + "…"
+			}
+			line += ": " + r.masker.Mask(m)
+		}
+		out = append(out, line)
+	}
+	return out
 }

@@ -739,6 +739,9 @@ func (c *Controller) analyze(ctx context.Context, en *env, r *record, kind strin
 			}
 		})
 	}
+	if ra.PrometheusURL != "" && len(green) > 0 && hasPrometheus(ra) && !awaitScrapes(actx, ra.PrometheusURL, green) && actx.Err() == nil {
+		c.log.Warn("the analysis starts before its Prometheus scraped green twice", "environment", en.name, "prometheus", ra.PrometheusURL, "waited", scrapeWait)
+	}
 	args := map[string]string{}
 	for _, a := range ra.Args {
 		args[a.Name] = a.Value
@@ -749,6 +752,12 @@ func (c *Controller) analyze(ctx context.Context, en *env, r *record, kind strin
 		// takes the ones it declares, as Argo does.
 		opts := analysis.Options{Args: args, SharedArgs: true, PrometheusURL: ra.PrometheusURL, Log: c.log, OnMeasurement: func(metric string, m analysis.Measurement) {
 			c.measured(ctx, en, idx, i, metric, m)
+		}, Secret: func(name, key string) (string, bool) {
+			// valueFrom.secretKeyRef: the values the request carried
+			// (the pipeline's secrets the step lists); the analysis
+			// masks each one it resolves.
+			v, ok := ra.Secrets[analysis.SecretEnvName(name, key)]
+			return v, ok
 		}}
 		wg.Go(func() {
 			run, err := analysis.Execute(actx, t, opts)
@@ -794,6 +803,18 @@ func (c *Controller) analyze(ctx context.Context, en *env, r *record, kind strin
 	}
 	c.event(ctx, en, r.Status.Desired, kind+"-analysis", "gantry", string(phase)+" "+msg)
 	return phase, msg
+}
+
+// hasPrometheus says whether a template of ra has a prometheus metric.
+func hasPrometheus(ra *runtime.RolloutAnalysis) bool {
+	for _, t := range ra.Templates {
+		for _, m := range t.Spec.Metrics {
+			if m.Provider.Prometheus != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type crashError struct{ why string }

@@ -590,8 +590,9 @@ func rolloutHelper() {
 		if st.Step != step {
 			return true
 		}
-		// Preview up: the analysis has measured green at least once.
-		if step == runtime.StepPrePromotion && (len(st.Analyses) == 0 || len(st.Analyses[0].Runs[0].Metrics) == 0) {
+		// Preview up, or post-promotion: the analysis has measured green
+		// at least once.
+		if (step == runtime.StepPrePromotion || step == runtime.StepPostPromotion) && (len(st.Analyses) == 0 || len(st.Analyses[0].Runs[0].Metrics) == 0) {
 			return true
 		}
 		return false
@@ -624,17 +625,24 @@ func scenarioStrategy(scenario, verdictURL string) (runtime.BlueGreen, runtime.R
 		s.AutoPromotionEnabled = true
 		s.ScaleDownDelaySeconds = intp(3)
 		return s, runtime.StepScaleDown
+	case "postpromotion":
+		s.PostPromotionAnalysis = analysisOf(verdictURL, webTemplate(&testing.T{}, "long", 1000, "100ms"))
+		s.AutoPromotionEnabled = true
+		s.ScaleDownDelaySeconds = intp(600)
+		return s, runtime.StepPostPromotion
 	}
 	fatal(fmt.Errorf("unknown scenario %q", scenario))
 	return s, ""
 }
 
 // TestRolloutSurvivesKill: the serve process killed with -9 while green's
-// preview is up (its analysis running), while paused, and while blue waits
-// out its scale-down delay; a new process carries on from the record:
-// deadlines kept, the active URL on the right revision.
+// preview is up (its analysis running), while paused, while the
+// post-promotion analysis runs and while blue waits out its scale-down
+// delay; a new process carries on from the record: deadlines kept, the
+// active URL on the right revision, an interrupted analysis never counted
+// as passed.
 func TestRolloutSurvivesKill(t *testing.T) {
-	for _, scenario := range []string{"preview", "paused", "scaledown"} {
+	for _, scenario := range []string{"preview", "paused", "postpromotion", "scaledown"} {
 		t.Run(scenario, func(t *testing.T) {
 			f := newFixture(t)
 			v := newVerdict(t, true)
@@ -689,6 +697,31 @@ func TestRolloutSurvivesKill(t *testing.T) {
 					t.Errorf("promoted at %v, want at or after the recorded deadline %v", promoted.At, before.PauseUntil)
 				}
 				waitFor(t, 20*time.Second, "active on green", func() error { return wantBody(before.ActiveURL, "v2") })
+			case "postpromotion":
+				// Blue is still kept (its deadline is 10 minutes away): the
+				// active URL serves green, the post-promotion analysis runs
+				// afresh and blue runs again, ready for an abort.
+				waitFor(t, 20*time.Second, "active on green", func() error { return wantBody(before.ActiveURL, "v2") })
+				st := waitRollout(t, f.ctl, "prod", "a fresh post-promotion analysis", func(st runtime.RolloutStatus) bool {
+					return len(st.Analyses) == 2 && len(st.Analyses[1].Runs[0].Metrics) > 0
+				})
+				if st.Analyses[0].Phase != analysis.PhaseStopped || st.Analyses[1].Phase != analysis.PhaseRunning || st.Analyses[1].Kind != "postPromotion" || st.Step != runtime.StepPostPromotion {
+					t.Errorf("after restart: step %s, analyses %s then %s %s; want postPromotion, the interrupted one Stopped and a fresh postPromotion Running",
+						st.Step, st.Analyses[0].Phase, st.Analyses[1].Kind, st.Analyses[1].Phase)
+				}
+				if !st.ScaleDownAt.Equal(before.ScaleDownAt) || st.ScaleDownAt.IsZero() {
+					t.Errorf("scale-down deadline before the kill %v, after %v: want it kept", before.ScaleDownAt, st.ScaleDownAt)
+				}
+				if _, err := f.ctl.Abort(context.Background(), "prod", "dave", "after the restart"); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, 20*time.Second, "active back on blue", func() error { return wantBody(before.ActiveURL, "v1") })
+				st = waitRollout(t, f.ctl, "prod", "the analysis over", func(st runtime.RolloutStatus) bool {
+					return st.Analyses[1].Phase != analysis.PhaseRunning
+				})
+				if st.Analyses[1].Phase == analysis.PhaseSuccessful {
+					t.Errorf("post-promotion analysis cut short by the abort: Successful, want not")
+				}
 			case "scaledown":
 				waitFor(t, 20*time.Second, "active on green", func() error { return wantBody(before.ActiveURL, "v2") })
 				st := waitRollout(t, f.ctl, "prod", "completion", atStep(runtime.StepCompleted))

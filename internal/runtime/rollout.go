@@ -69,6 +69,13 @@ type RolloutAnalysis struct {
 	// metric: the chart's in-cluster address means nothing on one machine,
 	// so the environment's own Prometheus answers instead.
 	PrometheusURL string `json:"prometheusURL,omitempty"`
+	// Secrets are the values of the templates' valueFrom.secretKeyRef, by
+	// analysis.SecretEnvName (SECRET_<NAME>_<KEY>): the pipeline's
+	// secrets the blue-green step lists. They are kept with the rollout
+	// (in the state dir's store, as a revision's workload env is) so a
+	// restart can measure again, and never shown: RolloutStatus holds no
+	// strategy, and the analysis masks every value it resolved.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // AnalysisArg is one argument of a RolloutAnalysis.

@@ -16,12 +16,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/deploy"
@@ -177,8 +179,8 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 	built, err := deploy.Build(ctx, deploy.Request{
 		Dir: env.Dir, Environment: e, Image: image,
 		Expr:       spec.EnvironmentExprEnv(env.Git, env.RunID, p.Name, deploy.VarsMap(env.Vars)),
-		DefaultKey: deploy.DefaultKey(env),
-		Who:        "run " + env.RunID, Run: runID, Reason: "blue-green rollout",
+		DefaultKey: deploy.DefaultKey(env), StateDir: env.StateDir,
+		Who: "run " + env.RunID, Run: runID, Reason: "blue-green rollout",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("blue-green: %w", err)
@@ -203,6 +205,9 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 		}
 	}
 	s.apply(&strategy, prom, out)
+	if err := analysisSecrets(&strategy, env.Vars, out); err != nil {
+		return nil, fmt.Errorf("blue-green: %w", err)
+	}
 	req := runtime.RolloutRequest{Deploy: built.Request, Strategy: strategy, Monitors: monitors}
 	st, err := Start(ctx, c, req, out)
 	if err != nil {
@@ -247,6 +252,47 @@ func (s *blueGreenStep) apply(bg *runtime.BlueGreen, prom string, out io.Writer)
 	if prom != "" {
 		fmt.Fprintf(out, "analysis: prometheus metrics query %s\n", prom)
 	}
+}
+
+// analysisSecrets gives each AnalysisTemplate argument taken from
+// valueFrom.secretKeyRef (and not given by the Rollout's args) its value
+// from the step's environment, SECRET_<NAME>_<KEY>, as `gantry analysis
+// run` reads it: a pipeline secret of that name, which the step lists in
+// its secrets:, so no other step sees it. A missing one is an error
+// before anything rolls out, naming the variable.
+func analysisSecrets(bg *runtime.BlueGreen, vars []string, out io.Writer) error {
+	lookup := analysis.SecretsFromEnv(vars)
+	for _, a := range []*runtime.RolloutAnalysis{bg.PrePromotionAnalysis, bg.PostPromotionAnalysis} {
+		if a == nil {
+			continue
+		}
+		given := map[string]bool{}
+		for _, arg := range a.Args {
+			given[arg.Name] = true
+		}
+		for _, t := range a.Templates {
+			for _, arg := range t.Spec.Args {
+				if given[arg.Name] || arg.ValueFrom == nil || arg.ValueFrom.SecretKeyRef == nil {
+					continue
+				}
+				ref := arg.ValueFrom.SecretKeyRef
+				name := analysis.SecretEnvName(ref.Name, ref.Key)
+				v, ok := lookup(ref.Name, ref.Key)
+				if !ok {
+					return fmt.Errorf("AnalysisTemplate %s: argument %s is valueFrom.secretKeyRef %s/%s, read from the secret %s: define it in the pipeline's secrets: and list it in this step's secrets:",
+						t.Metadata.Name, arg.Name, ref.Name, ref.Key, name)
+				}
+				if a.Secrets == nil {
+					a.Secrets = map[string]string{}
+				}
+				if _, seen := a.Secrets[name]; !seen {
+					fmt.Fprintf(out, "analysis: AnalysisTemplate %s argument %s from the secret %s\n", t.Metadata.Name, arg.Name, name)
+				}
+				a.Secrets[name] = v
+			}
+		}
+	}
+	return nil
 }
 
 // setInterval replaces the interval of each metric that has one; a
@@ -352,6 +398,41 @@ func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime
 		return last, end
 	}
 	err := r.Watch(ctx, envName, visit)
+	var lost time.Time
+	for err != nil && end == nil && ctx.Err() == nil && controllerGone(err) {
+		// gantry serve went away (killed, restarted): the rollout goes on
+		// from its record once a serve runs again; follow it then.
+		if lost.IsZero() {
+			lost = time.Now()
+			fmt.Fprintf(out, "%s: lost gantry serve (%v); following the rollout again once it is back (start it: gantry serve)\n", envName, err)
+		}
+		if time.Since(lost) > ReconnectFor {
+			err = fmt.Errorf("gantry serve did not come back within %s: %w", ReconnectFor, err)
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(reconnectEvery):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		cur, serr := r.RolloutStatus(ctx, envName)
+		if serr != nil {
+			if controllerGone(serr) {
+				continue
+			}
+			err = serr
+			break
+		}
+		fmt.Fprintf(out, "%s: gantry serve is back; following the rollout from %s, step %s\n", envName, cur.Phase, cur.Step)
+		lost = time.Time{}
+		if !visit(cur) {
+			err = nil
+			break
+		}
+		err = r.Watch(ctx, envName, visit)
+	}
 	switch {
 	case end != nil:
 		return last, fmt.Errorf("blue-green: %w", end)
@@ -363,6 +444,20 @@ func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime
 		return last, fmt.Errorf("blue-green: the watch of %s ended at %s, step %s", envName, last.Phase, last.Step)
 	}
 	return last, nil
+}
+
+// ReconnectFor is how long Follow waits for gantry serve to come back
+// after losing it; reconnectEvery how often it asks.
+var (
+	ReconnectFor   = 10 * time.Minute
+	reconnectEvery = time.Second
+)
+
+// controllerGone says err means gantry serve went away (its stream ended,
+// nothing listens on its socket) rather than answered.
+func controllerGone(err error) bool {
+	return errors.Is(err, runtime.ErrClosed) || errors.Is(err, serve.ErrNotRunning) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // monitorsPassed reports whether results holds a passing check of every

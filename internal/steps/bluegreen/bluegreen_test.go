@@ -11,9 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
 )
@@ -463,5 +465,144 @@ func TestRunExample(t *testing.T) {
 				t.Errorf("got %v, want %v", ch.got, ch.want)
 			}
 		})
+	}
+}
+
+// TestAnalysisSecrets: a template argument from valueFrom.secretKeyRef
+// takes SECRET_<NAME>_<KEY> of the step's environment (a pipeline secret
+// the step lists) into the request; one the Rollout's args give needs
+// none; a missing one is an error naming the secret, before anything
+// rolls out; the value is never printed.
+func TestAnalysisSecrets(t *testing.T) {
+	src := `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: authed}
+spec:
+  args:
+  - name: token
+    valueFrom: {secretKeyRef: {name: metrics-api, key: token}}
+  - name: region
+    valueFrom: {secretKeyRef: {name: metrics-api, key: region}}
+  metrics:
+  - name: ok
+    provider: {web: {url: "http://127.0.0.1/{{args.region}}", headers: [{key: Authorization, value: "Bearer {{args.token}}"}]}}
+`
+	tmpl := func() *analysis.Template {
+		x, err := analysis.ParseTemplate("authed.yaml", []byte(src), "authed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	tests := []struct {
+		name    string
+		vars    []string
+		args    []runtime.AnalysisArg
+		want    map[string]string
+		wantErr string
+	}{
+		{name: "both from secrets", vars: []string{"PATH=/bin", "SECRET_METRICS_API_TOKEN=tok-1", "SECRET_METRICS_API_REGION=eu"},
+			want: map[string]string{"SECRET_METRICS_API_TOKEN": "tok-1", "SECRET_METRICS_API_REGION": "eu"}},
+		{name: "the Rollout gives one", vars: []string{"SECRET_METRICS_API_TOKEN=tok-1"}, args: []runtime.AnalysisArg{{Name: "region", Value: "us"}},
+			want: map[string]string{"SECRET_METRICS_API_TOKEN": "tok-1"}},
+		{name: "not listed", vars: []string{"SECRET_METRICS_API_REGION=eu"},
+			wantErr: "argument token is valueFrom.secretKeyRef metrics-api/token, read from the secret SECRET_METRICS_API_TOKEN: define it in the pipeline's secrets: and list it in this step's secrets:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bg := runtime.BlueGreen{PostPromotionAnalysis: &runtime.RolloutAnalysis{Templates: []*analysis.Template{tmpl()}, Args: tt.args}}
+			var out bytes.Buffer
+			err := analysisSecrets(&bg, tt.vars, &out)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bg.PostPromotionAnalysis.Secrets; fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("secrets %v, want %v", got, tt.want)
+			}
+			if strings.Contains(out.String(), "tok-1") || !strings.Contains(out.String(), "from the secret SECRET_METRICS_API_TOKEN") {
+				t.Errorf("log %q: want the secret named, its value not shown", out.String())
+			}
+			if err := analysis.Check(bg.PostPromotionAnalysis.Templates[0], analysis.Options{Args: map[string]string{"region": "us"}, SharedArgs: true,
+				Secret: func(name, key string) (string, bool) {
+					v, ok := bg.PostPromotionAnalysis.Secrets[analysis.SecretEnvName(name, key)]
+					return v, ok
+				}}); tt.args != nil && err != nil {
+				t.Errorf("the template does not check with the resolved secrets: %v", err)
+			}
+		})
+	}
+}
+
+// droppingRoller is a scriptedRoller whose gantry serve goes away once:
+// the first watch ends after drop statuses with the stream cut, the
+// next status request finds nothing listening, then it is back.
+type droppingRoller struct {
+	*scriptedRoller
+	drop    int
+	watches int
+	asked   int
+}
+
+func (r *droppingRoller) Watch(ctx context.Context, env string, f func(runtime.RolloutStatus) bool) error {
+	r.watches++
+	script := r.script
+	if r.watches == 1 {
+		for _, st := range script[:r.drop] {
+			if !f(st) {
+				return nil
+			}
+		}
+		return fmt.Errorf("watch the rollout of %s: gantry serve ended the stream: %w", env, runtime.ErrClosed)
+	}
+	for _, st := range script[r.drop:] {
+		if !f(st) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *droppingRoller) RolloutStatus(ctx context.Context, env string) (runtime.RolloutStatus, error) {
+	r.asked++
+	if r.asked == 1 {
+		return runtime.RolloutStatus{}, fmt.Errorf("%w for /state", serve.ErrNotRunning)
+	}
+	return r.script[r.drop], nil
+}
+
+// TestFollowSurvivesServeRestart: gantry serve killed while the step
+// follows the rollout: the step says so, waits for a serve to answer
+// again and follows the rollout, which went on from its record, to its
+// end; a serve that never comes back fails the step after ReconnectFor.
+func TestFollowSurvivesServeRestart(t *testing.T) {
+	paused := st(runtime.RolloutPaused, runtime.StepPaused)
+	healthy := st(runtime.RolloutHealthy, runtime.StepScaleDown)
+	healthy.Stable = 4
+	r := &droppingRoller{scriptedRoller: &scriptedRoller{script: []runtime.RolloutStatus{st(runtime.RolloutProgressing, runtime.StepPrePromotion), paused, healthy}}, drop: 1}
+	var out bytes.Buffer
+	got, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), nil, &out)
+	if err != nil {
+		t.Fatalf("Follow: %v\n%s", err, &out)
+	}
+	if got.Phase != runtime.RolloutHealthy || r.watches != 2 {
+		t.Errorf("ended at %s after %d watches, want Healthy after 2", got.Phase, r.watches)
+	}
+	for _, want := range []string{"prod: lost gantry serve", "prod: gantry serve is back; following the rollout from Paused, step paused", "prod: Healthy, step scaleDown"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, &out)
+		}
+	}
+
+	defer func(d time.Duration) { ReconnectFor = d }(ReconnectFor)
+	ReconnectFor = 0
+	r = &droppingRoller{scriptedRoller: &scriptedRoller{script: []runtime.RolloutStatus{st(runtime.RolloutProgressing, runtime.StepPrePromotion), paused}}, drop: 1}
+	if _, err := Follow(context.Background(), r, "prod", st(runtime.RolloutProgressing, runtime.StepPreview), nil, io.Discard); err == nil || !errors.Is(err, runtime.ErrClosed) || !strings.Contains(err.Error(), "did not come back") {
+		t.Errorf("a serve that never comes back: error %v, want one saying so", err)
 	}
 }

@@ -113,8 +113,8 @@ func (s *deployStep) Run(ctx context.Context, env *step.Env) (*step.Result, erro
 	built, err := Build(ctx, Request{
 		Dir: env.Dir, Environment: e, Image: image,
 		Expr:       spec.EnvironmentExprEnv(env.Git, env.RunID, p.Name, VarsMap(env.Vars)),
-		DefaultKey: DefaultKey(env),
-		Who:        "run " + env.RunID, Run: runID, Reason: "deploy",
+		DefaultKey: DefaultKey(env), StateDir: env.StateDir,
+		Who: "run " + env.RunID, Run: runID, Reason: "deploy",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("deploy: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -298,5 +299,37 @@ func TestNewInputs(t *testing.T) {
 	}
 	if _, err := kind.New(steptest.Inputs{YAML: "{environment: staging, image: " + pushed + ", timeout: 2m}"}); err != nil {
 		t.Errorf("good inputs: %v", err)
+	}
+}
+
+// TestPolicyFromStateDir: a policy file of the environment that the state
+// dir holds at STATE_DIR/policies/PATH is read from there instead of the
+// repository (an operator's copy, as STATE_DIR/approvers.yaml is), and the
+// step says so; the others still come from the repository.
+func TestPolicyFromStateDir(t *testing.T) {
+	env, log := exampleEnv(t)
+	const name = "kubernetes/deployments/kyverno-image-verification.yaml"
+	override := filepath.Join(env.StateDir, "policies", filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(override), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const operators = "# the operator's copy, trusting the state dir's key\n"
+	if err := os.WriteFile(override, []byte(operators), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{current: &runtime.Revision{Number: 3, Digest: "sha256:0ld"}}
+	s, err := NewKind(func(context.Context, string) (runtime.Deployer, error) { return rec, nil }).New(steptest.Inputs{YAML: "environment: staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(context.Background(), env); err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	ps := rec.requests[0].Spec.Policies
+	if len(ps) != 1 || string(ps[0].Data) != operators || ps[0].Name != override {
+		t.Errorf("policies %v, want the state dir's copy %s", fileNames(ps), override)
+	}
+	if want := "note: policy " + name + ": read from " + override; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
 	}
 }

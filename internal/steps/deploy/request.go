@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,9 +29,14 @@ type Request struct {
 	// DefaultKey verifies the evidence when the environment names no key:
 	// the key the run signed with.
 	DefaultKey string
-	Who        string
-	Run        int64
-	Reason     string
+	// StateDir, when set, may hold an operator's copy of a policy file:
+	// STATE_DIR/policies/PATH is read instead of the repository's PATH
+	// (as STATE_DIR/approvers.yaml wins over the repository's), so a key
+	// can be trusted without changing the checkout.
+	StateDir string
+	Who      string
+	Run      int64
+	Reason   string
 }
 
 // Built is a request ready to send, with what the render left out.
@@ -80,7 +87,8 @@ func Build(ctx context.Context, r Request) (*Built, error) {
 		// The serve process verifies; it does not run in the repository.
 		es.Key = filepath.Join(r.Dir, filepath.FromSlash(es.Key))
 	}
-	if es.Policies, err = readFiles(r.Dir, spec.Files(e.Policy)); err != nil {
+	var notes []string
+	if es.Policies, notes, err = readPolicies(r.Dir, r.StateDir, spec.Files(e.Policy)); err != nil {
 		return nil, fmt.Errorf("environment %s: policy: %w", e.Name, err)
 	}
 	if pr := e.Prometheus; pr != nil {
@@ -94,7 +102,7 @@ func Build(ctx context.Context, r Request) (*Built, error) {
 			Environment: e.Name, Workloads: res.Workloads, Spec: es,
 			Who: r.Who, Run: r.Run, Reason: r.Reason,
 		},
-		Notes:     res.Notes,
+		Notes:     append(res.Notes, notes...),
 		BlueGreen: res.BlueGreen,
 	}, nil
 }
@@ -125,4 +133,32 @@ func readFiles(dir string, names []string) ([]runtime.File, error) {
 		out = append(out, runtime.File{Name: n, Data: data})
 	}
 	return out, nil
+}
+
+// readPolicies reads the policy files names, each from
+// STATE_DIR/policies/NAME when the state dir holds it (named by that
+// path, with a note), else from the repository.
+func readPolicies(dir, stateDir string, names []string) ([]runtime.File, []string, error) {
+	var out []runtime.File
+	var notes []string
+	for _, n := range names {
+		if stateDir != "" {
+			p := filepath.Join(stateDir, "policies", filepath.FromSlash(n))
+			data, err := os.ReadFile(p)
+			switch {
+			case err == nil:
+				out = append(out, runtime.File{Name: p, Data: data})
+				notes = append(notes, fmt.Sprintf("policy %s: read from %s (the state dir's copy wins over the repository's)", n, p))
+				continue
+			case !errors.Is(err, fs.ErrNotExist):
+				return nil, nil, fmt.Errorf("read the state dir's copy of %s: %w", n, err)
+			}
+		}
+		f, err := readFiles(dir, []string{n})
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, f...)
+	}
+	return out, notes, nil
 }

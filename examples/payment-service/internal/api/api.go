@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/examplepay/payment-service/internal/idempotency"
@@ -40,6 +41,62 @@ type Deps struct {
 	MetricsHandler http.Handler
 	Ready          []Check
 	Log            *slog.Logger
+	// Fault, when set, slows or fails requests on purpose (see Fault).
+	Fault Fault
+}
+
+// Fault is injected into every API and /healthz request, never into
+// /readyz or /metrics (so a faulty instance still becomes ready and is
+// measured): a delay of Latency, then a 500 for the share ErrorRate of
+// the requests, spread evenly.
+// Such answers carry FaultHeader, so nobody mistakes them for real ones.
+// It exists to rehearse a bad release: a blue/green rollout's analysis
+// must abort it (FAULT_LATENCY, FAULT_ERROR_RATE in the README).
+type Fault struct {
+	Latency   time.Duration
+	ErrorRate float64
+}
+
+// failNext says whether the n-th request (from 1) fails at rate: the
+// failures are spread evenly, so any run of requests fails at the rate
+// exactly (no randomness to seed or to flag).
+func failNext(n uint64, rate float64) bool {
+	return uint64(float64(n)*rate) > uint64(float64(n-1)*rate)
+}
+
+// FaultHeader names the fault injected into an answer.
+const FaultHeader = "X-Fault-Injected"
+
+func (f Fault) active() bool { return f.Latency > 0 || f.ErrorRate > 0 }
+
+// inject wraps next with the fault.
+func (f Fault) inject(next http.Handler) http.Handler {
+	if !f.active() {
+		return next
+	}
+	var served atomic.Uint64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		what := []string{}
+		if f.Latency > 0 {
+			what = append(what, "latency="+f.Latency.String())
+			t := time.NewTimer(f.Latency)
+			select {
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		if f.ErrorRate > 0 && failNext(served.Add(1), f.ErrorRate) {
+			w.Header().Set(FaultHeader, strings.Join(append(what, "error"), "; "))
+			writeError(w, http.StatusInternalServerError, "api_error", "fault_injected", "", "fault injected (FAULT_ERROR_RATE)")
+			return
+		}
+		if len(what) > 0 {
+			w.Header().Set(FaultHeader, strings.Join(what, "; "))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Server serves the API.
@@ -61,7 +118,11 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
 		route := pattern[strings.IndexByte(pattern, ' ')+1:]
-		mux.Handle(pattern, s.d.Metrics.Instrument(route, s.accessLog(route, h)))
+		var next http.Handler = h
+		if route != "/readyz" {
+			next = s.d.Fault.inject(next)
+		}
+		mux.Handle(pattern, s.d.Metrics.Instrument(route, s.accessLog(route, next)))
 	}
 	handle("POST /v1/payment_intents", s.idempotent(s.createIntent))
 	handle("GET /v1/payment_intents/{id}", s.getIntent)
@@ -70,7 +131,7 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /v1/webhook_endpoints", s.idempotent(s.createEndpoint))
 	// /healthz answers every method: it doubles as a webhook sink for
 	// smoke tests (see tests/postman).
-	mux.Handle("/healthz", s.d.Metrics.Instrument("/healthz", http.HandlerFunc(s.healthz)))
+	mux.Handle("/healthz", s.d.Metrics.Instrument("/healthz", s.d.Fault.inject(http.HandlerFunc(s.healthz))))
 	handle("GET /readyz", s.readyz)
 	if s.d.MetricsHandler != nil {
 		mux.Handle("GET /metrics", s.d.MetricsHandler)

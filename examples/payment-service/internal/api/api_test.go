@@ -425,3 +425,67 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("/readyz = %d %s", r.status, r.body)
 	}
 }
+
+// TestFaultInjection: FAULT_LATENCY delays and FAULT_ERROR_RATE fails the
+// API and /healthz, says so in a header and shows in the request-duration
+// histogram the rollout's analysis reads; /readyz stays untouched so a
+// faulty release still becomes ready.
+func TestFaultInjection(t *testing.T) {
+	tests := []struct {
+		name       string
+		fault      Fault
+		wantStatus int
+		wantHeader string
+	}{
+		{name: "none", wantStatus: 200},
+		{name: "latency", fault: Fault{Latency: 60 * time.Millisecond}, wantStatus: 200, wantHeader: "latency=60ms"},
+		{name: "errors", fault: Fault{ErrorRate: 1}, wantStatus: 500, wantHeader: "error"},
+		{name: "both", fault: Fault{Latency: 60 * time.Millisecond, ErrorRate: 1}, wantStatus: 500, wantHeader: "latency=60ms; error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(d *Deps) { d.Fault = tt.fault })
+			for _, path := range []string{"/healthz", "/v1/payment_intents/pi_missing"} {
+				start := time.Now()
+				r := e.do(t, "GET", path, "", nil)
+				took := time.Since(start)
+				if tt.wantStatus == 200 && path != "/healthz" {
+					if r.status != 404 {
+						t.Errorf("GET %s: got %d, want 404 (no fault error)", path, r.status)
+					}
+				} else if r.status != tt.wantStatus {
+					t.Errorf("GET %s: got %d, want %d", path, r.status, tt.wantStatus)
+				}
+				if got := r.header.Get(FaultHeader); got != tt.wantHeader {
+					t.Errorf("GET %s: %s %q, want %q", path, FaultHeader, got, tt.wantHeader)
+				}
+				if took < tt.fault.Latency {
+					t.Errorf("GET %s took %v, want at least the injected %v", path, took, tt.fault.Latency)
+				}
+			}
+			if r := e.do(t, "GET", "/readyz", "", nil); r.status != 200 || r.header.Get(FaultHeader) != "" {
+				t.Errorf("/readyz: got %d with %s %q, want 200 without a fault", r.status, FaultHeader, r.header.Get(FaultHeader))
+			}
+			m := e.do(t, "GET", "/metrics", "", nil)
+			if tt.wantStatus == 500 && !strings.Contains(string(m.body), `http_request_duration_seconds_count{code="500",method="GET",route="/healthz"} 1`) {
+				t.Errorf("metrics lack the injected 500 of /healthz:\n%s", m.body)
+			}
+		})
+	}
+}
+
+// TestFailNextRate: the injected failures are the rate's share of any
+// run of requests, spread evenly.
+func TestFailNextRate(t *testing.T) {
+	for _, rate := range []float64{0, 0.001, 0.1, 0.5, 1} {
+		failed := 0
+		for n := uint64(1); n <= 1000; n++ {
+			if failNext(n, rate) {
+				failed++
+			}
+		}
+		if want := int(1000 * rate); failed != want {
+			t.Errorf("rate %v: %d of 1000 failed, want %d", rate, failed, want)
+		}
+	}
+}

@@ -119,6 +119,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, b Backends) (
 		Repo: b.Repo, Idempotency: b.Idempotency, Processor: payment.FakeProcessor{},
 		Events: webhook.NewDispatcher(b.Repo, b.Queue), Metrics: metrics.NewHTTP(reg),
 		MetricsHandler: metrics.Handler(reg), Ready: b.Ready, Log: log,
+		Fault: api.Fault{Latency: cfg.FaultLatency, ErrorRate: cfg.FaultErrorRate},
 	}).Handler()
 	worker := webhook.NewWorker(b.Queue, b.Repo, b.Repo, log,
 		webhook.WithMaxAttempts(cfg.WebhookMaxAttempts),

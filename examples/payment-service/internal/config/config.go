@@ -41,6 +41,14 @@ type Config struct {
 	QueuePollWait      time.Duration // QUEUE_POLL_WAIT, default 20s
 	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT, default 25s
 	LogLevel           slog.Level    // LOG_LEVEL: debug, info, warn, error
+
+	// Fault injection, for rehearsing a bad release (a blue/green
+	// rollout's analysis must catch it): every API and /healthz request
+	// is delayed by FaultLatency, then answered 500 with probability
+	// FaultErrorRate. Readiness and metrics are never affected. Both off
+	// by default.
+	FaultLatency   time.Duration // FAULT_LATENCY, e.g. 400ms; default 0
+	FaultErrorRate float64       // FAULT_ERROR_RATE, 0 to 1; default 0
 }
 
 // Load reads the configuration through getenv (os.Getenv in main). All
@@ -116,6 +124,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.QueuePollWait = dur("QUEUE_POLL_WAIT", 20*time.Second)
 	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT", 25*time.Second)
 
+	var faultErrs []error
+	c.FaultLatency, c.FaultErrorRate, faultErrs = loadFaults(getenv)
+	errs = append(errs, faultErrs...)
+
 	c.WebhookMaxAttempts = 8
 	if v := getenv("WEBHOOK_MAX_ATTEMPTS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -136,6 +148,25 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// loadFaults reads FAULT_LATENCY and FAULT_ERROR_RATE.
+func loadFaults(getenv func(string) string) (latency time.Duration, rate float64, errs []error) {
+	if v := getenv("FAULT_LATENCY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("FAULT_LATENCY=%q: want a duration such as 400ms (0 for none)", v))
+		}
+		latency = d
+	}
+	if v := getenv("FAULT_ERROR_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 || r > 1 {
+			errs = append(errs, fmt.Errorf("FAULT_ERROR_RATE=%q: want a fraction from 0 to 1", v))
+		}
+		rate = r
+	}
+	return latency, rate, errs
+}
+
 // LogValue implements slog.LogValuer, leaving out credentials: URLs are
 // logged without their user information.
 func (c Config) LogValue() slog.Value {
@@ -150,6 +181,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("webhook_max_attempts", c.WebhookMaxAttempts),
 		slog.Duration("webhook_backoff_base", c.WebhookBackoffBase),
 		slog.Duration("webhook_backoff_max", c.WebhookBackoffMax),
+		slog.Duration("fault_latency", c.FaultLatency),
+		slog.Float64("fault_error_rate", c.FaultErrorRate),
 	)
 }
 

@@ -64,6 +64,19 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("got %+v", c)
 			}
 		}},
+		{name: "faults", env: with(map[string]string{"FAULT_LATENCY": "400ms", "FAULT_ERROR_RATE": "0.5"}), check: func(t *testing.T, c Config) {
+			t.Helper()
+			if c.FaultLatency != 400*time.Millisecond || c.FaultErrorRate != 0.5 {
+				t.Fatalf("faults: got %v %v, want 400ms 0.5", c.FaultLatency, c.FaultErrorRate)
+			}
+		}},
+		{name: "no faults by default", env: full, check: func(t *testing.T, c Config) {
+			t.Helper()
+			if c.FaultLatency != 0 || c.FaultErrorRate != 0 {
+				t.Fatalf("faults: got %v %v, want none", c.FaultLatency, c.FaultErrorRate)
+			}
+		}},
+		{name: "bad faults", env: with(map[string]string{"FAULT_LATENCY": "-1s", "FAULT_ERROR_RATE": "2"}), wantErr: []string{`FAULT_LATENCY="-1s"`, `FAULT_ERROR_RATE="2"`}},
 		{name: "missing everything", env: map[string]string{}, wantErr: []string{"DATABASE_URL, REDIS_URL, SQS_QUEUE_URL, AWS_REGION", "STORAGE=memory"}},
 		{name: "bad values", env: with(map[string]string{
 			"PORT": "http", "STORAGE": "disk", "WEBHOOK_MAX_ATTEMPTS": "0", "IDEMPOTENCY_TTL": "forever", "LOG_LEVEL": "loud", "SQS_ENDPOINT": "sqs:4100",

@@ -313,7 +313,7 @@ func start(ctx context.Context, bins binaries) (b *Bed, err error) {
 	if err := b.run(ctx, "kube-controller-manager", bins.controllerManager, "--kubeconfig", b.Kubeconfig,
 		"--authentication-kubeconfig", b.Kubeconfig, "--authorization-kubeconfig", b.Kubeconfig,
 		"--service-account-private-key-file", saKey, "--root-ca-file", caFile, "--leader-elect=false",
-		"--secure-port", "0", "--controllers", "*,-nodeipam,-nodelifecycle,-ttl,-bootstrapsigner,-tokencleaner"); err != nil {
+		"--secure-port", "0"); err != nil {
 		return b, err
 	}
 	if err := b.run(ctx, "kube-scheduler", bins.scheduler, "--kubeconfig", b.Kubeconfig,

@@ -6,7 +6,9 @@
 #   rollouts-controller + its CRDs                           (argo-rollouts)
 # etcd is Debian's etcd-server (scripts/deps.sh).
 #
-#   scripts/testbed/build.sh          build what is missing, print the cache dir
+#   scripts/testbed/build.sh [COMPONENT...]   build what is missing (all, or
+#                                             kubernetes, kwok, argo-rollouts),
+#                                             print the cache dir
 #
 # Layout: $GANTRY_TESTBED_CACHE (default ~/.cache/gantry/testbed)/
 #   kubernetes-v1.31.4/{kube-apiserver,kube-controller-manager,kube-scheduler}
@@ -117,7 +119,17 @@ build_argo() {
 	cp "$work"/manifests/crds/*-crd.yaml "$out/crds/"
 }
 
-build kubernetes "$cache/kubernetes-$kube_version" build_kubernetes
-build kwok "$cache/kwok-$kwok_version" build_kwok
-build argo-rollouts "$cache/argo-rollouts-$argo_version" build_argo
+components=("$@")
+[ ${#components[@]} -gt 0 ] || components=(kubernetes kwok argo-rollouts)
+for c in "${components[@]}"; do
+	case "$c" in
+	kubernetes) build kubernetes "$cache/kubernetes-$kube_version" build_kubernetes ;;
+	kwok) build kwok "$cache/kwok-$kwok_version" build_kwok ;;
+	argo-rollouts) build argo-rollouts "$cache/argo-rollouts-$argo_version" build_argo ;;
+	*)
+		echo "testbed: unknown component $c (want kubernetes, kwok or argo-rollouts)" >&2
+		exit 2
+		;;
+	esac
+done
 echo "$cache"

@@ -180,8 +180,9 @@ func (h *Handler) Answer(ctx context.Context, req *admissionv1.AdmissionRequest,
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return resp
 	}
-	if req.SubResource != "" {
-		// pods/status, deployments/scale, ...: no new image.
+	if req.SubResource != "" && req.SubResource != "ephemeralcontainers" {
+		// pods/status, deployments/scale, ...: no new image. A Pod's
+		// ephemeralcontainers (kubectl debug) add images: checked.
 		return resp
 	}
 	if !slices.Contains(podKinds, req.Kind.Kind) {

@@ -108,6 +108,7 @@ func TestAnswers(t *testing.T) {
 		{"failing evidence refused", srv.URL, PathValidate, "Pod", "CREATE", "", f.failing.String(), false, 403, "", []string{"require-evidence", "evidence failing", "tests"}},
 		{"unreachable registry fails closed", srv2.URL, PathValidate, "Pod", "CREATE", "", stoppedAddr + "/payments/api:1", false, 503, "", []string{"registry unreachable", "could not decide"}},
 		{"unsigned on delete is not checked", srv.URL, PathValidate, "Pod", "DELETE", "", f.unsigned, true, 0, "", nil},
+		{"ephemeral containers are checked", srv.URL, PathValidate, "Pod", "UPDATE", "ephemeralcontainers", f.unsigned, false, 403, "", []string{"unsigned"}},
 		{"subresource is not checked", srv.URL, PathValidate, "Deployment", "UPDATE", "scale", f.unsigned, true, 0, "", nil},
 		{"other kinds pass", srv.URL, PathValidate, "ConfigMap", "CREATE", "", f.unsigned, true, 0, "", nil},
 	}

@@ -41,7 +41,7 @@ const DefaultName = "gantry-admission"
 
 // webhookRules are the resources the webhook checks.
 var webhookRules = []admissionregistrationv1.RuleWithOperations{
-	rule("", "v1", "pods"),
+	rule("", "v1", "pods", "pods/ephemeralcontainers"),
 	rule("apps", "v1", "deployments", "statefulsets", "daemonsets", "replicasets"),
 	rule("", "v1", "replicationcontrollers"),
 	rule("batch", "v1", "jobs", "cronjobs"),

@@ -37,7 +37,7 @@ func TestConfigurations(t *testing.T) {
 	for _, r := range vw.Rules {
 		resources = append(resources, r.APIGroups[0]+"/"+strings.Join(r.Resources, ","))
 	}
-	if got, want := strings.Join(resources, " "), "/pods apps/deployments,statefulsets,daemonsets,replicasets /replicationcontrollers batch/jobs,cronjobs argoproj.io/rollouts"; got != want {
+	if got, want := strings.Join(resources, " "), "/pods,pods/ephemeralcontainers apps/deployments,statefulsets,daemonsets,replicasets /replicationcontrollers batch/jobs,cronjobs argoproj.io/rollouts"; got != want {
 		t.Errorf("rules %s, want %s", got, want)
 	}
 

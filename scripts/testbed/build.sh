@@ -44,6 +44,8 @@ build() {
 		exec {lockfd}>&-
 		return
 	fi
+	# What a killed run left (none runs now: the lock is ours).
+	rm -rf "$dir".tmp.*
 	local tmp
 	tmp=$(mktemp -d "$dir.tmp.XXXXXX")
 	local start=$SECONDS
@@ -90,8 +92,13 @@ build_kubernetes() {
 		local major=${kube_version#v}
 		major=${major%%.*}
 		local mn=${minor%%.*}
-		gobuild -ldflags "-s -w -X $v.gitVersion=$kube_version -X $v.gitMajor=$major -X $v.gitMinor=$mn -X $v.gitTreeState=clean" \
-			-o "$out/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+		# One command at a time, the apiserver first: the build cache
+		# shares their common packages, and a progress line marks each.
+		for cmd in kube-apiserver kube-scheduler kube-controller-manager; do
+			gobuild -ldflags "-s -w -X $v.gitVersion=$kube_version -X $v.gitMajor=$major -X $v.gitMinor=$mn -X $v.gitTreeState=clean" \
+				-o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+			log "kubernetes: $cmd built ($((SECONDS - start)) s)"
+		done
 	)
 }
 

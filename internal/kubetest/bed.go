@@ -77,6 +77,10 @@ func CacheDir() string {
 	return filepath.Join(home, ".cache", "gantry", "testbed")
 }
 
+// BedName names the bed's binaries in a missing-peer message (and in
+// internal/testenv's list of peers CI may lack).
+const BedName = "kube test bed"
+
 // Nodes are the names of the bed's fake nodes.
 var Nodes = []string{"kwok-node-0", "kwok-node-1"}
 
@@ -109,7 +113,7 @@ func findBinaries() (binaries, error) {
 	b.etcd = etcd
 	for _, p := range []string{b.apiserver, b.controllerManager, b.scheduler, b.kwok, b.argo, b.crds} {
 		if _, err := os.Stat(p); err != nil {
-			return b, &MissingError{What: p, How: how}
+			return b, &MissingError{What: BedName, How: p + " is missing: " + how}
 		}
 	}
 	return b, nil
@@ -621,4 +625,3 @@ func (b *Bed) logNames() string {
 	}
 	return strings.Join(names, ", ")
 }
-

@@ -565,7 +565,7 @@ func (b *Bed) Stop() error {
 		c := b.components[i]
 		c.cancel()
 		<-c.done
-		if c.err != nil && !isSignalled(c.err) {
+		if c.err != nil && !errors.Is(c.err, context.Canceled) && !isSignalled(c.err) {
 			errs = append(errs, fmt.Errorf("%s: %w", c.name, c.err))
 		}
 	}
@@ -574,7 +574,9 @@ func (b *Bed) Stop() error {
 }
 
 // isSignalled reports whether a component ended by the signal Stop sent
-// (or exited with status 1 or 2 on it, as some do on SIGTERM).
+// (or exited with status 1 or 2 on it, as some do on SIGTERM). exec
+// reports most such ends as the context's cancellation, which Stop
+// ignores too.
 func isSignalled(err error) bool {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {

@@ -43,10 +43,17 @@ func TestStopEndsEveryProcess(t *testing.T) {
 	if err := b.run(t.Context(), "other", "sleep", "300"); err != nil {
 		t.Fatal(err)
 	}
+	// As kube-apiserver does: exit 0 on SIGTERM.
+	if err := b.run(t.Context(), "graceful", "sh", "-c", "trap 'exit 0' TERM; touch "+b.Dir+"/trapped; while :; do sleep 0.1; done"); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if err := b.wait(ctx, "the child's pid", func(context.Context) error {
-		_, err := os.Stat(pidFile)
+		if _, err := os.Stat(pidFile); err != nil {
+			return err
+		}
+		_, err := os.Stat(b.Dir + "/trapped")
 		return err
 	}); err != nil {
 		t.Fatal(err)

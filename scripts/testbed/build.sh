@@ -64,9 +64,16 @@ build() {
 gobuild() { nice -n 15 go build -trimpath "$@"; }
 
 build_kubernetes() {
-	local out=$1 work
+	local out=$1 work rc=0
 	work=$(mktemp -d)
-	trap 'chmod -R u+w "$work"; rm -rf "$work"' RETURN
+	kubernetes_in "$out" "$work" || rc=$?
+	chmod -R u+w "$work"
+	rm -rf "$work"
+	return "$rc"
+}
+
+kubernetes_in() {
+	local out=$1 work=$2
 	# k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces
 	# them with ./staging/...; replace lines of a dependency are ignored, so
 	# this wrapper maps each to its published v0.x release.
@@ -108,9 +115,16 @@ build_kwok() {
 }
 
 build_argo() {
-	local out=$1 work
+	local out=$1 work rc=0
 	work=$(mktemp -d)
-	trap 'chmod -R u+w "$work"; rm -rf "$work"' RETURN
+	argo_in "$out" "$work" || rc=$?
+	chmod -R u+w "$work"
+	rm -rf "$work"
+	return "$rc"
+}
+
+argo_in() {
+	local out=$1 work=$2
 	# The module has replace directives (go install refuses it): build from
 	# a copy of its module directory.
 	local src

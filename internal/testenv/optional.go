@@ -10,9 +10,4 @@ var Optional = map[string]string{
 	// used 10.5 CPU-min, still unfinished after 30 min under the team's
 	// load, against 9.1 for terraform and 5.8 for k6 (which CI builds).
 	"syft": "a cold build of syft costs more of the CI budget than any other peer (over 10.5 CPU-min and 2.1 GB of modules) for one comparison test; GANTRY_ALL_PEERS=1 scripts/deps.sh builds it",
-	// internal/kubetest's control plane (issue #15). Measured on the
-	// shared 2-core machine under a load average of ~22: the cold build
-	// of kube-apiserver at nice 15 had not finished after 55 min, so the
-	// bed has not yet run here and CI does not build it.
-	"kube test bed": "its binaries (kube-apiserver, controller-manager, scheduler v1.31.4, kwok, the Argo Rollouts controller) take over an hour to build cold on the shared machine and the bed is not yet verified here; scripts/testbed/build.sh builds them, then go test ./internal/kubetest/ ./internal/admissionhook/ runs on it",
 }

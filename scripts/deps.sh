@@ -47,7 +47,8 @@ need_root() {
 }
 
 # runc: the local runtime runs environments' instances under it (docs/runtime.md).
-apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc)
+# etcd-server: the etcd of the Kubernetes test bed (scripts/testbed, internal/kubetest).
+apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc etcd-server)
 if [ "$example" = 1 ]; then
 	# The example pipeline's kinds: git (the run's commit and commitlint),
 	# gcc and libc6-dev (go-test with race: true), postgresql and
@@ -68,7 +69,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	# The packages start system-wide daemons; gantry starts its own.
-	for svc in postgresql redis-server prometheus; do
+	for svc in postgresql redis-server prometheus etcd; do
 		service "$svc" stop >/dev/null 2>&1 || true
 	done
 fi

@@ -61,6 +61,7 @@ func New() *cobra.Command {
 		newRolloutCmd(g),
 		newInfraCmd(g),
 		newDeployCmd(g),
+		newAdmissionCmd(g),
 	)
 	strictArgs(root)
 	return root

@@ -63,16 +63,30 @@ test("a viewer cannot approve: no button, and the API refuses", async ({ page })
   expect(resp.status()).toBe(403);
 });
 
-test("the on-call lead approves a waiting promotion and the run goes on", async ({ page }) => {
+test("the on-call lead approves a waiting promotion and promotes its rollout from blue to green", async ({ page }) => {
   const w = fixture.runs.waiting;
   await login(page, "lead");
   await page.goto("/approvals");
   const card = page.locator(`[data-approval="${w.stage}"][data-pending]`).first();
   await expect(card).toBeVisible();
+  await expect(card).toContainText(w.digest);
   await card.locator(".comment").fill("looks good");
   await card.locator('[data-action="approve"]').click();
   await expect(page.locator("#toast")).toContainText("Approved");
+
+  // The run resumes on the server: green starts beside blue and the
+  // rollout pauses for the manual promotion.
+  await page.goto(`/environments/${w.environment}`);
+  await expect(page.locator("#rollout .status").first()).toHaveAttribute("data-status", "Paused", { timeout: 120_000 });
+  await expect(page.locator('#bluegreen [data-side="blue"]')).toHaveAttribute("data-active", "true");
+  await expect(page.locator('#bluegreen [data-side="green"]')).toHaveAttribute("data-active", "false");
+  await page.locator('[data-verb="promote"]').click();
+  await expect(page.locator("#toast")).toContainText("Promote: done");
+  // The active URL switches to green's revision.
+  await expect(page.locator('#bluegreen [data-active="true"]')).toHaveAttribute("data-revision", String(w.revision));
+  await expect(page.locator("#rollout .status").first()).toHaveAttribute("data-status", "Healthy", { timeout: 60_000 });
+
   await page.goto(`/runs/${w.id}`);
-  await expect(page.locator(`[data-approval="${w.stage}"]`).locator(".status")).toHaveAttribute("data-status", "approved");
-  await expect(page.locator("#run-head .status").first()).toHaveAttribute("data-status", w.final || "passed", { timeout: 120_000 });
+  await expect(page.locator(`[data-approval="${w.stage}"] .status`)).toHaveAttribute("data-status", "approved");
+  await expect(page.locator("#run-head .status").first()).toHaveAttribute("data-status", "passed", { timeout: 60_000 });
 });

@@ -62,7 +62,7 @@ export async function environmentView(main, [name]) {
     // Green takes the active URL at promotion; an abort leaves it on blue.
     const greenActive = ["postPromotion", "scaleDown", "completed"].includes(ro.step);
     const side = (label, rev, active, url) =>
-      h("div", { class: "side" + (active ? " active" : ""), "data-side": label.toLowerCase(), "data-active": String(active) },
+      h("div", { class: "side" + (active ? " active" : ""), "data-side": label.toLowerCase(), "data-active": String(active), "data-revision": rev },
         h("strong", {}, label + (active ? " (active)" : "")), h("div", {}, "revision " + (rev || "–")), url ? h("div", { class: "mono" }, url) : null);
     const sides = ro.stable !== ro.desired
       ? [side("Blue", ro.stable, !greenActive, greenActive ? "" : ro.activeURL), side("Green", ro.desired, greenActive, greenActive ? ro.activeURL : ro.previewURL)]

@@ -54,6 +54,8 @@ func New() *cobra.Command {
 		newVerifyCmd(g),
 		newVulnDBCmd(g),
 		newServeCmd(g),
+		newUserCmd(g),
+		newTokenCmd(g),
 		newEnvCmd(g),
 		newRolloutCmd(g),
 		newInfraCmd(g),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/internal/admission"
+	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/envctl"
 	"github.com/gantry-ci/gantry/internal/monitor"
@@ -294,16 +296,39 @@ func sameFiles(a, b []runtime.File) bool {
 }
 
 func newServeCmd(g *options.Global) *cobra.Command {
+	lo := &options.ServeListen{}
+	oo := &options.OIDC{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the long-lived gantry process of the state dir (environments, embedded registry) in the foreground",
+		Short: "Run the long-lived gantry process of the state dir (environments, embedded registry, API) in the foreground",
 		Long: `Run the long-lived gantry process of the state dir in the foreground,
 logging to stderr: for a terminal or a systemd unit. It hosts the
 environment controller and the embedded registry, and answers the CLI on
 the Unix socket STATE_DIR/gantry.sock (mode 0600, the same user only).
-SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
+With --listen it also serves the API, login and webhooks on TCP, for
+browsers and remote CLIs: users log in (gantry user, OIDC) or send an API
+token (gantry token); TLS (--tls-cert, --tls-key) is required off
+loopback. SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lo.Validate(); err != nil {
+				return usageErr(err)
+			}
+			if err := oo.Validate(lo.Listen); err != nil {
+				return usageErr(err)
+			}
+			if lo.Listen != "" {
+				if err := serve.CheckListen(lo.Listen, lo.TLSCert != ""); err != nil {
+					return usageErr(err)
+				}
+			}
+			var oidcCfg *auth.OIDCConfig
+			if oo.Enabled() {
+				var err error
+				if oidcCfg, err = oidcConfig(oo); err != nil {
+					return usageErr(err)
+				}
+			}
 			stateDir, err := g.ResolveStateDir()
 			if err != nil {
 				return usageErr(err)
@@ -324,10 +349,30 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			if r, ok := any(d).(runtime.Roller); ok {
 				cfg.Roller = r
 			}
+			if lo.Listen != "" {
+				dl, ok := d.(*delivery)
+				if !ok {
+					return failed(errors.New("the TCP listener needs the state dir's store"))
+				}
+				svc, err := auth.New(ctx, auth.Config{Store: dl.store, Logger: logger, SessionIdle: lo.SessionIdle,
+					SessionMax: lo.SessionMax, Origins: lo.Origins, OIDC: oidcCfg})
+				if err != nil {
+					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					defer cancel()
+					return failed(errors.Join(fmt.Errorf("start the TCP listener's authentication: %w", err), d.Close(cctx)))
+				}
+				cfg.Listen, cfg.TLSCert, cfg.TLSKey, cfg.Auth = lo.Listen, lo.TLSCert, lo.TLSKey, svc
+				if users, err := dl.store.Users(ctx); err == nil && len(users) == 0 && oidcCfg == nil {
+					logger.Warn("no users and no single sign-on: nobody can log in on the TCP listener; add one with gantry user add NAME --role ROLE")
+				}
+			}
 			err = serve.Run(ctx, cfg)
 			var running *serve.AlreadyRunningError
 			if errors.As(err, &running) {
 				return &ExitError{Code: ExitAlreadyRunning, Err: err}
+			}
+			if errors.Is(err, serve.ErrCleartextListen) {
+				return usageErr(err)
 			}
 			if err != nil {
 				return failed(err)
@@ -335,8 +380,59 @@ SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			return nil
 		},
 	}
+	lo.AddFlags(cmd.Flags())
+	oo.AddFlags(cmd.Flags())
 	cmd.AddCommand(newServeStopCmd(g), newServeStatusCmd(g))
 	return cmd
+}
+
+// maxSecretFile bounds the OIDC client secret file.
+const maxSecretFile = 4 << 10
+
+// oidcConfig builds the single sign-on configuration from the flags,
+// reading the client secret from its file, which other users must not be
+// able to read.
+func oidcConfig(o *options.OIDC) (*auth.OIDCConfig, error) {
+	f, err := os.Open(o.ClientSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-client-secret-file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-client-secret-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("--oidc-client-secret-file %s is readable by other users (mode %v): chmod 600 it", o.ClientSecretFile, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-client-secret-file: %w", err)
+	}
+	if len(b) > maxSecretFile {
+		return nil, fmt.Errorf("--oidc-client-secret-file %s is over %d bytes", o.ClientSecretFile, maxSecretFile)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return nil, fmt.Errorf("--oidc-client-secret-file %s is empty", o.ClientSecretFile)
+	}
+	roles, err := auth.ParseRoleMap(o.RoleMap)
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-role-map: %w", err)
+	}
+	cfg := &auth.OIDCConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
+		UserClaim: o.UserClaim, RoleClaim: o.RoleClaim, RoleMap: roles}
+	if o.DefaultRole != "" {
+		r, err := auth.ParseRole(o.DefaultRole)
+		if err != nil {
+			return nil, fmt.Errorf("--oidc-default-role: %w", err)
+		}
+		cfg.DefaultRole = r
+	}
+	if len(roles) == 0 && cfg.DefaultRole == "" {
+		return nil, errors.New("--oidc-issuer: give --oidc-role-map, --oidc-default-role or both: without them nobody could log in")
+	}
+	return cfg, nil
 }
 
 func newServeStopCmd(g *options.Global) *cobra.Command {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/runtime"
 )
 
@@ -47,7 +48,8 @@ type RollbackRequest struct {
 
 // API is the serve process's HTTP/JSON API, independent of the transport
 // it is served on: the Unix socket wraps it in the peer check
-// (RequireUser); a TCP listener would wrap it in its own authentication.
+// (RequireUser), the TCP listener in package auth's middleware; every
+// handler asks auth.Authorize for its action first.
 type API struct {
 	deployer runtime.Deployer
 	// roller runs blue/green rollouts; nil answers 501 (SetRoller).
@@ -85,13 +87,13 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.postRollback)
 	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.getHistory)
 	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.getLogs)
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(a.postRollout))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(a.getRollout))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(a.getRolloutWatch))
-	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.withRoller(a.postPromote))
-	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.withRoller(a.postAbort))
-	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.withRoller(a.postRetry))
-	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.withRoller(a.postUndo))
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(auth.ActionRollout, a.postRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(auth.ActionRead, a.getRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(auth.ActionRead, a.getRolloutWatch))
+	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.withRoller(auth.ActionRollout, a.postPromote))
+	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.withRoller(auth.ActionRollout, a.postAbort))
+	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.withRoller(auth.ActionRollout, a.postRetry))
+	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.withRoller(auth.ActionRollout, a.postUndo))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route: keep the mux's 404 or 405 (and its Allow
@@ -146,17 +148,26 @@ func (a *API) env(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return name, true
 }
 
-func (a *API) getHealth(w http.ResponseWriter, _ *http.Request) {
+func (a *API) getHealth(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	writeJSON(w, http.StatusOK, a.health())
 }
 
 func (a *API) postShutdown(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionServerManage); !ok {
+		return
+	}
 	a.logger.Info("shutdown requested through the API")
 	writeJSON(w, http.StatusAccepted, map[string]bool{"stopping": true})
 	a.shutdown()
 }
 
 func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	envs, err := a.deployer.List(r.Context())
 	if envs == nil {
 		envs = []runtime.EnvironmentStatus{}
@@ -165,6 +176,9 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return
@@ -174,6 +188,10 @@ func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) postDeploy(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.authorize(w, r, auth.ActionDeploy)
+	if !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return
@@ -189,11 +207,16 @@ func (a *API) postDeploy(w http.ResponseWriter, r *http.Request) {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("deploy request: environment %q in the body, %q in the path", req.Environment, env))
 		return
 	}
+	req.Who = who(id, req.Who)
 	rev, err := a.deployer.Deploy(r.Context(), req)
 	a.reply(w, r, "deploy to "+env, rev, err)
 }
 
 func (a *API) postRollback(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.authorize(w, r, auth.ActionEnvRollback)
+	if !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return
@@ -206,11 +229,14 @@ func (a *API) postRollback(w http.ResponseWriter, r *http.Request) {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("rollback request: toRevision %d is negative", req.ToRevision))
 		return
 	}
-	rev, err := a.deployer.Rollback(r.Context(), env, req.ToRevision, req.Who, req.Reason)
+	rev, err := a.deployer.Rollback(r.Context(), env, req.ToRevision, who(id, req.Who), req.Reason)
 	a.reply(w, r, "roll back "+env, rev, err)
 }
 
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return
@@ -226,6 +252,9 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
 // as written. An error before the first byte is a JSON error; after it,
 // the Gantry-Error trailer carries it (URL-escaped JSON errorBody).
 func (a *API) getLogs(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, auth.ActionRead); !ok {
+		return
+	}
 	env, ok := a.env(w, r)
 	if !ok {
 		return

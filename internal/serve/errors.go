@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/store"
 )
@@ -28,7 +29,8 @@ const (
 	CodeRolloutState     = "rollout_state"      // runtime.ErrRolloutState, 409
 	CodeBadRequest       = "bad_request"        // malformed request, 400
 	CodeTooLarge         = "too_large"          // body over the limit, 413
-	CodeForbidden        = "forbidden"          // peer not allowed, 403
+	CodeForbidden        = "forbidden"          // peer or role not allowed, 403
+	CodeUnauthenticated  = "unauthenticated"    // auth.ErrUnauthenticated: no identity, 401
 	CodeMethodNotAllowed = "method_not_allowed" // no such method on the path, 405
 	CodeInternal         = "internal"           // anything else, 500
 )
@@ -103,6 +105,8 @@ func (e *APIError) Unwrap() []error {
 		errs = append(errs, ErrBadRequest)
 	case CodeForbidden:
 		errs = append(errs, ErrForbidden)
+	case CodeUnauthenticated:
+		errs = append(errs, auth.ErrUnauthenticated)
 	}
 	return errs
 }

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gantry-ci/gantry/internal/auth"
 )
 
 // FuzzAPI sends arbitrary bodies and environment names to the API's
@@ -20,7 +22,7 @@ func FuzzAPI(f *testing.F) {
 	f.Add("%2e%2e", "deploy", `[`)
 	f.Add("staging", "deploy", "{\"who\":\"\xff\"}")
 	api := NewAPI(newRecorder(), func() Health { return Health{} }, func() {}, context.Background(), nil)
-	h := api.Handler()
+	h := asIdentity(auth.Identity{Name: "fuzz", Role: auth.RoleAdmin, Method: auth.MethodSocket, Remote: "unix"}, api.Handler())
 	f.Fuzz(func(t *testing.T, env, action, body string) {
 		if action != "deploy" && action != "rollback" {
 			action = "deploy"

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/runtime"
 )
 
@@ -42,8 +43,12 @@ type UndoRequest struct {
 }
 
 // withRoller answers 501 when the process has no rollout controller.
-func (a *API) withRoller(h func(w http.ResponseWriter, r *http.Request, env string)) http.HandlerFunc {
+// Every rollout endpoint first checks that the caller may do action.
+func (a *API) withRoller(action auth.Action, h func(w http.ResponseWriter, r *http.Request, env string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := a.authorize(w, r, action); !ok {
+			return
+		}
 		env, ok := a.env(w, r)
 		if !ok {
 			return
@@ -68,6 +73,7 @@ func (a *API) postRollout(w http.ResponseWriter, r *http.Request, env string) {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("rollout request: environment %q in the body, %q in the path", req.Deploy.Environment, env))
 		return
 	}
+	req.Deploy.Who = a.who(r, req.Deploy.Who)
 	st, err := a.roller.Rollout(r.Context(), req)
 	a.reply(w, r, "roll out to "+env, st, err)
 }
@@ -77,7 +83,7 @@ func (a *API) postPromote(w http.ResponseWriter, r *http.Request, env string) {
 	if !decode(w, r, "promote request", &req) {
 		return
 	}
-	st, err := a.roller.Promote(r.Context(), env, req.Full, req.Who)
+	st, err := a.roller.Promote(r.Context(), env, req.Full, a.who(r, req.Who))
 	a.reply(w, r, "promote "+env, st, err)
 }
 
@@ -86,7 +92,7 @@ func (a *API) postAbort(w http.ResponseWriter, r *http.Request, env string) {
 	if !decode(w, r, "abort request", &req) {
 		return
 	}
-	st, err := a.roller.Abort(r.Context(), env, req.Who, req.Reason)
+	st, err := a.roller.Abort(r.Context(), env, a.who(r, req.Who), req.Reason)
 	a.reply(w, r, "abort the rollout of "+env, st, err)
 }
 
@@ -95,7 +101,7 @@ func (a *API) postRetry(w http.ResponseWriter, r *http.Request, env string) {
 	if !decode(w, r, "retry request", &req) {
 		return
 	}
-	st, err := a.roller.Retry(r.Context(), env, req.Who)
+	st, err := a.roller.Retry(r.Context(), env, a.who(r, req.Who))
 	a.reply(w, r, "retry the rollout of "+env, st, err)
 }
 
@@ -108,7 +114,7 @@ func (a *API) postUndo(w http.ResponseWriter, r *http.Request, env string) {
 		writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("undo request: toRevision %d is negative", req.ToRevision))
 		return
 	}
-	st, err := a.roller.Undo(r.Context(), env, req.ToRevision, req.Who)
+	st, err := a.roller.Undo(r.Context(), env, req.ToRevision, a.who(r, req.Who))
 	a.reply(w, r, "undo the rollout of "+env, st, err)
 }
 

@@ -2,12 +2,14 @@
 // client. The process (Run) owns what must outlive `gantry run`: the
 // environment controller (a runtime.Deployer with a lifecycle) and the
 // embedded registry. It serves an HTTP/JSON API under /api/v1/ on the
-// Unix socket STATE_DIR/gantry.sock, for the user who runs it only. The
-// client (Dial, Ensure) implements runtime.Deployer over that socket.
+// Unix socket STATE_DIR/gantry.sock, for the user who runs it only (as
+// admin), and with Config.Listen on TCP too, behind package auth (tcp.go).
+// The client (Dial, Ensure) implements runtime.Deployer over the socket.
 package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/runtime"
 )
@@ -48,10 +51,26 @@ type Config struct {
 	// when the process stops (default 30s).
 	ShutdownGrace time.Duration
 
+	// Listen is a TCP address (HOST:PORT) to serve on besides the
+	// socket, for browsers and remote CLIs; empty: the socket only.
+	// Without TLSCert/TLSKey it must be a loopback address (CheckListen).
+	Listen string
+	// TLSCert and TLSKey are PEM files of the listener's certificate
+	// (chain) and key.
+	TLSCert, TLSKey string
+	// Auth authenticates the TCP listener's requests and serves its
+	// login endpoints (required with Listen).
+	Auth *auth.Service
+	// Webhooks serves /webhooks/ on the TCP listener, authenticated by
+	// the deliveries' own signatures (nil: 404).
+	Webhooks http.Handler
+
 	// noRegistry leaves the embedded registry out (tests of the API).
 	noRegistry bool
 	// ready is called once the API is served (a test hook).
 	ready func()
+	// tcpAddr is called with the TCP listener's address (a test hook).
+	tcpAddr func(net.Addr)
 }
 
 // maxSocketPath is the longest path a Unix socket address holds
@@ -71,6 +90,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	if cfg.Deployer == nil {
 		return errors.New("serve: no deployer")
+	}
+	if cfg.Listen != "" && cfg.Auth == nil {
+		return errors.New("serve: a TCP listener needs its authentication (Config.Auth)")
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -104,6 +126,16 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	sock := SocketPath(stateDir)
 	defer os.Remove(sock)
+	var (
+		tcpLn  net.Listener
+		tlsCfg *tls.Config
+	)
+	if cfg.Listen != "" {
+		if tcpLn, tlsCfg, err = listenTCP(cfg.Listen, cfg.TLSCert, cfg.TLSKey); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 
 	// Cleanup gets a context that survives the cancellation that stopped
 	// the process.
@@ -116,6 +148,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		reg, rerr := registry.ServeState(context.WithoutCancel(ctx), stateDir, logger)
 		if rerr != nil {
 			ln.Close()
+			if tcpLn != nil {
+				tcpLn.Close()
+			}
 			return fmt.Errorf("serve: start the embedded registry: %w", rerr)
 		}
 		regAddr = reg.Addr()
@@ -142,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	api := NewAPI(cfg.Deployer, health, shutdown, stopping, logger)
 	api.SetRoller(cfg.Roller)
 	srv := &http.Server{
-		Handler:           RequireUser(os.Getuid(), logger, api.Handler()),
+		Handler:           RequireUser(os.Getuid(), logger, socketIdentity(api.Handler())),
 		ConnContext:       peerContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -156,15 +191,27 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 
+	// The TCP listener, when asked for: it ends with the socket's server.
+	var tcpSrv *http.Server
+	tcpDone := make(chan error, 1)
+	if tcpLn != nil {
+		tcpSrv = newTCPServer(TCPHandler(cfg.Auth, api.Handler(), cfg.Webhooks), logger, tlsCfg)
+		go func() { tcpDone <- tcpSrv.Serve(tcpLn) }()
+		if cfg.tcpAddr != nil {
+			cfg.tcpAddr(tcpLn.Addr())
+		}
+		logger.Info("gantry serve listening on TCP", "addr", tcpLn.Addr().String(), "tls", tlsCfg != nil)
+	}
+
 	if cfg.ready != nil {
 		cfg.ready()
 	}
 	logger.Info("gantry serve listening", "socket", sock, "pid", pid, "registry", regAddr, "state_dir", stateDir)
 
 	var (
-		runErr, srvErr error
-		runEnded       bool
-		srvEnded       bool
+		runErr, srvErr, tcpErr error
+		runEnded               bool
+		srvEnded, tcpEnded     bool
 	)
 	select {
 	case <-ctx.Done():
@@ -182,19 +229,37 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		srvEnded = true
 		srvErr = fmt.Errorf("serve: %w", srvErr)
 		logger.Error("gantry serve stopping", "reason", srvErr)
+	case tcpErr = <-tcpDone:
+		tcpEnded = true
+		tcpErr = fmt.Errorf("serve: TCP listener: %w", tcpErr)
+		logger.Error("gantry serve stopping", "reason", tcpErr)
 	}
 
 	// Stop accepting, end log streams that follow, let the rest finish.
 	stop()
 	sctx, scancel := cleanup()
-	if serr := srv.Shutdown(sctx); serr != nil {
-		logger.Warn("requests still in flight after the grace period; closing them", "grace", grace)
-		_ = srv.Close()
+	var shutdowns sync.WaitGroup
+	for _, s := range []*http.Server{srv, tcpSrv} {
+		if s == nil {
+			continue
+		}
+		shutdowns.Go(func() {
+			if serr := s.Shutdown(sctx); serr != nil {
+				logger.Warn("requests still in flight after the grace period; closing them", "grace", grace)
+				_ = s.Close()
+			}
+		})
 	}
+	shutdowns.Wait()
 	scancel()
 	if !srvEnded {
 		if e := <-srvDone; !errors.Is(e, http.ErrServerClosed) {
 			srvErr = fmt.Errorf("serve: %w", e)
+		}
+	}
+	if tcpSrv != nil && !tcpEnded {
+		if e := <-tcpDone; !errors.Is(e, http.ErrServerClosed) {
+			tcpErr = fmt.Errorf("serve: TCP listener: %w", e)
 		}
 	}
 	cancelRun()
@@ -210,7 +275,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		closeErr = fmt.Errorf("serve: close the deployer: %w", closeErr)
 	}
 	logger.Info("gantry serve stopped", "pid", pid)
-	return errors.Join(runErr, srvErr, closeErr)
+	return errors.Join(runErr, srvErr, tcpErr, closeErr)
 }
 
 // checkDir refuses a state dir that other users may write to: they could

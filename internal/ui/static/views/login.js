@@ -1,8 +1,8 @@
-import { login } from "../api.js";
+import { login, get } from "../api.js";
 import { h } from "../dom.js";
 import { navigate } from "../app.js";
 
-export function loginView(main, _m, params) {
+export async function loginView(main, _m, params) {
   const err = h("p", { class: "error", id: "login-error", role: "alert" });
   const user = h("input", { name: "user", id: "user", autocomplete: "username", required: true, autofocus: true });
   const password = h("input", { name: "password", id: "password", type: "password", autocomplete: "current-password", required: true });
@@ -28,4 +28,8 @@ export function loginView(main, _m, params) {
     err,
   );
   main.append(h("div", { class: "card login" }, h("h1", {}, "Log in to gantry"), form));
+  // Single sign-on, when the server has it (the issuer brings the user
+  // back logged in).
+  const methods = await get("/auth/methods").catch(() => ({}));
+  if (methods.oidc) form.append(h("a", { href: "/auth/oidc/login", id: "sso" }, "Log in with single sign-on"));
 }

@@ -14,7 +14,10 @@
 #       the ready ones, as the proxy goes) and one through gantry's proxy,
 #       alternating which goes first, over keep-alive connections on both
 #       sides, PAIRS pairs at RATE pairs/s; p50 and p99 of each side, their
-#       ratio and the p50 difference (goal: under 100 µs).
+#       ratio and the p50 difference (goal: under 100 µs). When nginx is
+#       installed (Debian's nginx-light), the same rounds also go through
+#       nginx in front of the same instances (upstream keep-alive, one
+#       worker), the peer that (c) is reported against.
 #
 # Needs: staging deployed by scripts/example.sh with the same
 # GANTRY_STATE_DIR, and its gantry serve running; go, jq, bc.
@@ -42,8 +45,10 @@ done
 work=$(mktemp -d)
 . scripts/example-key.sh
 load_pid=
+nginx_pid=
 cleanup() {
 	[ -z "$load_pid" ] || kill "$load_pid" 2>/dev/null || true
+	[ -z "$nginx_pid" ] || kill "$nginx_pid" 2>/dev/null || true
 	example_policy_restore
 	rm -rf "$work"
 }
@@ -147,7 +152,32 @@ insts=$(jq -r '[.[] | select(.name == "staging") | .instances[] | select(.state 
 	echo "no ready instance of staging" >&2
 	exit 1
 }
-"$work/overhead" -direct "$insts" -proxied "$url/healthz" -pairs "$PAIRS" -rate "$RATE" -json >"$work/c.json"
+peer=()
+if command -v nginx >/dev/null; then
+	# nginx as the peer: one worker, keep-alive to the same instances.
+	nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	mkdir -p "$work/nginx/logs"
+	{
+		echo "daemon off; master_process off; worker_processes 1; error_log $work/nginx/logs/error.log; pid $work/nginx/nginx.pid;"
+		echo "events { worker_connections 256; }"
+		echo "http { access_log off; upstream be { keepalive 16;"
+		for a in ${insts//,/ }; do
+			a=${a#http://}
+			echo "server ${a%%/*};"
+		done
+		echo "} server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
+	} >"$work/nginx/nginx.conf"
+	nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+	nginx_pid=$!
+	for _ in $(seq 50); do
+		curl -fsS -o /dev/null "http://127.0.0.1:$nginx_port/healthz" 2>/dev/null && break
+		sleep 0.1
+	done
+	peer=(-peer "http://127.0.0.1:$nginx_port/healthz" -peer-name nginx)
+else
+	echo "nginx not installed: (c) has no peer (apt-get install nginx-light)"
+fi
+"$work/overhead" -direct "$insts" -proxied "$url/healthz" "${peer[@]}" -pairs "$PAIRS" -rate "$RATE" -json >"$work/c.json"
 c() { jq -r ".$1" "$work/c.json"; }
 
 echo
@@ -164,3 +194,8 @@ printf '    direct  %s: p50 %.0f µs, p99 %.0f µs\n' "$insts" "$(c direct_p50_u
 printf '    proxied %s: p50 %.0f µs, p99 %.0f µs\n' "$url" "$(c proxied_p50_us)" "$(c proxied_p99_us)"
 printf '    proxy overhead at p50: %.0f µs (median of the pairs'"'"' differences %.0f µs; goal < 100 µs); proxied/direct p50 %.2fx, p99 %.2fx\n' \
 	"$(c overhead_p50_us)" "$(c pair_diff_p50_us)" "$(c ratio_p50)" "$(c ratio_p99)"
+if [ "$(c peer)" != null ]; then
+	printf '    nginx (peer, same rounds): p50 %.0f µs, p99 %.0f µs, overhead at p50 %.0f µs (median of the differences %.0f µs)\n' \
+		"$(c peer.p50_us)" "$(c peer.p99_us)" "$(c peer.overhead_p50_us)" "$(c peer.pair_diff_p50_us)"
+	printf '    gantry/nginx overhead at p50: %.2fx\n' "$(c ratio_to_peer)"
+fi

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/evidence"
-	"github.com/gantry-ci/gantry/internal/expression"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -46,6 +46,7 @@ func pipelinePath(dir, file string) string {
 
 func newRunCmd(g *options.Global) *cobra.Command {
 	o := &options.Run{}
+	rs := &runServer{}
 	var vars []string
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -64,6 +65,13 @@ steps that ended keep their outcome, the others run again, with the
 
 --var NAME=VALUE sets the pipeline variable NAME (declared in the
 pipeline's vars: block) for this run; repeat it for several.
+
+With --server URL (or $GANTRY_SERVER), submit the checkout's HEAD to a
+gantry server instead (its origin remote's URL and the commit; for
+unix://SOCKET, the server of this machine, the checkout's path): it
+prints the queue item and, once a worker started it, the run's id and
+link. --follow waits for the run to end and exits with its status. The
+token comes from $GANTRY_TOKEN or --token-file (see docs/queue.md).
 
 Exit status: 0 the run passed, 1 a step or gate failed (or the run was
 rejected or interrupted), 2 bad usage or a bad pipeline file, 75 the run
@@ -86,10 +94,26 @@ waits for an approval (gantry approve/reject), 130 cancelled.`,
 			if err != nil {
 				return usageErr(err)
 			}
+			if rs.url() != "" {
+				for _, f := range []string{"pipeline", "stage", "from", "until", "no-cache", "jobs"} {
+					if cmd.Flags().Changed(f) {
+						return usageErr(fmt.Errorf("--%s cannot be combined with --server: the server runs the commit's whole pipeline", f))
+					}
+				}
+				dir, err := filepath.Abs(o.Dir)
+				if err != nil {
+					return usageErr(err)
+				}
+				return submitToServer(cmd, rs, dir, o.Event, o.Branch, o.Base, values)
+			}
+			if cmd.Flags().Changed("follow") || cmd.Flags().Changed("token-file") {
+				return usageErr(errors.New("--follow and --token-file go with --server (or GANTRY_SERVER)"))
+			}
 			return runPipeline(cmd, g, o, values)
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	rs.addFlags(cmd)
 	cmd.Flags().StringArrayVar(&vars, "var", nil, "set the pipeline variable NAME (from the vars: block) to VALUE for this run: NAME=VALUE (repeatable)")
 	return cmd
 }
@@ -138,7 +162,9 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 	if o.Event == "pull_request" && gitInfo.BaseRef == "" {
 		gitInfo.BaseRef = "main"
 	}
-	if !triggered(p.On, gitInfo.Event, gitInfo.Branch, gitInfo.BaseRef) {
+	// A server's worker runs what the server already decided to run (from
+	// the default branch's on:, so a branch cannot widen its triggers).
+	if o.QueueItem == "" && !triggered(p.On, gitInfo.Event, gitInfo.Branch, gitInfo.BaseRef) {
 		fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s is not triggered by %s on %s (see on: in %s)\n",
 			p.Name, gitInfo.Event, describeBranch(gitInfo.Event, gitInfo.Branch, gitInfo.BaseRef), p.File)
 		return nil
@@ -160,6 +186,9 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 		defer status.Close()
 		obs = observers{view, status}
 	}
+	if o.QueueItem != "" {
+		obs = observers{obs, queueRecorder(ctx, a, o.QueueItem)}
+	}
 	eng, err := runEngine(a, obs, o.Jobs, rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)...)
 	if err != nil {
 		return err
@@ -178,6 +207,19 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 	}
 	view.Summary(res)
 	return runOutcome(cmd, a.store, res)
+}
+
+// queueRecorder records the run's id against the server's queue item
+// as soon as the engine created the run.
+func queueRecorder(ctx context.Context, a *app, item string) engine.Observer {
+	return engine.ObserverFunc(func(e engine.Event) {
+		if e.Type != engine.RunStarted {
+			return
+		}
+		if err := a.store.SetQueueRun(ctx, item, e.RunID); err != nil {
+			a.log.Error("record the run of the queue item", "item", item, "run", e.RunID, "err", err)
+		}
+	})
 }
 
 // runOutcome tells how to go on with a waiting run and maps a run's
@@ -282,35 +324,7 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 
 // triggered applies the pipeline's on: block.
 func triggered(t spec.Triggers, event, branch, base string) bool {
-	if t.Push == nil && t.PullRequest == nil {
-		return true
-	}
-	var f *spec.BranchFilter
-	name := branch
-	switch event {
-	case "push":
-		f = t.Push
-	case "pull_request":
-		f = t.PullRequest
-		name = base
-	}
-	if f == nil {
-		return false
-	}
-	for _, pat := range f.BranchesIgnore {
-		if expression.GlobMatch(pat, name) {
-			return false
-		}
-	}
-	if len(f.Branches) == 0 {
-		return true
-	}
-	for _, pat := range f.Branches {
-		if expression.GlobMatch(pat, name) {
-			return true
-		}
-	}
-	return false
+	return t.Match(event, branch, base)
 }
 
 func describeBranch(event, branch, base string) string {

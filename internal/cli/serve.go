@@ -298,6 +298,7 @@ func sameFiles(a, b []runtime.File) bool {
 func newServeCmd(g *options.Global) *cobra.Command {
 	lo := &options.ServeListen{}
 	oo := &options.OIDC{}
+	qo := &options.ServeQueue{}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the long-lived gantry process of the state dir (environments, embedded registry, API) in the foreground",
@@ -305,10 +306,16 @@ func newServeCmd(g *options.Global) *cobra.Command {
 logging to stderr: for a terminal or a systemd unit. It hosts the
 environment controller and the embedded registry, and answers the CLI on
 the Unix socket STATE_DIR/gantry.sock (mode 0600, the same user only).
-With --listen it also serves the API, login and webhooks on TCP, for
-browsers and remote CLIs: users log in (gantry user, OIDC) or send an API
-token (gantry token); TLS (--tls-cert, --tls-key) is required off
-loopback. SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
+With --listen it also serves the API, the web UI, login and webhooks on
+TCP, for browsers and remote CLIs: users log in (gantry user, OIDC) or
+send an API token (gantry token); TLS (--tls-cert, --tls-key) is required
+off loopback. SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.
+
+It also runs the server's runs (docs/queue.md): runs submitted with
+gantry run --server or POST /api/v1/runs, and, with --webhook-secret-file,
+the pushes and pull requests GitHub or Gitea deliver to /webhooks/github
+and /webhooks/gitea for the --repo repositories (docs/webhooks.md); up
+to --workers at once, each a child gantry run in its own workspace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lo.Validate(); err != nil {
@@ -316,6 +323,12 @@ loopback. SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 			}
 			if err := oo.Validate(lo.Listen); err != nil {
 				return usageErr(err)
+			}
+			if err := qo.Validate(); err != nil {
+				return usageErr(err)
+			}
+			if qo.WebhookSecretFile != "" && lo.Listen == "" {
+				return usageErr(errors.New("--webhook-secret-file needs --listen: webhooks are received on the TCP listener"))
 			}
 			if lo.Listen != "" {
 				if err := serve.CheckListen(lo.Listen, lo.TLSCert != ""); err != nil {
@@ -344,6 +357,16 @@ loopback. SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}
 			cfg := serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger}
+			if dl, ok := d.(*delivery); ok {
+				sq, err := newServerQueue(stateDir, dl.store, qo, logger)
+				if err != nil {
+					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					defer cancel()
+					return usageErr(errors.Join(err, d.Close(cctx)))
+				}
+				cfg.RunQueue, cfg.Webhooks = sq.api, sq.webhooks
+				cfg.Background = sq.run
+			}
 			// The environment controller runs the blue/green rollouts
 			// too (a deployer without them answers 501).
 			if r, ok := any(d).(runtime.Roller); ok {
@@ -382,6 +405,7 @@ loopback. SIGINT or SIGTERM, or gantry serve stop, stop it gracefully.`,
 	}
 	lo.AddFlags(cmd.Flags())
 	oo.AddFlags(cmd.Flags())
+	qo.AddFlags(cmd.Flags())
 	cmd.AddCommand(newServeStopCmd(g), newServeStatusCmd(g))
 	return cmd
 }

@@ -53,7 +53,9 @@ type RollbackRequest struct {
 type API struct {
 	deployer runtime.Deployer
 	// roller runs blue/green rollouts; nil answers 501 (SetRoller).
-	roller   runtime.Roller
+	roller runtime.Roller
+	// runQueue serves the run queue's endpoints (SetRunQueue).
+	runQueue http.Handler
 	health   func() Health
 	shutdown func()
 	// stopping ends when the server stops; following log streams end
@@ -76,6 +78,10 @@ func NewAPI(d runtime.Deployer, health func() Health, shutdown func(), stopping 
 // answer 501 (CodeUnsupported).
 func (a *API) SetRoller(r runtime.Roller) { a.roller = r }
 
+// SetRunQueue serves the run queue's endpoints through h (internal/queue's
+// HTTP handler, which authorises each request itself).
+func (a *API) SetRunQueue(h http.Handler) { a.runQueue = h }
+
 // Handler routes the versioned API paths.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -94,6 +100,12 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.withRoller(auth.ActionRollout, a.postAbort))
 	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.withRoller(auth.ActionRollout, a.postRetry))
 	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.withRoller(auth.ActionRollout, a.postUndo))
+	if a.runQueue != nil {
+		mux.Handle("POST /api/v1/runs", a.runQueue)
+		mux.Handle("POST /api/v1/runs/{id}/cancel", a.runQueue)
+		mux.Handle("GET /api/v1/queue/{id}", a.runQueue)
+		mux.Handle("POST /api/v1/queue/{id}/retry", a.runQueue)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route: keep the mux's 404 or 405 (and its Allow

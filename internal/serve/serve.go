@@ -45,6 +45,15 @@ type Config struct {
 	Roller runtime.Roller
 	// Version is reported by the health endpoint.
 	Version string
+	// RunQueue serves the run queue's endpoints under the API (POST
+	// /api/v1/runs, POST /api/v1/runs/{id}/cancel, GET
+	// /api/v1/queue/{id}, POST /api/v1/queue/{id}/retry: internal/queue's
+	// HTTP); nil: they answer 404.
+	RunQueue http.Handler
+	// Background, if set, runs beside the server once it holds the state
+	// dir (the run queue's workers), until the server stops; Run waits
+	// for it to return before it releases the state dir.
+	Background func(ctx context.Context)
 	// Logger receives the process's logs (default: discarded).
 	Logger *slog.Logger
 	// ShutdownGrace bounds how long requests in flight get to finish
@@ -62,7 +71,7 @@ type Config struct {
 	// login endpoints (required with Listen).
 	Auth *auth.Service
 	// Webhooks serves /webhooks/ on the TCP listener, authenticated by
-	// the deliveries' own signatures (nil: 404).
+	// the deliveries' own HMAC signatures (internal/webhook); nil: 404.
 	Webhooks http.Handler
 
 	// noRegistry leaves the embedded registry out (tests of the API).
@@ -176,6 +185,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	api := NewAPI(cfg.Deployer, health, shutdown, stopping, logger)
 	api.SetRoller(cfg.Roller)
+	api.SetRunQueue(cfg.RunQueue)
 	srv := &http.Server{
 		Handler:           RequireUser(os.Getuid(), logger, socketIdentity(api.Handler())),
 		ConnContext:       peerContext,
@@ -188,6 +198,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer cancelRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- cfg.Deployer.Run(runCtx) }()
+	bgDone := make(chan struct{})
+	go func() {
+		defer close(bgDone)
+		if cfg.Background != nil {
+			cfg.Background(runCtx)
+		}
+	}()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 
@@ -263,6 +280,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 	}
 	cancelRun()
+	<-bgDone
 	if !runEnded {
 		if e := <-runDone; e != nil && !errors.Is(e, context.Canceled) {
 			runErr = fmt.Errorf("serve: deployer: %w", e)

@@ -192,6 +192,9 @@ func (v *validator) validate() {
 		v.checkTemplate(t.Webhook, t.Pos, scope{stage: -1, field: fieldNotify})
 	}
 	v.checkEnvBlock(p.Env, p.EnvAt, p.At["env"], scope{stage: -1, field: fieldPipelineEnv})
+	if pr := p.On.PullRequest; pr != nil && pr.CancelPrevious != nil {
+		v.errAt(pr.At["cancel_previous"], "on.pull_request.cancel_previous: only push runs cancel older ones (set it under on.push)")
+	}
 	v.checkVars()
 	if cs := p.CommitStatus; cs != nil {
 		if !repoRE.MatchString(cs.Repository) {

@@ -69,6 +69,12 @@ type Triggers struct {
 type BranchFilter struct {
 	Branches       []string `yaml:"branches"`
 	BranchesIgnore []string `yaml:"branches_ignore"`
+	// CancelPrevious (push only; default true): on a gantry server, a
+	// newer push to a branch cancels the queued or running run of an
+	// older push to it. Only the default branch's pipeline file decides.
+	CancelPrevious *bool `yaml:"cancel_previous"`
+	// At holds the position of each key's value.
+	At yamlx.Positions `yaml:"-"`
 }
 
 // Secret is one secret's source: an environment variable or a file.

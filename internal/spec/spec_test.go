@@ -158,6 +158,8 @@ func TestParseErrors(t *testing.T) {
 		{"artifact escape", "name: x\nstages:\n  - name: s\n    steps: [{name: a, run: x, artifacts: [../etc/passwd]}]\n", "must stay inside the workspace"},
 		{"syntax error", "name: x\nstages: [\n", "pipeline.yaml:2:9: did not find expected node content"},
 		{"duplicate key", "name: x\nname: y\nstages: []\n", "pipeline.yaml:2:1:"},
+		{"cancel_previous on pull requests", "name: x\non:\n  pull_request: {cancel_previous: false}\nstages: []\n", "pipeline.yaml:3:35: on.pull_request.cancel_previous: only push runs cancel"},
+		{"cancel_previous not a bool", "name: x\non:\n  push: {cancel_previous: sometimes}\nstages: []\n", "pipeline.yaml:3:27: expected true or false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,10 @@ type Run struct {
 	Progress string
 	// Resume continues a recorded run instead of starting one.
 	Resume int64
+	// QueueItem is the run queue item a gantry serve worker runs this
+	// run for (hidden): the trigger was decided by the server from the
+	// default branch's on:, and the run id is recorded against the item.
+	QueueItem string
 }
 
 // AddFlags registers the flags.
@@ -38,6 +42,8 @@ func (o *Run) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Jobs, "jobs", 0, "steps to run at once (default: number of CPUs)")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress display: auto, tty or plain")
 	fs.Int64Var(&o.Resume, "resume", 0, "continue run `N` (waiting for an approval that was decided, interrupted or cancelled) with the pipeline and commit it recorded")
+	fs.StringVar(&o.QueueItem, "queue-item", "", "run queue item this run executes (set by gantry serve's workers)")
+	_ = fs.MarkHidden("queue-item")
 }
 
 // runFlagsFixedByResume are the flags whose values a resumed run takes

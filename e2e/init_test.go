@@ -2,19 +2,22 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
 var runIDRE = regexp.MustCompile(`(?m)^run ([0-9]+) passed`)
 
 // TestInitThenRun is a new user's first minutes: on each fixture
 // repository (a git repository with one conventional commit), `gantry
-// init` writes the pipeline checked in as the fixture's golden file, and
-// the first `gantry run` passes every stage. The fixtures run one after
+// init` measures the repository and writes its pipeline, and the first
+// `gantry run` passes every stage. The fixtures run one after
 // another and share one state dir, so the tool cache, the build cache and
 // the embedded registry are set up once.
 func TestInitThenRun(t *testing.T) {
@@ -77,15 +80,11 @@ func TestInitThenRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := os.ReadFile(filepath.Join("../internal/scaffold/testdata/golden", f.name+".yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("init wrote a pipeline other than the golden one:\n%s", got)
-			}
-			if !strings.Contains(dry.stdout, string(want)) {
-				t.Errorf("init --dry-run did not print the pipeline:\n%s", dry.stdout)
+			// The golden files (internal/scaffold TestGolden) are written
+			// from a measurement with nothing to relax; here init measured
+			// the fixture itself, so only the dry run is compared.
+			if !strings.Contains(dry.stdout, string(got)) {
+				t.Errorf("init --dry-run did not print the pipeline init wrote:\n%s", dry.stdout)
 			}
 			if v := e.gantry("validate"); v.code != 0 {
 				t.Fatalf("validate: exit %d\n%s", v.code, v.stderr)
@@ -110,4 +109,135 @@ func TestInitThenRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInitRealModules is the same first minutes on real public Go code:
+// modules from the Go module cache, each imported into a new git
+// repository with a commit message that is not a Conventional Commit, as
+// a team adopting gantry has. Their existing code has lint and gosec
+// findings and coverage below the seed's 80 %; init measures them, writes
+// a pipeline they pass today and says what it relaxed, and the first run
+// is green.
+func TestInitRealModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("init then run on real modules runs their tests, builds images and scans")
+	}
+	if os.Getenv("GANTRY_VULN_DB") == "" {
+		testenv.Missing(t, "GANTRY_VULN_DB", "scripts/env.sh sets it to the shared Go vulnerability database")
+	}
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+	modcache := strings.TrimSpace(string(out))
+	state := t.TempDir()
+	for _, m := range []struct {
+		name, module string
+		// pipeline and report hold these lines (substrings).
+		pipeline, report []string
+		stages           string
+		// ratchet: a later commit with a lint issue and a message that is
+		// not a Conventional Commit fails the commit stage.
+		ratchet bool
+	}{
+		{
+			// A library without a main package: lint and gosec findings
+			// (G115, weak hashes) in its existing code.
+			name: "library", module: "github.com/google/uuid@v1.6.0",
+			pipeline: []string{"uses: golangci-lint, with: {new_from_rev: ", "uses: commitlint, with: {from: ", "exclude_rules: [G115, G401, G501, G505]", "gate: steps.unit.outputs.coverage >= 80"},
+			report:   []string{"go-lint judges only code changed after", "commits checks the messages of commits after", "sast excludes the gosec rules G115 (13)"},
+			stages:   "commit=passed build-test=passed security=passed",
+			ratchet:  true,
+		},
+		{
+			// A library whose tests cover about half of it.
+			name: "low-coverage", module: "github.com/mitchellh/go-homedir@v1.1.0",
+			pipeline: []string{"gate: steps.unit.outputs.coverage >= 52\n", "# Coverage measured by `gantry init`: 52.1%"},
+			report:   []string{"coverage gate at 52%, the coverage init measured (52.1%)"},
+			stages:   "commit=passed build-test=passed security=passed",
+		},
+		{
+			// A program: its main package at the root becomes an image,
+			// pushed, scanned, signed.
+			name: "program", module: "github.com/jstemmer/go-junit-report@v1.0.0",
+			pipeline: []string{"uses: image-build", "uses: sign", "gate: steps.unit.outputs.coverage >= 4\n"},
+			report:   []string{"main package .: an image", "coverage gate at 4%"},
+			stages:   "commit=passed build-test=passed security=passed",
+		},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			path, version, _ := strings.Cut(m.module, "@")
+			src := filepath.Join(modcache, escapeModulePath(path)+"@"+version)
+			if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
+				testenv.Missing(t, m.module, "go mod download "+m.module)
+			}
+			e := &env{t: t, state: state, repo: t.TempDir()}
+			copyTree(t, src, e.repo)
+			e.commitAll("initial import")
+
+			r := e.gantry("init")
+			if r.code != 0 {
+				t.Fatalf("init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			got, err := os.ReadFile(filepath.Join(e.repo, ".gantry", "pipeline.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range m.pipeline {
+				if !strings.Contains(string(got), w) {
+					t.Errorf("pipeline lacks %q:\n%s", w, got)
+				}
+			}
+			for _, w := range m.report {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("init's report lacks %q:\n%s", w, r.stdout)
+				}
+			}
+			run := e.gantry("run", "--progress", "plain")
+			if run.code != 0 {
+				t.Fatalf("first run after init: exit %d\n%s\n%s\npipeline:\n%s", run.code, tail(run.stdout, 60), run.stderr, got)
+			}
+			mm := runIDRE.FindStringSubmatch(run.stdout)
+			if mm == nil {
+				t.Fatalf("no run id in the output:\n%s", tail(run.stdout, 5))
+			}
+			id, _ := strconv.ParseInt(mm[1], 10, 64)
+			var stages []string
+			for _, st := range e.show(id).Stages {
+				stages = append(stages, st.Name+"="+st.Status)
+			}
+			if got := strings.Join(stages, " "); got != m.stages {
+				t.Errorf("stages: got %s, want %s", got, m.stages)
+			}
+			if !m.ratchet {
+				return
+			}
+			// What init relaxed covers the code it saw, not new code.
+			e.write("ratchet.go", "package uuid\n\nimport \"os\"\n\n// Drop removes p and ignores the error.\nfunc Drop(p string) {\n\tos.Remove(p)\n}\n")
+			e.commitAll("wip")
+			red := e.gantry("run", "--progress", "plain")
+			if red.code == 0 {
+				t.Fatalf("run after a commit with a lint issue and a message that is not conventional passed:\n%s", tail(red.stdout, 40))
+			}
+			for _, w := range []string{"[commit/go-lint] ratchet.go:7:", "[commit/commits] commit ", "[type-empty]"} {
+				if !strings.Contains(red.stdout, w) {
+					t.Errorf("run after the new commit lacks %q:\n%s", w, tail(red.stdout, 40))
+				}
+			}
+		})
+	}
+}
+
+// escapeModulePath is the module cache's spelling of a module path:
+// upper-case letters become '!' and the lower-case letter.
+func escapeModulePath(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if 'A' <= r && r <= 'Z' {
+			b.WriteByte('!')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -38,8 +38,16 @@ func openApp(ctx context.Context, g *options.Global, stderr io.Writer) (*app, er
 	if err != nil {
 		return nil, err
 	}
+	storeURL, err := resolveStore(g)
+	if err != nil {
+		return nil, err
+	}
 	log := newLogger(g, stderr)
-	st, err := store.Open(ctx, dir, store.WithLogger(log))
+	st, err := store.Open(ctx, dir, store.WithLogger(log), store.WithURL(storeURL))
+	if errors.Is(err, store.ErrDamaged) && storeURL != "" {
+		return nil, &ExitError{Code: ExitDamaged, Err: fmt.Errorf("%w\n"+
+			"gantry left the database untouched. Restore it from a backup, or give --store another database.", err)}
+	}
 	if errors.Is(err, store.ErrDamaged) {
 		return nil, &ExitError{Code: ExitDamaged, Err: fmt.Errorf("%w\n"+
 			"gantry left the file untouched. Keep it for inspection and start a new history with\n"+
@@ -47,7 +55,7 @@ func openApp(ctx context.Context, g *options.Global, stderr io.Writer) (*app, er
 			"or use another --state-dir.", err, filepath.Join(dir, "gantry.db"), filepath.Join(dir, "gantry.db"))}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open run history in %s: %w", dir, err)
+		return nil, fmt.Errorf("open run history: %w", err)
 	}
 	arts, err := artifact.New(filepath.Join(dir, "artifacts"))
 	if err != nil {
@@ -55,6 +63,20 @@ func openApp(ctx context.Context, g *options.Global, stderr io.Writer) (*app, er
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
 	return &app{stateDir: dir, store: st, artifacts: arts, log: log}, nil
+}
+
+// resolveStore returns the run history's database URL (--store, else
+// $GANTRY_STORE; "" for SQLite), refusing one gantry cannot use as a usage
+// error that never shows the password.
+func resolveStore(g *options.Global) (string, error) {
+	u, err := g.ResolveStore()
+	if err != nil {
+		return "", usageErr(err)
+	}
+	if err := store.CheckURL(u); err != nil {
+		return "", usageErr(err)
+	}
+	return u, nil
 }
 
 func (a *app) Close() error { return a.store.Close() }

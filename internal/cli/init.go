@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -12,9 +14,10 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/scaffold"
+	"github.com/gantry-ci/gantry/internal/steps/vulnscan"
 )
 
-func newInitCmd() *cobra.Command {
+func newInitCmd(g *options.Global) *cobra.Command {
 	o := &options.Init{}
 	cmd := &cobra.Command{
 		Use:   "init [DIR]",
@@ -26,6 +29,15 @@ the services their go.mod requirements point at (PostgreSQL, Redis, SQS),
 Terraform directories, Helm charts, kustomize overlays, Kubernetes
 manifests. Each step carries a comment naming the file it was made for.
 A .golangci.yml is added only when tagged tests need it and none exists.
+
+init measures the repository once so the first run passes on the code as
+it is: it runs the tests with coverage (the gate is set at the measured
+coverage, rounded down, when below 80), gosec, the vulnerability scan of
+the dependencies and the licence policy. Existing lint issues and commit
+messages before HEAD are not judged; gosec rules with findings are
+excluded; vulnerabilities and licences found are recorded as exceptions
+that expire in 30 days. Each relaxation is a comment in the file and a
+line of the report, saying how to tighten it. --no-measure runs nothing.
 
 It prints what it found and what it wrote. Existing files are left alone
 unless --force is given; --dry-run prints the pipeline and writes nothing.
@@ -39,14 +51,14 @@ Exit status 0 on success, 2 when DIR is not a directory or a file exists.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runInit(cmd, o, dir)
+			return runInit(cmd, g, o, dir)
 		},
 	}
 	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func runInit(cmd *cobra.Command, o *options.Init, dir string) error {
+func runInit(cmd *cobra.Command, g *options.Global, o *options.Init, dir string) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return usageErr(fmt.Errorf("%s is not a directory", dir))
 	}
@@ -58,8 +70,24 @@ func runInit(cmd *cobra.Command, o *options.Init, dir string) error {
 	if err != nil {
 		return err
 	}
-	plan := scaffold.Generate(repo, scaffold.Options{Name: filepath.Base(abs), DefaultBranch: defaultBranch(abs)})
 	out := cmd.OutOrStdout()
+	gopts := scaffold.Options{Name: filepath.Base(abs), DefaultBranch: defaultBranch(abs), Head: scaffold.Head(cmd.Context(), abs), Owner: gitOwner(cmd.Context(), abs)}
+	if !o.NoMeasure && repo.Module != nil {
+		// The report goes to stderr on --dry-run, whose stdout is the file.
+		progress := out
+		if o.DryRun {
+			progress = cmd.ErrOrStderr()
+		}
+		fmt.Fprintln(progress, "measuring: go test -race with coverage, gosec, vulnerabilities, licences (--no-measure skips this)")
+		m, err := scaffold.Measure(cmd.Context(), abs, repo, scaffold.MeasureOptions{
+			Race: true, VulnDB: initVulnDB(g), Log: indent(progress),
+		})
+		if err != nil {
+			return err
+		}
+		gopts.Measured = m
+	}
+	plan := scaffold.Generate(repo, gopts)
 	if o.DryRun {
 		for _, f := range plan.Files() {
 			fmt.Fprintf(out, "# --- %s\n", f.Path)
@@ -93,9 +121,15 @@ func printPlan(w io.Writer, plan *scaffold.Plan, written []string) error {
 		fmt.Fprintf(&b, "  %s\n", f)
 	}
 	if len(plan.Notes) > 0 {
-		b.WriteString("not generated:\n")
+		b.WriteString("notes (what was not generated or measured, and what fails today):\n")
 		for _, n := range plan.Notes {
 			fmt.Fprintf(&b, "  %s\n", n)
+		}
+	}
+	if len(plan.Relaxed) > 0 {
+		b.WriteString("relaxed (the repository does not pass these today; each is a comment in the file):\n")
+		for _, r := range plan.Relaxed {
+			fmt.Fprintf(&b, "  %s\n", r)
 		}
 	}
 	for _, p := range written {
@@ -117,4 +151,53 @@ func defaultBranch(dir string) string {
 		return ref
 	}
 	return ""
+}
+
+// initVulnDB is the vulnerability database init reads without fetching:
+// GANTRY_VULN_DB, else the state dir's; "" when there is none yet.
+func initVulnDB(g *options.Global) string {
+	dir, err := g.ResolveStateDir()
+	if err != nil {
+		dir = ""
+	}
+	p, err := vulnscan.DBPath("", os.Environ(), dir)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// gitOwner is the owner of the exceptions init records: git's user.email
+// in dir, else "".
+func gitOwner(ctx context.Context, dir string) string {
+	cmd := exec.CommandContext(ctx, "git", "config", "user.email")
+	cmd.Dir = dir
+	b, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// indent prefixes each line written to w with two spaces.
+func indent(w io.Writer) io.Writer { return &indentWriter{w: w, start: true} }
+
+type indentWriter struct {
+	w     io.Writer
+	start bool
+}
+
+func (iw *indentWriter) Write(p []byte) (int, error) {
+	var b []byte
+	for _, c := range p {
+		if iw.start {
+			b = append(b, ' ', ' ')
+		}
+		b = append(b, c)
+		iw.start = c == '\n'
+	}
+	if _, err := iw.w.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -6,6 +6,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -36,7 +37,7 @@ func New() *cobra.Command {
 		newRunCmd(g),
 		newApproveCmd(g),
 		newRejectCmd(g),
-		newInitCmd(),
+		newInitCmd(g),
 		newValidateCmd(),
 		newRunsCmd(g),
 		newShowCmd(g),
@@ -109,6 +110,21 @@ func unknownCommand(cmd *cobra.Command, name string) error {
 func checkCommonFlags(cmd *cobra.Command, g *options.Global) error {
 	if cmd.Flags().Changed("state-dir") && strings.TrimSpace(g.StateDir) == "" {
 		return usageErr(errors.New("--state-dir is empty; give a directory, or leave the flag out for the default ($GANTRY_STATE_DIR or ~/.local/share/gantry)"))
+	}
+	if cmd.Flags().Changed("store") {
+		if strings.TrimSpace(g.Store) == "" {
+			return usageErr(errors.New("--store is empty; give a postgres:// URL, or leave the flag out for $" + options.StoreEnv + " or SQLite in the state dir"))
+		}
+		if _, err := resolveStore(g); err != nil {
+			return err
+		}
+		// The processes gantry starts (the gantry serve that a deploy
+		// starts in the background) record in the same database: they
+		// read it from the environment, never from their command line,
+		// where other users could read a password.
+		if err := os.Setenv(options.StoreEnv, g.Store); err != nil {
+			return fmt.Errorf("pass --store on to child processes: %w", err)
+		}
 	}
 	// --jobs (gantry run) defaults to the number of CPUs when not given;
 	// given, it must be a real bound.

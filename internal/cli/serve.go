@@ -50,8 +50,8 @@ const (
 // when it works here, else plain processes, logged with the reason), the
 // admission rules, the services steps may use, and the webhook sink that
 // deployed services reach over TCP.
-func newDeployer(ctx context.Context, stateDir string, logger *slog.Logger) (serve.Deployer, error) {
-	st, err := store.Open(ctx, stateDir, store.WithLogger(logger))
+func newDeployer(ctx context.Context, stateDir, storeURL string, logger *slog.Logger) (serve.Deployer, error) {
+	st, err := store.Open(ctx, stateDir, store.WithLogger(logger), store.WithURL(storeURL))
 	if err != nil {
 		return nil, fmt.Errorf("open the store of %s: %w", stateDir, err)
 	}
@@ -346,13 +346,17 @@ to --workers at once, each a child gantry run in its own workspace.`,
 			if err != nil {
 				return usageErr(err)
 			}
+			storeURL, err := resolveStore(g)
+			if err != nil {
+				return err
+			}
 			level := slog.LevelInfo
 			if g.Verbose {
 				level = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			ctx := cmd.Context()
-			d, err := newDeployer(ctx, stateDir, logger)
+			d, err := newDeployer(ctx, stateDir, storeURL, logger)
 			if err != nil {
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}

@@ -32,6 +32,9 @@ type Options struct {
 	// Config is a config file relative to the directory; empty lets
 	// golangci-lint find .golangci.yml itself.
 	Config string
+	// NewFromRev, when set, reports only issues in code changed after
+	// this revision (--new-from-rev).
+	NewFromRev string
 	// Env is the child environment (nil: inherit).
 	Env []string
 	// DefaultSeverity applies to issues without one: error (default),
@@ -69,6 +72,9 @@ func Run(ctx context.Context, bin, dir string, o Options) (*findings.Report, err
 	args := []string{"run", "--output.json.path=stdout", "--output.text.path=stderr", "--show-stats=false", "--issues-exit-code=0", "--allow-parallel-runners"}
 	if o.Config != "" {
 		args = append(args, "--config="+filepath.Join(dir, o.Config))
+	}
+	if o.NewFromRev != "" {
+		args = append(args, "--new-from-rev="+o.NewFromRev)
 	}
 	pkgs := o.Packages
 	if len(pkgs) == 0 {

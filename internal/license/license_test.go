@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/yamlx"
 )
@@ -142,4 +143,31 @@ func FuzzPolicy(f *testing.F) {
 			t.Logf("evaluate: %v", err)
 		}
 	})
+}
+
+func TestAllowExpires(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, expires string
+		want          bool
+	}{
+		{"no expiry", "", true},
+		{"valid through the day", "2026-11-30", true},
+		{"later", "2027-01-01", true},
+		{"expired", "2026-11-29", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Compile(PolicyFile, Config{Allow: []Allow{{Module: "example.com/gpl", Reason: "accepted", Expires: tc.expires}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Now = func() time.Time { return now }
+			if _, got := p.Allowed("example.com/gpl"); got != tc.want {
+				t.Errorf("Allowed with expires %q at %s: got %v, want %v", tc.expires, now, got, tc.want)
+			}
+		})
+	}
+	if _, err := Compile(PolicyFile, Config{Allow: []Allow{{Module: "m", Reason: "r", Expires: "soon"}}}); err == nil || !strings.Contains(err.Error(), `expires "soon" is not a date`) {
+		t.Errorf("bad expires: err = %v, want a date error", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"cel.dev/cel-go/cel"
 
@@ -30,7 +31,10 @@ type Rule struct {
 type Allow struct {
 	Module string `yaml:"module"`
 	Reason string `yaml:"reason"`
-	Pos    yamlx.Pos
+	// Expires (YYYY-MM-DD, optional) ends the exemption after that day
+	// (UTC), as risk exceptions do.
+	Expires string `yaml:"expires"`
+	Pos     yamlx.Pos
 }
 
 // Override sets the licence of a module the classifier cannot detect.
@@ -65,9 +69,16 @@ func DefaultRules() []Rule {
 // Policy is a compiled configuration.
 type Policy struct {
 	Threshold float64
+	// Now is the clock allow entries expire by (default time.Now).
+	Now       func() time.Time
 	rules     []compiled
-	allow     map[string]string
+	allow     map[string]allowed
 	overrides map[string]string
+}
+
+type allowed struct {
+	reason string
+	until  time.Time // zero: no expiry
 }
 
 type compiled struct {
@@ -106,7 +117,7 @@ func Compile(file string, c Config) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("licence policy environment: %w", err)
 	}
-	p := &Policy{Threshold: DefaultThreshold, allow: map[string]string{}, overrides: map[string]string{}}
+	p := &Policy{Threshold: DefaultThreshold, allow: map[string]allowed{}, overrides: map[string]string{}}
 	if c.Threshold != nil {
 		p.Threshold = *c.Threshold
 	}
@@ -135,7 +146,15 @@ func Compile(file string, c Config) (*Policy, error) {
 		if a.Module == "" || strings.TrimSpace(a.Reason) == "" {
 			return nil, a.Pos.Errorf(file, "allow entry %q needs a module and a reason", a.Module)
 		}
-		p.allow[a.Module] = a.Reason
+		e := allowed{reason: a.Reason}
+		if a.Expires != "" {
+			d, err := time.Parse("2006-01-02", a.Expires)
+			if err != nil {
+				return nil, a.Pos.Errorf(file, "allow entry %q: expires %q is not a date (YYYY-MM-DD)", a.Module, a.Expires)
+			}
+			e.until = d.AddDate(0, 0, 1)
+		}
+		p.allow[a.Module] = e
 	}
 	for _, o := range c.Overrides {
 		if o.Module == "" || o.License == "" {
@@ -166,10 +185,21 @@ func (p *Policy) Unknown(m Module) bool {
 	return len(m.Licenses) == 0 || m.Coverage < p.Threshold
 }
 
-// Allowed returns the allowlist reason for a module.
+// Allowed returns the allowlist reason for a module; an entry past its
+// expiry date allows nothing.
 func (p *Policy) Allowed(module string) (string, bool) {
-	r, ok := p.allow[module]
-	return r, ok
+	a, ok := p.allow[module]
+	if !ok {
+		return "", false
+	}
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	if !a.until.IsZero() && !now().Before(a.until) {
+		return "", false
+	}
+	return a.reason, true
 }
 
 // Evaluate returns the rules m breaks in a project licensed under

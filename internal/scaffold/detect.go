@@ -17,6 +17,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/mod/modfile"
+
+	"github.com/gantry-ci/gantry/internal/license"
+	"github.com/gantry-ci/gantry/internal/policy"
 )
 
 // Repo is what Detect found in a repository. Every path is relative to
@@ -56,6 +59,11 @@ type Repo struct {
 	GolangciV1 bool
 	// HasPipeline reports whether .gantry/pipeline.yaml exists.
 	HasPipeline bool
+	// HasExceptions and HasLicensePolicy report whether
+	// .gantry/exceptions.yaml and .gantry/licenses.yaml exist: init never
+	// replaces them.
+	HasExceptions    bool
+	HasLicensePolicy bool
 }
 
 // GoModule is the Go module at the repository root.
@@ -184,6 +192,10 @@ func (d *detector) file(rel, name string) error {
 	switch {
 	case rel == ".gantry/pipeline.yaml":
 		d.repo.HasPipeline = true
+	case rel == policy.DefaultExceptionsFile:
+		d.repo.HasExceptions = true
+	case rel == license.PolicyFile:
+		d.repo.HasLicensePolicy = true
 	case name == "go.mod":
 		if dir == "." {
 			return d.readGoMod(rel)

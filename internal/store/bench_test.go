@@ -6,15 +6,18 @@ import (
 	"testing"
 )
 
+// The store's hot path, on both backends side by side
+// (BenchmarkX/sqlite, BenchmarkX/postgres). The test PostgreSQL runs with
+// fsync off, as SQLite's synchronous=NORMAL in WAL mode skips the fsync
+// of each commit: both measure the database, not the disk.
+
 // BenchmarkAppendLogs measures one 100-line batch, the engine's usual
 // flush.
-func BenchmarkAppendLogs(b *testing.B) {
+func BenchmarkAppendLogs(b *testing.B) { eachBackendB(b, benchAppendLogs) }
+
+func benchAppendLogs(b *testing.B, be *backend) {
 	ctx := context.Background()
-	s, err := Open(ctx, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := be.open(b, b.TempDir())
 	r := &Run{}
 	if err := s.CreateRun(ctx, r); err != nil {
 		b.Fatal(err)
@@ -32,13 +35,11 @@ func BenchmarkAppendLogs(b *testing.B) {
 }
 
 // BenchmarkPutStep measures one step status update.
-func BenchmarkPutStep(b *testing.B) {
+func BenchmarkPutStep(b *testing.B) { eachBackendB(b, benchPutStep) }
+
+func benchPutStep(b *testing.B, be *backend) {
 	ctx := context.Background()
-	s, err := Open(ctx, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := be.open(b, b.TempDir())
 	r := &Run{}
 	if err := s.CreateRun(ctx, r); err != nil {
 		b.Fatal(err)

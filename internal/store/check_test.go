@@ -12,6 +12,10 @@ import (
 	"testing"
 )
 
+// The tests of this file are SQLite's alone: they check the database
+// file itself (quick_check of its pages, a file that is not a database).
+// PostgreSQL's schema check is TestPostgresDamagedSchema.
+
 // seedStore makes a store with one run and enough log lines to span many
 // pages, and closes it (which checkpoints the WAL into gantry.db).
 func seedStore(t *testing.T) string {

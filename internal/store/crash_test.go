@@ -16,7 +16,10 @@ import (
 
 // The crash test re-executes this test binary as a child that runs part of
 // a pipeline and is then killed with SIGKILL.
-const helperEnv = "GANTRY_STORE_CRASH_HELPER_DIR"
+const (
+	helperEnv    = "GANTRY_STORE_CRASH_HELPER_DIR"
+	helperURLEnv = "GANTRY_STORE_CRASH_HELPER_URL" // the PostgreSQL database, if any
+)
 
 // TestCrashHelper is the child: it opens the store, creates a run with a
 // running stage and step, writes logs, prints "ready <id>" and blocks
@@ -27,7 +30,7 @@ func TestCrashHelper(t *testing.T) {
 		t.Skip("helper process for TestKillNineMarksRunInterrupted")
 	}
 	ctx := context.Background()
-	s, err := Open(ctx, dir)
+	s, err := Open(ctx, dir, WithURL(os.Getenv(helperURLEnv)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +56,9 @@ func TestCrashHelper(t *testing.T) {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
-func TestKillNineMarksRunInterrupted(t *testing.T) {
+func TestKillNineMarksRunInterrupted(t *testing.T) { eachBackend(t, testKillNineMarksRunInterrupted) }
+
+func testKillNineMarksRunInterrupted(t *testing.T, be *backend) {
 	if os.Getenv(helperEnv) != "" {
 		t.Skip("in the helper process")
 	}
@@ -62,7 +67,7 @@ func TestKillNineMarksRunInterrupted(t *testing.T) {
 	dir := t.TempDir()
 
 	// The parent's own run stays alive throughout.
-	parent := openTest(t, dir)
+	parent := be.open(t, dir)
 	alive := &Run{Pipeline: "parent"}
 	if err := parent.CreateRun(ctx, alive); err != nil {
 		t.Fatal(err)
@@ -72,7 +77,7 @@ func TestKillNineMarksRunInterrupted(t *testing.T) {
 	}
 
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashHelper$", "-test.v=false")
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir, helperURLEnv+"="+be.url(dir))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -102,7 +107,7 @@ func TestKillNineMarksRunInterrupted(t *testing.T) {
 	}
 
 	// While the child lives, a fresh Open leaves both runs alone.
-	probe := openTest(t, dir)
+	probe := be.open(t, dir)
 	got, err := probe.GetRun(ctx, childRun)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +125,7 @@ func TestKillNineMarksRunInterrupted(t *testing.T) {
 		t.Fatalf("child exit: %v, want killed by SIGKILL; stderr:\n%s", err, stderr.String())
 	}
 
-	after := openTest(t, dir)
+	after := be.open(t, dir)
 	got, err = after.GetRun(ctx, childRun)
 	if err != nil {
 		t.Fatal(err)
@@ -184,10 +189,12 @@ func TestKillNineMarksRunInterrupted(t *testing.T) {
 	}
 }
 
-func TestRecoverMissingLockAndClose(t *testing.T) {
+func TestRecoverMissingLockAndClose(t *testing.T) { eachBackend(t, testRecoverMissingLockAndClose) }
+
+func testRecoverMissingLockAndClose(t *testing.T, be *backend) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openTest(t, dir)
+	s := be.open(t, dir)
 	gone, kept := &Run{}, &Run{}
 	for _, r := range []*Run{gone, kept} {
 		if err := s.CreateRun(ctx, r); err != nil {
@@ -212,17 +219,19 @@ func TestRecoverMissingLockAndClose(t *testing.T) {
 	}
 	// Close abandons the still-open run: the next Open marks it.
 	s.Close()
-	s2 := openTest(t, dir)
+	s2 := be.open(t, dir)
 	got, err := s2.GetRun(ctx, kept.ID)
 	if err != nil || got.Status != StatusInterrupted {
 		t.Errorf("run left open at Close: %+v, %v; want interrupted", got, err)
 	}
 }
 
-func TestResumeRun(t *testing.T) {
+func TestResumeRun(t *testing.T) { eachBackend(t, testResumeRun) }
+
+func testResumeRun(t *testing.T, be *backend) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	a, b := openTest(t, dir), openTest(t, dir)
+	a, b := be.open(t, dir), be.open(t, dir)
 	r := &Run{}
 	if err := a.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)

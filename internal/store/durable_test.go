@@ -9,9 +9,11 @@ import (
 	"time"
 )
 
-func TestRunRecordsPipelineAndRequest(t *testing.T) {
+func TestRunRecordsPipelineAndRequest(t *testing.T) { eachBackend(t, testRunRecordsPipelineAndRequest) }
+
+func testRunRecordsPipelineAndRequest(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	src := []byte("name: p\n# exact bytes, comments included\r\n")
 	r := &Run{Pipeline: "p", PipelineFile: ".gantry/pipeline.yaml", PipelineSource: src,
 		Request: RunRequest{Stages: []string{"build"}, From: "a", Until: "b", NoCache: true, Actor: "ann"}}
@@ -64,9 +66,11 @@ func statusOf(t *testing.T, s *Store, id int64) (Status, Status) {
 	return r.Status, stages[0].Status
 }
 
-func TestDecide(t *testing.T) {
+func TestDecide(t *testing.T) { eachBackend(t, testDecide) }
+
+func testDecide(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 
 	t.Run("reject ends the waiting run", func(t *testing.T) {
 		r, a := waitingRun(t, s, time.Time{})
@@ -96,9 +100,11 @@ func TestDecide(t *testing.T) {
 	})
 }
 
-func TestExpireApprovals(t *testing.T) {
+func TestExpireApprovals(t *testing.T) { eachBackend(t, testExpireApprovals) }
+
+func testExpireApprovals(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	expired, _ := waitingRun(t, s, now.Add(-time.Second))
 	later, _ := waitingRun(t, s, now.Add(time.Hour))
@@ -124,10 +130,12 @@ func TestExpireApprovals(t *testing.T) {
 	}
 }
 
-func TestResumeRunHeld(t *testing.T) {
+func TestResumeRunHeld(t *testing.T) { eachBackend(t, testResumeRunHeld) }
+
+func testResumeRunHeld(t *testing.T, be *backend) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	a, b := openTest(t, dir), openTest(t, dir)
+	a, b := be.open(t, dir), be.open(t, dir)
 	r, _ := waitingRun(t, a, time.Time{})
 	if err := a.ResumeRun(ctx, r.ID); err != nil {
 		t.Fatal(err)

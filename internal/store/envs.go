@@ -87,6 +87,11 @@ func (s *Store) CreateEnvironment(ctx context.Context, name string, port int) (E
 	}
 	e := Environment{Name: name, Port: port, Created: s.now().UTC()}
 	err := s.withTx(ctx, "create environment "+name, func(tx *sql.Tx) error {
+		// Ports are checked against both columns of every row, then
+		// taken: one creator at a time.
+		if err := s.d.lockTable(ctx, tx, "environments"); err != nil {
+			return err
+		}
 		var have int
 		switch err := tx.QueryRowContext(ctx, `SELECT port FROM environments WHERE name = ?`, name).Scan(&have); {
 		case err == nil:
@@ -172,12 +177,14 @@ func (s *Store) AddEnvRevision(ctx context.Context, r *EnvRevision) error {
 		spec = []byte("{}")
 	}
 	return s.withTx(ctx, "record revision of "+r.Environment, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM environments WHERE name = ?`, r.Environment).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
+		// Locking the environment's row makes the revision numbers of
+		// processes recording at once follow each other.
+		var name string
+		switch err := tx.QueryRowContext(ctx, `SELECT name FROM environments WHERE name = ?`+s.d.rowLock, r.Environment).Scan(&name); {
+		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("environment %s: %w", r.Environment, ErrNotFound)
+		case err != nil:
+			return err
 		}
 		var max int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) FROM env_revisions WHERE environment = ?`, r.Environment).Scan(&max); err != nil {
@@ -214,6 +221,15 @@ func (s *Store) SetEnvRevisionStatus(ctx context.Context, env string, number int
 func (s *Store) ServeEnvRevision(ctx context.Context, env string, number int) error {
 	what := fmt.Sprintf("record revision %d of %s as serving", number, env)
 	return s.withTx(ctx, what, func(tx *sql.Tx) error {
+		// One serving revision per environment: two processes switching
+		// at once take turns on the environment's row.
+		var name string
+		switch err := tx.QueryRowContext(ctx, `SELECT name FROM environments WHERE name = ?`+s.d.rowLock, env).Scan(&name); {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("environment %s: %w", env, ErrNotFound)
+		case err != nil:
+			return err
+		}
 		now := toNanos(s.now())
 		if _, err := tx.ExecContext(ctx, `UPDATE env_revisions SET status = ?, updated = ? WHERE environment = ? AND status = ? AND number <> ?`,
 			RevisionSuperseded, now, env, RevisionServing, number); err != nil {

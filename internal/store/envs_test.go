@@ -6,10 +6,12 @@ import (
 	"testing"
 )
 
-func TestEnvironmentKeepsItsPort(t *testing.T) {
+func TestEnvironmentKeepsItsPort(t *testing.T) { eachBackend(t, testEnvironmentKeepsItsPort) }
+
+func testEnvironmentKeepsItsPort(t *testing.T, be *backend) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openTest(t, dir)
+	s := be.open(t, dir)
 	e, err := s.CreateEnvironment(ctx, "staging", 18080)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +31,7 @@ func TestEnvironmentKeepsItsPort(t *testing.T) {
 		t.Errorf("create prod on staging's port: error %v, want ErrPortTaken", err)
 	}
 	s.Close()
-	s = openTest(t, dir)
+	s = be.open(t, dir)
 	got, err := s.Environment(ctx, "staging")
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +48,10 @@ func TestEnvironmentKeepsItsPort(t *testing.T) {
 	}
 }
 
-func TestEnvironmentNames(t *testing.T) {
-	s := openTest(t, t.TempDir())
+func TestEnvironmentNames(t *testing.T) { eachBackend(t, testEnvironmentNames) }
+
+func testEnvironmentNames(t *testing.T, be *backend) {
+	s := be.open(t, t.TempDir())
 	for _, tc := range []struct {
 		name string
 		ok   bool
@@ -64,9 +68,11 @@ func TestEnvironmentNames(t *testing.T) {
 	}
 }
 
-func TestEnvRevisions(t *testing.T) {
+func TestEnvRevisions(t *testing.T) { eachBackend(t, testEnvRevisions) }
+
+func testEnvRevisions(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	if err := s.AddEnvRevision(ctx, &EnvRevision{Environment: "staging", Status: RevisionDeploying}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("revision of a missing environment: error %v, want ErrNotFound", err)
 	}
@@ -123,9 +129,11 @@ func TestEnvRevisions(t *testing.T) {
 	}
 }
 
-func TestLockEnvironment(t *testing.T) {
+func TestLockEnvironment(t *testing.T) { eachBackend(t, testLockEnvironment) }
+
+func testLockEnvironment(t *testing.T, be *backend) {
 	dir := t.TempDir()
-	s := openTest(t, dir)
+	s := be.open(t, dir)
 	unlock, err := s.LockEnvironment("staging")
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +142,7 @@ func TestLockEnvironment(t *testing.T) {
 		t.Errorf("second lock in this store: error %v, want ErrEnvLocked", err)
 	}
 	// Another store on the same directory stands for another process.
-	other := openTest(t, dir)
+	other := be.open(t, dir)
 	if _, err := other.LockEnvironment("staging"); !errors.Is(err, ErrEnvLocked) {
 		t.Errorf("lock from another store: error %v, want ErrEnvLocked", err)
 	}

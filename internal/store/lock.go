@@ -95,10 +95,17 @@ func (l *runLocks) holds(id int64) bool {
 // probe reports whether run id's owner is gone. If so it returns the lock
 // file, locked, for the caller to close (or nil if the file is missing).
 func (l *runLocks) probe(id int64) (dead bool, f *os.File, err error) {
+	return l.probeAt(id, l.path(id))
+}
+
+// probeAt is probe of the lock file at path: the run's lock in the state
+// dir of the process that owns it, which on a shared database may be
+// another state dir of this host.
+func (l *runLocks) probeAt(id int64, path string) (dead bool, f *os.File, err error) {
 	if l.holds(id) {
 		return false, nil, nil
 	}
-	f, err = os.OpenFile(l.path(id), os.O_RDWR, 0)
+	f, err = os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return true, nil, nil
 	}
@@ -115,9 +122,9 @@ func (l *runLocks) probe(id int64) (dead bool, f *os.File, err error) {
 	// The file we locked may have been removed by an owner finishing the
 	// run and recreated by one resuming it: only a lock on the file that
 	// is there now says anything.
-	if !sameFile(f, l.path(id)) {
+	if !sameFile(f, path) {
 		unlockClose(f)
-		if _, err := os.Stat(l.path(id)); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return true, nil, nil
 		}
 		return false, nil, nil
@@ -140,11 +147,17 @@ func sameFile(f *os.File, path string) bool {
 // removeLocked removes the lock file f (locked by probe) if it is still
 // the run's lock file, then unlocks and closes it.
 func (l *runLocks) removeLocked(id int64, f *os.File) {
+	removeLockedAt(l.path(id), f)
+}
+
+// removeLockedAt removes the lock file f (locked by probeAt) if it is
+// still the file at path, then unlocks and closes it.
+func removeLockedAt(path string, f *os.File) {
 	if f == nil {
 		return
 	}
-	if sameFile(f, l.path(id)) {
-		_ = os.Remove(l.path(id))
+	if sameFile(f, path) {
+		_ = os.Remove(path)
 	}
 	unlockClose(f)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -16,16 +17,27 @@ func (s *Store) AppendLogs(ctx context.Context, runID int64, stage, step string,
 	}
 	now := s.now()
 	return s.withTx(ctx, fmt.Sprintf("append %d log lines to %s/%s of run %d", len(lines), stage, step, runID), func(tx *sql.Tx) error {
+		if s.d.rowLock != "" {
+			// Appends to one run take turns: the next Seq is read, then
+			// written, and the cursor of LogsAfter (an identity column,
+			// numbered at insert) must grow in the order the lines
+			// become visible, or a follower could step over a batch
+			// committed late.
+			var one int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM runs WHERE id = ?`+s.d.rowLock, runID).Scan(&one)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		// The last Seq, read from the end of the primary key's index. (Not
+		// MAX(seq): PostgreSQL, without statistics on a young table,
+		// aggregates every line of the step instead.)
 		var seq int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM logs WHERE run_id = ? AND stage = ? AND step = ?`,
-			runID, stage, step).Scan(&seq); err != nil {
+		err := tx.QueryRowContext(ctx, `SELECT seq FROM logs WHERE run_id = ? AND stage = ? AND step = ? ORDER BY seq DESC LIMIT 1`,
+			runID, stage, step).Scan(&seq)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO logs (run_id, stage, step, seq, time, stream, text) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
 		for i := range lines {
 			l := &lines[i]
 			seq++
@@ -36,12 +48,39 @@ func (s *Store) AppendLogs(ctx context.Context, runID int64, stage, step string,
 			if l.Stream == "" {
 				l.Stream = "out"
 			}
-			if _, err := ins.ExecContext(ctx, runID, stage, step, l.Seq, toNanos(l.Time), l.Stream, l.Text); err != nil {
+		}
+		// Many rows per INSERT: one round trip per chunk, not per line
+		// (which costs PostgreSQL a network round trip each).
+		for start := 0; start < len(lines); start += logInsertRows {
+			chunk := lines[start:min(start+logInsertRows, len(lines))]
+			args := make([]any, 0, len(chunk)*7)
+			for i := range chunk {
+				l := &chunk[i]
+				args = append(args, runID, stage, step, l.Seq, toNanos(l.Time), l.Stream, s.d.text(l.Text))
+			}
+			if _, err := tx.ExecContext(ctx, logInsert(len(chunk)), args...); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// logInsertRows is the most rows one INSERT of AppendLogs writes (7
+// parameters each, far below both databases' limits).
+const logInsertRows = 100
+
+// logInsert is the INSERT of n log lines.
+func logInsert(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO logs (run_id, stage, step, seq, time, stream, text) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
 }
 
 // Logs returns log lines with Seq > afterSeq. With stage and step set it
@@ -60,7 +99,7 @@ func (s *Store) Logs(ctx context.Context, runID int64, stage, step string, after
 		where = append(where, "step = ?")
 		args = append(args, step)
 	}
-	order := "time, seq, rowid"
+	order := "time, seq, " + s.d.logCursor
 	if stage != "" && step != "" {
 		order = "seq"
 	}
@@ -92,7 +131,7 @@ func (s *Store) Logs(ctx context.Context, runID int64, stage, step string, after
 // only the new lines, so following a run's whole log costs as much as the
 // log, not the log times the number of polls.
 func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, cursor int64) ([]LogLine, int64, error) {
-	where := []string{"run_id = ?", "rowid > ?"}
+	where := []string{"run_id = ?", s.d.logCursor + " > ?"}
 	args := []any{runID, cursor}
 	if stage != "" {
 		where = append(where, "stage = ?")
@@ -103,8 +142,8 @@ func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, 
 		args = append(args, step)
 	}
 	what := fmt.Sprintf("logs of %s/%s of run %d after %d", stage, step, runID, cursor)
-	rows, err := s.r.QueryContext(ctx, `SELECT rowid, stage, step, seq, time, stream, text FROM logs WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY rowid`, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+s.d.logCursor+`, stage, step, seq, time, stream, text FROM logs WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY `+s.d.logCursor, args...)
 	if err != nil {
 		return nil, cursor, fmt.Errorf("%s: %w", what, err)
 	}

@@ -8,9 +8,11 @@ import (
 
 // TestLogsAfter: following a run's log with the cursor returns each line
 // once, in append order, across steps, and never re-reads old lines.
-func TestLogsAfter(t *testing.T) {
+func TestLogsAfter(t *testing.T) { eachBackend(t, testLogsAfter) }
+
+func testLogsAfter(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	r := &Run{Pipeline: "p", Started: t0}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)

@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestLookupCacheUsesIndex guards the cache lookup against a full scan of
-// every step ever recorded: SQLite uses the partial index on cache_key only
-// when the query itself excludes empty keys.
+// TestLookupCacheUsesIndex (SQLite's alone: its query planner) guards the
+// cache lookup against a full scan of every step ever recorded: SQLite
+// uses the partial index on cache_key only when the query itself excludes
+// empty keys.
 func TestLookupCacheUsesIndex(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	rows, err := s.r.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+lookupCacheQuery, "sha256:x")

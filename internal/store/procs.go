@@ -21,7 +21,10 @@ type ProcGroup struct {
 	RunID       int64
 	Stage, Step string
 	Group       proc.Group
-	Started     time.Time
+	// Host is the machine the group runs on (the store's WithHost);
+	// AddProcGroup sets it.
+	Host    string
+	Started time.Time
 }
 
 // AddProcGroup records that g runs.
@@ -29,11 +32,14 @@ func (s *Store) AddProcGroup(ctx context.Context, g *ProcGroup) error {
 	if g.Started.IsZero() {
 		g.Started = s.now()
 	}
+	g.Host = s.host
 	what := fmt.Sprintf("record process group %d of step %s/%s of run %d", g.Group.PGID, g.Stage, g.Step, g.RunID)
 	return s.withTx(ctx, what, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO proc_groups (run_id, stage, step, pgid, leader_start, boot, started)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			g.RunID, g.Stage, g.Step, g.Group.PGID, int64(g.Group.Start), g.Group.Boot, toNanos(g.Started))
+		_, err := tx.ExecContext(ctx, `INSERT INTO proc_groups (run_id, stage, step, pgid, leader_start, boot, host, started)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (run_id, pgid, leader_start, boot) DO UPDATE SET stage = excluded.stage, step = excluded.step,
+				host = excluded.host, started = excluded.started`,
+			g.RunID, g.Stage, g.Step, g.Group.PGID, int64(g.Group.Start), g.Group.Boot, g.Host, toNanos(g.Started))
 		return err
 	})
 }
@@ -50,7 +56,7 @@ func (s *Store) RemoveProcGroup(ctx context.Context, g *ProcGroup) error {
 
 // ProcGroups returns the process groups recorded for the run.
 func (s *Store) ProcGroups(ctx context.Context, runID int64) ([]ProcGroup, error) {
-	return s.procGroups(ctx, `SELECT run_id, stage, step, pgid, leader_start, boot, started FROM proc_groups
+	return s.procGroups(ctx, `SELECT run_id, stage, step, pgid, leader_start, boot, host, started FROM proc_groups
 		WHERE run_id = ? ORDER BY started, pgid`, runID)
 }
 
@@ -64,7 +70,7 @@ func (s *Store) procGroups(ctx context.Context, query string, args ...any) ([]Pr
 	for rows.Next() {
 		var g ProcGroup
 		var start, started int64
-		if err := rows.Scan(&g.RunID, &g.Stage, &g.Step, &g.Group.PGID, &start, &g.Group.Boot, &started); err != nil {
+		if err := rows.Scan(&g.RunID, &g.Stage, &g.Step, &g.Group.PGID, &start, &g.Group.Boot, &g.Host, &started); err != nil {
 			return nil, fmt.Errorf("read process groups: %w", err)
 		}
 		g.Group.Start, g.Started = uint64(start), fromNanos(started)
@@ -98,15 +104,19 @@ func (t *procTracker) Ended(ctx context.Context, g proc.Group) error {
 	return t.s.RemoveProcGroup(ctx, &ProcGroup{RunID: t.runID, Stage: t.stage, Step: t.step, Group: g})
 }
 
-// endLeftGroups ends the recorded process groups of runs that no process
-// runs any more (every run not "running": RecoverInterrupted has marked
-// the dead ones), records an EventProcessesEnded on the run for each
-// group that still had processes, and forgets the groups. A group whose
-// id now belongs to another process (see proc.Alive) is only forgotten.
-// A group that cannot be ended is logged and kept for the next open.
+// endLeftGroups ends the recorded process groups of this host (see
+// WithHost; groups recorded before hosts were, with none, count as this
+// host's) of runs that no process runs any more (every run not "running":
+// RecoverInterrupted has marked the dead ones), records an
+// EventProcessesEnded on the run for each group that still had processes,
+// and forgets the groups. A group whose id now belongs to another process
+// (see proc.Alive) is only forgotten. A group that cannot be ended is
+// logged and kept for the next open. Another machine's groups are never
+// signalled: a process id means nothing here.
 func (s *Store) endLeftGroups(ctx context.Context) error {
-	groups, err := s.procGroups(ctx, `SELECT g.run_id, g.stage, g.step, g.pgid, g.leader_start, g.boot, g.started
-		FROM proc_groups g JOIN runs r ON r.id = g.run_id WHERE r.status <> 'running' ORDER BY g.run_id, g.started, g.pgid`)
+	groups, err := s.procGroups(ctx, `SELECT g.run_id, g.stage, g.step, g.pgid, g.leader_start, g.boot, g.host, g.started
+		FROM proc_groups g JOIN runs r ON r.id = g.run_id
+		WHERE r.status <> 'running' AND (g.host = ? OR g.host = '') ORDER BY g.run_id, g.started, g.pgid`, s.host)
 	if err != nil {
 		return fmt.Errorf("end processes left by interrupted runs: %w", err)
 	}
@@ -123,6 +133,17 @@ func (s *Store) endLeftGroups(ctx context.Context) error {
 		}
 		what := fmt.Sprintf("record the end of process group %d of run %d", g.Group.PGID, g.RunID)
 		err = s.withTx(ctx, what, func(tx *sql.Tx) error {
+			// Forget the group first: if another process of this host
+			// recovering at the same time has done so, it records the
+			// event.
+			res, err := tx.ExecContext(ctx, `DELETE FROM proc_groups WHERE run_id = ? AND pgid = ? AND leader_start = ? AND boot = ?`,
+				g.RunID, g.Group.PGID, int64(g.Group.Start), g.Group.Boot)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				return err
+			}
 			if len(left) > 0 {
 				names, pids := make([]string, len(left)), make([]int, len(left))
 				for i, m := range left {
@@ -137,9 +158,7 @@ func (s *Store) endLeftGroups(ctx context.Context) error {
 					return err
 				}
 			}
-			_, err := tx.ExecContext(ctx, `DELETE FROM proc_groups WHERE run_id = ? AND pgid = ? AND leader_start = ? AND boot = ?`,
-				g.RunID, g.Group.PGID, int64(g.Group.Start), g.Group.Boot)
-			return err
+			return nil
 		})
 		if err != nil {
 			return err

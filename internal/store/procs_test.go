@@ -7,9 +7,11 @@ import (
 	"github.com/gantry-ci/gantry/internal/proc"
 )
 
-func TestProcGroupsRoundTrip(t *testing.T) {
+func TestProcGroupsRoundTrip(t *testing.T) { eachBackend(t, testProcGroupsRoundTrip) }
+
+func testProcGroupsRoundTrip(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	r := &Run{Pipeline: "p"}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
@@ -34,10 +36,12 @@ func TestProcGroupsRoundTrip(t *testing.T) {
 // TestRecoveryEndsLeftGroups: a run whose process stopped while a step's
 // process group ran gets that group ended when the store is next opened;
 // a recorded group whose id now belongs to another process is left alone.
-func TestRecoveryEndsLeftGroups(t *testing.T) {
+func TestRecoveryEndsLeftGroups(t *testing.T) { eachBackend(t, testRecoveryEndsLeftGroups) }
+
+func testRecoveryEndsLeftGroups(t *testing.T, be *backend) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s1, err := Open(ctx, dir)
+	s1, err := be.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +74,7 @@ func TestRecoveryEndsLeftGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2 := openTest(t, dir)
+	s2 := be.open(t, dir)
 	if alive, err := proc.Alive(step.Group()); err != nil || len(alive) != 0 {
 		t.Errorf("the step's sleep after recovery: got %+v, %v; want it ended", alive, err)
 	}

@@ -10,170 +10,180 @@ import (
 )
 
 func TestRecordDeliveryRefusesReplay(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, t.TempDir())
-	if err := s.RecordDelivery(ctx, "github", "d-1", "push"); err != nil {
-		t.Fatalf("first delivery: %v", err)
-	}
-	if err := s.RecordDelivery(ctx, "github", "d-1", "push"); !errors.Is(err, ErrDeliveryReplayed) {
-		t.Fatalf("replayed delivery: got %v, want ErrDeliveryReplayed", err)
-	}
-	// The same id from another forge is another delivery.
-	if err := s.RecordDelivery(ctx, "gitea", "d-1", "push"); err != nil {
-		t.Fatalf("same id, other forge: %v", err)
-	}
+	eachBackend(t, func(t *testing.T, be *backend) {
+		ctx := context.Background()
+		s := be.open(t, t.TempDir())
+		if err := s.RecordDelivery(ctx, "github", "d-1", "push"); err != nil {
+			t.Fatalf("first delivery: %v", err)
+		}
+		if err := s.RecordDelivery(ctx, "github", "d-1", "push"); !errors.Is(err, ErrDeliveryReplayed) {
+			t.Fatalf("replayed delivery: got %v, want ErrDeliveryReplayed", err)
+		}
+		// The same id from another forge is another delivery.
+		if err := s.RecordDelivery(ctx, "gitea", "d-1", "push"); err != nil {
+			t.Fatalf("same id, other forge: %v", err)
+		}
+	})
 }
 
 // TestClaimQueuedOnce has two stores on one database (two server
 // replicas) race for the same items: each item is claimed exactly once.
 func TestClaimQueuedOnce(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	a, b := openTest(t, dir), openTest(t, dir)
-	const n = 20
-	for i := range n {
-		if _, err := a.Enqueue(ctx, &QueueItem{Repo: "/r", Event: "push", Branch: fmt.Sprintf("b%d", i), SHA: "x"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var mu sync.Mutex
-	claimed := map[string]string{}
-	var wg sync.WaitGroup
-	for w, s := range []*Store{a, b, a, b} {
-		owner := fmt.Sprintf("owner-%d", w)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				it, err := s.ClaimQueued(ctx, owner, time.Now().Add(time.Minute))
-				if errors.Is(err, ErrNotQueued) {
-					return
-				}
-				if err != nil {
-					t.Errorf("claim: %v", err)
-					return
-				}
-				mu.Lock()
-				if prev, ok := claimed[it.ID]; ok {
-					t.Errorf("item %s claimed by %s and %s", it.ID, prev, owner)
-				}
-				claimed[it.ID] = owner
-				mu.Unlock()
+	eachBackend(t, func(t *testing.T, be *backend) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		a, b := be.open(t, dir), be.open(t, dir)
+		const n = 20
+		for i := range n {
+			if _, err := a.Enqueue(ctx, &QueueItem{Repo: "/r", Event: "push", Branch: fmt.Sprintf("b%d", i), SHA: "x"}); err != nil {
+				t.Fatal(err)
 			}
-		}()
-	}
-	wg.Wait()
-	if len(claimed) != n {
-		t.Fatalf("claimed %d items, want %d", len(claimed), n)
-	}
+		}
+		var mu sync.Mutex
+		claimed := map[string]string{}
+		var wg sync.WaitGroup
+		for w, s := range []*Store{a, b, a, b} {
+			owner := fmt.Sprintf("owner-%d", w)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					it, err := s.ClaimQueued(ctx, owner, time.Now().Add(time.Minute))
+					if errors.Is(err, ErrNotQueued) {
+						return
+					}
+					if err != nil {
+						t.Errorf("claim: %v", err)
+						return
+					}
+					mu.Lock()
+					if prev, ok := claimed[it.ID]; ok {
+						t.Errorf("item %s claimed by %s and %s", it.ID, prev, owner)
+					}
+					claimed[it.ID] = owner
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(claimed) != n {
+			t.Fatalf("claimed %d items, want %d", len(claimed), n)
+		}
+	})
 }
 
 func TestEnqueueCancelsPreviousPush(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, t.TempDir())
-	running := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "1", CancelPrevious: true}
-	if _, err := s.Enqueue(ctx, running); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.ClaimQueued(ctx, "me", time.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	queued := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "2", CancelPrevious: true}
-	keep := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "k", CancelPrevious: false}
-	other := &QueueItem{Repo: "/r", Event: "push", Branch: "dev", SHA: "3", CancelPrevious: true}
-	for _, it := range []*QueueItem{queued, keep, other} {
-		if _, err := s.Enqueue(ctx, it); err != nil {
+	eachBackend(t, func(t *testing.T, be *backend) {
+		ctx := context.Background()
+		s := be.open(t, t.TempDir())
+		running := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "1", CancelPrevious: true}
+		if _, err := s.Enqueue(ctx, running); err != nil {
 			t.Fatal(err)
 		}
-	}
-	newest := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "4", CancelPrevious: true}
-	got, err := s.Enqueue(ctx, newest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 {
-		t.Errorf("superseded = %v, want the running and the queued item of main", got)
-	}
-	tests := []struct {
-		it        *QueueItem
-		state     QueueState
-		cancelAsk bool
-	}{
-		{running, QueueRunning, true},
-		{queued, QueueCancelled, false},
-		{keep, QueueQueued, false},
-		{other, QueueQueued, false},
-		{newest, QueueQueued, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.it.SHA, func(t *testing.T) {
-			it, err := s.QueueItem(ctx, tt.it.ID)
-			if err != nil {
+		if _, err := s.ClaimQueued(ctx, "me", time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		queued := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "2", CancelPrevious: true}
+		keep := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "k", CancelPrevious: false}
+		other := &QueueItem{Repo: "/r", Event: "push", Branch: "dev", SHA: "3", CancelPrevious: true}
+		for _, it := range []*QueueItem{queued, keep, other} {
+			if _, err := s.Enqueue(ctx, it); err != nil {
 				t.Fatal(err)
 			}
-			if it.State != tt.state || it.CancelRequested != tt.cancelAsk {
-				t.Errorf("state %s cancel_requested %v, want %s %v", it.State, it.CancelRequested, tt.state, tt.cancelAsk)
-			}
-		})
-	}
-	cancel, err := s.RenewLease(ctx, running.ID, "me", time.Now().Add(time.Minute))
-	if err != nil || !cancel {
-		t.Errorf("RenewLease of the superseded running item = %v, %v; want true, nil", cancel, err)
-	}
+		}
+		newest := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "4", CancelPrevious: true}
+		got, err := s.Enqueue(ctx, newest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Errorf("superseded = %v, want the running and the queued item of main", got)
+		}
+		tests := []struct {
+			it        *QueueItem
+			state     QueueState
+			cancelAsk bool
+		}{
+			{running, QueueRunning, true},
+			{queued, QueueCancelled, false},
+			{keep, QueueQueued, false},
+			{other, QueueQueued, false},
+			{newest, QueueQueued, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.it.SHA, func(t *testing.T) {
+				it, err := s.QueueItem(ctx, tt.it.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if it.State != tt.state || it.CancelRequested != tt.cancelAsk {
+					t.Errorf("state %s cancel_requested %v, want %s %v", it.State, it.CancelRequested, tt.state, tt.cancelAsk)
+				}
+			})
+		}
+		cancel, err := s.RenewLease(ctx, running.ID, "me", time.Now().Add(time.Minute))
+		if err != nil || !cancel {
+			t.Errorf("RenewLease of the superseded running item = %v, %v; want true, nil", cancel, err)
+		}
+	})
 }
 
 func TestExpireLeasesInterruptsAndRequeue(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, t.TempDir())
-	it := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "1"}
-	if _, err := s.Enqueue(ctx, it); err != nil {
-		t.Fatal(err)
-	}
-	lease := time.Now().Add(time.Minute)
-	if _, err := s.ClaimQueued(ctx, "dead", lease); err != nil {
-		t.Fatal(err)
-	}
-	if ids, err := s.ExpireLeases(ctx, lease.Add(-time.Second)); err != nil || len(ids) != 0 {
-		t.Fatalf("ExpireLeases before the deadline = %v, %v; want none", ids, err)
-	}
-	ids, err := s.ExpireLeases(ctx, lease.Add(time.Second))
-	if err != nil || len(ids) != 1 || ids[0] != it.ID {
-		t.Fatalf("ExpireLeases after the deadline = %v, %v; want [%s]", ids, err, it.ID)
-	}
-	if _, err := s.RenewLease(ctx, it.ID, "dead", lease.Add(time.Hour)); !errors.Is(err, ErrLeaseLost) {
-		t.Errorf("RenewLease after expiry: %v, want ErrLeaseLost", err)
-	}
-	if err := s.FinishQueued(ctx, it.ID, "dead", QueuePassed, 0, ""); !errors.Is(err, ErrLeaseLost) {
-		t.Errorf("FinishQueued after expiry: %v, want ErrLeaseLost", err)
-	}
-	got, _ := s.QueueItem(ctx, it.ID)
-	if got.State != QueueInterrupted {
-		t.Fatalf("state %s, want interrupted", got.State)
-	}
-	if err := s.Requeue(ctx, it.ID); err != nil {
-		t.Fatalf("Requeue: %v", err)
-	}
-	again, err := s.ClaimQueued(ctx, "alive", time.Now().Add(time.Minute))
-	if err != nil || again.ID != it.ID || again.Owner != "alive" {
-		t.Fatalf("claim after requeue = %+v, %v", again, err)
-	}
+	eachBackend(t, func(t *testing.T, be *backend) {
+		ctx := context.Background()
+		s := be.open(t, t.TempDir())
+		it := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "1"}
+		if _, err := s.Enqueue(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+		lease := time.Now().Add(time.Minute)
+		if _, err := s.ClaimQueued(ctx, "dead", lease); err != nil {
+			t.Fatal(err)
+		}
+		if ids, err := s.ExpireLeases(ctx, lease.Add(-time.Second)); err != nil || len(ids) != 0 {
+			t.Fatalf("ExpireLeases before the deadline = %v, %v; want none", ids, err)
+		}
+		ids, err := s.ExpireLeases(ctx, lease.Add(time.Second))
+		if err != nil || len(ids) != 1 || ids[0] != it.ID {
+			t.Fatalf("ExpireLeases after the deadline = %v, %v; want [%s]", ids, err, it.ID)
+		}
+		if _, err := s.RenewLease(ctx, it.ID, "dead", lease.Add(time.Hour)); !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("RenewLease after expiry: %v, want ErrLeaseLost", err)
+		}
+		if err := s.FinishQueued(ctx, it.ID, "dead", QueuePassed, 0, ""); !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("FinishQueued after expiry: %v, want ErrLeaseLost", err)
+		}
+		got, _ := s.QueueItem(ctx, it.ID)
+		if got.State != QueueInterrupted {
+			t.Fatalf("state %s, want interrupted", got.State)
+		}
+		if err := s.Requeue(ctx, it.ID); err != nil {
+			t.Fatalf("Requeue: %v", err)
+		}
+		again, err := s.ClaimQueued(ctx, "alive", time.Now().Add(time.Minute))
+		if err != nil || again.ID != it.ID || again.Owner != "alive" {
+			t.Fatalf("claim after requeue = %+v, %v", again, err)
+		}
+	})
 }
 
 func TestRequestCancel(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, t.TempDir())
-	it := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "1"}
-	if _, err := s.Enqueue(ctx, it); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := s.RequestCancel(ctx, it.ID, "by test"); err != nil || st != QueueQueued {
-		t.Fatalf("RequestCancel = %s, %v", st, err)
-	}
-	got, _ := s.QueueItem(ctx, it.ID)
-	if got.State != QueueCancelled || got.Message != "by test" {
-		t.Errorf("got %s %q, want cancelled %q", got.State, got.Message, "by test")
-	}
-	if _, err := s.RequestCancel(ctx, "q-none", ""); !errors.Is(err, ErrNotFound) {
-		t.Errorf("RequestCancel of an unknown item: %v, want ErrNotFound", err)
-	}
+	eachBackend(t, func(t *testing.T, be *backend) {
+		ctx := context.Background()
+		s := be.open(t, t.TempDir())
+		it := &QueueItem{Repo: "/r", Event: "push", Branch: "main", SHA: "1"}
+		if _, err := s.Enqueue(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := s.RequestCancel(ctx, it.ID, "by test"); err != nil || st != QueueQueued {
+			t.Fatalf("RequestCancel = %s, %v", st, err)
+		}
+		got, _ := s.QueueItem(ctx, it.ID)
+		if got.State != QueueCancelled || got.Message != "by test" {
+			t.Errorf("got %s %q, want cancelled %q", got.State, got.Message, "by test")
+		}
+		if _, err := s.RequestCancel(ctx, "q-none", ""); !errors.Is(err, ErrNotFound) {
+			t.Errorf("RequestCancel of an unknown item: %v, want ErrNotFound", err)
+		}
+	})
 }

@@ -204,13 +204,8 @@ func (s *Store) AddEvent(ctx context.Context, e *Event) error {
 		return fmt.Errorf("add event %s of run %d: %w", e.Type, e.RunID, err)
 	}
 	return s.withTx(ctx, fmt.Sprintf("add event %s of run %d", e.Type, e.RunID), func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO events (run_id, time, type, stage, step, data) VALUES (?, ?, ?, ?, ?, ?)`,
-			e.RunID, toNanos(e.Time), e.Type, e.Stage, e.Step, data)
-		if err != nil {
-			return err
-		}
-		e.ID, err = res.LastInsertId()
-		return err
+		return tx.QueryRowContext(ctx, `INSERT INTO events (run_id, time, type, stage, step, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			e.RunID, toNanos(e.Time), e.Type, e.Stage, e.Step, data).Scan(&e.ID)
 	})
 }
 
@@ -249,14 +244,9 @@ func (s *Store) RequestApproval(ctx context.Context, a *Approval) error {
 		a.Requested = s.now()
 	}
 	return s.withTx(ctx, fmt.Sprintf("request approval of stage %s of run %d", a.Stage, a.RunID), func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO approvals (run_id, stage, status, requested_roles, actor, comment, requested, decided, deadline)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)`, a.RunID, a.Stage, a.Status, a.RequestedRoles, a.Actor, a.Comment,
-			toNanos(a.Requested), toNanos(a.Deadline))
-		if err != nil {
-			return err
-		}
-		a.ID, err = res.LastInsertId()
-		return err
+		return tx.QueryRowContext(ctx, `INSERT INTO approvals (run_id, stage, status, requested_roles, actor, comment, requested, decided, deadline)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING id`, a.RunID, a.Stage, a.Status, a.RequestedRoles, a.Actor, a.Comment,
+			toNanos(a.Requested), toNanos(a.Deadline)).Scan(&a.ID)
 	})
 }
 
@@ -291,7 +281,7 @@ func (s *Store) Decide(ctx context.Context, id int64, d Decision) error {
 	return s.withTx(ctx, fmt.Sprintf("decide approval %d", id), func(tx *sql.Tx) error {
 		var cur, by, stage string
 		var runID int64
-		err := tx.QueryRowContext(ctx, `SELECT status, actor, run_id, stage FROM approvals WHERE id = ?`, id).Scan(&cur, &by, &runID, &stage)
+		err := tx.QueryRowContext(ctx, `SELECT status, actor, run_id, stage FROM approvals WHERE id = ?`+s.d.rowLock, id).Scan(&cur, &by, &runID, &stage)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("approval %d: %w", id, ErrNotFound)
 		}
@@ -304,9 +294,13 @@ func (s *Store) Decide(ctx context.Context, id int64, d Decision) error {
 			}
 			return fmt.Errorf("approval %d was %s by %s: %w", id, cur, by, ErrAlreadyDecided)
 		}
-		if _, err = tx.ExecContext(ctx, `UPDATE approvals SET status = ?, actor = ?, comment = ?, decided = ?, digest = ?, evidence = ? WHERE id = ?`,
-			d.Status, d.Actor, d.Comment, toNanos(d.At), d.Digest, d.Evidence, id); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, actor = ?, comment = ?, decided = ?, digest = ?, evidence = ?
+			WHERE id = ? AND status = 'pending'`, d.Status, d.Actor, d.Comment, toNanos(d.At), d.Digest, d.Evidence, id)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errors.Join(err, fmt.Errorf("approval %d was decided meanwhile: %w", id, ErrAlreadyDecided))
 		}
 		if d.Status == ApprovalRejected {
 			msg := fmt.Sprintf("stage %q rejected by %s", stage, d.Actor)
@@ -352,9 +346,15 @@ func (s *Store) ExpireApprovals(ctx context.Context, now time.Time) ([]Approval,
 		}
 		for _, a := range expired {
 			comment := fmt.Sprintf("approval timed out at %s", a.Deadline.UTC().Format(time.RFC3339))
-			if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = 'rejected', comment = ?, decided = ? WHERE id = ?`,
-				comment, toNanos(now), a.ID); err != nil {
+			res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = 'rejected', comment = ?, decided = ? WHERE id = ? AND status = 'pending'`,
+				comment, toNanos(now), a.ID)
+			if err != nil {
 				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				continue // decided by another process meanwhile
 			}
 			msg := fmt.Sprintf("stage %q rejected: %s", a.Stage, comment)
 			if err := rejectWaitingRun(ctx, tx, a.RunID, a.Stage, msg, toNanos(now)); err != nil {
@@ -409,13 +409,8 @@ func (s *Store) Audit(ctx context.Context, e *AuditEntry) error {
 		return errors.New("audit: empty action")
 	}
 	return s.withTx(ctx, "audit "+e.Action, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO audit (time, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,
-			toNanos(e.Time), e.Actor, e.Action, e.Subject, e.Detail)
-		if err != nil {
-			return err
-		}
-		e.ID, err = res.LastInsertId()
-		return err
+		return tx.QueryRowContext(ctx, `INSERT INTO audit (time, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+			toNanos(e.Time), e.Actor, e.Action, e.Subject, e.Detail).Scan(&e.ID)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // RecoverInterrupted marks as interrupted every run that is still
@@ -48,21 +49,36 @@ func (s *Store) RecoverInterrupted(ctx context.Context) ([]int64, error) {
 	return marked, s.endLeftGroups(ctx)
 }
 
-// recoverRun checks and marks one run inside a write transaction, so that
-// no other process can finish or resume it between the lock probe and the
-// update.
+// recoverRun checks and marks one run inside a write transaction, which
+// on PostgreSQL first locks the run's row, so that no other process can
+// finish or resume it between the lock probe and the update.
+//
+// Only a run whose owner is known dead is marked: one owned by this host
+// (WithHost; a run recorded before owners were, with none, counts as this
+// host's) whose lock, in the owner's state dir, is free. A run owned by
+// another machine is left alone: whether its process lives cannot be
+// told from here.
 func (s *Store) recoverRun(ctx context.Context, id int64) (bool, error) {
 	var lockFile *os.File
+	var lockPath string
 	marked := false
 	err := s.withTx(ctx, fmt.Sprintf("recover run %d", id), func(tx *sql.Tx) error {
-		var st string
-		if err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&st); err != nil {
+		var st, host, lockDir string
+		if err := tx.QueryRowContext(ctx, `SELECT status, owner_host, lock_dir FROM runs WHERE id = ?`+s.d.rowLock, id).
+			Scan(&st, &host, &lockDir); err != nil {
 			return err
 		}
 		if Status(st) != StatusRunning {
 			return nil // finished meanwhile
 		}
-		dead, f, err := s.locks.probe(id)
+		if host != "" && host != s.host {
+			return nil // another machine's: not known dead
+		}
+		lockPath = s.locks.path(id)
+		if lockDir != "" {
+			lockPath = filepath.Join(lockDir, filepath.Base(lockPath))
+		}
+		dead, f, err := s.locks.probeAt(id, lockPath)
 		if err != nil {
 			return err
 		}
@@ -71,7 +87,7 @@ func (s *Store) recoverRun(ctx context.Context, id int64) (bool, error) {
 		}
 		lockFile = f
 		now := toNanos(s.now())
-		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', message = ?, finished = ? WHERE id = ?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', message = ?, finished = ? WHERE id = ? AND status = 'running'`,
 			InterruptedMessage, now, id); err != nil {
 			return err
 		}
@@ -112,7 +128,7 @@ func (s *Store) recoverRun(ctx context.Context, id int64) (bool, error) {
 	})
 	if lockFile != nil {
 		if err == nil {
-			s.locks.removeLocked(id, lockFile)
+			removeLockedAt(lockPath, lockFile)
 		} else {
 			unlockClose(lockFile)
 		}

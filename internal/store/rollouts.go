@@ -44,6 +44,9 @@ type RolloutEvent struct {
 func (s *Store) PreviewPort(ctx context.Context, env string, port int) (int, error) {
 	var got int
 	err := s.withTx(ctx, "record the preview port of "+env, func(tx *sql.Tx) error {
+		if err := s.d.lockTable(ctx, tx, "environments"); err != nil {
+			return err
+		}
 		switch err := tx.QueryRowContext(ctx, `SELECT preview_port FROM environments WHERE name = ?`, env).Scan(&got); {
 		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("environment %s: %w", env, ErrNotFound)
@@ -117,12 +120,9 @@ func (s *Store) Rollout(ctx context.Context, env string) (Rollout, error) {
 func (s *Store) AddRolloutEvent(ctx context.Context, e *RolloutEvent) error {
 	now := s.now().UTC()
 	return s.withTx(ctx, "record a rollout event of "+e.Environment, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO env_rollout_events (environment, revision, verb, who, message, at) VALUES (?, ?, ?, ?, ?, ?)`,
-			e.Environment, e.Revision, e.Verb, e.Who, e.Message, toNanos(now))
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
+		var id int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO env_rollout_events (environment, revision, verb, who, message, at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			e.Environment, e.Revision, e.Verb, e.Who, e.Message, toNanos(now)).Scan(&id)
 		if err != nil {
 			return err
 		}

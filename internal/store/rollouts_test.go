@@ -6,10 +6,12 @@ import (
 	"testing"
 )
 
-func TestPreviewPortKeptAndExclusive(t *testing.T) {
+func TestPreviewPortKeptAndExclusive(t *testing.T) { eachBackend(t, testPreviewPortKeptAndExclusive) }
+
+func testPreviewPortKeptAndExclusive(t *testing.T, be *backend) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openTest(t, dir)
+	s := be.open(t, dir)
 	if _, err := s.PreviewPort(ctx, "prod", 19001); !errors.Is(err, ErrNotFound) {
 		t.Errorf("preview port of an unknown environment: error %v, want ErrNotFound", err)
 	}
@@ -32,16 +34,18 @@ func TestPreviewPortKeptAndExclusive(t *testing.T) {
 		t.Errorf("create an environment on prod's preview port: error %v, want ErrPortTaken", err)
 	}
 	s.Close()
-	s = openTest(t, dir)
+	s = be.open(t, dir)
 	if got, err := s.PreviewPort(ctx, "prod", 19002); err != nil || got != 19001 {
 		t.Errorf("after reopen PreviewPort = %d, %v; want the recorded 19001", got, err)
 	}
 }
 
-func TestRolloutRecordAndEvents(t *testing.T) {
+func TestRolloutRecordAndEvents(t *testing.T) { eachBackend(t, testRolloutRecordAndEvents) }
+
+func testRolloutRecordAndEvents(t *testing.T, be *backend) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openTest(t, dir)
+	s := be.open(t, dir)
 	if _, err := s.Rollout(ctx, "prod"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("rollout of a new environment: error %v, want ErrNotFound", err)
 	}
@@ -62,7 +66,7 @@ func TestRolloutRecordAndEvents(t *testing.T) {
 		}
 	}
 	s.Close()
-	s = openTest(t, dir)
+	s = be.open(t, dir)
 	got, err := s.Rollout(ctx, "prod")
 	if err != nil {
 		t.Fatal(err)

@@ -35,15 +35,13 @@ func (s *Store) CreateRun(ctx context.Context, r *Run) error {
 	var id int64
 	acquired := false
 	err = s.withTx(ctx, "create run", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO runs (pipeline, dir, event, branch, sha, base_ref, trigger, status, message, started, finished, params,
-				pipeline_file, pipeline_source, request)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		err := tx.QueryRowContext(ctx, `INSERT INTO runs (pipeline, dir, event, branch, sha, base_ref, trigger, status, message, started, finished, params,
+				pipeline_file, pipeline_source, request, owner_host, lock_dir)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			r.Pipeline, r.Dir, r.Event, r.Branch, r.SHA, r.BaseRef, r.Trigger, string(r.Status), r.Message,
-			toNanos(r.Started), toNanos(r.Finished), params, r.PipelineFile, r.PipelineSource, string(request))
+			toNanos(r.Started), toNanos(r.Finished), params, r.PipelineFile, r.PipelineSource, string(request),
+			s.host, s.locks.dir).Scan(&id)
 		if err != nil {
-			return err
-		}
-		if id, err = res.LastInsertId(); err != nil {
 			return err
 		}
 		if err := s.locks.acquire(id); err != nil {
@@ -100,7 +98,7 @@ func (s *Store) ResumeRun(ctx context.Context, id int64) error {
 	acquired := false
 	err := s.withTx(ctx, fmt.Sprintf("resume run %d", id), func(tx *sql.Tx) error {
 		var st string
-		if err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&st); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`+s.d.rowLock, id).Scan(&st); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("run %d: %w", id, ErrNotFound)
 			}
@@ -116,8 +114,18 @@ func (s *Store) ResumeRun(ctx context.Context, id int64) error {
 			return err
 		}
 		acquired = true
-		_, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'running', message = '', finished = 0 WHERE id = ?`, id)
-		return err
+		// The row is locked (PostgreSQL) or the write lock is ours
+		// (SQLite), so the status read above still holds; the condition
+		// says it again.
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'running', message = '', finished = 0, owner_host = ?, lock_dir = ?
+			WHERE id = ? AND status <> 'running'`, s.host, s.locks.dir, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errors.Join(err, fmt.Errorf("run %d is running: %w", id, ErrRunHeld))
+		}
+		return nil
 	})
 	if err != nil && acquired {
 		s.locks.release(id)
@@ -184,7 +192,7 @@ func (s *Store) ListRuns(ctx context.Context, opt ListOptions) ([]Run, error) {
 func (s *Store) DeleteRun(ctx context.Context, id int64) error {
 	return s.withTx(ctx, fmt.Sprintf("delete run %d", id), func(tx *sql.Tx) error {
 		var st string
-		if err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&st); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`+s.d.rowLock, id).Scan(&st); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("run %d: %w", id, ErrNotFound)
 			}

@@ -1,11 +1,16 @@
 // Package store keeps gantry's run history: runs, stages, steps, their logs,
 // artifacts, events, approvals and the audit log, in one SQLite database
-// (modernc.org/sqlite, pure Go) under the state directory.
+// (modernc.org/sqlite, pure Go) under the state directory, or in a
+// PostgreSQL database (WithURL, through pgx's database/sql driver) that
+// several gantry processes and machines share.
 //
-// The database runs in WAL mode with a busy timeout, so a `gantry runs`
+// SQLite runs in WAL mode with a busy timeout, so a `gantry runs`
 // in one process can read while a run writes in another. Within a process
 // every write goes through a single connection (database/sql pool of one),
 // which serialises the engine's parallel steps; reads use their own pool.
+// On PostgreSQL one pool serves both, and the sequences that read, then
+// write, lock the rows they read (dialect.rowLock) or write only if what
+// they read still holds.
 //
 // A run that is open in a process holds an exclusive flock on
 // dir/locks/run-<id>.lock. When the process dies, however it dies, the
@@ -220,9 +225,16 @@ var ErrAlreadyDecided = errors.New("approval already decided")
 
 // Store is the run history. It is safe for concurrent use.
 type Store struct {
-	dir    string
-	w      *sql.DB // the single writer connection
-	r      *sql.DB // readers
+	dir string
+	w   *sql.DB // the single writer connection (SQLite); the pool (PostgreSQL)
+	r   *sql.DB // readers (SQLite); the same pool as w (PostgreSQL)
+	d   *dialect
+	// url is the PostgreSQL URL given to WithURL, "" for SQLite;
+	// location says where the data is, password masked.
+	url, location string
+	// host names this machine in the runs and process groups it owns
+	// (see recover.go).
+	host   string
 	log    *slog.Logger
 	now    func() time.Time
 	locks  *runLocks
@@ -241,14 +253,33 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithURL keeps the run history in the PostgreSQL database u
+// (postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=..., see
+// docs/postgres.md) instead of dir/gantry.db; "" keeps SQLite. The
+// password never appears in errors or logs.
+func WithURL(u string) Option {
+	return func(s *Store) { s.url = u }
+}
+
+// WithHost names the machine in the runs and process groups this store
+// records (default: os.Hostname). Recovery only ends what was recorded
+// under the same name.
+func WithHost(h string) Option {
+	return func(s *Store) {
+		if h != "" {
+			s.host = h
+		}
+	}
+}
+
 // Open opens (creating if needed) the store in dir: the database
-// dir/gantry.db and the run locks in dir/locks/. It first checks the
-// database without writing to it and refuses a damaged one with a
-// *DamagedError (errors.Is ErrDamaged): SQLite's quick_check fails, or a
-// table or column of the recorded schema version is missing. It then
-// applies pending schema migrations, refuses a database written by a newer
-// gantry, and marks runs whose process died as interrupted
-// (RecoverInterrupted).
+// dir/gantry.db (or the PostgreSQL database of WithURL) and the run locks
+// in dir/locks/. It first checks the database without writing to it and
+// refuses a damaged one with a *DamagedError (errors.Is ErrDamaged):
+// SQLite's quick_check fails, or a table or column of the recorded schema
+// version is missing. It then applies pending schema migrations, refuses
+// a database written by a newer gantry, and marks runs whose process died
+// as interrupted (RecoverInterrupted).
 func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	return open(ctx, dir, migrationFiles, opts...)
 }
@@ -263,6 +294,7 @@ func open(ctx context.Context, dir string, migs migrationSource, opts ...Option)
 	}
 	s := &Store{
 		dir:   abs,
+		d:     sqliteDialect,
 		log:   slog.New(slog.DiscardHandler),
 		now:   time.Now,
 		locks: newRunLocks(filepath.Join(abs, "locks")),
@@ -270,7 +302,16 @@ func open(ctx context.Context, dir string, migs migrationSource, opts ...Option)
 	for _, o := range opts {
 		o(s)
 	}
+	if s.host == "" {
+		if s.host, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("open store: name this host: %w", err)
+		}
+	}
+	if s.url != "" {
+		return s.openPostgresStore(ctx, migs)
+	}
 	dbPath := filepath.Join(abs, "gantry.db")
+	s.location = dbPath
 	if err := checkDatabase(ctx, dbPath, migs, FullCheckLimit); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -281,7 +322,7 @@ func open(ctx context.Context, dir string, migs migrationSource, opts ...Option)
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, s.w, migs); err != nil {
+	if err := migrate(ctx, s.w, s.d, migs); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
 	}
@@ -297,6 +338,30 @@ func open(ctx context.Context, dir string, migs migrationSource, opts ...Option)
 	}
 	return s, nil
 }
+
+func (s *Store) openPostgresStore(ctx context.Context, migs migrationSource) (*Store, error) {
+	if !IsPostgresURL(s.url) {
+		return nil, fmt.Errorf("open store: %w", ErrUnsupportedURL)
+	}
+	t, err := parsePostgresURL(s.url)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.d, s.location = postgresDialect, t.redacted
+	if err := s.openPostgres(ctx, t, migs); err != nil {
+		return nil, redact(fmt.Errorf("open store: %w", err), t.secrets)
+	}
+	if _, err := s.RecoverInterrupted(ctx); err != nil {
+		s.Close()
+		return nil, redact(fmt.Errorf("open store %s: %w", t.redacted, err), t.secrets)
+	}
+	s.log.DebugContext(ctx, "run history in PostgreSQL", "database", t.redacted, "pool", t.pool)
+	return s, nil
+}
+
+// ErrUnsupportedURL is returned by Open for a WithURL that does not start
+// with postgres:// or postgresql://.
+var ErrUnsupportedURL = errors.New("unsupported store URL: want postgres://USER:PASSWORD@HOST:PORT/DATABASE (or none for SQLite in the state dir)")
 
 // dsn builds the modernc.org/sqlite data source name: WAL, a busy timeout
 // for other processes' writes, foreign keys, and BEGIN IMMEDIATE so that a
@@ -319,6 +384,13 @@ func dsn(path string, readOnly bool) string {
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
+// Location says where the run history is: the SQLite file, or the
+// PostgreSQL URL with its password masked.
+func (s *Store) Location() string { return s.location }
+
+// Backend is "sqlite" or "postgres".
+func (s *Store) Backend() string { return s.d.name }
+
 // Close releases the locks of runs still open in this process (the next
 // Open marks them interrupted) and closes the database.
 func (s *Store) Close() error {
@@ -326,14 +398,14 @@ func (s *Store) Close() error {
 	s.closed.Do(func() {
 		s.locks.releaseAll()
 		var errs []error
-		if s.r != nil {
+		if s.r != nil && s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}
 		if s.w != nil {
 			errs = append(errs, s.w.Close())
 		}
 		if e := errors.Join(errs...); e != nil {
-			err = fmt.Errorf("close store %s: %w", s.dir, e)
+			err = fmt.Errorf("close store %s: %w", s.location, e)
 		}
 	})
 	return err

@@ -39,9 +39,11 @@ func TestStatusDone(t *testing.T) {
 	}
 }
 
-func TestRunRoundTrip(t *testing.T) {
+func TestRunRoundTrip(t *testing.T) { eachBackend(t, testRunRoundTrip) }
+
+func testRunRoundTrip(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	r := &Run{Pipeline: "payment-service", Dir: "/src", Event: "push", Branch: "main", SHA: "abc123",
 		BaseRef: "def456", Trigger: "cli", Started: t0, Params: map[string]string{"env": "staging"}}
 	if err := s.CreateRun(ctx, r); err != nil {
@@ -93,9 +95,11 @@ func TestRunRoundTrip(t *testing.T) {
 	}
 }
 
-func TestListRuns(t *testing.T) {
+func TestListRuns(t *testing.T) { eachBackend(t, testListRuns) }
+
+func testListRuns(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	for i, p := range []string{"a", "b", "a", "a"} {
 		r := &Run{Pipeline: p}
 		if err := s.CreateRun(ctx, r); err != nil {
@@ -136,9 +140,11 @@ func TestListRuns(t *testing.T) {
 	}
 }
 
-func TestStagesAndSteps(t *testing.T) {
+func TestStagesAndSteps(t *testing.T) { eachBackend(t, testStagesAndSteps) }
+
+func testStagesAndSteps(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	r := &Run{Pipeline: "p"}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
@@ -202,9 +208,11 @@ func TestStagesAndSteps(t *testing.T) {
 	}
 }
 
-func TestLogs(t *testing.T) {
+func TestLogs(t *testing.T) { eachBackend(t, testLogs) }
+
+func testLogs(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	r := &Run{}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
@@ -258,8 +266,12 @@ func TestLogs(t *testing.T) {
 }
 
 func TestArtifactsEventsApprovalsAudit(t *testing.T) {
+	eachBackend(t, testArtifactsEventsApprovalsAudit)
+}
+
+func testArtifactsEventsApprovalsAudit(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	r := &Run{}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
@@ -341,9 +353,11 @@ func TestArtifactsEventsApprovalsAudit(t *testing.T) {
 	}
 }
 
-func TestLookupCache(t *testing.T) {
+func TestLookupCache(t *testing.T) { eachBackend(t, testLookupCache) }
+
+func testLookupCache(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	mk := func(status Status, key string, out float64) int64 {
 		r := &Run{}
 		if err := s.CreateRun(ctx, r); err != nil {
@@ -385,9 +399,11 @@ func TestLookupCache(t *testing.T) {
 }
 
 // TestConcurrentWrites drives the store the way parallel steps do.
-func TestConcurrentWrites(t *testing.T) {
+func TestConcurrentWrites(t *testing.T) { eachBackend(t, testConcurrentWrites) }
+
+func testConcurrentWrites(t *testing.T, be *backend) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir())
+	s := be.open(t, t.TempDir())
 	r := &Run{}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ package golangcilint
 import (
 	"context"
 	"path/filepath"
+	"strings"
 
 	lint "github.com/gantry-ci/gantry/internal/golangcilint"
 	"github.com/gantry-ci/gantry/internal/step"
@@ -23,6 +24,10 @@ type Config struct {
 	// Config is the golangci-lint config file (default: found by
 	// golangci-lint, usually .golangci.yml).
 	Config string `yaml:"config"`
+	// NewFromRev reports only issues in code changed after this revision
+	// (golangci-lint --new-from-rev): how a repository adopts a linter
+	// without judging its existing code.
+	NewFromRev string `yaml:"new_from_rev"`
 }
 
 // Kind is the step kind.
@@ -35,6 +40,9 @@ var Kind = step.Kind{
 		c, err := checkstep.Decode[Config](in)
 		if err != nil {
 			return nil, err
+		}
+		if strings.HasPrefix(c.NewFromRev, "-") {
+			return nil, in.Errorf("new_from_rev", "new_from_rev: %q is not a revision", c.NewFromRev)
 		}
 		return &Step{cfg: c}, nil
 	},
@@ -55,7 +63,7 @@ func (s *Step) Run(ctx context.Context, env *step.Env) (*step.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := lint.Run(ctx, bin, filepath.Join(env.Dir, s.cfg.Dir), lint.Options{Packages: s.cfg.Packages, Config: s.cfg.Config, Env: env.Vars})
+	r, err := lint.Run(ctx, bin, filepath.Join(env.Dir, s.cfg.Dir), lint.Options{Packages: s.cfg.Packages, Config: s.cfg.Config, NewFromRev: s.cfg.NewFromRev, Env: env.Vars})
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +76,7 @@ func (s *Step) CacheKey(context.Context, *step.Env) (step.CacheKey, error) {
 	d := s.cfg.Dir
 	return step.CacheKey{
 		Files: []string{filepath.Join(d, "**/*.go"), filepath.Join(d, "go.mod"), filepath.Join(d, "go.sum"), filepath.Join(d, ".golangci.*")},
-		Extra: map[string]string{"golangci-lint": lint.Tool.Version},
+		Extra: map[string]string{"golangci-lint": lint.Tool.Version, "new_from_rev": s.cfg.NewFromRev},
 	}, nil
 }
 

@@ -1,0 +1,3 @@
+module example.com/measured
+
+go 1.22

@@ -47,7 +47,8 @@ need_root() {
 }
 
 # runc: the local runtime runs environments' instances under it (docs/runtime.md).
-apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc)
+# chromium runs the web UI's browser tests (e2e/ui, Playwright).
+apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc chromium)
 if [ "$example" = 1 ]; then
 	# The example pipeline's kinds: git (the run's commit and commitlint),
 	# gcc and libc6-dev (go-test with race: true), postgresql and

@@ -1,18 +1,17 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
@@ -119,6 +118,7 @@ func newRolloutHistoryCmd(g *options.Global) *cobra.Command {
 
 func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 	o := &options.RolloutStatus{}
+	remote := &options.Remote{}
 	cmd := &cobra.Command{
 		Use:   "status ENV",
 		Short: "Show the rollout: phase, step, revisions, URLs, conditions, analyses, monitors (--watch: follow it)",
@@ -131,10 +131,13 @@ func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.Watch {
-				return watchRollout(cmd, g, env)
+			if err := remote.Validate(); err != nil {
+				return usageErr(err)
 			}
-			st, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) (runtime.RolloutStatus, error) {
+			if o.Watch {
+				return watchRollout(cmd, g, remote, env)
+			}
+			st, err := callServeAt(cmd, g, remote, func(ctx context.Context, c *serve.Client) (runtime.RolloutStatus, error) {
 				return c.RolloutStatus(ctx, env)
 			})
 			if err != nil {
@@ -150,18 +153,19 @@ func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	remote.AddFlags(cmd.Flags())
 	return cmd
 }
 
 // watchRollout prints the rollout's changes until it is Healthy (exit 0)
 // or Degraded (exit 1, with the failure).
-func watchRollout(cmd *cobra.Command, g *options.Global, env string) error {
+func watchRollout(cmd *cobra.Command, g *options.Global, remote *options.Remote, env string) error {
 	out := cmd.OutOrStdout()
 	pr := bluegreen.NewProgress(out)
 	pr.Clean = terminalSafe
 	var last runtime.RolloutStatus
 	paused := -1
-	_, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) (struct{}, error) {
+	_, err := callServeAt(cmd, g, remote, func(ctx context.Context, c *serve.Client) (struct{}, error) {
 		return struct{}{}, c.Watch(ctx, env, func(st runtime.RolloutStatus) bool {
 			last = st
 			pr.Report(st)
@@ -269,15 +273,21 @@ func rolloutVerb(cmd *cobra.Command, g *options.Global, arg, verb string, auth *
 		return err
 	}
 	ctx := cmd.Context()
-	who, err := authorizeRollout(ctx, cmd, g, env, verb, auth)
-	if err != nil {
-		return err
+	var who string
+	if !auth.Remote.Enabled() {
+		// The server checks remote callers itself (as the token's user).
+		if who, err = authorizeRollout(ctx, cmd, g, env, verb, auth); err != nil {
+			return err
+		}
 	}
-	st, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) (runtime.RolloutStatus, error) {
+	st, err := callServeAt(cmd, g, &auth.Remote, func(ctx context.Context, c *serve.Client) (runtime.RolloutStatus, error) {
 		return call(ctx, c, env, who)
 	})
 	if err != nil {
 		return rolloutErr(err)
+	}
+	if who == "" {
+		who = cmp.Or(st.PromotedBy, st.AbortedBy, "the token's user")
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "%s: %s by %s: %s, step %s (revision %d → %d)\n", terminalSafe(env), verb, terminalSafe(who), st.Phase, st.Step, st.Stable, st.Desired)
@@ -354,47 +364,7 @@ func rolloutRoles(file, env string) ([]string, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("read the pipeline: %w", err)
 	}
-	// Only the stages' approvals and steps are read; `gantry validate`
-	// checks the rest.
-	var p struct {
-		Stages []struct {
-			Name     string `yaml:"name"`
-			Approval *struct {
-				Roles []string `yaml:"roles"`
-			} `yaml:"approval"`
-			Steps []struct {
-				Uses string    `yaml:"uses"`
-				With yaml.Node `yaml:"with"`
-			} `yaml:"steps"`
-		} `yaml:"stages"`
-	}
-	if err := yaml.Unmarshal(data, &p); err != nil {
-		return nil, "", fmt.Errorf("read the stages of %s: %w", file, err)
-	}
-	var roles, stages []string
-	for _, st := range p.Stages {
-		guards := false
-		for _, s := range st.Steps {
-			var with struct {
-				Environment string `yaml:"environment"`
-			}
-			if s.Uses != "blue-green" || s.With.Decode(&with) != nil || with.Environment != env {
-				continue
-			}
-			guards = true
-		}
-		if !guards || st.Approval == nil || len(st.Approval.Roles) == 0 {
-			continue
-		}
-		stages = append(stages, st.Name)
-		roles = append(roles, st.Approval.Roles...)
-	}
-	slices.Sort(roles)
-	roles = slices.Compact(roles)
-	if len(roles) == 0 {
-		return nil, "", nil
-	}
-	return roles, fmt.Sprintf("%s (stage %s)", file, strings.Join(stages, ", ")), nil
+	return engine.RolloutRoles(data, file, env)
 }
 
 // rolloutErr maps the rollout errors to exit codes: no rollout, or a

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
+	"github.com/gantry-ci/gantry/internal/runview"
+	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -57,14 +58,20 @@ func notFound(err error) error {
 
 func newRunsCmd(g *options.Global) *cobra.Command {
 	out := &options.Output{}
+	remote := &options.Remote{}
 	var pipeline, status string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List recorded runs, newest first",
-		Args:  cobra.NoArgs,
+		Long: `List recorded runs, newest first: those of the local state dir, or with
+--server URL those of a gantry server (the output is the same).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.Validate(); err != nil {
+				return usageErr(err)
+			}
+			if err := remote.Validate(); err != nil {
 				return usageErr(err)
 			}
 			if err := checkRunStatus(status); err != nil {
@@ -73,37 +80,58 @@ func newRunsCmd(g *options.Global) *cobra.Command {
 			if limit < 0 {
 				return usageErr(fmt.Errorf("--limit must be 0 (all) or more, not %d", limit))
 			}
-			a, err := openApp(cmd.Context(), g, cmd.ErrOrStderr())
+			views, err := listRuns(cmd, g, remote, store.ListOptions{Pipeline: pipeline, Status: store.Status(status), Limit: limit})
 			if err != nil {
 				return err
-			}
-			defer a.Close()
-			// Approvals past their deadline are rejected when looked at.
-			if _, err := a.store.ExpireApprovals(cmd.Context(), time.Now()); err != nil {
-				return err
-			}
-			runs, err := a.store.ListRuns(cmd.Context(), store.ListOptions{Pipeline: pipeline, Status: store.Status(status), Limit: limit})
-			if err != nil {
-				return err
-			}
-			views := make([]runView, len(runs))
-			for i, r := range runs {
-				views[i] = newRunView(r)
 			}
 			return printAs(cmd.OutOrStdout(), out.Format, views, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "ID\tPIPELINE\tSTATUS\tEVENT\tBRANCH\tCOMMIT\tSTARTED\tDURATION")
-				for _, r := range runs {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Pipeline, r.Status, r.Event,
-						dash(r.Branch), dash(shortSHA(r.SHA)), r.Started.Local().Format("2006-01-02 15:04:05"), runDuration(r))
+				for _, r := range views {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, terminalSafe(r.Pipeline), r.Status, terminalSafe(r.Event),
+						dash(terminalSafe(r.Branch)), dash(shortSHA(terminalSafe(r.SHA))), r.Started.Local().Format("2006-01-02 15:04:05"), viewDuration(r))
 				}
 			})
 		},
 	}
 	out.AddFlags(cmd.Flags())
+	remote.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "only runs of this pipeline")
 	cmd.Flags().StringVar(&status, "status", "", "only runs with this status")
 	cmd.Flags().IntVar(&limit, "limit", 20, "show at most this many runs (0 = all)")
 	return cmd
+}
+
+// listRuns reads the runs opt selects, from the server when remote is
+// enabled, else from the state dir.
+func listRuns(cmd *cobra.Command, g *options.Global, remote *options.Remote, opt store.ListOptions) ([]runView, error) {
+	ctx := cmd.Context()
+	if remote.Enabled() {
+		c, err := dialRemote(remote)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		runs, err := c.ListRuns(ctx, serve.RunFilter{Pipeline: opt.Pipeline, Status: string(opt.Status), Limit: opt.Limit})
+		return runs, remoteErr(err)
+	}
+	a, err := openApp(ctx, g, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	// Approvals past their deadline are rejected when looked at.
+	if _, err := a.store.ExpireApprovals(ctx, time.Now()); err != nil {
+		return nil, err
+	}
+	runs, err := a.store.ListRuns(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	views := make([]runView, len(runs))
+	for i, r := range runs {
+		views[i] = newRunView(r)
+	}
+	return views, nil
 }
 
 // runStatuses are the statuses a run can have, for `runs --status`.
@@ -126,105 +154,37 @@ func checkRunStatus(s string) error {
 	return fmt.Errorf("--status must be one of %s, not %q", strings.Join(names, ", "), s)
 }
 
-// runView is the JSON/YAML shape of a run.
-type runView struct {
-	ID       int64             `json:"id"`
-	Pipeline string            `json:"pipeline"`
-	Status   store.Status      `json:"status"`
-	Message  string            `json:"message,omitempty"`
-	Event    string            `json:"event"`
-	Branch   string            `json:"branch,omitempty"`
-	Base     string            `json:"base,omitempty"`
-	SHA      string            `json:"sha,omitempty"`
-	Dir      string            `json:"dir"`
-	Trigger  string            `json:"trigger,omitempty"`
-	Started  time.Time         `json:"started"`
-	Finished *time.Time        `json:"finished,omitempty"`
-	Duration float64           `json:"duration_seconds,omitempty"`
-	Params   map[string]string `json:"params,omitempty"`
-}
+// The views of runs are shared with the server's API (internal/runview),
+// so that the local commands and --server print the same thing.
+type (
+	runView      = runview.Run
+	stageView    = runview.Stage
+	stepJSON     = runview.Step
+	artifactJSON = runview.Artifact
+	showView     = runview.Show
+	approvalView = runview.Approval
+)
 
-func newRunView(r store.Run) runView {
-	v := runView{ID: r.ID, Pipeline: r.Pipeline, Status: r.Status, Message: r.Message, Event: r.Event,
-		Branch: r.Branch, Base: r.BaseRef, SHA: r.SHA, Dir: r.Dir, Trigger: r.Trigger, Started: r.Started, Params: r.Params}
-	if !r.Finished.IsZero() {
-		f := r.Finished
-		v.Finished = &f
-		v.Duration = r.Finished.Sub(r.Started).Seconds()
-	}
-	return v
-}
-
-type stageView struct {
-	Name       string       `json:"name"`
-	Status     store.Status `json:"status"`
-	Message    string       `json:"message,omitempty"`
-	Gate       string       `json:"gate,omitempty"`
-	GateResult *bool        `json:"gate_passed,omitempty"`
-	Duration   float64      `json:"duration_seconds,omitempty"`
-	Steps      []stepJSON   `json:"steps"`
-}
-
-type stepJSON struct {
-	Name       string         `json:"name"`
-	Kind       string         `json:"kind"`
-	Status     store.Status   `json:"status"`
-	Attempt    int            `json:"attempt,omitempty"`
-	Message    string         `json:"message,omitempty"`
-	Summary    string         `json:"summary,omitempty"`
-	CachedFrom int64          `json:"cached_from,omitempty"`
-	Duration   float64        `json:"duration_seconds,omitempty"`
-	Outputs    map[string]any `json:"outputs,omitempty"`
-	Artifacts  []artifactJSON `json:"artifacts,omitempty"`
-}
-
-type artifactJSON struct {
-	Stage     string `json:"stage,omitempty"`
-	Step      string `json:"step,omitempty"`
-	Name      string `json:"name"`
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
-	MediaType string `json:"media_type"`
-}
-
-type showView struct {
-	runView
-	Stages    []stageView    `json:"stages"`
-	Approvals []approvalView `json:"approvals,omitempty"`
-}
-
-// approvalView is one approval of a run: for a pending one, what its
-// decider is asked to approve now (the image digest, the stage
-// verdicts); for a decided one, what its decider was shown.
-type approvalView struct {
-	Stage     string                `json:"stage"`
-	Status    string                `json:"status"`
-	Roles     []string              `json:"roles,omitempty"`
-	Requested time.Time             `json:"requested"`
-	Deadline  *time.Time            `json:"deadline,omitempty"`
-	Actor     string                `json:"actor,omitempty"`
-	Comment   string                `json:"comment,omitempty"`
-	Decided   *time.Time            `json:"decided,omitempty"`
-	Digest    string                `json:"digest,omitempty"`
-	Evidence  []engine.StageVerdict `json:"evidence,omitempty"`
-}
+func newRunView(r store.Run) runView { return runview.NewRun(r) }
 
 func newShowCmd(g *options.Global) *cobra.Command {
 	out := &options.Output{}
+	remote := &options.Remote{}
 	cmd := &cobra.Command{
 		Use:   "show RUN",
 		Short: "Show a run: its stages, steps, gates, outputs and artifacts",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a run: its stages, steps, gates, outputs and artifacts, and its
+approvals with what the decider is asked to approve. With --server URL,
+a run of a gantry server (the output is the same).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.Validate(); err != nil {
 				return usageErr(err)
 			}
-			a, r, err := openRun(cmd, g, args[0])
-			if err != nil {
-				return err
+			if err := remote.Validate(); err != nil {
+				return usageErr(err)
 			}
-			defer a.Close()
-			v, err := loadShow(cmd, a, r)
+			v, err := showRun(cmd, g, remote, args[0])
 			if err != nil {
 				return err
 			}
@@ -234,87 +194,35 @@ func newShowCmd(g *options.Global) *cobra.Command {
 		},
 	}
 	out.AddFlags(cmd.Flags())
+	remote.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func loadShow(cmd *cobra.Command, a *app, r *store.Run) (*showView, error) {
-	ctx, id := cmd.Context(), r.ID
-	stages, err := a.store.Stages(ctx, id)
+// showRun reads run arg's view, from the server when remote is enabled.
+func showRun(cmd *cobra.Command, g *options.Global, remote *options.Remote, arg string) (*showView, error) {
+	if remote.Enabled() {
+		id, err := parseRunID(arg)
+		if err != nil {
+			return nil, err
+		}
+		c, err := dialRemote(remote)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		v, err := c.Run(cmd.Context(), id)
+		return v, remoteErr(err)
+	}
+	a, r, err := openRun(cmd, g, arg)
 	if err != nil {
 		return nil, err
 	}
-	steps, err := a.store.Steps(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	arts, err := a.store.Artifacts(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	v := &showView{runView: newRunView(*r)}
-	index := map[string]int{}
-	for _, st := range stages {
-		sv := stageView{Name: st.Name, Status: st.Status, Message: st.Message, Gate: st.Gate, GateResult: st.GateResult, Steps: []stepJSON{}}
-		if !st.Finished.IsZero() && !st.Started.IsZero() {
-			sv.Duration = st.Finished.Sub(st.Started).Seconds()
-		}
-		index[st.Name] = len(v.Stages)
-		v.Stages = append(v.Stages, sv)
-	}
-	for _, s := range steps {
-		i, ok := index[s.Stage]
-		if !ok {
-			index[s.Stage] = len(v.Stages)
-			i = len(v.Stages)
-			v.Stages = append(v.Stages, stageView{Name: s.Stage, Status: store.StatusPending, Steps: []stepJSON{}})
-		}
-		sj := stepJSON{Name: s.Name, Kind: s.Kind, Status: s.Status, Attempt: s.Attempt, Message: s.Message,
-			Summary: s.Summary, CachedFrom: s.CachedFrom, Outputs: s.Outputs}
-		if !s.Finished.IsZero() && !s.Started.IsZero() {
-			sj.Duration = s.Finished.Sub(s.Started).Seconds()
-		}
-		for _, art := range arts {
-			if art.Stage == s.Stage && art.Step == s.Name {
-				sj.Artifacts = append(sj.Artifacts, artifactJSON{Name: art.Name, Digest: art.Digest, Size: art.Size, MediaType: art.MediaType})
-			}
-		}
-		v.Stages[i].Steps = append(v.Stages[i].Steps, sj)
-	}
-	approvals, err := a.store.Approvals(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	for _, ap := range approvals {
-		av := approvalView{Stage: ap.Stage, Status: ap.Status, Roles: splitRoles(ap.RequestedRoles), Requested: ap.Requested,
-			Actor: ap.Actor, Comment: ap.Comment, Digest: ap.Digest}
-		if !ap.Deadline.IsZero() {
-			av.Deadline = &ap.Deadline
-		}
-		if !ap.Decided.IsZero() {
-			av.Decided = &ap.Decided
-		}
-		if ap.Status == store.ApprovalPending {
-			if av.Evidence, av.Digest, err = engine.DeciderView(ctx, a.store, id); err != nil {
-				return nil, err
-			}
-		} else if ap.Evidence != "" {
-			if err := json.Unmarshal([]byte(ap.Evidence), &av.Evidence); err != nil {
-				return nil, fmt.Errorf("run %d stage %s: the evidence stored with the approval: %w", id, ap.Stage, err)
-			}
-		}
-		v.Approvals = append(v.Approvals, av)
-	}
-	return v, nil
+	defer a.Close()
+	return loadShow(cmd, a, r)
 }
 
-func splitRoles(s string) []string {
-	var out []string
-	for _, r := range strings.Split(s, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			out = append(out, r)
-		}
-	}
-	return out
+func loadShow(cmd *cobra.Command, a *app, r *store.Run) (*showView, error) {
+	return runview.Load(cmd.Context(), a.store, r)
 }
 
 // writeApprovalBrief writes what an approver is asked to approve: the
@@ -410,11 +318,22 @@ func writeShowTable(tw *tabwriter.Writer, v *showView) {
 
 func newLogsCmd(g *options.Global) *cobra.Command {
 	var follow bool
+	remote := &options.Remote{}
 	cmd := &cobra.Command{
 		Use:   "logs RUN [STEP]",
 		Short: "Print a run's logs, or one step's (STEP as stage/step or a unique step name)",
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `Print a run's logs, or one step's (STEP as stage/step or a unique step
+name). With -f, keep printing new lines until the run ends or waits for
+an approval. With --server URL, the logs of a run of a gantry server,
+followed over Server-Sent Events (the output is the same).`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := remote.Validate(); err != nil {
+				return usageErr(err)
+			}
+			if remote.Enabled() {
+				return remoteLogs(cmd, remote, args, follow)
+			}
 			a, r, err := openRun(cmd, g, args[0])
 			if err != nil {
 				return err
@@ -432,7 +351,45 @@ func newLogsCmd(g *options.Global) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the run ends")
+	remote.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// remoteLogs prints the logs of a run of the server, as printLogs does.
+func remoteLogs(cmd *cobra.Command, remote *options.Remote, args []string, follow bool) error {
+	ctx := cmd.Context()
+	id, err := parseRunID(args[0])
+	if err != nil {
+		return err
+	}
+	c, err := dialRemote(remote)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stage, stepName := "", ""
+	if len(args) == 2 {
+		v, err := c.Run(ctx, id)
+		if err != nil {
+			return remoteErr(err)
+		}
+		if stage, stepName, err = remoteStep(v, args[1]); err != nil {
+			return err
+		}
+	}
+	w, prefix := cmd.OutOrStdout(), stage == ""
+	if follow {
+		_, err := c.FollowLogs(ctx, id, stage, stepName, func(l runview.LogLine) { writeLogLine(w, l.Line(), prefix) })
+		return remoteErr(err)
+	}
+	lines, err := c.RunLogs(ctx, id, stage, stepName)
+	if err != nil {
+		return remoteErr(err)
+	}
+	for _, l := range lines {
+		writeLogLine(w, l.Line(), prefix)
+	}
+	return nil
 }
 
 func findStep(cmd *cobra.Command, a *app, id int64, arg string) (string, string, error) {
@@ -440,6 +397,11 @@ func findStep(cmd *cobra.Command, a *app, id int64, arg string) (string, string,
 	if err != nil {
 		return "", "", err
 	}
+	return matchStep(steps, id, arg)
+}
+
+// matchStep finds STEP (stage/step or a unique step name) among steps.
+func matchStep(steps []store.Step, id int64, arg string) (string, string, error) {
 	if stage, name, ok := strings.Cut(arg, "/"); ok {
 		for _, s := range steps {
 			if s.Stage == stage && s.Name == name {
@@ -636,8 +598,9 @@ func shortDigest(d string) string {
 	return d
 }
 
-func runDuration(r store.Run) string {
-	if r.Finished.IsZero() {
+// viewDuration is the duration column of a run.
+func viewDuration(r runView) string {
+	if r.Finished == nil {
 		if r.Status == store.StatusRunning {
 			return fmtDur(time.Since(r.Started)) + "…"
 		}

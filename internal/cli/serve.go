@@ -21,8 +21,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-ci/gantry/internal/admission"
+	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/auth"
 	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/envctl"
 	"github.com/gantry-ci/gantry/internal/monitor"
 	"github.com/gantry-ci/gantry/internal/promenv"
@@ -295,6 +297,21 @@ func sameFiles(a, b []runtime.File) bool {
 	return slices.EqualFunc(a, b, func(x, y runtime.File) bool { return x.Name == y.Name && bytes.Equal(x.Data, y.Data) })
 }
 
+// serveRuns is the run history the API serves: the state dir's store
+// and artifacts, an engine that decides approvals, and the queue that
+// resumes approved runs.
+func serveRuns(stateDir string, st *store.Store, q serve.Queue, logger *slog.Logger) (*serve.Runs, error) {
+	arts, err := artifact.New(filepath.Join(stateDir, "artifacts"))
+	if err != nil {
+		return nil, fmt.Errorf("open the artifact store: %w", err)
+	}
+	eng, err := engine.New(st, arts, stateDir, engine.WithLogger(logger), engine.WithVersion(version()))
+	if err != nil {
+		return nil, err
+	}
+	return &serve.Runs{Store: st, Artifacts: arts, StateDir: stateDir, Decider: eng, Queue: q}, nil
+}
+
 func newServeCmd(g *options.Global) *cobra.Command {
 	lo := &options.ServeListen{}
 	oo := &options.OIDC{}
@@ -370,6 +387,13 @@ to --workers at once, each a child gantry run in its own workspace.`,
 				}
 				cfg.RunQueue, cfg.Webhooks = sq.api, sq.webhooks
 				cfg.Background = sq.run
+				// The run history's API decides approvals and resumes
+				// approved runs on the queue.
+				if cfg.Runs, err = serveRuns(stateDir, dl.store, sq.q, logger); err != nil {
+					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					defer cancel()
+					return failed(errors.Join(err, d.Close(cctx)))
+				}
 			}
 			// The environment controller runs the blue/green rollouts
 			// too (a deployer without them answers 501).

@@ -56,6 +56,8 @@ type API struct {
 	roller runtime.Roller
 	// runQueue serves the run queue's endpoints (SetRunQueue).
 	runQueue http.Handler
+	// runs serves the run history; nil answers 501 (SetRuns).
+	runs     *Runs
 	health   func() Health
 	shutdown func()
 	// stopping ends when the server stops; following log streams end
@@ -84,28 +86,7 @@ func (a *API) SetRunQueue(h http.Handler) { a.runQueue = h }
 
 // Handler routes the versioned API paths.
 func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/health", a.getHealth)
-	mux.HandleFunc("POST /api/v1/shutdown", a.postShutdown)
-	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
-	mux.HandleFunc("GET /api/v1/environments/{env}", a.getEnvironment)
-	mux.HandleFunc("POST /api/v1/environments/{env}/deploy", a.postDeploy)
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.postRollback)
-	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.getHistory)
-	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.getLogs)
-	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(auth.ActionRollout, a.postRollout))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(auth.ActionRead, a.getRollout))
-	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(auth.ActionRead, a.getRolloutWatch))
-	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.withRoller(auth.ActionRollout, a.postPromote))
-	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.withRoller(auth.ActionRollout, a.postAbort))
-	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.withRoller(auth.ActionRollout, a.postRetry))
-	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.withRoller(auth.ActionRollout, a.postUndo))
-	if a.runQueue != nil {
-		mux.Handle("POST /api/v1/runs", a.runQueue)
-		mux.Handle("POST /api/v1/runs/{id}/cancel", a.runQueue)
-		mux.Handle("GET /api/v1/queue/{id}", a.runQueue)
-		mux.Handle("POST /api/v1/queue/{id}/retry", a.runQueue)
-	}
+	mux := a.mux()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// No route: keep the mux's 404 or 405 (and its Allow
@@ -121,6 +102,34 @@ func (a *API) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// mux registers every route of the API.
+func (a *API) mux() *router {
+	mux := newRouter()
+	mux.HandleFunc("GET /api/v1/health", a.getHealth)
+	mux.HandleFunc("POST /api/v1/shutdown", a.postShutdown)
+	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
+	mux.HandleFunc("GET /api/v1/environments/{env}", a.getEnvironment)
+	mux.HandleFunc("POST /api/v1/environments/{env}/deploy", a.postDeploy)
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", a.postRollback)
+	mux.HandleFunc("GET /api/v1/environments/{env}/revisions", a.getHistory)
+	mux.HandleFunc("GET /api/v1/environments/{env}/logs", a.getLogs)
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollout", a.withRoller(auth.ActionRollout, a.postRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout", a.withRoller(auth.ActionRead, a.getRollout))
+	mux.HandleFunc("GET /api/v1/environments/{env}/rollout/watch", a.withRoller(auth.ActionRead, a.getRolloutWatch))
+	mux.HandleFunc("POST /api/v1/environments/{env}/promote", a.rolloutVerb("promote", a.withRoller(auth.ActionRollout, a.postPromote)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/abort", a.rolloutVerb("abort", a.withRoller(auth.ActionRollout, a.postAbort)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/retry", a.rolloutVerb("retry", a.withRoller(auth.ActionRollout, a.postRetry)))
+	mux.HandleFunc("POST /api/v1/environments/{env}/undo", a.rolloutVerb("undo", a.withRoller(auth.ActionRollout, a.postUndo)))
+	if a.runQueue != nil {
+		mux.Handle("POST /api/v1/runs", a.runQueue)
+		mux.Handle("POST /api/v1/runs/{id}/cancel", a.runQueue)
+		mux.Handle("GET /api/v1/queue/{id}", a.runQueue)
+		mux.Handle("POST /api/v1/queue/{id}/retry", a.runQueue)
+	}
+	a.mountRuns(mux)
+	return mux
 }
 
 // statusOnly keeps the status and headers a handler sets, dropping its

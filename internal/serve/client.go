@@ -22,13 +22,19 @@ import (
 type Client struct {
 	stateDir string
 	hc       *http.Client
+	// base is the URL prefix of the API: socketBase over the socket,
+	// the server's URL + /api/v1 for a remote server (NewRemote).
+	base string
+	// remote is the server's URL when the client talks to one over
+	// HTTP(S) rather than to the socket of stateDir.
+	remote string
 }
 
 var _ runtime.Deployer = (*Client)(nil)
 
-// base is the URL prefix of the API; the host is a placeholder, the
-// transport dials the socket.
-const base = "http://gantry/api/v1"
+// socketBase is the URL prefix of the API over the socket; the host is
+// a placeholder, the transport dials the socket.
+const socketBase = "http://gantry/api/v1"
 
 func newClient(stateDir string) *Client {
 	sock := SocketPath(stateDir)
@@ -40,7 +46,7 @@ func newClient(stateDir string) *Client {
 		MaxIdleConns:    4,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{stateDir: stateDir, hc: &http.Client{Transport: tr}}
+	return &Client{stateDir: stateDir, hc: &http.Client{Transport: tr}, base: socketBase}
 }
 
 // dialTimeout bounds Dial's health check.
@@ -132,7 +138,7 @@ func (c *Client) Logs(ctx context.Context, environment string, follow bool, w io
 	if err := ValidEnvironment(environment); err != nil {
 		return err
 	}
-	u := base + envPath(environment, "logs") + "?follow=" + strconv.FormatBool(follow)
+	u := c.base + envPath(environment, "logs") + "?follow=" + strconv.FormatBool(follow)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -181,7 +187,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
@@ -209,6 +215,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // transportErr says that no server listens when the socket is missing or
 // refuses connections.
 func (c *Client) transportErr(ctx context.Context, doing string, err error) error {
+	if c.remote != "" {
+		return fmt.Errorf("gantry server %s: %s: %w", c.remote, doing, err)
+	}
 	if ctx.Err() == nil && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
 		return fmt.Errorf("%w for %s", ErrNotRunning, c.stateDir)
 	}

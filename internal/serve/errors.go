@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gantry-ci/gantry/internal/auth"
+	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/store"
 )
@@ -106,7 +107,12 @@ func (e *APIError) Unwrap() []error {
 	case CodeForbidden:
 		errs = append(errs, ErrForbidden)
 	case CodeUnauthenticated:
-		errs = append(errs, auth.ErrUnauthenticated)
+		// Exit 77 in the CLI, like a refusal.
+		errs = append(errs, auth.ErrUnauthenticated, ErrForbidden)
+	case CodeNotApprover:
+		errs = append(errs, ErrForbidden, engine.ErrForbidden)
+	case CodeNoPendingApproval:
+		errs = append(errs, engine.ErrNoPendingApproval)
 	}
 	return errs
 }

@@ -219,7 +219,7 @@ func (c *Client) Watch(ctx context.Context, environment string, f func(runtime.R
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+envPath(environment, "rollout/watch"), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+envPath(environment, "rollout/watch"), nil)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	// Roller runs the environments' blue/green rollouts (usually the
 	// same controller); nil: the rollout endpoints answer 501.
 	Roller runtime.Roller
+	// Runs serves the run history under /api/v1/runs; nil: those
+	// endpoints answer 501.
+	Runs *Runs
 	// Version is reported by the health endpoint.
 	Version string
 	// RunQueue serves the run queue's endpoints under the API (POST
@@ -185,6 +188,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	api := NewAPI(cfg.Deployer, health, shutdown, stopping, logger)
 	api.SetRoller(cfg.Roller)
+	if cfg.Runs != nil {
+		api.SetRuns(*cfg.Runs)
+	}
 	api.SetRunQueue(cfg.RunQueue)
 	srv := &http.Server{
 		Handler:           RequireUser(os.Getuid(), logger, socketIdentity(api.Handler())),

@@ -157,6 +157,7 @@ func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, 
 			return nil, cursor, fmt.Errorf("%s: %w", what, err)
 		}
 		l.Time = fromNanos(t)
+		l.Cursor = next
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {

@@ -60,4 +60,12 @@ func testLogsAfter(t *testing.T, be *backend) {
 	if got, want := len(lines), 3; got != want || lines[2].Seq != 3 || lines[2].Stage != "a" {
 		t.Errorf("one step's lines: got %d (%+v), want %d ending with seq 3", got, lines, want)
 	}
+	// Each line's cursor resumes right after it.
+	rest, _, err := s.LogsAfter(ctx, r.ID, "a", "x", lines[0].Cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(rest), 2; got != want || rest[0].Text != "a/x 1" {
+		t.Errorf("after the first line's cursor: got %d lines (%+v), want %d starting with a/x 1", got, rest, want)
+	}
 }

@@ -158,6 +158,18 @@ func (s *Store) ListRuns(ctx context.Context, opt ListOptions) ([]Run, error) {
 		where = append(where, "status = ?")
 		args = append(args, string(opt.Status))
 	}
+	if opt.Branch != "" {
+		where = append(where, "branch = ?")
+		args = append(args, opt.Branch)
+	}
+	if !opt.Since.IsZero() {
+		where = append(where, "started >= ?")
+		args = append(args, toNanos(opt.Since))
+	}
+	if opt.Before > 0 {
+		where = append(where, "id < ?")
+		args = append(args, opt.Before)
+	}
 	q := `SELECT ` + runColumns + ` FROM runs`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

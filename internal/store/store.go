@@ -157,6 +157,9 @@ type LogLine struct {
 	Text   string
 	// Stage and Step are set by Logs.
 	Stage, Step string
+	// Cursor is set by LogsAfter: passed back to it, it returns the
+	// lines appended after this one.
+	Cursor int64
 }
 
 // Artifact records a blob of the artifact store produced by a step.
@@ -209,6 +212,13 @@ type ListOptions struct {
 	Pipeline string
 	Status   Status
 	Limit    int // 0: all
+	// Branch keeps the runs of one branch.
+	Branch string
+	// Since keeps the runs started at or after it (zero: all).
+	Since time.Time
+	// Before keeps the runs with a smaller ID (0: all): the cursor of
+	// a paginated list, newest first.
+	Before int64
 }
 
 // ErrNotFound is returned (wrapped, naming what was looked up) when a run,

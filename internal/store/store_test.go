@@ -100,8 +100,9 @@ func TestListRuns(t *testing.T) { eachBackend(t, testListRuns) }
 func testListRuns(t *testing.T, be *backend) {
 	ctx := context.Background()
 	s := be.open(t, t.TempDir())
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i, p := range []string{"a", "b", "a", "a"} {
-		r := &Run{Pipeline: p}
+		r := &Run{Pipeline: p, Branch: []string{"main", "dev"}[i/2], Started: base.Add(time.Duration(i) * time.Hour)}
 		if err := s.CreateRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -122,6 +123,10 @@ func testListRuns(t *testing.T, be *backend) {
 		{"both", ListOptions{Pipeline: "a", Status: StatusRunning}, []int64{4}},
 		{"limit", ListOptions{Limit: 2}, []int64{4, 3}},
 		{"none", ListOptions{Pipeline: "zzz"}, nil},
+		{"branch", ListOptions{Branch: "main"}, []int64{2, 1}},
+		{"since", ListOptions{Since: base.Add(2 * time.Hour)}, []int64{4, 3}},
+		{"before", ListOptions{Before: 3, Limit: 1}, []int64{2}},
+		{"branch and before", ListOptions{Branch: "dev", Before: 4}, []int64{3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,18 +17,28 @@ type RolloutAuth struct {
 	// Roles name the roles allowed when no stage of the pipeline guards
 	// the environment.
 	Roles []string
+	// Remote takes the verb on a gantry server, which checks the roles
+	// itself.
+	Remote Remote
 }
 
 // AddFlags registers --dir and --role.
 func (o *RolloutAuth) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Dir, "dir", ".", "the repository: its .gantry/pipeline.yaml names the roles, its .gantry/approvers.yaml who holds them")
 	fs.StringSliceVar(&o.Roles, "role", nil, "the roles allowed, when no stage of the pipeline with a blue-green step on ENV has approval: roles")
+	o.Remote.AddFlags(fs)
 }
 
 var roleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Validate checks role names.
 func (o *RolloutAuth) Validate() error {
+	if err := o.Remote.Validate(); err != nil {
+		return err
+	}
+	if o.Remote.Enabled() && len(o.Roles) > 0 {
+		return errors.New("--role does not go with --server: the server reads the roles from the pipeline of the run that deployed the environment")
+	}
 	for _, r := range o.Roles {
 		if !roleName.MatchString(r) {
 			return fmt.Errorf("--role %q: want letters, digits, '.', '_' or '-'", r)

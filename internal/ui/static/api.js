@@ -41,7 +41,11 @@ async function call(method, path, body) {
   }
   if (!resp.ok) {
     const e = (data && data.error) || {};
-    if (resp.status === 401) window.dispatchEvent(new CustomEvent("gantry:unauthenticated"));
+    // A session that ended sends the page to the login; the login's own
+    // endpoints answer 401 as part of logging in.
+    if (resp.status === 401 && !path.startsWith("/auth/") && path !== "/login") {
+      window.dispatchEvent(new CustomEvent("gantry:unauthenticated"));
+    }
     throw new APIError(resp.status, e.code || String(resp.status), e.message || resp.statusText || "request failed");
   }
   return data;

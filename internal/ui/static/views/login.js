@@ -15,7 +15,8 @@ export async function loginView(main, _m, params) {
         const next = params.get("next") || "/runs";
         // Only paths of this site: a crafted link must not send the
         // user elsewhere after logging in.
-        navigate(next.startsWith("/") && !next.startsWith("//") ? next : "/runs", true);
+        const safe = next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/login");
+        navigate(safe ? next : "/runs", true);
       } catch (e) {
         err.textContent = e.message;
         password.value = "";

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,6 +147,10 @@ func TestUI(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := e.cmd(ctx, "serve", "--listen", addr, "--repo", origin, "--webhook-secret-file", secretFile,
 		"--allow-local-repos", "--workers", "2")
+	// Stopped as a user stops it, so that it stops the environments'
+	// instances it started.
+	srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }
+	srv.WaitDelay = time.Minute
 	var srvLog bytes.Buffer
 	srv.Stdout, srv.Stderr = &srvLog, &srvLog
 	if err := srv.Start(); err != nil {

@@ -74,8 +74,9 @@ func TCPHandler(a *auth.Service, api http.Handler, webhooks http.Handler) http.H
 		})
 	}
 	login := a.Handler()
-	mux.Handle("/login", login)
-	mux.Handle("/logout", login)
+	// GET /login is the web UI's login page; the endpoints take POST.
+	mux.Handle("POST /login", login)
+	mux.Handle("POST /logout", login)
 	mux.Handle("/auth/", login)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrorBody(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))

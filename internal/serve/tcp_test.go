@@ -297,8 +297,10 @@ func TestTCPRoutes(t *testing.T) {
 	}
 	// A page's own path is the web UI, to anyone: the page asks for a
 	// login before it reads anything.
-	if got, body := ts.do(t, "GET", "/runs/1", "", ""); got != http.StatusOK || !strings.Contains(body, `<main id="main"`) {
-		t.Errorf("a UI page: status %d, want 200 and the UI's index", got)
+	for _, page := range []string{"/runs/1", "/login"} {
+		if got, body := ts.do(t, "GET", page, "", ""); got != http.StatusOK || !strings.Contains(body, `<main id="main"`) {
+			t.Errorf("GET %s: status %d, want 200 and the UI's index", page, got)
+		}
 	}
 	if got, _ := ts.do(t, "POST", "/login", "", `{"user":"u-viewer","password":"nope"}`); got != http.StatusUnauthorized {
 		t.Errorf("wrong login: status %d, want 401", got)

@@ -48,7 +48,8 @@ need_root() {
 
 # runc: the local runtime runs environments' instances under it (docs/runtime.md).
 # etcd-server: the etcd of the Kubernetes test bed (scripts/testbed, internal/kubetest).
-apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc etcd-server)
+# chromium runs the web UI's browser tests (e2e/ui, Playwright).
+apt_packages=(git ca-certificates tzdata curl python3 gcc libc6-dev postgresql redis-server prometheus runc etcd-server chromium)
 if [ "$example" = 1 ]; then
 	# The example pipeline's kinds: git (the run's commit and commitlint),
 	# gcc and libc6-dev (go-test with race: true), postgresql and

@@ -206,6 +206,11 @@ func TestWebRunPhases(t *testing.T) {
 			if m.Count != tt.count {
 				t.Errorf("count = %d, want %d", m.Count, tt.count)
 			}
+			// The conditions travel with the result, for readers that
+			// draw each measurement against its threshold.
+			if tt.name == "inconclusive" && (m.SuccessCondition != "result < 0.1" || m.FailureCondition != "result > 0.3") {
+				t.Errorf("conditions = %q, %q; want the template's", m.SuccessCondition, m.FailureCondition)
+			}
 			if tt.want == PhaseError && len(m.Measurements) != 3 {
 				t.Errorf("measurements = %d, want 3 (errors past the limit of 2)", len(m.Measurements))
 			}

@@ -62,6 +62,11 @@ type MetricResult struct {
 	Error            int           `json:"error"`
 	ConsecutiveError int           `json:"consecutiveError"`
 	Measurements     []Measurement `json:"measurements"`
+	// SuccessCondition and FailureCondition are the metric's conditions
+	// as the template states them, so that a reader can set each
+	// measurement against its threshold.
+	SuccessCondition string `json:"successCondition,omitempty"`
+	FailureCondition string `json:"failureCondition,omitempty"`
 }
 
 // Run is the outcome of an analysis run (Argo's AnalysisRun status).
@@ -355,6 +360,7 @@ func Execute(ctx context.Context, t *Template, opts Options) (*Run, error) {
 	for i, c := range p.metrics {
 		res := &run.Metrics[i]
 		res.Name, res.DryRun, res.Phase = c.m.Name, c.dryRun, PhaseRunning
+		res.SuccessCondition, res.FailureCondition = c.m.SuccessCondition, c.m.FailureCondition
 		wg.Go(func() {
 			phase := measureLoop(ctx, c, res, &mu, p.masker, opts)
 			mu.Lock()

@@ -162,6 +162,10 @@ func newOIDCHarness(t testing.TB, mod func(*OIDCConfig)) (*harness, *testIssuer)
 // callback's answer.
 func (h *harness) oidcLogin(cookieState func(string) string) *http.Response {
 	h.t.Helper()
+	var m Methods
+	if err := json.NewDecoder(h.do("GET", "/auth/methods", "", "", nil).Body).Decode(&m); err != nil || !m.OIDC {
+		h.t.Fatalf("GET /auth/methods = %+v, %v; want OIDC offered", m, err)
+	}
 	start := h.do("GET", "/auth/oidc/login", "", "", nil)
 	if start.StatusCode != http.StatusFound {
 		h.t.Fatalf("start: status %d, want 302", start.StatusCode)

@@ -377,6 +377,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /login", s.postLogin)
 	mux.HandleFunc("POST /logout", s.postLogout)
 	mux.HandleFunc("GET /auth/session", s.getSession)
+	mux.HandleFunc("GET /auth/methods", s.getMethods)
 	mux.HandleFunc("GET /auth/oidc/login", s.oidcStart)
 	mux.HandleFunc("GET /auth/oidc/callback", s.oidcCallback)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -567,6 +568,17 @@ func (s *Service) postLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	clearSessionCookie(w)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// Methods is what GET /auth/methods answers: the ways to log in, for
+// the login page.
+type Methods struct {
+	Password bool `json:"password"`
+	OIDC     bool `json:"oidc"`
+}
+
+func (s *Service) getMethods(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, Methods{Password: true, OIDC: s.oidc != nil})
 }
 
 func (s *Service) getSession(w http.ResponseWriter, r *http.Request) {

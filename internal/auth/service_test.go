@@ -245,6 +245,12 @@ func TestCSRF(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || got.CSRFToken != info.CSRFToken || got.User != "ann" {
 		t.Errorf("GET /auth/session = %+v, %v; want ann with the login's CSRF token", got, err)
 	}
+	// The login page learns which ways to log in there are.
+	resp = h.do("GET", "/auth/methods", "", "", nil)
+	var m Methods
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || !m.Password || m.OIDC {
+		t.Errorf("GET /auth/methods = %+v, %v; want password only (no OIDC configured)", m, err)
+	}
 	// A cross-origin login is refused too (login CSRF).
 	resp = h.do("POST", "/login", "application/x-www-form-urlencoded", url.Values{"user": {"ann"}, "password": {annPW}}.Encode(),
 		map[string]string{"Origin": "https://evil.example"})

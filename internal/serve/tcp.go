@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/auth"
+	"github.com/gantry-ci/gantry/internal/ui"
 )
 
 // ErrCleartextListen is a TCP listen address off the loopback interface
@@ -73,12 +74,15 @@ func TCPHandler(a *auth.Service, api http.Handler, webhooks http.Handler) http.H
 		})
 	}
 	login := a.Handler()
-	mux.Handle("/login", login)
-	mux.Handle("/logout", login)
+	// GET /login is the web UI's login page; the endpoints take POST.
+	mux.Handle("POST /login", login)
+	mux.Handle("POST /logout", login)
 	mux.Handle("/auth/", login)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrorBody(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
+	// Everything else is the web UI: its files, and its pages' own paths.
+	mux.Handle("/", ui.Handler())
 	return a.Audit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > tcpMaxBodyBytes {
 			writeErrorBody(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", tcpMaxBodyBytes))

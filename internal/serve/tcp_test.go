@@ -289,8 +289,18 @@ func TestTCPRoutes(t *testing.T) {
 	if !strings.Contains(ts.hooks.String(), "zen") {
 		t.Error("the webhook handler got no body")
 	}
-	if got, _ := ts.do(t, "GET", "/nowhere", "", ""); got != http.StatusNotFound {
-		t.Errorf("unknown path: status %d, want 404", got)
+	if got, _ := ts.do(t, "GET", "/api/nowhere", "", ""); got != http.StatusNotFound {
+		t.Errorf("unknown API path: status %d, want 404", got)
+	}
+	if got, _ := ts.do(t, "GET", "/nowhere.js", "", ""); got != http.StatusNotFound {
+		t.Errorf("unknown file: status %d, want 404", got)
+	}
+	// A page's own path is the web UI, to anyone: the page asks for a
+	// login before it reads anything.
+	for _, page := range []string{"/runs/1", "/login"} {
+		if got, body := ts.do(t, "GET", page, "", ""); got != http.StatusOK || !strings.Contains(body, `<main id="main"`) {
+			t.Errorf("GET %s: status %d, want 200 and the UI's index", page, got)
+		}
 	}
 	if got, _ := ts.do(t, "POST", "/login", "", `{"user":"u-viewer","password":"nope"}`); got != http.StatusUnauthorized {
 		t.Errorf("wrong login: status %d, want 401", got)

@@ -18,6 +18,7 @@ var servedElsewhere = []string{
 	"GET /api/v1/queue/{id}",
 	"POST /api/v1/queue/{id}/retry",
 	"GET /auth/session",
+	"GET /auth/methods",
 	"GET /auth/oidc/login",
 	"GET /auth/oidc/callback",
 	"POST /webhooks/{provider}",

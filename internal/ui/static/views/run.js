@@ -21,11 +21,11 @@ export async function runView(main, [id], params) {
 
   async function load() {
     run = await get("/api/v1/runs/" + id);
+    if (!selected) selected = firstInteresting(run);
     renderHead();
     renderGraph();
     renderApprovals();
     renderArtifacts();
-    if (!selected) selected = firstInteresting(run);
     if (selected) openLog(selected);
   }
 

@@ -45,6 +45,10 @@ test("a failed step's log opens and can be searched", async ({ page }) => {
   await page.locator("#log-search").fill(f.logText);
   await expect(page.locator("#log .line.hit").first()).toBeVisible();
   await expect(page.locator("#log-state")).toContainText("matching lines");
+  // What the run's steps reported: its go-test step's results and coverage.
+  const tests = page.locator('#reports [data-report="tests"]');
+  await expect(tests).toContainText("1 test, 0 failed");
+  await expect(page.locator('#reports [data-report="coverage"]')).toContainText("%");
 });
 
 test("a viewer cannot approve: no button, and the API refuses", async ({ page }) => {

@@ -12,12 +12,14 @@ export async function runView(main, [id], params) {
   const approvals = h("div", { id: "approvals" });
   const logPanel = h("div", { id: "log-panel" });
   const artifacts = h("div", { id: "artifacts" });
-  main.append(h("h1", {}, "Run #" + id), head, approvals, graph, logPanel, artifacts);
+  const reports = h("div", { id: "reports" });
+  main.append(h("h1", {}, "Run #" + id), head, approvals, graph, reports, logPanel, artifacts);
 
   let run = null;
   let selected = params.get("stage") && params.get("step") ? { stage: params.get("stage"), step: params.get("step") } : null;
   let closeLog = null;
   let logKey = "";
+  let reportsFor = "";
 
   async function load() {
     run = await get("/api/v1/runs/" + id);
@@ -26,6 +28,11 @@ export async function runView(main, [id], params) {
     renderGraph();
     renderApprovals();
     renderArtifacts();
+    // The reports are read again only when the run's status changes.
+    if (run.status !== reportsFor) {
+      reportsFor = run.status;
+      renderReports(reports, id).catch((e) => reports.replaceChildren(h("p", { class: "error" }, "reports: " + e.message)));
+    }
     if (selected) openLog(selected);
   }
 
@@ -208,4 +215,58 @@ function firstInteresting(run) {
     for (const st of run.stages) for (const sp of st.steps) if (sp.status === want) return { stage: st.name, step: sp.name };
   }
   return null;
+}
+
+// renderReports shows what the run's steps reported: test results,
+// coverage, vulnerability findings with their exceptions, SBOM components
+// and licences, and SARIF findings; each section only when there is
+// something in it.
+async function renderReports(el, id) {
+  const base = "/api/v1/runs/" + id + "/";
+  const [tests, coverage, vulns, sbom, sarif] = await Promise.all(
+    ["tests", "coverage", "vulnerabilities", "sbom", "sarif"].map((r) => get(base + r).then((p) => p.items)));
+  const sections = [];
+  if (tests.length) {
+    const failed = tests.flatMap((t) => t.failed || []);
+    const n = tests.map((t) => t.tests).reduce((a, b) => a + b, 0);
+    sections.push(section("tests", "Tests", n + (n === 1 ? " test, " : " tests, ") + failed.length + " failed",
+      table(["Step", "Tests", "Failures", "Errors", "Skipped", "Time"], tests.map((t) =>
+        [t.stage + " / " + t.step, t.tests, t.failures, t.errors, t.skipped, duration(t.time_seconds)])),
+      failed.length ? table(["Suite", "Test", "Message"], failed.map((f) => [f.suite, f.name, f.message || ""])) : null, failed.length > 0));
+  }
+  if (coverage.length) {
+    sections.push(section("coverage", "Coverage", coverage.map((c) => c.coverage.toFixed(1) + " %").join(", "),
+      table(["Step", "Coverage"], coverage.map((c) => [c.stage + " / " + c.step, c.coverage.toFixed(1) + " %"]))));
+  }
+  if (vulns.length) {
+    const failing = vulns.filter((v) => v.finding.fails).length;
+    sections.push(section("vulnerabilities", "Vulnerabilities", vulns.length + " findings, " + failing + " failing the gate",
+      table(["Finding", "Package", "Severity", "Fixed in", "Verdict", "Exception"], vulns.map((v) => {
+        const f = v.finding;
+        const ex = f.exception;
+        return [f.id, f.package + " " + f.version, f.severity.level + (f.severity.score ? " " + f.severity.score : ""), f.fixed || "",
+          status(f.fails ? "failed" : f.status || "passed"),
+          ex ? ex.owner + ", until " + ex.expires + ": " + ex.justification : ""];
+      })), null, failing > 0));
+  }
+  if (sbom.length) {
+    const licences = new Set(sbom.flatMap((c) => c.licenses));
+    sections.push(section("sbom", "SBOM", sbom.length + " components, " + licences.size + " licences",
+      table(["Component", "Version", "Type", "Licences"], sbom.map((c) => [c.name, c.version || "", c.type, c.licenses.join(", ")]))));
+  }
+  if (sarif.length) {
+    sections.push(section("sarif", "Findings (SARIF)", sarif.length + " results",
+      table(["Tool", "Rule", "Level", "Where", "Message"], sarif.map((r) => [r.tool, r.rule, r.level, r.file ? r.file + (r.line ? ":" + r.line : "") : "", r.message]))));
+  }
+  el.replaceChildren(...(sections.length ? [h("h2", {}, "Reports"), ...sections] : []));
+}
+
+function section(key, title, summary, body, extra, open) {
+  return h("details", { class: "card report", "data-report": key, open: !!open },
+    h("summary", {}, h("strong", {}, title), " ", h("span", { class: "muted" }, summary)), body, extra);
+}
+
+function table(cols, rows) {
+  return h("table", {}, h("thead", {}, h("tr", {}, cols.map((c) => h("th", {}, c)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
 }

@@ -341,6 +341,10 @@ func checkAbortedToBlue(t *testing.T, e *env, l *activeLoad, blueRev int, blueDi
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Requests the proxy sent to green before the switch finish there
+	// (the switch drains, it does not cut them off), each up to the
+	// injected 600 ms late: count from once they have all come back.
+	time.Sleep(2 * time.Second)
 	before := l.faulty.Load()
 	for n := l.ok.Load(); l.ok.Load() < n+100; {
 		time.Sleep(20 * time.Millisecond)

@@ -24,7 +24,17 @@ import (
 // failure.
 func deployRepo(t *testing.T, e *env) {
 	t.Helper()
-	src := filepath.Join("testdata", "deploysvc")
+	copyTestdata(t, e, "deploysvc")
+	t.Cleanup(func() { e.gantry("serve", "stop") })
+}
+
+// copyTestdata writes testdata/NAME into the test's repository: its
+// pipeline.yaml as .gantry/pipeline.yaml for this machine's platform,
+// every other file but main.go.tmpl (the caller writes main.go from it)
+// as it is.
+func copyTestdata(t *testing.T, e *env, name string) {
+	t.Helper()
+	src := filepath.Join("testdata", name)
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -47,7 +57,6 @@ func deployRepo(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.gantry("serve", "stop") })
 }
 
 // version writes the service's main.go for a version: whether it ever

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -220,29 +219,7 @@ func TestUI(t *testing.T) {
 // v and commits it on main.
 func uiRepo(t *testing.T, e *env, v string) {
 	t.Helper()
-	src := filepath.Join("testdata", "uisvc")
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		switch rel {
-		case "main.go.tmpl":
-			return nil
-		case "pipeline.yaml":
-			rel = filepath.Join(".gantry", "pipeline.yaml")
-			b = []byte(strings.ReplaceAll(string(b), "PLATFORM", "linux/"+goruntime.GOARCH))
-		}
-		e.write(rel, string(b))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	copyTestdata(t, e, "uisvc")
 	e.write("main.go", uiMain(t, v))
 	e.commitAll("feat: version " + v)
 }

@@ -316,6 +316,7 @@ func newServeCmd(g *options.Global) *cobra.Command {
 	lo := &options.ServeListen{}
 	oo := &options.OIDC{}
 	qo := &options.ServeQueue{}
+	var vo serve.Verification
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the long-lived gantry process of the state dir (environments, embedded registry, API) in the foreground",
@@ -343,6 +344,11 @@ to --workers at once, each a child gantry run in its own workspace.`,
 			}
 			if err := qo.Validate(); err != nil {
 				return usageErr(err)
+			}
+			for _, r := range vo.Registries {
+				if r == "" || strings.ContainsAny(r, "/@ ") {
+					return usageErr(fmt.Errorf("--verify-registry %q: want a registry host, HOST or HOST:PORT", r))
+				}
 			}
 			if qo.WebhookSecretFile != "" && lo.Listen == "" {
 				return usageErr(errors.New("--webhook-secret-file needs --listen: webhooks are received on the TCP listener"))
@@ -377,7 +383,7 @@ to --workers at once, each a child gantry run in its own workspace.`,
 			if err != nil {
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}
-			cfg := serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger}
+			cfg := serve.Config{StateDir: stateDir, Deployer: d, Version: version(), Logger: logger, Verification: vo}
 			if dl, ok := d.(*delivery); ok {
 				sq, err := newServerQueue(stateDir, dl.store, qo, logger)
 				if err != nil {
@@ -434,6 +440,8 @@ to --workers at once, each a child gantry run in its own workspace.`,
 	lo.AddFlags(cmd.Flags())
 	oo.AddFlags(cmd.Flags())
 	qo.AddFlags(cmd.Flags())
+	cmd.Flags().StringArrayVar(&vo.Keys, "verify-key", nil, "a public key file or KMS URI the evidence API checks image signatures with (repeatable; default: the state dir's key)")
+	cmd.Flags().StringArrayVar(&vo.Registries, "verify-registry", nil, "a registry host (HOST[:PORT]) whose images the evidence API reads, besides the embedded registry (repeatable)")
 	cmd.AddCommand(newServeStopCmd(g), newServeStatusCmd(g))
 	return cmd
 }

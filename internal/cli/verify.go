@@ -54,7 +54,7 @@ type verifyReport struct {
 	Ref      string `json:"ref"`
 	Image    string `json:"image,omitempty"`
 	Verified bool   `json:"verified"`
-	// Failure names the failure: one of failureNames.
+	// Failure names the failure: signing.FailureName, or evidence-... for the evidence.
 	Failure      string              `json:"failure,omitempty"`
 	Error        string              `json:"error,omitempty"`
 	Key          string              `json:"key"`
@@ -74,29 +74,6 @@ type attestationRow struct {
 	Error         string `json:"error,omitempty"`
 }
 
-// failureNames name verification failures in reports, most specific
-// first.
-var failureNames = []struct {
-	err  error
-	name string
-}{
-	{signing.ErrTagMoved, "tag-moved"},
-	{signing.ErrOtherDigest, "other-digest"},
-	{signing.ErrTampered, "tampered"},
-	{signing.ErrWrongKey, "wrong-key"},
-	{signing.ErrNoSignature, "no-signature"},
-}
-
-// failureName names a signature failure, or "".
-func failureName(err error) string {
-	for _, f := range failureNames {
-		if errors.Is(err, f.err) {
-			return f.name
-		}
-	}
-	return ""
-}
-
 // evidenceFailureName names an evidence failure.
 func evidenceFailureName(err error) string {
 	switch {
@@ -107,7 +84,7 @@ func evidenceFailureName(err error) string {
 	case errors.Is(err, evidence.ErrMissing):
 		return "evidence-missing"
 	}
-	if n := failureName(err); n != "" {
+	if n := signing.FailureName(err); n != "" {
 		return "evidence-" + n
 	}
 	return "evidence-rejected"
@@ -171,7 +148,7 @@ func runVerify(cmd *cobra.Command, g *options.Global, o *options.Verify, image s
 	ropts := remoteOptions()
 	verified, err := signing.Verify(ctx, ref, v, ropts...)
 	if err != nil {
-		if n := failureName(err); n != "" {
+		if n := signing.FailureName(err); n != "" {
 			return fail(n, fmt.Errorf("verify %s: %w", image, err))
 		}
 		return err

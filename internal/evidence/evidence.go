@@ -225,27 +225,7 @@ func Check(atts []signing.Attestation, require []string, opts CheckOptions) ([]V
 			return nil, fmt.Errorf("unknown gate %q in --require; gates are %s", g, strings.Join(known, ", "))
 		}
 	}
-	found := map[string]Verdict{}
-	rejected := map[string]error{}
-	for _, a := range atts {
-		gate := GateOf(a.PredicateType)
-		if gate == "" {
-			continue
-		}
-		if a.Err != nil {
-			rejected[gate] = a.Err
-			continue
-		}
-		p, err := decode(a.Statement.Predicate)
-		if err != nil {
-			rejected[gate] = fmt.Errorf("%w: %s: %v", signing.ErrTampered, gate, err)
-			continue
-		}
-		v := Verdict{Gate: gate, Verdict: p.Verdict, RunID: p.Run.ID, Time: p.Run.Time}
-		if prev, ok := found[gate]; !ok || v.Time > prev.Time {
-			found[gate] = v
-		}
-	}
+	found, rejected := latest(atts)
 	var out []Verdict
 	var errs []error
 	for _, g := range require {
@@ -266,4 +246,30 @@ func Check(atts []signing.Attestation, require []string, opts CheckOptions) ([]V
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// latest returns, for each gate attested in atts, the newest verdict of
+// the attestations that verified, and the reason one was rejected.
+func latest(atts []signing.Attestation) (found map[string]Verdict, rejected map[string]error) {
+	found, rejected = map[string]Verdict{}, map[string]error{}
+	for _, a := range atts {
+		gate := GateOf(a.PredicateType)
+		if gate == "" {
+			continue
+		}
+		if a.Err != nil {
+			rejected[gate] = a.Err
+			continue
+		}
+		p, err := decode(a.Statement.Predicate)
+		if err != nil {
+			rejected[gate] = fmt.Errorf("%w: %s: %v", signing.ErrTampered, gate, err)
+			continue
+		}
+		v := Verdict{Gate: gate, Verdict: p.Verdict, RunID: p.Run.ID, Time: p.Run.Time}
+		if prev, ok := found[gate]; !ok || v.Time > prev.Time {
+			found[gate] = v
+		}
+	}
+	return found, rejected
 }

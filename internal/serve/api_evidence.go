@@ -1,12 +1,15 @@
 package serve
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/gantry-ci/gantry/internal/artifact"
 	"github.com/gantry-ci/gantry/internal/auth"
+	"github.com/gantry-ci/gantry/internal/evidence"
 	"github.com/gantry-ci/gantry/internal/runview"
 	"github.com/gantry-ci/gantry/internal/store"
 )
@@ -31,6 +34,11 @@ type Signing struct {
 	Evidence     map[string]string `json:"evidence"`
 	// Approvals are the run's granted approvals.
 	Approvals []runview.Approval `json:"approvals"`
+	// Check is what the server found in the registry now: the signature
+	// by a key it trusts and the verified gate verdicts (absent when it
+	// could not check; CheckError says why).
+	Check      *evidence.ImageCheck `json:"check,omitempty"`
+	CheckError string               `json:"check_error,omitempty"`
 }
 
 func (a *API) mountEvidence(mux *router) {
@@ -38,9 +46,10 @@ func (a *API) mountEvidence(mux *router) {
 }
 
 // getEvidence answers what the sign steps of the recorded runs (the
-// newest evidenceRuns) recorded about an image digest, newest first. It
-// is the record of the runs; `gantry verify --require` checks the
-// signatures themselves in the registry.
+// newest evidenceRuns) recorded about an image digest, newest first, and
+// for each signed image what the server finds in its registry now: the
+// signature checked against the keys it trusts and the attested verdicts
+// (Runs.Images; `gantry verify --require` makes the same check).
 func (a *API) getEvidence(w http.ResponseWriter, r *http.Request, _ auth.Identity) {
 	ctx := r.Context()
 	digest := r.PathValue("digest")
@@ -54,6 +63,7 @@ func (a *API) getEvidence(w http.ResponseWriter, r *http.Request, _ auth.Identit
 		return
 	}
 	items := []Signing{}
+	checked := map[string]imageResult{}
 	for _, run := range runs {
 		steps, err := a.runs.Store.Steps(ctx, run.ID)
 		if err != nil {
@@ -97,8 +107,42 @@ func (a *API) getEvidence(w http.ResponseWriter, r *http.Request, _ auth.Identit
 					sg.Approvals = append(sg.Approvals, ap)
 				}
 			}
+			a.checkImage(ctx, &sg, digest, checked)
 			items = append(items, sg)
 		}
 	}
 	writeJSON(w, http.StatusOK, Page[Signing]{Items: items})
+}
+
+// imageResult is the check of one image, kept for the other records of
+// the same image in one answer.
+type imageResult struct {
+	check *evidence.ImageCheck
+	err   string
+}
+
+// checkImage sets sg.Check from the registry (once per image per answer).
+// The image must be the digest asked about: a record whose image names
+// another digest is not checked.
+func (a *API) checkImage(ctx context.Context, sg *Signing, digest string, checked map[string]imageResult) {
+	if a.runs.Images == nil {
+		sg.CheckError = "the server checks no images (no registry)"
+		return
+	}
+	_, d, ok := strings.Cut(sg.Image, "@")
+	if !ok || d != digest {
+		sg.CheckError = fmt.Sprintf("the recorded image %q is not the digest %s", sg.Image, digest)
+		return
+	}
+	res, ok := checked[sg.Image]
+	if !ok {
+		c, err := a.runs.Images.CheckImage(ctx, sg.Image)
+		if err != nil {
+			res.err = err.Error()
+		} else {
+			res.check = &c
+		}
+		checked[sg.Image] = res
+	}
+	sg.Check, sg.CheckError = res.check, res.err
 }

@@ -44,6 +44,10 @@ type Runs struct {
 	StateDir string
 	// Decider decides approvals; nil: decisions answer 501.
 	Decider Decider
+	// Images checks the signatures and evidence of images in their
+	// registry for the evidence endpoint; nil: not checked (serve.Run
+	// sets one reading the embedded registry).
+	Images ImageChecker
 	// Queue resumes approved runs; nil: an approval that asks for the
 	// run to resume answers 501 before anything is recorded.
 	Queue Queue

@@ -46,6 +46,9 @@ type Config struct {
 	// Runs serves the run history under /api/v1/runs; nil: those
 	// endpoints answer 501.
 	Runs *Runs
+	// Verification is which keys and registries the evidence endpoint
+	// checks images with.
+	Verification Verification
 	// Version is reported by the health endpoint.
 	Version string
 	// RunQueue serves the run queue's endpoints under the API (POST
@@ -189,7 +192,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	api := NewAPI(cfg.Deployer, health, shutdown, stopping, logger)
 	api.SetRoller(cfg.Roller)
 	if cfg.Runs != nil {
-		api.SetRuns(*cfg.Runs)
+		runs := *cfg.Runs
+		if runs.Images == nil && regAddr != "" {
+			runs.Images = newRegistryChecker(stateDir, regAddr, cfg.Verification)
+		}
+		api.SetRuns(runs)
 	}
 	api.SetRunQueue(cfg.RunQueue)
 	srv := &http.Server{

@@ -36,6 +36,27 @@ var (
 	ErrNoAttestation = errors.New("no attestation")
 )
 
+// FailureName names the verification failure err wraps, most specific
+// first (tag-moved, other-digest, tampered, wrong-key, no-signature), or ""
+// when it wraps none of them (a registry failure).
+func FailureName(err error) string {
+	for _, f := range []struct {
+		err  error
+		name string
+	}{
+		{ErrTagMoved, "tag-moved"},
+		{ErrOtherDigest, "other-digest"},
+		{ErrTampered, "tampered"},
+		{ErrWrongKey, "wrong-key"},
+		{ErrNoSignature, "no-signature"},
+	} {
+		if errors.Is(err, f.err) {
+			return f.name
+		}
+	}
+	return ""
+}
+
 // Signature is a verified image signature.
 type Signature struct {
 	// Identity is the payload's docker-reference claim.

@@ -67,6 +67,18 @@ test("a viewer cannot approve: no button, and the API refuses", async ({ page })
   expect(resp.status()).toBe(403);
 });
 
+test("the evidence of the waiting digest: its signature and gates checked by the server", async ({ page }) => {
+  const w = fixture.runs.waiting;
+  await login(page, "viewer");
+  await page.goto(`/runs/${w.id}`);
+  await page.locator(`[data-approval="${w.stage}"] [data-evidence="${w.digest}"]`).click();
+  await expect(page).toHaveURL(new RegExp(`/evidence/${w.digest}$`));
+  const check = page.locator("[data-check]").first();
+  await expect(check.locator("[data-verified]")).toHaveAttribute("data-verified", "true");
+  await expect(check.locator('[data-gate="tests"] .status')).toHaveAttribute("data-status", "passed");
+  await expect(page.locator(`[data-record="${w.id}"]`)).toContainText("check / sign");
+});
+
 test("the on-call lead approves a waiting promotion and promotes its rollout from blue to green", async ({ page }) => {
   const w = fixture.runs.waiting;
   await login(page, "lead");

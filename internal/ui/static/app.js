@@ -9,6 +9,7 @@ import { runView } from "./views/run.js";
 import { approvalsView } from "./views/approvals.js";
 import { environmentsView, environmentView } from "./views/environments.js";
 import { auditView } from "./views/audit.js";
+import { evidenceView } from "./views/evidence.js";
 
 const routes = [
   [/^\/login$/, loginView],
@@ -18,6 +19,7 @@ const routes = [
   [/^\/environments$/, environmentsView],
   [/^\/environments\/([A-Za-z0-9][A-Za-z0-9._-]*)$/, environmentView],
   [/^\/audit$/, auditView],
+  [/^\/evidence\/(sha256:[0-9a-f]{64})$/, evidenceView],
 ];
 
 let stop = null;

@@ -68,6 +68,13 @@ export function short(digest) {
   return i >= 0 ? digest.slice(0, i + 13) : digest.slice(0, 12);
 }
 
+// digestLink links an image digest to its evidence page (text: what to
+// show, default the whole digest); anything else is shown as it is.
+export function digestLink(digest, text) {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest || "")) return text === undefined ? digest || "" : text;
+  return h("a", { href: "/evidence/" + digest, "data-link": true, "data-evidence": digest, class: "mono" }, text === undefined ? digest : text);
+}
+
 // kv renders pairs as a definition list, skipping empty values.
 export function kv(pairs) {
   const dl = h("dl", { class: "kv" });

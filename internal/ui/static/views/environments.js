@@ -1,5 +1,5 @@
 import { get, post, can, session, APIError } from "../api.js";
-import { h, link, status, when, short, kv, toast } from "../dom.js";
+import { h, link, status, when, short, kv, toast, digestLink } from "../dom.js";
 
 const svgNS = "http://www.w3.org/2000/svg";
 
@@ -17,7 +17,7 @@ export async function environmentsView(main) {
         h("td", {}, link("/environments/" + encodeURIComponent(e.name), e.name)),
         h("td", { class: "mono" }, e.url),
         h("td", {}, e.current ? e.current.number : ""),
-        h("td", { class: "mono" }, e.current ? short(e.current.digest) : ""),
+        h("td", { class: "mono" }, e.current ? digestLink(e.current.digest, short(e.current.digest)) : ""),
         h("td", {}, inst.filter((i) => i.state === "ready").length + "/" + inst.length));
     }) : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No environments."))]));
   }
@@ -48,7 +48,7 @@ export async function environmentView(main, [name]) {
       }),
     ]);
     head.replaceChildren(kv([["URL", st.url], ["Current revision", st.current ? String(st.current.number) : ""],
-      ["Digest", st.current ? st.current.digest : ""], ["Prometheus", st.prometheusURL]]),
+      ["Digest", st.current ? digestLink(st.current.digest) : ""], ["Prometheus", st.prometheusURL]]),
     instancesTable(st.instances || []));
     renderRollout(ro);
     renderRevisions(items(revs));
@@ -80,7 +80,7 @@ export async function environmentView(main, [name]) {
       h("div", { class: "card" },
         h("div", { class: "actions" }, status(ro.phase), h("span", { class: "mono" }, ro.step), ro.message ? h("span", {}, ro.message) : null),
         h("div", { class: "bluegreen", id: "bluegreen" }, sides),
-        kv([["Digest", ro.digest], ["Promoted by", ro.promotedBy], ["Aborted by", ro.abortedBy],
+        kv([["Digest", digestLink(ro.digest)], ["Promoted by", ro.promotedBy], ["Aborted by", ro.abortedBy],
           ["Paused until", ro.pauseUntil ? when(ro.pauseUntil) : ""], ["Blue scaled down at", ro.scaleDownAt ? when(ro.scaleDownAt) : ""]]),
         verbs),
       ...(ro.analyses || []).map(analysisCard),
@@ -107,7 +107,7 @@ export async function environmentView(main, [name]) {
     revisions.replaceChildren(h("h2", {}, "Revisions"),
       h("table", {}, h("thead", {}, h("tr", {}, ["#", "Status", "Digest", "Run", "Who", "When", "Reason"].map((c) => h("th", {}, c)))),
         h("tbody", {}, revs.map((r) => h("tr", { "data-revision": r.number },
-          h("td", {}, r.number), h("td", {}, status(r.status)), h("td", { class: "mono" }, short(r.digest)),
+          h("td", {}, r.number), h("td", {}, status(r.status)), h("td", { class: "mono" }, digestLink(r.digest, short(r.digest))),
           h("td", {}, r.run ? link("/runs/" + r.run, "#" + r.run) : ""), h("td", {}, r.who), h("td", {}, when(r.created)),
           h("td", {}, r.reason || r.message || ""))))));
   }

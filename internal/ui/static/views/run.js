@@ -1,5 +1,5 @@
 import { get, post, follow, can, q } from "../api.js";
-import { h, link, status, duration, when, kv, short, toast } from "../dom.js";
+import { h, link, status, duration, when, kv, short, toast, digestLink } from "../dom.js";
 
 const live = new Set(["running", "waiting", "pending"]);
 
@@ -183,7 +183,7 @@ export function approvalCard(runID, a, reload) {
     h("div", { class: "actions" }, h("strong", {}, "Waiting for approval: " + a.stage), status("pending"),
       a.roles && a.roles.length ? h("span", { class: "muted" }, "roles: " + a.roles.join(", ")) : null,
       a.deadline ? h("span", { class: "muted" }, "until " + when(a.deadline)) : null),
-    kv([["Image", a.digest]]),
+    kv([["Image", digestLink(a.digest)]]),
     evidence(a.evidence),
     mayDecide
       ? h("div", { class: "actions" }, comment,
@@ -205,7 +205,7 @@ function evidence(verdicts) {
 function outputs(o) {
   if (!o || !Object.keys(o).length) return null;
   return h("details", { class: "card" }, h("summary", {}, "Outputs"),
-    kv(Object.entries(o).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])));
+    kv(Object.entries(o).map(([k, v]) => [k, k === "digest" ? digestLink(v) : typeof v === "string" ? v : JSON.stringify(v)])));
 }
 
 // firstInteresting picks the step to show first: a failed one, else a

@@ -18,12 +18,14 @@ import (
 
 // The patches of the kubectl-argo-rollouts plugin (blue/green subset).
 const (
-	patchUnpause          = `{"spec":{"paused":false}}`
-	patchClearPause       = `{"status":{"pauseConditions":null}}`
-	patchUnpauseAndClear  = `{"spec":{"paused":false},"status":{"pauseConditions":null}}`
-	patchPromoteFull      = `{"status":{"promoteFull":true}}`
-	patchAbort            = `{"status":{"abort":true}}`
-	patchRetry            = `{"status":{"abort":false}}`
+	patchUnpause         = `{"spec":{"paused":false}}`
+	patchClearPause      = `{"status":{"pauseConditions":null}}`
+	patchUnpauseAndClear = `{"spec":{"paused":false},"status":{"pauseConditions":null}}`
+	patchPromoteFull     = `{"status":{"promoteFull":true}}`
+	patchAbort           = `{"status":{"abort":true}}`
+	// patchRetry is the plugin's {"status":{"abort":false}} plus a reset
+	// of the controller's pause: see Retry.
+	patchRetry            = `{"status":{"abort":false,"controllerPause":false,"pauseConditions":null}}`
 	statusSubresourceName = "status"
 )
 
@@ -144,8 +146,13 @@ func (c *Client) Abort(ctx context.Context, name, who, reason string) (runtime.R
 
 // Retry starts an aborted Rollout's cycle again (status.abort false, as
 // `kubectl argo rollouts retry rollout`): green is scaled up again and a
-// fresh analysis runs. Retrying a Rollout that is not aborted wraps
-// runtime.ErrRolloutState.
+// fresh analysis runs. Unlike the plugin it also clears
+// status.controllerPause: with it left set, Argo (v1.8.5) takes the pause
+// of the aborted cycle as already ended and promotes a Rollout with
+// autoPromotionEnabled false right after the analysis, reusing the
+// aborted cycle's analysis; cleared, the controller runs a fresh analysis
+// and pauses again, as the local runtime does. Retrying a Rollout that is
+// not aborted wraps runtime.ErrRolloutState.
 func (c *Client) Retry(ctx context.Context, name, who string) (runtime.RolloutStatus, error) {
 	ro, err := c.get(ctx, name)
 	if err != nil {

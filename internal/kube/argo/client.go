@@ -79,6 +79,8 @@ type Client struct {
 	namespace string
 	log       *slog.Logger
 	now       func() time.Time
+	// retryTimeout bounds how long Retry waits for the controller.
+	retryTimeout time.Duration
 }
 
 // Option configures a Client.
@@ -94,8 +96,15 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// withClock is a test hook for the time Status reports as Updated.
-func withClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+// WithRetryTimeout bounds how long Retry waits for the controller to
+// clear an abort (default 1 minute; values <= 0 are ignored).
+func WithRetryTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.retryTimeout = d
+		}
+	}
+}
 
 // New returns a Client for namespace ("" is "default") of the cluster
 // cfg points at.
@@ -119,7 +128,7 @@ func NewForClients(kube kubernetes.Interface, ac versioned.Interface, namespace 
 	if namespace == "" {
 		namespace = "default"
 	}
-	c := &Client{kube: kube, argo: ac, namespace: namespace, log: slog.Default(), now: time.Now}
+	c := &Client{kube: kube, argo: ac, namespace: namespace, log: slog.Default(), now: time.Now, retryTimeout: time.Minute}
 	for _, o := range opts {
 		o(c)
 	}

@@ -24,8 +24,8 @@ const (
 	patchPromoteFull     = `{"status":{"promoteFull":true}}`
 	patchAbort           = `{"status":{"abort":true}}`
 	// patchRetry is the plugin's {"status":{"abort":false}} plus a reset
-	// of the controller's pause: see Retry.
-	patchRetry            = `{"status":{"abort":false,"controllerPause":false,"pauseConditions":null}}`
+	// of the pause and of the finished analysis: see Retry.
+	patchRetry            = `{"status":{"abort":false,"controllerPause":false,"pauseConditions":null,"blueGreen":{"prePromotionAnalysisRunStatus":null,"postPromotionAnalysisRunStatus":null}}}`
 	statusSubresourceName = "status"
 )
 
@@ -144,15 +144,21 @@ func (c *Client) Abort(ctx context.Context, name, who, reason string) (runtime.R
 	return c.Status(ctx, name)
 }
 
-// Retry starts an aborted Rollout's cycle again (status.abort false, as
-// `kubectl argo rollouts retry rollout`): green is scaled up again and a
-// fresh analysis runs. Unlike the plugin it also clears
-// status.controllerPause: with it left set, Argo (v1.8.5) takes the pause
-// of the aborted cycle as already ended and promotes a Rollout with
-// autoPromotionEnabled false right after the analysis, reusing the
-// aborted cycle's analysis; cleared, the controller runs a fresh analysis
-// and pauses again, as the local runtime does. Retrying a Rollout that is
-// not aborted wraps runtime.ErrRolloutState.
+// Retry starts an aborted Rollout's cycle again, paused before promotion
+// with a fresh analysis, as on the local runtime. The plugin's `retry
+// rollout` only sets status.abort false; on a blue/green Rollout Argo
+// (v1.8.5) then finds the aborted ReplicaSet still carrying its
+// scale-down-deadline annotation, takes it for a rollback within the
+// scale-down window and switches the active Service to it at once, with
+// no analysis and no pause. Retry therefore holds the Rollout with
+// spec.paused (which stops the active switch), clears status.abort with
+// the pause state and the finished analysis, waits until the controller
+// has removed the annotation (it does for an unaborted Rollout), then
+// resumes: the controller runs a fresh analysis and pauses again. If the
+// controller does not get there in RetryTimeout the Rollout stays held
+// (promote releases it) and the error says what was observed. who is
+// recorded. Retrying a Rollout that is not aborted wraps
+// runtime.ErrRolloutState.
 func (c *Client) Retry(ctx context.Context, name, who string) (runtime.RolloutStatus, error) {
 	ro, err := c.get(ctx, name)
 	if err != nil {
@@ -164,8 +170,40 @@ func (c *Client) Retry(ctx context.Context, name, who string) (runtime.RolloutSt
 	if err := c.annotate(ctx, name, map[string]string{AnnotationRetriedBy: who}); err != nil {
 		return runtime.RolloutStatus{}, err
 	}
+	ri := c.argo.ArgoprojV1alpha1().Rollouts(c.namespace)
+	held := ro.Spec.Paused // paused by someone else: leave it so
+	if !held {
+		if _, err := ri.Patch(ctx, name, types.MergePatchType, []byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{}); err != nil {
+			return runtime.RolloutStatus{}, c.apiError(ctx, "retry rollout (hold)", "rollouts", name, err)
+		}
+	}
 	if err := c.patchStatus(ctx, name, "retry rollout", patchRetry); err != nil {
 		return runtime.RolloutStatus{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.retryTimeout)
+	defer cancel()
+	var last *snapshot
+	err = c.watch(wctx, name, func(s *snapshot) bool {
+		last = s
+		rs := s.rsByHash(s.ro.Status.CurrentPodHash)
+		if rs == nil {
+			return true
+		}
+		_, deadline := rs.Annotations[rolloutsv1.DefaultReplicaSetScaleDownDeadlineAnnotationKey]
+		return s.ro.Status.Abort || s.ro.Status.AbortedAt != nil || deadline
+	})
+	if err != nil {
+		state := "nothing"
+		if last != nil {
+			state = fmt.Sprintf("abort %v, current pod hash %q", last.ro.Status.Abort, last.ro.Status.CurrentPodHash)
+		}
+		return runtime.RolloutStatus{}, fmt.Errorf("retry rollout %s/%s: the controller did not clear the abort (observed %s); the rollout is held paused, promote releases it: %w",
+			c.namespace, name, state, err)
+	}
+	if !held {
+		if _, err := ri.Patch(ctx, name, types.MergePatchType, []byte(patchUnpause), metav1.PatchOptions{}); err != nil {
+			return runtime.RolloutStatus{}, c.apiError(ctx, "retry rollout (release)", "rollouts", name, err)
+		}
 	}
 	c.log.InfoContext(ctx, "rollout retried", "namespace", c.namespace, "rollout", name, "who", who)
 	return c.Status(ctx, name)

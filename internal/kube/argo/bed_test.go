@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	rolloutsv1 "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -503,6 +504,18 @@ func TestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	canary := &rolloutsv1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "canary"},
+		Spec: rolloutsv1.RolloutSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "canary"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "canary"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image('d')}}}},
+			Strategy: rolloutsv1.RolloutStrategy{Canary: &rolloutsv1.CanaryStrategy{}},
+		},
+	}
+	if _, err := c.argo.ArgoprojV1alpha1().Rollouts("default").Create(t.Context(), canary, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	nobody := rest.CopyConfig(b.Config)
 	nobody.Impersonate = rest.ImpersonationConfig{UserName: "gantry-test-nobody"}
 	denied, err := New(nobody, "default")
@@ -520,6 +533,8 @@ func TestErrors(t *testing.T) {
 		{"watch a missing rollout", func(ctx context.Context) error {
 			return c.Watch(ctx, "missing", func(runtime.RolloutStatus) bool { return true })
 		}, runtime.ErrNoRollout, `"missing"`},
+		{"status of a canary rollout", func(ctx context.Context) error { _, err := c.Status(ctx, "canary"); return err }, ErrNotBlueGreen, "default/canary"},
+		{"abort a canary rollout", func(ctx context.Context) error { _, err := c.Abort(ctx, "canary", "a", ""); return err }, ErrNotBlueGreen, "default/canary"},
 		{"status denied by RBAC", func(ctx context.Context) error { _, err := denied.Status(ctx, "any"); return err }, ErrForbidden, "gantry-test-nobody"},
 		{"abort denied by RBAC", func(ctx context.Context) error { _, err := denied.Abort(ctx, "any", "a", ""); return err }, ErrForbidden, "get rollout"},
 	} {

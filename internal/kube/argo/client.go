@@ -51,6 +51,10 @@ var ErrNoCRD = errors.New("the cluster has no Argo Rollouts CRDs (argoproj.io/v1
 // which verb on which resource.
 var ErrForbidden = errors.New("forbidden by the cluster's RBAC")
 
+// ErrNotBlueGreen is wrapped for a Rollout whose strategy is not
+// blueGreen (canary): the package drives blue/green Rollouts only.
+var ErrNotBlueGreen = errors.New("not a blue/green Rollout (spec.strategy.blueGreen): canary Rollouts are not supported yet")
+
 // Annotations gantry sets on a Rollout to record who acted. The *-revision
 // ones hold the revision (rollout.argoproj.io/revision) the act applied
 // to, so an act is not shown against a later revision.

@@ -2,6 +2,7 @@ package argo
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,9 @@ func (c *Client) read(ctx context.Context, name string) (*snapshot, error) {
 	ro, err := c.get(ctx, name)
 	if err != nil {
 		return nil, err
+	}
+	if ro.Spec.Strategy.BlueGreen == nil {
+		return nil, fmt.Errorf("rollout %s/%s: %w", c.namespace, name, ErrNotBlueGreen)
 	}
 	s := &snapshot{ro: ro}
 	rsl, err := c.kube.AppsV1().ReplicaSets(c.namespace).List(ctx, metav1.ListOptions{})

@@ -160,10 +160,11 @@ func (c *Client) Abort(ctx context.Context, name, who, reason string) (runtime.R
 // recorded. Retrying a Rollout that is not aborted wraps
 // runtime.ErrRolloutState.
 func (c *Client) Retry(ctx context.Context, name, who string) (runtime.RolloutStatus, error) {
-	ro, err := c.get(ctx, name)
+	s, err := c.read(ctx, name)
 	if err != nil {
 		return runtime.RolloutStatus{}, err
 	}
+	ro := s.ro
 	if !ro.Status.Abort {
 		return runtime.RolloutStatus{}, fmt.Errorf("retry rollout %s/%s: it is not aborted: %w", c.namespace, name, runtime.ErrRolloutState)
 	}

@@ -9,6 +9,8 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -242,11 +244,14 @@ func TestBlueGreenCycle(t *testing.T) {
 	if _, err := b.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var measured atomic.Int64
+	var (
+		measured atomic.Int64
+		failing  atomic.Bool // the analysis endpoint answers ok: false
+	)
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		measured.Add(1)
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok": true}`))
+		fmt.Fprintf(w, `{"ok": %v}`, !failing.Load())
 	}))
 	defer web.Close()
 
@@ -472,6 +477,20 @@ func TestBlueGreenCycle(t *testing.T) {
 		t.Errorf("history %s, want 3:superseded 4:superseded 5:serving", got)
 	}
 
+	// A failing analysis: the controller aborts by itself.
+	failing.Store(true)
+	rolloutTo(image('e'))
+	st = waitStatus(t, c, "aborted by the failed analysis", func(st runtime.RolloutStatus) bool {
+		return st.Phase == runtime.RolloutDegraded && st.Step == runtime.StepAborted && st.Desired == 6
+	})
+	if st.AbortedBy != AutoAborter {
+		t.Errorf("aborted by %q, want %q", st.AbortedBy, AutoAborter)
+	}
+	if a := lastAnalysis(st); a == nil || a.Phase != analysis.PhaseFailed || a.Runs[0].Metrics[0].Measurements[0].Value != "false" {
+		t.Errorf("analysis %+v, want Failed with a measurement of false", a)
+	}
+	waitSelectors(t, b, ns, "active stays on the stable revision after the failed analysis", blue, "-")
+
 	stopWatch()
 	if err := <-watchDone; !errors.Is(err, context.Canceled) {
 		t.Errorf("watch ended with %v, want context.Canceled", err)
@@ -484,8 +503,8 @@ func TestBlueGreenCycle(t *testing.T) {
 			t.Errorf("the watch saw the steps %v, none %s", seen, want)
 		}
 	}
-	if len(upgrades) != 2 {
-		t.Errorf("upgrades %v, want 2", upgrades)
+	if len(upgrades) != 3 {
+		t.Errorf("upgrades %v, want 3", upgrades)
 	}
 }
 
@@ -547,5 +566,40 @@ func TestErrors(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, tc.says)
 			}
 		})
+	}
+}
+
+// TestNoCRD reaches the bed's API server through a proxy that hides the
+// argoproj.io API group, as a cluster without Argo Rollouts serves it.
+func TestNoCRD(t *testing.T) {
+	b := kubetest.Start(t)
+	tr, err := rest.TransportFor(b.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(b.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = tr
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/apis/argoproj.io") {
+			http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"the server could not find the requested resource"}`, http.StatusNotFound)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c, err := New(&rest.Config{Host: srv.URL}, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Status(t.Context(), roName)
+	if !errors.Is(err, ErrNoCRD) {
+		t.Fatalf("got %v, want ErrNoCRD", err)
+	}
+	if errors.Is(err, runtime.ErrNoRollout) {
+		t.Errorf("%v: a missing CRD is not a missing Rollout", err)
 	}
 }

@@ -251,7 +251,7 @@ func TestBlueGreenCycle(t *testing.T) {
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		measured.Add(1)
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"ok": %v}`, !failing.Load())
+		_, _ = fmt.Fprintf(w, `{"ok": %v}`, !failing.Load())
 	}))
 	defer web.Close()
 
@@ -305,10 +305,15 @@ func TestBlueGreenCycle(t *testing.T) {
 			return true
 		})
 	}()
-	defer func() {
-		stopWatch()
-		<-watchDone
-	}()
+	var (
+		stopOnce sync.Once
+		watchErr error
+	)
+	stop := func() error {
+		stopOnce.Do(func() { stopWatch(); watchErr = <-watchDone })
+		return watchErr
+	}
+	defer func() { _ = stop() }()
 
 	// The first revision is Healthy at once, both Services on it.
 	st := waitStatus(t, c, "first revision healthy", func(st runtime.RolloutStatus) bool {
@@ -491,11 +496,9 @@ func TestBlueGreenCycle(t *testing.T) {
 	}
 	waitSelectors(t, b, ns, "active stays on the stable revision after the failed analysis", blue, "-")
 
-	stopWatch()
-	if err := <-watchDone; !errors.Is(err, context.Canceled) {
+	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Errorf("watch ended with %v, want context.Canceled", err)
 	}
-	watchDone <- nil // the deferred stop reads it again
 	mu.Lock()
 	defer mu.Unlock()
 	for _, want := range []runtime.RolloutStep{runtime.StepPaused, runtime.StepScaleDown, runtime.StepAborted, runtime.StepCompleted} {

@@ -113,7 +113,7 @@ func (r *Roller) Rollout(ctx context.Context, req runtime.RolloutRequest) (runti
 	var last *snapshot
 	err = t.Client.watch(wctx, t.Rollout, func(s *snapshot) bool {
 		last = s
-		return !(observed(s.ro) && s.rsByHash(s.ro.Status.CurrentPodHash) != nil)
+		return !observed(s.ro) || s.rsByHash(s.ro.Status.CurrentPodHash) == nil
 	})
 	if err == nil {
 		return t.finish(env, last.status(t.Client.now()), nil)

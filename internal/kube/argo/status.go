@@ -60,7 +60,9 @@ func (c *Client) read(ctx context.Context, name string) (*snapshot, error) {
 	return s, nil
 }
 
-// Status reads the Rollout name and reports it as gantry does.
+// Status reads the Rollout name and reports it as gantry does
+// (docs/rollouts-kubernetes.md has the mapping). Environment is the
+// Rollout's name and the URLs are empty: Roller fills them in.
 func (c *Client) Status(ctx context.Context, name string) (runtime.RolloutStatus, error) {
 	s, err := c.read(ctx, name)
 	if err != nil {

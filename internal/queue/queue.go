@@ -69,7 +69,11 @@ type Config struct {
 	// they end.
 	KeepFailed time.Duration
 	Fetcher    *Fetcher
-	Logger     *slog.Logger
+	// DefaultBranches maps the clone URL of each configured repository
+	// to its default branch, whose pipeline file's on.concurrency limits
+	// the runs submitted through the API (webhooks read it themselves).
+	DefaultBranches map[string]string
+	Logger          *slog.Logger
 	// Owner names this process in claims (default: hostname and pid and
 	// a random suffix).
 	Owner string
@@ -143,6 +147,10 @@ type Request struct {
 	Trigger, Actor           string
 	// CancelPrevious: a newer push to the branch cancels this run.
 	CancelPrevious bool
+	// Concurrency is the most runs of the repository's pipeline that run
+	// at once across every replica (on.concurrency of its default
+	// branch's pipeline file); 0 is no limit.
+	Concurrency int
 }
 
 // Submit checks r and queues it, cancelling older pushes of the same
@@ -167,7 +175,7 @@ func (q *Queue) Submit(ctx context.Context, r Request) (store.QueueItem, error) 
 		return store.QueueItem{}, err
 	}
 	it := &store.QueueItem{Kind: store.QueueKindRun, Repo: r.Repo, Event: r.Event, Branch: r.Branch, Base: r.Base, SHA: r.SHA,
-		Vars: r.Vars, Trigger: r.Trigger, Actor: r.Actor, CancelPrevious: r.CancelPrevious}
+		Vars: r.Vars, Trigger: r.Trigger, Actor: r.Actor, CancelPrevious: r.CancelPrevious, Concurrency: max(r.Concurrency, 0)}
 	superseded, err := q.st.Enqueue(ctx, it)
 	if err != nil {
 		return store.QueueItem{}, err
@@ -209,7 +217,7 @@ func (q *Queue) Resume(ctx context.Context, runID string) error {
 		return nil
 	}
 	it := &store.QueueItem{Kind: store.QueueKindResume, Repo: prev.Repo, Event: prev.Event, Branch: prev.Branch, Base: prev.Base,
-		SHA: prev.SHA, Trigger: "resume", RunID: id, Workspace: prev.Workspace}
+		SHA: prev.SHA, Trigger: "resume", RunID: id, Workspace: prev.Workspace, Concurrency: prev.Concurrency}
 	if _, err := q.st.Enqueue(ctx, it); err != nil {
 		return err
 	}

@@ -355,3 +355,38 @@ func TestLapsedLeaseInterruptsThenRetry(t *testing.T) {
 		t.Errorf("owner %s, want this queue %s", got.Owner, h.q.Owner())
 	}
 }
+
+// TestPipelineConcurrencyBoundsRunningItems: with three free workers, a
+// pipeline limited to one run at a time runs its items one by one, while
+// another repository's item is not held up behind them.
+func TestPipelineConcurrencyBoundsRunningItems(t *testing.T) {
+	h := newHarness(t, 3)
+	gate := filepath.Join(t.TempDir(), "gate")
+	var limited []store.QueueItem
+	for i := range 2 {
+		it, err := h.q.Submit(context.Background(), Request{Repo: h.repo, Event: "push", Branch: fmt.Sprintf("b%d", i), SHA: h.sha,
+			Vars: map[string]string{"gate": gate}, Trigger: "test", Concurrency: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		limited = append(limited, it)
+	}
+	other, sha := repo(t)
+	free, err := h.q.Submit(context.Background(), Request{Repo: other, Event: "push", Branch: "main", SHA: sha,
+		Vars: map[string]string{"gate": gate}, Trigger: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first limited item and the other repository's item to start", func() bool {
+		return h.started(limited[0].ID) && h.started(free.ID)
+	})
+	if got := h.state_(t, limited[1].ID).State; got != store.QueueQueued || h.started(limited[1].ID) {
+		t.Fatalf("second item of a pipeline with concurrency 1 is %s while the first runs, want queued", got)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range append(limited, free) {
+		h.waitState(t, it.ID, store.QueuePassed)
+	}
+}

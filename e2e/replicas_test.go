@@ -111,42 +111,11 @@ func (r *replica) post(t *testing.T, path string, body any, want int) map[string
 func TestReplicasShareAQueue(t *testing.T) {
 	const runs = 50
 	ctx := context.Background()
-	inst, err := postgres.Provider{Database: "gantry"}.Start(ctx, os.TempDir())
-	if errors.Is(err, localproc.ErrNotInstalled) {
-		testenv.Missing(t, "postgres", err.Error())
-		return
-	}
-	if err != nil {
-		t.Fatalf("start PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() { _ = inst.Stop(context.Background()) })
-	dbURL := inst.Env()["DATABASE_URL"]
-
-	e := newEnv(t)
-	executions := filepath.Join(t.TempDir(), "executions")
-	e.write(".gantry/pipeline.yaml", `name: replicas
-vars:
-  n: ""
-stages:
-  - name: s
-    steps:
-      - name: count
-        env: {N: "${vars.n}", LOG: "`+executions+`"}
-        run: |
-          echo "$N $GANTRY_RUN_ID" >> "$LOG"
-          sleep 2
-`)
-	e.commitAll("pipeline")
-	sha := e.git("rev-parse", "HEAD")
-
+	bed := newReplicaBed(t, 2)
+	e, executions, sha, st := bed.e, bed.executions, bed.sha, bed.st
 	serveArgs := []string{"--workers", "3", "--lease", "6s", "--allow-local-repos"}
-	a := startReplica(t, "a", dbURL, serveArgs...)
-	b := startReplica(t, "b", dbURL, serveArgs...)
-	st, err := store.Open(ctx, t.TempDir(), store.WithURL(dbURL))
-	if err != nil {
-		t.Fatalf("open the shared store: %v", err)
-	}
-	defer st.Close()
+	a := startReplica(t, "a", bed.dbURL, serveArgs...)
+	b := startReplica(t, "b", bed.dbURL, serveArgs...)
 
 	start := time.Now()
 	for i := range runs {
@@ -183,12 +152,15 @@ stages:
 		}
 		its := items()
 		var bRuns []string
+		inStep := false // one of b's runs executes its step
+		execs := executedRuns(t, executions)
 		for _, it := range its {
 			if it.State == store.QueueRunning && ownedBy(it, b) {
 				bRuns = append(bRuns, it.ID)
+				inStep = inStep || (it.RunID != 0 && execs[it.RunID])
 			}
 		}
-		if n := count(its); n[store.QueuePassed] >= 6 && len(bRuns) > 0 {
+		if n := count(its); n[store.QueuePassed] >= 6 && inStep {
 			if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -320,4 +292,160 @@ stages:
 		t.Errorf("passed runs: %d in the store, %d distinct of the items, want %d", len(all), len(passedRuns), runs)
 	}
 	t.Logf("%s: checked %d executions of %d runs", time.Since(start).Round(time.Millisecond), len(byRun), runs)
+}
+
+// executedRuns returns the runs that appended their line to the
+// executions file so far.
+func executedRuns(t *testing.T, path string) map[int64]bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if _, run, ok := strings.Cut(line, " "); ok {
+			if id, err := strconv.ParseInt(run, 10, 64); err == nil {
+				out[id] = true
+			}
+		}
+	}
+	return out
+}
+
+// replicaBed is a real PostgreSQL, the store on it, and a repository
+// whose one step appends "N RUNID" to executions, then sleeps.
+type replicaBed struct {
+	dbURL      string
+	e          *env
+	executions string
+	sha        string
+	st         *store.Store
+}
+
+func newReplicaBed(t *testing.T, sleepSeconds int) *replicaBed {
+	t.Helper()
+	ctx := context.Background()
+	inst, err := postgres.Provider{Database: "gantry"}.Start(ctx, os.TempDir())
+	if errors.Is(err, localproc.ErrNotInstalled) {
+		testenv.Missing(t, "postgres", err.Error())
+	}
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { _ = inst.Stop(context.Background()) })
+	bed := &replicaBed{dbURL: inst.Env()["DATABASE_URL"], e: newEnv(t), executions: filepath.Join(t.TempDir(), "executions")}
+	bed.e.write(".gantry/pipeline.yaml", fmt.Sprintf(`name: replicas
+vars:
+  n: ""
+stages:
+  - name: s
+    steps:
+      - name: count
+        env: {N: "${vars.n}", LOG: "%s"}
+        run: |
+          echo "$N $GANTRY_RUN_ID" >> "$LOG"
+          sleep %d
+`, bed.executions, sleepSeconds))
+	bed.e.commitAll("pipeline")
+	bed.sha = bed.e.git("rev-parse", "HEAD")
+	bed.st, err = store.Open(ctx, t.TempDir(), store.WithURL(bed.dbURL))
+	if err != nil {
+		t.Fatalf("open the shared store: %v", err)
+	}
+	t.Cleanup(func() { bed.st.Close() })
+	return bed
+}
+
+// TestFrozenReplicaChildrenStop: a replica that stops renewing its
+// leases without dying (SIGSTOP: a frozen VM, a replica cut off from the
+// database) has its runs declared interrupted by the survivor; its
+// children, which still run, notice that their items' claims were lost
+// and stop their runs (recorded cancelled) instead of finishing them as
+// if nothing happened beside their retries. Once thawed, the replica
+// does not record an outcome over the interrupted items.
+func TestFrozenReplicaChildrenStop(t *testing.T) {
+	ctx := context.Background()
+	bed := newReplicaBed(t, 40)
+	serveArgs := []string{"--workers", "2", "--lease", "6s", "--allow-local-repos"}
+	a := startReplica(t, "a", bed.dbURL, serveArgs...)
+	b := startReplica(t, "b", bed.dbURL, serveArgs...)
+	for i := range 4 {
+		a.post(t, "/api/v1/runs", map[string]any{"repo": bed.e.repo, "ref": fmt.Sprintf("b%d", i), "sha": bed.sha,
+			"vars": map[string]string{"n": strconv.Itoa(i)}}, http.StatusAccepted)
+	}
+	ownedByB := func(it store.QueueItem) bool {
+		return strings.Contains(it.Owner, "/"+strconv.Itoa(b.cmd.Process.Pid)+"/")
+	}
+	// Freeze b once one of its runs executes its step.
+	deadline := time.Now().Add(3 * time.Minute)
+	var frozen []store.QueueItem
+	for frozen == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("gave up waiting for replica b to run a step")
+		}
+		its, err := bed.st.QueueItems(ctx, store.QueueRunning)
+		if err != nil {
+			t.Fatal(err)
+		}
+		execs := executedRuns(t, bed.executions)
+		for _, it := range its {
+			if ownedByB(it) && it.RunID != 0 && execs[it.RunID] {
+				frozen = append(frozen, it)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Logf("replica b frozen while %d of its runs execute their step", len(frozen))
+	for _, it := range frozen {
+		for {
+			got, err := bed.st.QueueItem(ctx, it.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := bed.st.GetRun(ctx, it.RunID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State == store.QueueInterrupted && run.Status.Done() {
+				if run.Status != store.StatusCancelled {
+					t.Errorf("run %d of interrupted item %s ended %s, want cancelled", run.ID, it.ID, run.Status)
+				}
+				break
+			}
+			if got.State != store.QueueRunning && got.State != store.QueueInterrupted {
+				t.Fatalf("item %s of the frozen replica is %s, want interrupted", it.ID, got.State)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("item %s is %s and its run %d %s: the frozen replica's child did not stop", it.ID, got.State, run.ID, run.Status)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	// Thawed, b finds its leases lost and leaves the items interrupted.
+	if err := b.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(b.logs.String(), "lost its lease") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the thawed replica never noticed its lost leases:\n%s", b.logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, it := range frozen {
+		got, err := bed.st.QueueItem(ctx, it.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != store.QueueInterrupted {
+			t.Errorf("item %s after the replica thawed: %s, want interrupted", it.ID, got.State)
+		}
+	}
 }

@@ -461,7 +461,12 @@ func (q *Queue) execute(parent context.Context, it store.QueueItem) {
 	if state == store.QueuePassed || state == store.QueueCancelled {
 		q.removeWorkspace(it)
 	}
-	if err := q.st.FinishQueued(context.WithoutCancel(ctx), it.ID, q.owner, state, code, msg); err != nil {
+	if err := q.st.FinishQueued(context.WithoutCancel(ctx), it.ID, q.owner, state, code, msg); errors.Is(err, store.ErrLeaseLost) {
+		// Another replica declared this one dead meanwhile (the item is
+		// interrupted, maybe retried): its record stands.
+		q.log.Warn("queued run lost its lease; its outcome is not recorded", "item", it.ID, "state", state)
+		return
+	} else if err != nil {
 		q.log.Error("record the outcome of a queued run", "item", it.ID, "err", err)
 	}
 	q.log.Info("queued run ended", "item", it.ID, "run", it.RunID, "state", state, "exit", code)

@@ -1,7 +1,8 @@
 // Package queue runs the server's runs: a submitted run (from a webhook or
 // the API) waits in the store's run queue for a free worker; a worker
-// claims it (one conditional UPDATE, so replicas sharing a database never
-// run it twice), fetches its commit into a workspace under the state dir
+// claims it (one serialised transaction, so replicas sharing a database
+// never run it twice nor more runs of a pipeline than its on.concurrency),
+// fetches its commit into a workspace under the state dir
 // and runs it as a child `gantry run` process, renewing its lease while
 // the child runs. A newer push to a branch cancels the older run of that
 // branch; a run that waits for an approval leaves its worker (the child

@@ -286,6 +286,15 @@ func resumePipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error
 			return usageErr(err)
 		}
 	}
+	if o.QueueItem != "" {
+		// As for a new run: stop if the server's claim is lost.
+		wctx, stop, err := queue.WatchClaim(cmd.Context(), a.store, o.QueueItem, queue.ClaimCheckInterval, a.log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cmd.SetContext(wctx)
+	}
 	return resumeRun(cmd, a, o.Resume, dir, o.Progress, o.Jobs)
 }
 

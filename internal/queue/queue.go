@@ -494,7 +494,7 @@ func (q *Queue) runItem(ctx context.Context, it *store.QueueItem) (store.QueueSt
 	args := append(slices.Clone(q.cfg.GlobalArgs), "--state-dir="+q.cfg.StateDir, "run", "--progress=plain")
 	switch {
 	case it.Kind == store.QueueKindResume:
-		args = append(args, "--resume="+strconv.FormatInt(it.RunID, 10))
+		args = append(args, "--resume="+strconv.FormatInt(it.RunID, 10), "--"+QueueItemFlag+"="+it.ID)
 		if ws != "" {
 			args = append(args, "--dir="+ws)
 		}

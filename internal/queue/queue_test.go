@@ -56,7 +56,7 @@ func helper(args []string) int {
 	}
 	defer st.Close()
 	name := fmt.Sprintf("run-%d", resume)
-	if item != "" {
+	if item != "" && resume == 0 {
 		r := &store.Run{Pipeline: "helper", Event: "push"}
 		if err := st.CreateRun(ctx, r); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -72,7 +72,7 @@ func helper(args []string) int {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	_ = os.MkdirAll(filepath.Join(state, "started"), 0o700)
-	_ = os.WriteFile(filepath.Join(state, "started", name), nil, 0o600)
+	_ = os.WriteFile(filepath.Join(state, "started", name), []byte(item), 0o600)
 	if gate := vars["gate"]; gate != "" {
 		for {
 			if _, err := os.Stat(gate); err == nil {
@@ -327,6 +327,10 @@ func TestWaitingRunHoldsNoWorker(t *testing.T) {
 	}
 	if cont.Kind != store.QueueKindResume || cont.Workspace != w.Workspace {
 		t.Errorf("continuation kind %s workspace %s, want resume in %s", cont.Kind, cont.Workspace, w.Workspace)
+	}
+	// The continuation's child is told its item, to watch its claim.
+	if got, err := os.ReadFile(filepath.Join(h.state, "started", fmt.Sprintf("run-%d", w.RunID))); err != nil || string(got) != cont.ID {
+		t.Errorf("the continuation's child got --queue-item %q (%v), want %s", got, err, cont.ID)
 	}
 	h.waitState(t, cont.ID, store.QueuePassed)
 }

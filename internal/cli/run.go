@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/evidence"
+	"github.com/gantry-ci/gantry/internal/queue"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -187,6 +188,14 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 		obs = observers{view, status}
 	}
 	if o.QueueItem != "" {
+		// A run whose server lost its claim (declared dead by a replica)
+		// stops rather than going on beside its retry.
+		wctx, stop, err := queue.WatchClaim(ctx, a.store, o.QueueItem, queue.ClaimCheckInterval, a.log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		ctx = wctx
 		obs = observers{obs, queueRecorder(ctx, a, o.QueueItem)}
 	}
 	eng, err := runEngine(a, obs, o.Jobs, rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)...)
@@ -276,6 +285,15 @@ func resumePipeline(cmd *cobra.Command, g *options.Global, o *options.Run) error
 		if dir, err = filepath.Abs(o.Dir); err != nil {
 			return usageErr(err)
 		}
+	}
+	if o.QueueItem != "" {
+		// As for a new run: stop if the server's claim is lost.
+		wctx, stop, err := queue.WatchClaim(cmd.Context(), a.store, o.QueueItem, queue.ClaimCheckInterval, a.log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cmd.SetContext(wctx)
 	}
 	return resumeRun(cmd, a, o.Resume, dir, o.Progress, o.Jobs)
 }

@@ -30,6 +30,7 @@ func newServerQueue(stateDir string, st *store.Store, o *options.ServeQueue, log
 	f := &queue.Fetcher{SSHKey: o.SSHKey, KnownHosts: o.KnownHosts, AllowLocal: o.AllowLocalRepos, CacheDir: filepath.Join(stateDir, "repos")}
 	var repos []webhook.Repository
 	var urls []string
+	branches := map[string]string{}
 	for _, v := range o.Repos {
 		url, branch := options.Repo(v)
 		if err := queue.CheckRepo(url, o.AllowLocalRepos); err != nil {
@@ -40,9 +41,10 @@ func newServerQueue(stateDir string, st *store.Store, o *options.ServeQueue, log
 		}
 		repos = append(repos, webhook.Repository{URL: url, DefaultBranch: branch})
 		urls = append(urls, url)
+		branches[url] = branch
 	}
 	q, err := queue.New(queue.Config{Store: st, StateDir: stateDir, Workers: o.Workers, Lease: o.Lease, KeepFailed: o.KeepFailed,
-		Fetcher: f, Logger: logger.With("component", "queue")})
+		Fetcher: f, DefaultBranches: branches, Logger: logger.With("component", "queue")})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/gantry-ci/gantry/internal/auth"
+	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -152,8 +156,14 @@ func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
 	if event == "" {
 		event = "push"
 	}
+	limit, err := h.q.concurrency(r.Context(), req.Repo)
+	if err != nil {
+		h.log.Error("read the default branch's pipeline", "repo", clip(req.Repo), "err", err)
+		writeError(w, http.StatusBadGateway, "fetch_failed", "could not read on.concurrency of the default branch's pipeline file: "+err.Error())
+		return
+	}
 	it, err := h.q.Submit(r.Context(), Request{Repo: req.Repo, Event: event, Branch: branch, Base: req.Base, SHA: req.SHA, Vars: req.Vars,
-		Trigger: "api", Actor: id.Name, CancelPrevious: true})
+		Trigger: "api", Actor: id.Name, CancelPrevious: true, Concurrency: limit})
 	if errors.Is(err, ErrInvalid) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -164,6 +174,37 @@ func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, ItemOf(it))
+}
+
+// concurrency is on.concurrency of the default branch's pipeline file
+// of repo, when repo is a configured repository whose default branch the
+// queue knows; 0 (no limit) for other repositories (local paths
+// submitted over the socket) and when the default branch has no pipeline
+// file.
+func (q *Queue) concurrency(ctx context.Context, repo string) (int, error) {
+	var url, branch string
+	for u, b := range q.cfg.DefaultBranches {
+		if SameRepo(u, repo) {
+			url, branch = u, b
+		}
+	}
+	if url == "" {
+		return 0, nil
+	}
+	src, err := q.cfg.Fetcher.DefaultPipeline(ctx, url, branch, spec.DefaultPath)
+	if errors.Is(err, ErrNoPipeline) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var doc struct {
+		On spec.Triggers `yaml:"on"`
+	}
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return 0, fmt.Errorf("%s on %s does not parse: %w", spec.DefaultPath, branch, err)
+	}
+	return doc.On.Limit(), nil
 }
 
 // allowed: a configured repository, or a local path from the socket's

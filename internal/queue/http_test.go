@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +117,52 @@ func TestHTTPSubmitAndCancel(t *testing.T) {
 	as(dev, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/runs/424242/cancel", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("cancel of an unknown run: %d %s, want 404", rec.Code, rec.Body)
+	}
+}
+
+// TestHTTPSubmitReadsConcurrency: a run submitted through the API for a
+// configured repository carries on.concurrency of its default branch's
+// pipeline file; a local path from the socket carries no limit.
+func TestHTTPSubmitReadsConcurrency(t *testing.T) {
+	h := stoppedHarness(t, 1)
+	limited := t.TempDir()
+	gitIn(t, limited, "init", "-q", "-b", "trunk", ".")
+	if err := os.MkdirAll(filepath.Join(limited, ".gantry"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(limited, ".gantry", "pipeline.yaml"), []byte("name: t\non:\n  concurrency: 2\nstages: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, limited, "add", ".")
+	gitIn(t, limited, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "init")
+	sha := strings.TrimSpace(gitIn(t, limited, "rev-parse", "HEAD"))
+	h.q.cfg.Fetcher.CacheDir = t.TempDir()
+	h.q.cfg.DefaultBranches = map[string]string{limited: "trunk"}
+	api := h.q.HTTP([]string{limited}, nil)
+	owner := &auth.Identity{Name: "me", Role: auth.RoleAdmin, Method: auth.MethodSocket}
+	tests := []struct {
+		name, repo, sha string
+		want            int
+	}{
+		{"configured repository", limited, sha, 2},
+		{"local path", h.repo, h.sha, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := json.Marshal(SubmitRequest{Repo: tt.repo, Ref: "feature", SHA: tt.sha})
+			rec := httptest.NewRecorder()
+			as(owner, api).ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/runs", bytes.NewReader(b)))
+			var got Item
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); rec.Code != http.StatusAccepted || err != nil {
+				t.Fatalf("submit: %d %s", rec.Code, rec.Body)
+			}
+			it, err := h.st.QueueItem(context.Background(), got.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if it.Concurrency != tt.want {
+				t.Errorf("concurrency of the queued item: got %d, want %d", it.Concurrency, tt.want)
+			}
+		})
 	}
 }

@@ -1,7 +1,8 @@
 // Package queue runs the server's runs: a submitted run (from a webhook or
 // the API) waits in the store's run queue for a free worker; a worker
-// claims it (one conditional UPDATE, so replicas sharing a database never
-// run it twice), fetches its commit into a workspace under the state dir
+// claims it (one serialised transaction, so replicas sharing a database
+// never run it twice nor more runs of a pipeline than its on.concurrency),
+// fetches its commit into a workspace under the state dir
 // and runs it as a child `gantry run` process, renewing its lease while
 // the child runs. A newer push to a branch cancels the older run of that
 // branch; a run that waits for an approval leaves its worker (the child
@@ -69,7 +70,11 @@ type Config struct {
 	// they end.
 	KeepFailed time.Duration
 	Fetcher    *Fetcher
-	Logger     *slog.Logger
+	// DefaultBranches maps the clone URL of each configured repository
+	// to its default branch, whose pipeline file's on.concurrency limits
+	// the runs submitted through the API (webhooks read it themselves).
+	DefaultBranches map[string]string
+	Logger          *slog.Logger
 	// Owner names this process in claims (default: hostname and pid and
 	// a random suffix).
 	Owner string
@@ -143,6 +148,10 @@ type Request struct {
 	Trigger, Actor           string
 	// CancelPrevious: a newer push to the branch cancels this run.
 	CancelPrevious bool
+	// Concurrency is the most runs of the repository's pipeline that run
+	// at once across every replica (on.concurrency of its default
+	// branch's pipeline file); 0 is no limit.
+	Concurrency int
 }
 
 // Submit checks r and queues it, cancelling older pushes of the same
@@ -167,7 +176,7 @@ func (q *Queue) Submit(ctx context.Context, r Request) (store.QueueItem, error) 
 		return store.QueueItem{}, err
 	}
 	it := &store.QueueItem{Kind: store.QueueKindRun, Repo: r.Repo, Event: r.Event, Branch: r.Branch, Base: r.Base, SHA: r.SHA,
-		Vars: r.Vars, Trigger: r.Trigger, Actor: r.Actor, CancelPrevious: r.CancelPrevious}
+		Vars: r.Vars, Trigger: r.Trigger, Actor: r.Actor, CancelPrevious: r.CancelPrevious, Concurrency: max(r.Concurrency, 0)}
 	superseded, err := q.st.Enqueue(ctx, it)
 	if err != nil {
 		return store.QueueItem{}, err
@@ -209,7 +218,7 @@ func (q *Queue) Resume(ctx context.Context, runID string) error {
 		return nil
 	}
 	it := &store.QueueItem{Kind: store.QueueKindResume, Repo: prev.Repo, Event: prev.Event, Branch: prev.Branch, Base: prev.Base,
-		SHA: prev.SHA, Trigger: "resume", RunID: id, Workspace: prev.Workspace}
+		SHA: prev.SHA, Trigger: "resume", RunID: id, Workspace: prev.Workspace, Concurrency: prev.Concurrency}
 	if _, err := q.st.Enqueue(ctx, it); err != nil {
 		return err
 	}
@@ -453,7 +462,12 @@ func (q *Queue) execute(parent context.Context, it store.QueueItem) {
 	if state == store.QueuePassed || state == store.QueueCancelled {
 		q.removeWorkspace(it)
 	}
-	if err := q.st.FinishQueued(context.WithoutCancel(ctx), it.ID, q.owner, state, code, msg); err != nil {
+	if err := q.st.FinishQueued(context.WithoutCancel(ctx), it.ID, q.owner, state, code, msg); errors.Is(err, store.ErrLeaseLost) {
+		// Another replica declared this one dead meanwhile (the item is
+		// interrupted, maybe retried): its record stands.
+		q.log.Warn("queued run lost its lease; its outcome is not recorded", "item", it.ID, "state", state)
+		return
+	} else if err != nil {
 		q.log.Error("record the outcome of a queued run", "item", it.ID, "err", err)
 	}
 	q.log.Info("queued run ended", "item", it.ID, "run", it.RunID, "state", state, "exit", code)
@@ -480,7 +494,7 @@ func (q *Queue) runItem(ctx context.Context, it *store.QueueItem) (store.QueueSt
 	args := append(slices.Clone(q.cfg.GlobalArgs), "--state-dir="+q.cfg.StateDir, "run", "--progress=plain")
 	switch {
 	case it.Kind == store.QueueKindResume:
-		args = append(args, "--resume="+strconv.FormatInt(it.RunID, 10))
+		args = append(args, "--resume="+strconv.FormatInt(it.RunID, 10), "--"+QueueItemFlag+"="+it.ID)
 		if ws != "" {
 			args = append(args, "--dir="+ws)
 		}

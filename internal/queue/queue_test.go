@@ -56,7 +56,7 @@ func helper(args []string) int {
 	}
 	defer st.Close()
 	name := fmt.Sprintf("run-%d", resume)
-	if item != "" {
+	if item != "" && resume == 0 {
 		r := &store.Run{Pipeline: "helper", Event: "push"}
 		if err := st.CreateRun(ctx, r); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -72,7 +72,7 @@ func helper(args []string) int {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	_ = os.MkdirAll(filepath.Join(state, "started"), 0o700)
-	_ = os.WriteFile(filepath.Join(state, "started", name), nil, 0o600)
+	_ = os.WriteFile(filepath.Join(state, "started", name), []byte(item), 0o600)
 	if gate := vars["gate"]; gate != "" {
 		for {
 			if _, err := os.Stat(gate); err == nil {
@@ -328,6 +328,10 @@ func TestWaitingRunHoldsNoWorker(t *testing.T) {
 	if cont.Kind != store.QueueKindResume || cont.Workspace != w.Workspace {
 		t.Errorf("continuation kind %s workspace %s, want resume in %s", cont.Kind, cont.Workspace, w.Workspace)
 	}
+	// The continuation's child is told its item, to watch its claim.
+	if got, err := os.ReadFile(filepath.Join(h.state, "started", fmt.Sprintf("run-%d", w.RunID))); err != nil || string(got) != cont.ID {
+		t.Errorf("the continuation's child got --queue-item %q (%v), want %s", got, err, cont.ID)
+	}
 	h.waitState(t, cont.ID, store.QueuePassed)
 }
 
@@ -353,5 +357,40 @@ func TestLapsedLeaseInterruptsThenRetry(t *testing.T) {
 	got = h.waitState(t, it.ID, store.QueuePassed)
 	if got.Owner != h.q.Owner() {
 		t.Errorf("owner %s, want this queue %s", got.Owner, h.q.Owner())
+	}
+}
+
+// TestPipelineConcurrencyBoundsRunningItems: with three free workers, a
+// pipeline limited to one run at a time runs its items one by one, while
+// another repository's item is not held up behind them.
+func TestPipelineConcurrencyBoundsRunningItems(t *testing.T) {
+	h := newHarness(t, 3)
+	gate := filepath.Join(t.TempDir(), "gate")
+	var limited []store.QueueItem
+	for i := range 2 {
+		it, err := h.q.Submit(context.Background(), Request{Repo: h.repo, Event: "push", Branch: fmt.Sprintf("b%d", i), SHA: h.sha,
+			Vars: map[string]string{"gate": gate}, Trigger: "test", Concurrency: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		limited = append(limited, it)
+	}
+	other, sha := repo(t)
+	free, err := h.q.Submit(context.Background(), Request{Repo: other, Event: "push", Branch: "main", SHA: sha,
+		Vars: map[string]string{"gate": gate}, Trigger: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first limited item and the other repository's item to start", func() bool {
+		return h.started(limited[0].ID) && h.started(free.ID)
+	})
+	if got := h.state_(t, limited[1].ID).State; got != store.QueueQueued || h.started(limited[1].ID) {
+		t.Fatalf("second item of a pipeline with concurrency 1 is %s while the first runs, want queued", got)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range append(limited, free) {
+		h.waitState(t, it.ID, store.QueuePassed)
 	}
 }

@@ -195,6 +195,9 @@ func (v *validator) validate() {
 	if pr := p.On.PullRequest; pr != nil && pr.CancelPrevious != nil {
 		v.errAt(pr.At["cancel_previous"], "on.pull_request.cancel_previous: only push runs cancel older ones (set it under on.push)")
 	}
+	if _, given := p.On.At["concurrency"]; given && p.On.Concurrency < 1 {
+		v.errAt(p.On.At["concurrency"], "on.concurrency must be at least 1, not %d (leave it out for no limit)", p.On.Concurrency)
+	}
 	v.checkVars()
 	if cs := p.CommitStatus; cs != nil {
 		if !repoRE.MatchString(cs.Repository) {

@@ -62,6 +62,13 @@ type Pipeline struct {
 type Triggers struct {
 	Push        *BranchFilter `yaml:"push"`
 	PullRequest *BranchFilter `yaml:"pull_request"`
+	// Concurrency (at least 1; absent: no limit): on a gantry server, the
+	// most runs of this repository's pipeline that run at once, across
+	// every server replica sharing the store; more wait queued. Only the
+	// default branch's pipeline file decides.
+	Concurrency int `yaml:"concurrency"`
+	// At holds the position of each key's value.
+	At yamlx.Positions `yaml:"-"`
 }
 
 // BranchFilter matches branch names with globs ("main", "release/*", "**").

@@ -160,6 +160,9 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", "name: x\nname: y\nstages: []\n", "pipeline.yaml:2:1:"},
 		{"cancel_previous on pull requests", "name: x\non:\n  pull_request: {cancel_previous: false}\nstages: []\n", "pipeline.yaml:3:35: on.pull_request.cancel_previous: only push runs cancel"},
 		{"cancel_previous not a bool", "name: x\non:\n  push: {cancel_previous: sometimes}\nstages: []\n", "pipeline.yaml:3:27: expected true or false"},
+		{"concurrency zero", "name: x\non:\n  concurrency: 0\nstages: []\n", "pipeline.yaml:3:16: on.concurrency must be at least 1"},
+		{"concurrency negative", "name: x\non:\n  concurrency: -2\nstages: []\n", "pipeline.yaml:3:16: on.concurrency must be at least 1"},
+		{"concurrency not a number", "name: x\non:\n  concurrency: many\nstages: []\n", "pipeline.yaml:3:16:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,6 +218,7 @@ func TestSchemaMatchesTypes(t *testing.T) {
 		{"stage", defs["stage"], reflect.TypeFor[Stage]()},
 		{"step", defs["step"], reflect.TypeFor[Step]()},
 		{"branchFilter", defs["branchFilter"], reflect.TypeFor[BranchFilter]()},
+		{"on", s["properties"].(map[string]any)["on"], reflect.TypeFor[Triggers]()},
 		{"approval", defs["stage"].(map[string]any)["properties"].(map[string]any)["approval"], reflect.TypeFor[Approval]()},
 	}
 	for _, tt := range tests {

@@ -46,3 +46,7 @@ func (t Triggers) CancelsPrevious() bool {
 	}
 	return *t.Push.CancelPrevious
 }
+
+// Limit is the most runs of the pipeline a server runs at once
+// (on.concurrency); 0 is no limit.
+func (t Triggers) Limit() int { return max(t.Concurrency, 0) }

@@ -38,4 +38,10 @@ func TestTriggersMatch(t *testing.T) {
 	if !(Triggers{}).CancelsPrevious() {
 		t.Errorf("CancelsPrevious by default = false, want true")
 	}
+	if got := (Triggers{}).Limit(); got != 0 {
+		t.Errorf("Limit without on.concurrency = %d, want 0 (no limit)", got)
+	}
+	if got := (Triggers{Concurrency: 3}).Limit(); got != 3 {
+		t.Errorf("Limit with on.concurrency: 3 = %d, want 3", got)
+	}
 }

@@ -68,6 +68,10 @@ type QueueItem struct {
 	Trigger, Actor string
 	// CancelPrevious: a newer push to the same branch cancels this item.
 	CancelPrevious bool
+	// Concurrency is the most items of the same repository (its
+	// pipeline) that may run at once, across every process sharing the
+	// database; 0 is no limit.
+	Concurrency int
 	// RunID is the run the item executes (0 until its process created it).
 	RunID           int64
 	Owner           string
@@ -82,7 +86,7 @@ type QueueItem struct {
 }
 
 const queueColumns = `id, kind, state, repo, event, branch, base_ref, sha, vars, trigger_by, actor, cancel_previous,
-	run_id, owner, lease_until, cancel_requested, workspace, exit_code, message, created, started, finished`
+	run_id, owner, lease_until, cancel_requested, workspace, exit_code, message, created, started, finished, concurrency`
 
 func scanQueueItem(row interface{ Scan(...any) error }) (QueueItem, error) {
 	var (
@@ -93,7 +97,7 @@ func scanQueueItem(row interface{ Scan(...any) error }) (QueueItem, error) {
 		lease, c, s, f int64
 	)
 	if err := row.Scan(&it.ID, &it.Kind, &state, &it.Repo, &it.Event, &it.Branch, &it.Base, &it.SHA, &vars, &it.Trigger, &it.Actor, &cp,
-		&it.RunID, &it.Owner, &lease, &cr, &it.Workspace, &it.ExitCode, &it.Message, &c, &s, &f); err != nil {
+		&it.RunID, &it.Owner, &lease, &cr, &it.Workspace, &it.ExitCode, &it.Message, &c, &s, &f, &it.Concurrency); err != nil {
 		return QueueItem{}, err
 	}
 	it.State = QueueState(state)
@@ -206,9 +210,9 @@ func (s *Store) Enqueue(ctx context.Context, it *QueueItem) ([]string, error) {
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO run_queue (id, kind, state, repo, event, branch, base_ref, sha, vars, trigger_by, actor,
-				cancel_previous, run_id, workspace, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				cancel_previous, run_id, workspace, created, concurrency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			it.ID, it.Kind, string(it.State), it.Repo, it.Event, it.Branch, it.Base, it.SHA, vars, it.Trigger, it.Actor,
-			boolInt(it.CancelPrevious), it.RunID, it.Workspace, toNanos(it.Created))
+			boolInt(it.CancelPrevious), it.RunID, it.Workspace, toNanos(it.Created), max(it.Concurrency, 0))
 		return err
 	})
 	if err != nil {
@@ -217,52 +221,43 @@ func (s *Store) Enqueue(ctx context.Context, it *QueueItem) ([]string, error) {
 	return superseded, nil
 }
 
-// ClaimQueued hands the oldest queued item to owner, running under a lease
-// until leaseUntil. The claim is one conditional UPDATE (state still
-// queued) checked by its affected rows, so two processes sharing the
-// database never both claim an item. ErrNotQueued when none waits.
+// ClaimQueued hands the oldest queued item whose pipeline has room to
+// owner, running under a lease until leaseUntil. An item with a
+// concurrency limit waits while that many items of its repository run.
+// The claim is one transaction that serialises claimers (BEGIN IMMEDIATE
+// on SQLite, a lock on run_queue on PostgreSQL), then counts the running
+// items and changes the chosen one, so processes sharing the database
+// neither claim an item twice nor run more than a pipeline's limit.
+// ErrNotQueued when no item can be claimed.
 func (s *Store) ClaimQueued(ctx context.Context, owner string, leaseUntil time.Time) (QueueItem, error) {
-	for attempt := 0; attempt < 8; attempt++ {
-		rows, err := s.r.QueryContext(ctx, `SELECT id FROM run_queue WHERE state = 'queued' ORDER BY created, id LIMIT 8`)
+	var id string
+	err := s.withTx(ctx, "claim a queued run", func(tx *sql.Tx) error {
+		if err := s.d.lockTable(ctx, tx, "run_queue"); err != nil {
+			return err
+		}
+		err := tx.QueryRowContext(ctx, `SELECT id FROM run_queue q WHERE state = 'queued' AND (concurrency = 0
+				OR (SELECT COUNT(*) FROM run_queue r WHERE r.repo = q.repo AND r.state = 'running') < concurrency)
+			ORDER BY created, id LIMIT 1`).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotQueued
+		}
 		if err != nil {
-			return QueueItem{}, fmt.Errorf("claim a queued run: %w", err)
+			return err
 		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return QueueItem{}, fmt.Errorf("claim a queued run: %w", err)
-			}
-			ids = append(ids, id)
+		res, err := tx.ExecContext(ctx, `UPDATE run_queue SET state = 'running', owner = ?, lease_until = ?, started = ?
+			WHERE id = ? AND state = 'queued'`, owner, toNanos(leaseUntil), toNanos(s.now()), id)
+		if err != nil {
+			return err
 		}
-		if err := rows.Close(); err != nil {
-			return QueueItem{}, fmt.Errorf("claim a queued run: %w", err)
-		}
-		if len(ids) == 0 {
-			return QueueItem{}, ErrNotQueued
-		}
-		for _, id := range ids {
-			var won bool
-			err := s.withTx(ctx, "claim queued run "+id, func(tx *sql.Tx) error {
-				res, err := tx.ExecContext(ctx, `UPDATE run_queue SET state = 'running', owner = ?, lease_until = ?, started = ?
-					WHERE id = ? AND state = 'queued'`, owner, toNanos(leaseUntil), toNanos(s.now()), id)
-				if err != nil {
-					return err
-				}
-				n, err := res.RowsAffected()
-				won = n == 1
-				return err
-			})
-			if err != nil {
-				return QueueItem{}, err
-			}
-			if won {
-				return s.QueueItem(ctx, id)
-			}
-		}
+		return mustAffectID(res, "queued run", id)
+	})
+	if errors.Is(err, ErrNotQueued) {
+		return QueueItem{}, ErrNotQueued
 	}
-	return QueueItem{}, ErrNotQueued
+	if err != nil {
+		return QueueItem{}, err
+	}
+	return s.QueueItem(ctx, id)
 }
 
 // RenewLease extends owner's lease on running item id and reports whether

@@ -187,3 +187,89 @@ func TestRequestCancel(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimQueuedHonoursConcurrency has four claimers on two stores of
+// one database (two replicas with two workers each) race for the items of
+// a pipeline limited to 2 running items and of one without a limit: the
+// limit holds across the stores, the unlimited pipeline is not held up
+// behind the limited one, and a finished item frees a slot.
+func TestClaimQueuedHonoursConcurrency(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be *backend) {
+		ctx := context.Background()
+		a, b := twoStores(t, be)
+		const limited, free = 10, 5
+		for i := range limited + free {
+			it := &QueueItem{Repo: "/limited", Event: "push", Branch: fmt.Sprintf("b%d", i), SHA: "x", Concurrency: 2}
+			if i%3 == 2 { // interleaved, so that free items stand behind limited ones
+				it = &QueueItem{Repo: "/free", Event: "push", Branch: fmt.Sprintf("b%d", i), SHA: "x"}
+			}
+			if _, err := a.Enqueue(ctx, it); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		var claimed []QueueItem
+		var wg sync.WaitGroup
+		for w, s := range []*Store{a, b, a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					it, err := s.ClaimQueued(ctx, fmt.Sprintf("owner-%d", w), time.Now().Add(time.Minute))
+					if errors.Is(err, ErrNotQueued) {
+						return
+					}
+					if err != nil {
+						t.Errorf("claim: %v", err)
+						return
+					}
+					mu.Lock()
+					claimed = append(claimed, it)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		count := func(st QueueState) map[string]int {
+			items, err := a.QueueItems(ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := map[string]int{}
+			for _, it := range items {
+				n[it.Repo]++
+			}
+			return n
+		}
+		running := count(QueueRunning)
+		if running["/limited"] != 2 || running["/free"] != free {
+			t.Fatalf("running after the race: got %v, want 2 /limited and %d /free", running, free)
+		}
+		if len(claimed) != 2+free {
+			t.Fatalf("claims: got %d, want %d", len(claimed), 2+free)
+		}
+		var done string
+		for _, it := range claimed {
+			if it.Repo == "/limited" {
+				if it.Concurrency != 2 {
+					t.Fatalf("claimed item's concurrency: got %d, want 2", it.Concurrency)
+				}
+				done = it.ID
+				if err := a.FinishQueued(ctx, it.ID, it.Owner, QueuePassed, 0, ""); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		it, err := b.ClaimQueued(ctx, "owner-x", time.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatalf("claim after %s finished: %v", done, err)
+		}
+		if it.Repo != "/limited" {
+			t.Fatalf("claim after a /limited item finished: got an item of %s", it.Repo)
+		}
+		if _, err := a.ClaimQueued(ctx, "owner-y", time.Now().Add(time.Minute)); !errors.Is(err, ErrNotQueued) {
+			t.Fatalf("claim with /limited full again: got %v, want ErrNotQueued", err)
+		}
+	})
+}

@@ -272,7 +272,7 @@ func (h *Handler) trigger(ctx context.Context, log *slog.Logger, repo Repository
 		return Response{Status: "ignored", Reason: "not triggered by on: of " + spec.DefaultPath + " on " + repo.DefaultBranch}, http.StatusOK, ""
 	}
 	it, err := h.cfg.Queue.Submit(ctx, queue.Request{Repo: repo.URL, Event: ev.kind, Branch: ev.branch, Base: ev.base, SHA: ev.sha,
-		Trigger: "webhook", Actor: ev.actor, CancelPrevious: doc.On.CancelsPrevious()})
+		Trigger: "webhook", Actor: ev.actor, CancelPrevious: doc.On.CancelsPrevious(), Concurrency: doc.On.Limit()})
 	if errors.Is(err, queue.ErrInvalid) {
 		log.Warn("webhook refused: invalid value", "err", err)
 		return Response{Status: "error", Reason: err.Error()}, http.StatusBadRequest, "bad_request"

@@ -57,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 		git(t, repo, "add", ".")
 		git(t, repo, "commit", "-q", "-m", "pipeline")
 	}
-	write("name: t\non:\n  push: {branches: [main, release/*]}\n  pull_request: {branches: [main]}\nstages: []\n")
+	write("name: t\non:\n  push: {branches: [main, release/*]}\n  pull_request: {branches: [main]}\n  concurrency: 3\nstages: []\n")
 	sha := git(t, repo, "rev-parse", "HEAD")
 	git(t, repo, "checkout", "-q", "-b", "wide")
 	write("name: t\non:\n  push: {branches: ['**']}\nstages: []\n")
@@ -186,6 +186,9 @@ func TestDeliveries(t *testing.T) {
 	for _, it := range items {
 		if it.Repo != f.repo {
 			t.Errorf("item %s fetches from %q, want the configured %q", it.ID, it.Repo, f.repo)
+		}
+		if it.Concurrency != 3 {
+			t.Errorf("item %s has concurrency %d, want 3 (on.concurrency of the default branch)", it.ID, it.Concurrency)
 		}
 	}
 }

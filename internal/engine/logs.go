@@ -244,7 +244,12 @@ func (a *artifactSink) putMasked(ctx context.Context, name string, r io.Reader) 
 		return "", 0, err
 	}
 	if digest != "sha256:"+hex.EncodeToString(orig.Sum(nil)) {
-		a.r.e.log.Warn("artifact held a secret: stored with it masked", "run", a.r.run.ID, "stage", a.stage, "step", a.step, "artifact", name)
+		msg := fmt.Sprintf("artifact %s held a secret: it is stored with the secret masked (%s)", a.r.masker.Mask(name), mask.Redacted)
+		a.r.e.log.Warn(msg, "run", a.r.run.ID, "stage", a.stage, "step", a.step)
+		line := []store.LogLine{{Stream: "sys", Text: msg}}
+		if err := a.r.e.logStore.AppendLogs(context.WithoutCancel(ctx), a.r.run.ID, a.stage, a.step, line); err != nil {
+			a.r.e.log.Error("record a log line", "run", a.r.run.ID, "err", err)
+		}
 	}
 	return digest, size, nil
 }

@@ -170,4 +170,13 @@ stages:
 			t.Errorf("artifact %s: recorded size %d, stored %d bytes", a.Name, a.Size, b.Len())
 		}
 	}
+	logs := f.allLogs(res.RunID)
+	for _, name := range []string{"out/plain.txt", "out/b64.txt", "out/report.json"} {
+		if want := "artifact " + name + " held a secret"; !strings.Contains(logs, want) {
+			t.Errorf("the step's log does not say %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "out/clean.txt") {
+		t.Errorf("the step's log names the artifact without a secret:\n%s", logs)
+	}
 }

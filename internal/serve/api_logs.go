@@ -23,6 +23,9 @@ import (
 // `gantry logs -f` does.
 const logPoll = 250 * time.Millisecond
 
+// sseBatch is how many lines a log stream reads from the store at once.
+const sseBatch = 1000
+
 // keepAlive is how long a log stream stays silent before it sends an
 // SSE comment, so proxies keep the connection.
 const keepAlive = 15 * time.Second
@@ -166,25 +169,33 @@ func (a *API) streamRunLogs(w http.ResponseWriter, r *http.Request, _ auth.Ident
 		return
 	}
 	st := a.runs.Store
+	// drain sends the lines after cursor, read sseBatch lines at a time,
+	// so a long log never sits whole in memory.
 	drain := func() error {
-		lines, next, err := st.LogsAfter(ctx, run.ID, stage, step, cursor)
-		if err != nil {
-			return err
-		}
-		cursor = next
-		for _, l := range lines {
-			b, err := json.Marshal(runview.NewLogLine(l))
+		for {
+			lines, next, err := st.LogsAfterLimit(ctx, run.ID, stage, step, cursor, sseBatch)
 			if err != nil {
 				return err
 			}
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: line\ndata: %s\n\n", l.Cursor, b); err != nil {
-				return err
+			cursor = next
+			for _, l := range lines {
+				b, err := json.Marshal(runview.NewLogLine(l))
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintf(w, "id: %d\nevent: line\ndata: %s\n\n", l.Cursor, b); err != nil {
+					return err
+				}
+			}
+			if len(lines) > 0 {
+				if err := rc.Flush(); err != nil {
+					return err
+				}
+			}
+			if len(lines) < sseBatch {
+				return nil
 			}
 		}
-		if len(lines) > 0 {
-			return rc.Flush()
-		}
-		return nil
 	}
 	quiet := time.Now()
 	for {

@@ -73,3 +73,44 @@ func TestStepLogPages(t *testing.T) {
 		})
 	}
 }
+
+// TestLogStreamOfALongLog: a step's log longer than a few of the
+// stream's store batches arrives whole, each line once and in order,
+// before the end event.
+func TestLogStreamOfALongLog(t *testing.T) {
+	e := newAPIEnv(t)
+	ctx := context.Background()
+	r := &store.Run{Pipeline: "p", Event: "push"}
+	must(t, e.st.CreateRun(ctx, r))
+	must(t, e.st.PutStep(ctx, &store.Step{RunID: r.ID, Stage: "s", Name: "x", Kind: "script", Status: store.StatusPassed}))
+	const total = 3*sseBatch + 5
+	lines := make([]store.LogLine, total)
+	for i := range lines {
+		lines[i] = store.LogLine{Text: fmt.Sprintf("line %d", i+1)}
+	}
+	must(t, e.st.AppendLogs(ctx, r.ID, "s", "x", lines))
+	srv := newTestServer(t, withIdentity(viewer, e.api.Handler()))
+	events := make(chan sseEvent)
+	done := make(chan error, 1)
+	go func() {
+		done <- readSSE(ctx, fmt.Sprintf("%s/api/v1/runs/%d/logs/stream?stage=s&step=x", srv.URL, r.ID), "", events)
+	}()
+	n, ended := 0, false
+	for ev := range events {
+		switch ev.name {
+		case "line":
+			var l runview.LogLine
+			must(t, json.Unmarshal([]byte(ev.data), &l))
+			n++
+			if want := fmt.Sprintf("line %d", n); l.Text != want || ended {
+				t.Fatalf("event %d: got %q (after the end: %v), want %q", n, l.Text, ended, want)
+			}
+		case "end":
+			ended = true
+		}
+	}
+	must(t, <-done)
+	if n != total || !ended {
+		t.Errorf("got %d lines (ended: %v), want %d and the end", n, ended, total)
+	}
+}

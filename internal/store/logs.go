@@ -172,6 +172,16 @@ func (s *Store) StepLogPage(ctx context.Context, runID int64, stage, step string
 // only the new lines, so following a run's whole log costs as much as the
 // log, not the log times the number of polls.
 func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, cursor int64) ([]LogLine, int64, error) {
+	return s.LogsAfterLimit(ctx, runID, stage, step, cursor, 0)
+}
+
+// LogsAfterLimit is LogsAfter reading at most limit lines (0: no limit),
+// so that a follower of a long log holds one batch at a time: fewer than
+// limit lines means it has caught up.
+func (s *Store) LogsAfterLimit(ctx context.Context, runID int64, stage, step string, cursor int64, limit int) ([]LogLine, int64, error) {
+	if limit < 0 {
+		return nil, cursor, fmt.Errorf("logs of %s/%s of run %d after %d: limit %d: want 0 (none) or more", stage, step, runID, cursor, limit)
+	}
 	where := []string{"run_id = ?", s.d.logCursor + " > ?"}
 	args := []any{runID, cursor}
 	if stage != "" {
@@ -183,8 +193,13 @@ func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, 
 		args = append(args, step)
 	}
 	what := fmt.Sprintf("logs of %s/%s of run %d after %d", stage, step, runID, cursor)
+	bound := ""
+	if limit > 0 {
+		bound = " LIMIT ?"
+		args = append(args, limit)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+s.d.logCursor+`, stage, step, seq, time, stream, text FROM logs WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY `+s.d.logCursor, args...)
+		strings.Join(where, " AND ")+` ORDER BY `+s.d.logCursor+bound, args...)
 	if err != nil {
 		return nil, cursor, fmt.Errorf("%s: %w", what, err)
 	}

@@ -169,3 +169,57 @@ func TestStepLogPageUsesIndex(t *testing.T) {
 		t.Errorf("a page of a step's log is not a range of the primary key:\n%s", p)
 	}
 }
+
+// TestLogsAfterLimit: a follower reading a long log in batches gets every
+// line once, in append order, across steps, a batch at a time.
+func TestLogsAfterLimit(t *testing.T) { eachBackend(t, testLogsAfterLimit) }
+
+func testLogsAfterLimit(t *testing.T, be *backend) {
+	ctx := context.Background()
+	s := be.open(t, t.TempDir())
+	r := &Run{Pipeline: "p", Started: t0}
+	if err := s.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 5 {
+		step := []string{"x", "y"}[i%2]
+		var lines []LogLine
+		for j := range 300 {
+			text := fmt.Sprintf("%s %d", step, i*300+j)
+			lines = append(lines, LogLine{Text: text})
+			want = append(want, text)
+		}
+		if err := s.AppendLogs(ctx, r.ID, "a", step, lines); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const limit = 400
+	var got []string
+	var cursor int64
+	for batches := 1; ; batches++ {
+		lines, next, err := s.LogsAfterLimit(ctx, r.ID, "", "", cursor, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lines) > limit {
+			t.Fatalf("batch %d: got %d lines, want at most %d", batches, len(lines), limit)
+		}
+		for _, l := range lines {
+			got = append(got, l.Text)
+		}
+		cursor = next
+		if len(lines) < limit {
+			if want := (len(want) + limit) / limit; batches != want {
+				t.Errorf("batches: got %d, want %d", batches, want)
+			}
+			break
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("lines: got %d, want %d in append order", len(got), len(want))
+	}
+	if _, _, err := s.LogsAfterLimit(ctx, r.ID, "", "", 0, -1); err == nil {
+		t.Error("limit -1: no error")
+	}
+}

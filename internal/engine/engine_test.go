@@ -87,6 +87,7 @@ type fixture struct {
 	t     testing.TB
 	dir   string
 	store *store.Store
+	arts  *artifact.Store
 	eng   *engine.Engine
 	count *countKind
 	mu    sync.Mutex
@@ -105,7 +106,7 @@ func newFixture(t testing.TB, opts ...engine.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, dir: t.TempDir(), store: st, count: &countKind{}}
+	f := &fixture{t: t, dir: t.TempDir(), store: st, arts: arts, count: &countKind{}}
 	base := []engine.Option{
 		engine.WithKinds([]step.Kind{f.count.kind()}),
 		engine.WithScriptKind(shell.Kind),

@@ -3,8 +3,12 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"mime"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -186,19 +190,68 @@ func (a *artifactSink) Put(ctx context.Context, name, path, mediaType string) er
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(a.r.req.Dir, path)
 	}
-	digest, size, err := a.r.e.artifacts.PutFile(ctx, path)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("store artifact: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("store artifact: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("store artifact %s: not a regular file", path)
+	}
+	digest, size, err := a.putMasked(ctx, name, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return a.record(ctx, name, digest, size, mediaType)
+}
+
+func (a *artifactSink) PutBytes(ctx context.Context, name string, data []byte, mediaType string) error {
+	digest, size, err := a.putMasked(ctx, name, bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
 	return a.record(ctx, name, digest, size, mediaType)
 }
 
-func (a *artifactSink) PutBytes(ctx context.Context, name string, data []byte, mediaType string) error {
-	digest, size, err := a.r.e.artifacts.Put(ctx, bytes.NewReader(data))
-	if err != nil {
-		return err
+// putMasked stores r's bytes with the run's secrets hidden in every form
+// the masker knows (the logs' masking, streamed): an artifact is served
+// to whoever may read the run, so it must not carry a secret either.
+// A file that held one is stored masked and the engine's log says so.
+func (a *artifactSink) putMasked(ctx context.Context, name string, r io.Reader) (string, int64, error) {
+	if a.r.masker.Empty() {
+		return a.r.e.artifacts.Put(ctx, r)
 	}
-	return a.record(ctx, name, digest, size, mediaType)
+	pr, pw := io.Pipe()
+	orig := sha256.New()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		mw := mask.NewWriter(a.r.masker, pw)
+		_, err := io.Copy(mw, io.TeeReader(r, orig))
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	})
+	digest, size, err := a.r.e.artifacts.Put(ctx, pr)
+	// Unblocks the copy when Put stopped before the end.
+	pr.CloseWithError(io.ErrClosedPipe)
+	wg.Wait()
+	if err != nil {
+		return "", 0, err
+	}
+	if digest != "sha256:"+hex.EncodeToString(orig.Sum(nil)) {
+		msg := fmt.Sprintf("artifact %s held a secret: it is stored with the secret masked (%s)", a.r.masker.Mask(name), mask.Redacted)
+		a.r.e.log.Warn(msg, "run", a.r.run.ID, "stage", a.stage, "step", a.step)
+		line := []store.LogLine{{Stream: "sys", Text: msg}}
+		if err := a.r.e.logStore.AppendLogs(context.WithoutCancel(ctx), a.r.run.ID, a.stage, a.step, line); err != nil {
+			a.r.e.log.Error("record a log line", "run", a.r.run.ID, "err", err)
+		}
+	}
+	return digest, size, nil
 }
 
 func (a *artifactSink) record(ctx context.Context, name, digest string, size int64, mediaType string) error {

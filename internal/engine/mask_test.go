@@ -113,3 +113,70 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestArtifactsAreMasked: the files a step declares as artifacts are
+// stored with the run's secrets hidden, in every form the logs hide
+// them, so that no download or report of the run holds a secret; a
+// file without a secret is stored as it is.
+func TestArtifactsAreMasked(t *testing.T) {
+	const secret = "artifact-secret/value+42"
+	t.Setenv("TEST_SECRET_VALUE", secret)
+	f := newFixture(t)
+	p := f.pipeline(`name: demo
+secrets:
+  TOKEN: {env: TEST_SECRET_VALUE}
+stages:
+  - name: s
+    steps:
+      - name: leak
+        secrets: [TOKEN]
+        artifacts: [out/*]
+        run: |
+          mkdir -p out
+          printf 'token=%s\n' "$TOKEN" > out/plain.txt
+          printf '%s' "$TOKEN" | base64 > out/b64.txt
+          printf '{"t": "%s"}' "$TOKEN" > out/report.json
+          printf 'nothing secret here\n' > out/clean.txt
+`)
+	res := f.run(context.Background(), p, engine.Request{})
+	arts, err := f.store.StepArtifacts(context.Background(), res.RunID, "s", "leak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"out/plain.txt":   "token=***\n",
+		"out/b64.txt":     "***\n",
+		"out/report.json": `{"t": "***"}`,
+		"out/clean.txt":   "nothing secret here\n",
+	}
+	if len(arts) != len(want) {
+		t.Fatalf("artifacts: got %d, want %d: %v", len(arts), len(want), arts)
+	}
+	for _, a := range arts {
+		rc, err := f.arts.Open(a.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		_, err = b.ReadFrom(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.String(); got != want[a.Name] {
+			t.Errorf("artifact %s: got %q, want %q", a.Name, got, want[a.Name])
+		}
+		if a.Size != int64(b.Len()) {
+			t.Errorf("artifact %s: recorded size %d, stored %d bytes", a.Name, a.Size, b.Len())
+		}
+	}
+	logs := f.allLogs(res.RunID)
+	for _, name := range []string{"out/plain.txt", "out/b64.txt", "out/report.json"} {
+		if want := "artifact " + name + " held a secret"; !strings.Contains(logs, want) {
+			t.Errorf("the step's log does not say %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "out/clean.txt") {
+		t.Errorf("the step's log names the artifact without a secret:\n%s", logs)
+	}
+}

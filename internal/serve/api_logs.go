@@ -23,6 +23,9 @@ import (
 // `gantry logs -f` does.
 const logPoll = 250 * time.Millisecond
 
+// sseBatch is how many lines a log stream reads from the store at once.
+const sseBatch = 1000
+
 // keepAlive is how long a log stream stays silent before it sends an
 // SSE comment, so proxies keep the connection.
 const keepAlive = 15 * time.Second
@@ -54,8 +57,9 @@ func (a *API) logStep(w http.ResponseWriter, r *http.Request, runID int64) (stag
 }
 
 // getRunLogs answers a run's log, or one step's, as a page of lines. A
-// step's log is ranged by ?after= (a line number) and ?limit=; the whole
-// run's comes in one page.
+// step's log is read a page at a time from the store: ?after= (a line
+// number) and ?limit= (default maxLimit) range it. The whole run's comes
+// in one page.
 func (a *API) getRunLogs(w http.ResponseWriter, r *http.Request, _ auth.Identity) {
 	run, ok := a.loadRun(w, r)
 	if !ok {
@@ -67,7 +71,6 @@ func (a *API) getRunLogs(w http.ResponseWriter, r *http.Request, _ auth.Identity
 	}
 	q := r.URL.Query()
 	var after int64
-	limit := 0
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 || stage == "" {
@@ -76,29 +79,44 @@ func (a *API) getRunLogs(w http.ResponseWriter, r *http.Request, _ auth.Identity
 		}
 		after = n
 	}
-	if q.Get("limit") != "" {
-		if stage == "" {
+	if stage == "" {
+		if q.Get("limit") != "" {
 			badRequest(w, "query parameter limit: only one step's log (with stage and step) is paginated")
 			return
 		}
+		lines, err := a.runs.Store.Logs(r.Context(), run.ID, "", "", 0)
+		if err != nil {
+			a.writeError(w, r, fmt.Sprintf("logs of run %d", run.ID), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, logPage(lines, false))
+		return
+	}
+	limit := maxLimit
+	if q.Get("limit") != "" {
 		if limit, ok = pageLimit(w, r); !ok {
 			return
 		}
 	}
-	lines, err := a.runs.Store.Logs(r.Context(), run.ID, stage, step, after)
+	lines, more, err := a.runs.Store.StepLogPage(r.Context(), run.ID, stage, step, after, limit)
 	if err != nil {
 		a.writeError(w, r, fmt.Sprintf("logs of run %d", run.ID), err)
 		return
 	}
+	writeJSON(w, http.StatusOK, logPage(lines, more))
+}
+
+// logPage is the answer of lines; with more, next is the last line's
+// number.
+func logPage(lines []store.LogLine, more bool) Page[runview.LogLine] {
 	page := Page[runview.LogLine]{Items: make([]runview.LogLine, 0, len(lines))}
-	for i, l := range lines {
-		if limit > 0 && i == limit {
-			page.Next = strconv.FormatInt(lines[i-1].Seq, 10)
-			break
-		}
+	for _, l := range lines {
 		page.Items = append(page.Items, runview.NewLogLine(l))
 	}
-	writeJSON(w, http.StatusOK, page)
+	if more && len(lines) > 0 {
+		page.Next = strconv.FormatInt(lines[len(lines)-1].Seq, 10)
+	}
+	return page
 }
 
 // LogEnd is the data of the "end" event that closes a log stream.
@@ -151,25 +169,33 @@ func (a *API) streamRunLogs(w http.ResponseWriter, r *http.Request, _ auth.Ident
 		return
 	}
 	st := a.runs.Store
+	// drain sends the lines after cursor, read sseBatch lines at a time,
+	// so a long log never sits whole in memory.
 	drain := func() error {
-		lines, next, err := st.LogsAfter(ctx, run.ID, stage, step, cursor)
-		if err != nil {
-			return err
-		}
-		cursor = next
-		for _, l := range lines {
-			b, err := json.Marshal(runview.NewLogLine(l))
+		for {
+			lines, next, err := st.LogsAfterLimit(ctx, run.ID, stage, step, cursor, sseBatch)
 			if err != nil {
 				return err
 			}
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: line\ndata: %s\n\n", l.Cursor, b); err != nil {
-				return err
+			cursor = next
+			for _, l := range lines {
+				b, err := json.Marshal(runview.NewLogLine(l))
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintf(w, "id: %d\nevent: line\ndata: %s\n\n", l.Cursor, b); err != nil {
+					return err
+				}
+			}
+			if len(lines) > 0 {
+				if err := rc.Flush(); err != nil {
+					return err
+				}
+			}
+			if len(lines) < sseBatch {
+				return nil
 			}
 		}
-		if len(lines) > 0 {
-			return rc.Flush()
-		}
-		return nil
 	}
 	quiet := time.Now()
 	for {

@@ -125,12 +125,63 @@ func (s *Store) Logs(ctx context.Context, runID int64, stage, step string, after
 	return out, nil
 }
 
+// stepLogPageQuery reads a range of one step's log from the primary
+// key (run_id, stage, step, seq).
+const stepLogPageQuery = `SELECT stage, step, seq, time, stream, text FROM logs
+	WHERE run_id = ? AND stage = ? AND step = ? AND seq > ? ORDER BY seq LIMIT ?`
+
+// StepLogPage returns at most limit lines of one step's log with Seq >
+// afterSeq, in Seq order, and whether more lines follow the last one.
+// It reads the page (and one line more) from the primary key, so a page
+// costs its own lines however long the log is. A limit below 1 is an
+// error.
+func (s *Store) StepLogPage(ctx context.Context, runID int64, stage, step string, afterSeq int64, limit int) ([]LogLine, bool, error) {
+	what := fmt.Sprintf("page of the log of %s/%s of run %d after line %d", stage, step, runID, afterSeq)
+	if limit < 1 {
+		return nil, false, fmt.Errorf("%s: limit %d: want 1 or more", what, limit)
+	}
+	rows, err := s.r.QueryContext(ctx, stepLogPageQuery, runID, stage, step, afterSeq, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	out := make([]LogLine, 0, min(limit, 1024))
+	more := false
+	for rows.Next() {
+		if len(out) == limit {
+			more = true
+			break
+		}
+		var l LogLine
+		var t int64
+		if err := rows.Scan(&l.Stage, &l.Step, &l.Seq, &t, &l.Stream, &l.Text); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", what, err)
+		}
+		l.Time = fromNanos(t)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, more, nil
+}
+
 // LogsAfter returns the log lines appended after cursor, in the order they
 // were appended, and the cursor to pass next time: 0 starts at the
 // beginning. An empty stage or step matches every stage or step. It reads
 // only the new lines, so following a run's whole log costs as much as the
 // log, not the log times the number of polls.
 func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, cursor int64) ([]LogLine, int64, error) {
+	return s.LogsAfterLimit(ctx, runID, stage, step, cursor, 0)
+}
+
+// LogsAfterLimit is LogsAfter reading at most limit lines (0: no limit),
+// so that a follower of a long log holds one batch at a time: fewer than
+// limit lines means it has caught up.
+func (s *Store) LogsAfterLimit(ctx context.Context, runID int64, stage, step string, cursor int64, limit int) ([]LogLine, int64, error) {
+	if limit < 0 {
+		return nil, cursor, fmt.Errorf("logs of %s/%s of run %d after %d: limit %d: want 0 (none) or more", stage, step, runID, cursor, limit)
+	}
 	where := []string{"run_id = ?", s.d.logCursor + " > ?"}
 	args := []any{runID, cursor}
 	if stage != "" {
@@ -142,8 +193,13 @@ func (s *Store) LogsAfter(ctx context.Context, runID int64, stage, step string, 
 		args = append(args, step)
 	}
 	what := fmt.Sprintf("logs of %s/%s of run %d after %d", stage, step, runID, cursor)
+	bound := ""
+	if limit > 0 {
+		bound = " LIMIT ?"
+		args = append(args, limit)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+s.d.logCursor+`, stage, step, seq, time, stream, text FROM logs WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY `+s.d.logCursor, args...)
+		strings.Join(where, " AND ")+` ORDER BY `+s.d.logCursor+bound, args...)
 	if err != nil {
 		return nil, cursor, fmt.Errorf("%s: %w", what, err)
 	}

@@ -133,10 +133,7 @@ type Upgraded struct {
 	// Previous is the digest the release ran before ("" on a first
 	// install).
 	Previous string
-	// Notes say what the upgrade noticed (a Rollout that will pause for
-	// promotion, ...).
-	Notes []string
-	rel   *release.Release
+	rel      *release.Release
 }
 
 // Deploy admits the image, installs or upgrades the release with it and

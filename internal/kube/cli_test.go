@@ -114,3 +114,53 @@ stages:
 		t.Errorf("gantry env rollback --to-revision 9: exit %d\n%s\nwant exit 1 naming revision 9", code, out)
 	}
 }
+
+// TestRunRollsBackKubernetesEnvironment: a stage that deployed and then
+// failed rolls the kubernetes environment back (on_failure), through
+// Helm's history, in the run's own process.
+func TestRunRollsBackKubernetesEnvironment(t *testing.T) {
+	b := kubetest.Start(t)
+	img := func(n int) string { return fmt.Sprintf("registry.example/web@sha256:%064x", n) }
+	repo := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "web"), filepath.Join(repo, "deploy", "chart"))
+	pipeline := fmt.Sprintf(`name: web
+environments:
+  staging:
+    runtime: kubernetes
+    set: {replicas: 1}
+    kubernetes: {kubeconfig: %q, namespace: run-ns, release: web}
+stages:
+  - name: first
+    steps: [{name: d1, uses: deploy, with: {environment: staging, image: %q}}]
+  - name: second
+    steps:
+      - {name: d2, uses: deploy, with: {environment: staging, image: %q}}
+      - {name: check, needs: [d2], run: "exit 1"}
+    on_failure: [{rollback: staging}]
+`, b.Kubeconfig, img(1), img(2))
+	if err := os.MkdirAll(filepath.Join(repo, ".gantry"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, ".gantry", "pipeline.yaml"), []byte(pipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	code, out := gantry(t, "--state-dir", t.TempDir(), "run", "--dir", repo)
+	want := fmt.Sprintf("rollback staging: sha256:%064x -> sha256:%064x (revision 3)", 2, 1)
+	if code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("gantry run: exit %d\n%s\nwant exit 1 and %q", code, out, want)
+	}
+	dep, err := b.Client.AppsV1().Deployments("run-ns").Get(context.Background(), "web-web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dep.Spec.Template.Spec.Containers[0].Image; got != img(1) {
+		t.Errorf("after the run the Deployment runs %s, want %s", got, img(1))
+	}
+}

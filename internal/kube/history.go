@@ -191,3 +191,31 @@ func (d *Deployer) Rollback(ctx context.Context, toRevision int, who, reason str
 	d.log.InfoContext(ctx, "release rolled back", "environment", d.t.Environment, "release", d.t.Release, "to", target.Version, "revision", rel.Version)
 	return d.finish(ctx, rel)
 }
+
+// Cluster is the connection the deployer uses (for internal/kube/argo's
+// Client: argo.New(d.Cluster().Config, d.Namespace())).
+func (d *Deployer) Cluster() *Cluster { return d.c }
+
+// Rollouts names the Argo Rollouts of the release's newest revision, for
+// the blue-green step to drive (argo.Target.Rollout). It wraps
+// ErrNoRelease when the release does not exist.
+func (d *Deployer) Rollouts(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	hist, err := d.releases()
+	if err != nil {
+		return nil, err
+	}
+	objs, err := parseManifest(hist[len(hist)-1].Manifest)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, o := range objs {
+		if o.Kind == "Rollout" && o.APIVersion == rolloutsResource.GroupVersion().String() {
+			names = append(names, o.Name)
+		}
+	}
+	return names, nil
+}

@@ -251,6 +251,9 @@ func TestBlueGreenUpgradePausesForPromotion(t *testing.T) {
 		t.Fatal(err)
 	}
 	stable := rollout(t, b, "bg-ns", "bg").Status.CurrentPodHash
+	if names, err := d.Rollouts(ctx); err != nil || len(names) != 1 || names[0] != "bg" {
+		t.Errorf("Rollouts: got %v, %v; want [bg]", names, err)
+	}
 	rev, err := d.Deploy(ctx, req(2, false))
 	if err != nil {
 		t.Fatal(err)

@@ -80,6 +80,10 @@ func connect(ctx context.Context, stateDir string) (runtime.Deployer, error) {
 // serving revision and writes which digest was rolled back to what.
 type rollbacker struct {
 	stateDir string
+	// dir is the repository; kube the environment when it runs on
+	// Kubernetes (nil: the serve process's).
+	dir  string
+	kube *spec.Environment
 	// stages are the stages whose on_failure rolls this environment back.
 	stages []string
 	out    io.Writer
@@ -89,15 +93,18 @@ type rollbacker struct {
 var _ engine.Rollbacker = (*rollbacker)(nil)
 
 func (r *rollbacker) Rollback(ctx context.Context, env string) error {
+	who, err := engine.LocalUser{}.Identify(ctx)
+	if err != nil {
+		return err
+	}
+	if r.kube != nil {
+		return r.kubeRollback(ctx, env, who.Name, "on_failure of stage "+strings.Join(r.stages, " or "))
+	}
 	d, err := connect(ctx, r.stateDir)
 	if err != nil {
 		return err
 	}
 	defer deploy.Release(d)
-	who, err := engine.LocalUser{}.Identify(ctx)
-	if err != nil {
-		return err
-	}
 	// A deploy that failed or was refused replaced nothing: what served
 	// before still serves, and rolling back from it would undo an earlier,
 	// good deploy. An environment with no earlier revision has nothing to
@@ -173,7 +180,7 @@ func rollbackLine(env, from string, rev runtime.Revision) string {
 }
 
 // rollbackOptions registers a rollbacker for each environment p declares.
-func rollbackOptions(p *spec.Pipeline, stateDir string, out io.Writer, log *slog.Logger) []engine.Option {
+func rollbackOptions(p *spec.Pipeline, dir, stateDir string, out io.Writer, log *slog.Logger) []engine.Option {
 	var opts []engine.Option
 	for _, env := range slices.Sorted(mapKeysOf(p.Environments)) {
 		var stages []string
@@ -184,7 +191,11 @@ func rollbackOptions(p *spec.Pipeline, stateDir string, out io.Writer, log *slog
 				}
 			}
 		}
-		opts = append(opts, engine.WithRollbacker(env, &rollbacker{stateDir: stateDir, stages: stages, out: out, log: log}))
+		rb := &rollbacker{stateDir: stateDir, dir: dir, stages: stages, out: out, log: log}
+		if e := p.Environments[env]; e != nil && e.Runtime == spec.RuntimeKubernetes {
+			rb.kube = e
+		}
+		opts = append(opts, engine.WithRollbacker(env, rb))
 	}
 	return opts
 }
@@ -267,6 +278,20 @@ func runDeploy(cmd *cobra.Command, g *options.Global, o *options.Deploy, image s
 	who, err := engine.LocalUser{}.Identify(ctx)
 	if err != nil {
 		return err
+	}
+	if e.Runtime == spec.RuntimeKubernetes {
+		dctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		res, err := deploy.DeployKubernetes(dctx, deploy.Request{
+			Dir: dir, Environment: e, Image: image, StateDir: stateDir,
+			DefaultKey: filepath.Join(signing.DefaultKeyDir(stateDir), signing.PublicKeyFile),
+			Who:        who.Name, Reason: "gantry deploy",
+		}, nil, cmd.OutOrStdout())
+		if err != nil {
+			return failed(err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: revision %d of helm release %s runs %s\n", e.Name, res.Revision.Number, e.Kubernetes.Release, res.Revision.Digest)
+		return nil
 	}
 	built, err := deploy.Build(ctx, deploy.Request{
 		Dir: dir, Environment: e, Image: image,

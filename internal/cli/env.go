@@ -21,9 +21,9 @@ import (
 func newEnvCmd(g *options.Global) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "env",
-		Short: "The environments of the state dir (through gantry serve)",
+		Short: "The environments of the state dir (through gantry serve) and of the pipeline file's kubernetes environments",
 	}
-	cmd.AddCommand(newEnvLsCmd(g), newEnvHistoryCmd(g), newEnvLogsCmd(g), newEnvRollbackCmd(g))
+	cmd.AddCommand(newEnvLsCmd(g), newEnvStatusCmd(g), newEnvHistoryCmd(g), newEnvLogsCmd(g), newEnvRollbackCmd(g))
 	return cmd
 }
 
@@ -81,6 +81,7 @@ func newEnvHistoryCmd(g *options.Global) *cobra.Command {
 // environment's revisions, the numbers rollback and undo take.
 func newHistoryCmd(g *options.Global, short string) *cobra.Command {
 	out := &options.Output{}
+	src := &options.EnvSource{}
 	cmd := &cobra.Command{
 		Use:   "history ENV",
 		Short: short,
@@ -93,16 +94,25 @@ func newHistoryCmd(g *options.Global, short string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			revs, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) ([]runtime.Revision, error) {
-				return c.History(ctx, env)
-			})
+			kd, err := kubeEnvironment(cmd, g, src, env)
 			if err != nil {
+				return err
+			}
+			var revs []runtime.Revision
+			if kd != nil {
+				if revs, err = kd.History(cmd.Context()); err != nil {
+					return kubeErr(err)
+				}
+			} else if revs, err = callServe(cmd, g, func(ctx context.Context, c *serve.Client) ([]runtime.Revision, error) {
+				return c.History(ctx, env)
+			}); err != nil {
 				return err
 			}
 			return printRevisions(cmd.OutOrStdout(), out.Format, revs)
 		},
 	}
 	out.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -127,6 +137,7 @@ func printRevisions(w io.Writer, format string, revs []runtime.Revision) error {
 
 func newEnvLogsCmd(g *options.Global) *cobra.Command {
 	o := &options.EnvLogs{}
+	src := &options.EnvSource{}
 	cmd := &cobra.Command{
 		Use:   "logs ENV",
 		Short: "Print the logs of an environment's instances, each line prefixed with the instance",
@@ -136,6 +147,13 @@ func newEnvLogsCmd(g *options.Global) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			kd, err := kubeEnvironment(cmd, g, src, env)
+			if err != nil {
+				return err
+			}
+			if kd != nil {
+				return failed(fmt.Errorf("%s runs on Kubernetes (release %s in namespace %s): gantry env logs does not read pod logs yet; gantry env status names the pods", env, kd.Release(), kd.Namespace()))
+			}
 			_, err = callServe(cmd, g, func(ctx context.Context, c *serve.Client) (struct{}, error) {
 				return struct{}{}, c.Logs(ctx, env, o.Follow, cmd.OutOrStdout())
 			})
@@ -143,11 +161,13 @@ func newEnvLogsCmd(g *options.Global) *cobra.Command {
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags())
 	return cmd
 }
 
 func newEnvRollbackCmd(g *options.Global) *cobra.Command {
 	o := &options.EnvRollback{}
+	src := &options.EnvSource{}
 	cmd := &cobra.Command{
 		Use:   "rollback ENV",
 		Short: "Redeploy an environment's previous serving revision, or --to-revision N, through admission",
@@ -167,10 +187,18 @@ func newEnvRollbackCmd(g *options.Global) *cobra.Command {
 					reason = "rollback to " + strconv.Itoa(o.ToRevision)
 				}
 			}
-			rev, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) (runtime.Revision, error) {
-				return c.Rollback(ctx, env, o.ToRevision, whoAmI(), reason)
-			})
+			kd, err := kubeEnvironment(cmd, g, src, env)
 			if err != nil {
+				return err
+			}
+			var rev runtime.Revision
+			if kd != nil {
+				if rev, err = kd.Rollback(cmd.Context(), o.ToRevision, whoAmI(), reason); err != nil {
+					return kubeErr(err)
+				}
+			} else if rev, err = callServe(cmd, g, func(ctx context.Context, c *serve.Client) (runtime.Revision, error) {
+				return c.Rollback(ctx, env, o.ToRevision, whoAmI(), reason)
+			}); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: revision %d serves %s\n", terminalSafe(env), rev.Number, terminalSafe(rev.Digest))
@@ -178,8 +206,58 @@ func newEnvRollbackCmd(g *options.Global) *cobra.Command {
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags())
 	return cmd
 }
+
+func newEnvStatusCmd(g *options.Global) *cobra.Command {
+	out := &options.Output{}
+	src := &options.EnvSource{}
+	cmd := &cobra.Command{
+		Use:   "status ENV",
+		Short: "Show an environment's current revision and its instances (pods on Kubernetes)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.Validate(); err != nil {
+				return usageErr(err)
+			}
+			env, err := envArg(args[0])
+			if err != nil {
+				return err
+			}
+			kd, err := kubeEnvironment(cmd, g, src, env)
+			if err != nil {
+				return err
+			}
+			var st runtime.EnvironmentStatus
+			if kd != nil {
+				if st, err = kd.Status(cmd.Context()); err != nil {
+					return kubeErr(err)
+				}
+			} else if st, err = callServe(cmd, g, func(ctx context.Context, c *serve.Client) (runtime.EnvironmentStatus, error) {
+				return c.Status(ctx, env)
+			}); err != nil {
+				return err
+			}
+			return printAs(cmd.OutOrStdout(), out.Format, st, func(tw *tabwriter.Writer) {
+				if st.Current != nil {
+					fmt.Fprintf(tw, "%s\trevision %d\t%s\t%s\t%s\n", terminalSafe(st.Name), st.Current.Number, terminalSafe(st.Current.Status), terminalSafe(st.Current.Digest), terminalSafe(st.Current.Message))
+				}
+				fmt.Fprintln(tw, "INSTANCE\tSTATE\tADDR\tRESTARTS\tSINCE")
+				for _, in := range st.Instances {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", terminalSafe(in.ID), terminalSafe(in.State), terminalSafe(in.Addr), in.Restarts, in.Since.Local().Format(time.DateTime))
+				}
+			})
+		},
+	}
+	out.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// kubeErr maps a kubernetes environment's error to the exit status:
+// nothing to roll back to or no release is a failure like any other.
+func kubeErr(err error) error { return failed(err) }
 
 // whoAmI names the user for an environment's history.
 func whoAmI() string {

@@ -198,7 +198,7 @@ func runPipeline(cmd *cobra.Command, g *options.Global, o *options.Run, vars map
 		ctx = wctx
 		obs = observers{obs, queueRecorder(ctx, a, o.QueueItem)}
 	}
-	eng, err := runEngine(a, obs, o.Jobs, rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)...)
+	eng, err := runEngine(a, obs, o.Jobs, rollbackOptions(p, dir, a.stateDir, cmd.OutOrStdout(), a.log)...)
 	if err != nil {
 		return err
 	}
@@ -312,7 +312,7 @@ func resumeRun(cmd *cobra.Command, a *app, id int64, dir, progressMode string, j
 	if run.PipelineSource != nil {
 		// Commit statuses for the resumed stages, from the recorded file.
 		if p, perr := spec.Parse(run.PipelineFile, run.PipelineSource, builtinRegistry()); perr == nil {
-			rollbacks = rollbackOptions(p, a.stateDir, cmd.OutOrStdout(), a.log)
+			rollbacks = rollbackOptions(p, run.Dir, a.stateDir, cmd.OutOrStdout(), a.log)
 			status, err := newStatusObserver(p, run.Dir, run.SHA, a.log)
 			if err != nil {
 				return usageErr(err)

@@ -129,6 +129,10 @@ type Bed struct {
 	Dynamic    dynamic.Interface
 	// StartTime is how long the bed took to become ready.
 	StartTime time.Duration
+	// CA signs the API server's certificates and the client certificates
+	// it accepts: Issue a client certificate for a user of the tests'
+	// choosing (with no RoleBinding, RBAC denies it everything).
+	CA *CA
 
 	components []*component
 }
@@ -253,6 +257,7 @@ func start(ctx context.Context, bins binaries) (b *Bed, err error) {
 	if err != nil {
 		return b, err
 	}
+	b.CA = ca
 	caFile := filepath.Join(dir, "ca.crt")
 	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
 		return b, err
@@ -317,6 +322,11 @@ func start(ctx context.Context, bins binaries) (b *Bed, err error) {
 	if err := b.run(ctx, "kube-controller-manager", bins.controllerManager, "--kubeconfig", b.Kubeconfig,
 		"--authentication-kubeconfig", b.Kubeconfig, "--authorization-kubeconfig", b.Kubeconfig,
 		"--service-account-private-key-file", saKey, "--root-ca-file", caFile, "--leader-elect=false",
+		// kwok's node heartbeats arrive late on a loaded machine; past the
+		// default 40 s grace the node lifecycle controller marks the node
+		// NotReady and its pods unready, and kwok never makes them ready
+		// again.
+		"--node-monitor-grace-period", "10m",
 		"--secure-port", "0"); err != nil {
 		return b, err
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -60,8 +61,11 @@ type Environment struct {
 	// KMS URI (default: the key the run signs with).
 	Key        string      `yaml:"key"`
 	Prometheus *Prometheus `yaml:"prometheus"`
-	// Runtime is where instances run: local (default).
+	// Runtime is where instances run: local (default) or kubernetes.
 	Runtime string `yaml:"runtime"`
+	// Kubernetes says which cluster, namespace and Helm release a
+	// kubernetes environment deploys to (runtime: kubernetes only).
+	Kubernetes *Kubernetes `yaml:"kubernetes"`
 
 	Pos yamlx.Pos       `yaml:"-"`
 	At  yamlx.Positions `yaml:"-"`
@@ -77,6 +81,53 @@ type Prometheus struct {
 	Pos   yamlx.Pos       `yaml:"-"`
 	At    yamlx.Positions `yaml:"-"`
 }
+
+// Kubernetes is the `kubernetes:` block of a kubernetes environment.
+type Kubernetes struct {
+	// Kubeconfig is the kubeconfig file ("~/" is the home directory);
+	// empty: $KUBECONFIG, else ~/.kube/config, else the in-cluster
+	// configuration of a pod's service account.
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Context is the kubeconfig context (default: its current context).
+	Context string `yaml:"context"`
+	// Namespace of the release (default: the context's namespace, else
+	// "default").
+	Namespace string `yaml:"namespace"`
+	// Release is the Helm release name (default: the environment's name).
+	Release string `yaml:"release"`
+	// Timeout bounds a deploy or a rollback until the workloads are ready
+	// (default 5m; a deploy step's with.timeout bounds the whole step).
+	Timeout time.Duration `yaml:"timeout"`
+	// ImageValues are the values paths the pinned image is set through
+	// (default image.repository and image.digest, as the example chart
+	// takes them).
+	ImageValues *ImageValues `yaml:"image_values"`
+
+	Pos yamlx.Pos       `yaml:"-"`
+	At  yamlx.Positions `yaml:"-"`
+}
+
+// ImageValues names the values a chart takes the image from: Repository
+// receives host/repo, Digest receives sha256:...
+type ImageValues struct {
+	Repository string          `yaml:"repository"`
+	Digest     string          `yaml:"digest"`
+	Pos        yamlx.Pos       `yaml:"-"`
+	At         yamlx.Positions `yaml:"-"`
+}
+
+// Default image values paths.
+const (
+	DefaultImageRepositoryValue = "image.repository"
+	DefaultImageDigestValue     = "image.digest"
+)
+
+// releaseNameRE is a Helm release name: a DNS-1123 subdomain of at most
+// 53 characters.
+var releaseNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// namespaceRE is a namespace name: a DNS-1123 label.
+var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 // Files returns the values of a list of positioned strings.
 func Files(l []yamlx.String) []string {
@@ -176,9 +227,12 @@ func (v *validator) checkEnvironment(e *Environment) {
 	case "", RuntimeLocal:
 		e.Runtime = RuntimeLocal
 	case RuntimeKubernetes:
-		v.errAt(at("runtime"), "environment %s: runtime kubernetes is not built yet (issue: Kubernetes runtime); use runtime: local", e.Name)
+		v.checkKubernetes(e, at)
 	default:
-		v.errAt(at("runtime"), "environment %s: unknown runtime %q (known: local)", e.Name, e.Runtime)
+		v.errAt(at("runtime"), "environment %s: unknown runtime %q (known: local, kubernetes)", e.Name, e.Runtime)
+	}
+	if e.Kubernetes != nil && e.Runtime != RuntimeKubernetes {
+		v.errAt(at("kubernetes"), "environment %s: kubernetes: is read only by runtime: kubernetes (this environment runs on the %s runtime); remove it or set runtime: kubernetes", e.Name, e.Runtime)
 	}
 	if e.Chart == "" {
 		if v.opts.repo == "" || isDir(filepath.Join(v.opts.repo, DefaultChart)) {
@@ -214,9 +268,9 @@ func (v *validator) checkEnvironment(e *Environment) {
 		}
 		seen[s.Value] = true
 	}
-	if e.PortEnv == "" {
+	if e.PortEnv == "" && e.Runtime == RuntimeLocal {
 		e.PortEnv = "PORT"
-	} else if !envNameRE.MatchString(e.PortEnv) {
+	} else if e.PortEnv != "" && !envNameRE.MatchString(e.PortEnv) {
 		v.errAt(at("port_env"), "environment %s: port_env %q is not a valid variable name", e.Name, e.PortEnv)
 	}
 	for _, k := range slices.Sorted(mapKeys(e.Env)) {
@@ -258,6 +312,83 @@ func (v *validator) checkEnvironment(e *Environment) {
 		}
 	}
 }
+
+// checkKubernetes checks a kubernetes environment: its kubernetes: block
+// (defaults filled in) and the fields only the local runtime reads, which
+// would do nothing here.
+func (v *validator) checkKubernetes(e *Environment, at func(string) yamlx.Pos) {
+	localOnly := []struct {
+		field, why string
+		set        bool
+	}{
+		{"services", "the local runtime starts services as processes; on a cluster the chart or the platform provides them", len(e.Services) > 0},
+		{"port_env", "pods listen on their declared container ports", e.PortEnv != ""},
+		{"env", "set the chart's values (set:) to give pods environment variables", len(e.Env) > 0},
+	}
+	for _, f := range localOnly {
+		if f.set {
+			v.errAt(at(f.field), "environment %s: %s: is read only by the local runtime and would do nothing on runtime: kubernetes (%s)", e.Name, f.field, f.why)
+		}
+	}
+	if pr := e.Prometheus; pr != nil && len(pr.Rules) > 0 {
+		v.errAt(pr.At["rules"], "environment %s: prometheus.rules: are loaded into a Prometheus the local runtime runs and would do nothing on runtime: kubernetes; name the cluster's Prometheus with prometheus.url", e.Name)
+	}
+	if e.Kubernetes == nil {
+		e.Kubernetes = &Kubernetes{Pos: e.Pos}
+	}
+	k := e.Kubernetes
+	kat := func(field string) yamlx.Pos {
+		if p, ok := k.At[field]; ok {
+			return p
+		}
+		return at("kubernetes")
+	}
+	if strings.Contains(k.Kubeconfig, "${") {
+		v.errAt(kat("kubeconfig"), "environment %s: kubernetes.kubeconfig may not hold ${...}; name the file", e.Name)
+	}
+	if k.Namespace != "" && (len(k.Namespace) > 63 || !namespaceRE.MatchString(k.Namespace)) {
+		v.errAt(kat("namespace"), "environment %s: kubernetes.namespace %q is not a namespace name (lower-case letters, digits and -, at most 63)", e.Name, k.Namespace)
+	}
+	if k.Release == "" {
+		k.Release = e.Name
+	}
+	if len(k.Release) > 53 || !releaseNameRE.MatchString(k.Release) {
+		v.errAt(kat("release"), "environment %s: kubernetes.release %q is not a Helm release name (lower-case letters, digits, - and ., at most 53)", e.Name, k.Release)
+	}
+	switch {
+	case k.Timeout < 0:
+		v.errAt(kat("timeout"), "environment %s: kubernetes.timeout must be positive, got %s", e.Name, k.Timeout)
+	case k.Timeout == 0:
+		k.Timeout = DefaultKubernetesTimeout
+	}
+	if k.ImageValues == nil {
+		k.ImageValues = &ImageValues{}
+	}
+	iv := k.ImageValues
+	if iv.Repository == "" {
+		iv.Repository = DefaultImageRepositoryValue
+	}
+	if iv.Digest == "" {
+		iv.Digest = DefaultImageDigestValue
+	}
+	for _, f := range [][2]string{{"repository", iv.Repository}, {"digest", iv.Digest}} {
+		field, p := f[0], f[1]
+		if !setPathRE.MatchString(p) {
+			pos := kat("image_values")
+			if q, ok := iv.At[field]; ok {
+				pos = q
+			}
+			v.errAt(pos, "environment %s: kubernetes.image_values.%s %q must be a dotted values path (image.digest)", e.Name, field, p)
+		}
+	}
+	if iv.Repository == iv.Digest {
+		v.errAt(kat("image_values"), "environment %s: kubernetes.image_values: repository and digest name the same value %q", e.Name, iv.Repository)
+	}
+}
+
+// DefaultKubernetesTimeout bounds a kubernetes deploy until its workloads
+// are ready when kubernetes.timeout is not set.
+const DefaultKubernetesTimeout = 5 * time.Minute
 
 // checkEnvPath checks one repository path of an environment as
 // CheckPaths checks a step's: inside the repository, existing, of the

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/step"
+	"github.com/gantry-ci/gantry/internal/yamlx"
 	"github.com/gantry-ci/gantry/schema"
 )
 
@@ -116,8 +118,20 @@ func TestParseEnvironmentsErrors(t *testing.T) {
 		is      error
 	}{
 		{"bad name", "  Staging: {}\n", `pipeline.yaml:3:12: environment name "Staging" must start with a lower-case letter`, nil},
-		{"kubernetes", "  prod: {runtime: kubernetes}\n", "pipeline.yaml:3:19: environment prod: runtime kubernetes is not built yet (issue: Kubernetes runtime)", nil},
-		{"unknown runtime", "  prod: {runtime: nomad}\n", `unknown runtime "nomad"`, nil},
+		{"unknown runtime", "  prod: {runtime: nomad}\n", `unknown runtime "nomad" (known: local, kubernetes)`, nil},
+		{"kubernetes block on local", "  prod:\n    kubernetes: {namespace: pay}\n", "pipeline.yaml:4:17: environment prod: kubernetes: is read only by runtime: kubernetes (this environment runs on the local runtime)", nil},
+		{"services on kubernetes", "  prod:\n    runtime: kubernetes\n    services: [redis]\n", "pipeline.yaml:5:15: environment prod: services: is read only by the local runtime and would do nothing on runtime: kubernetes", nil},
+		{"port_env on kubernetes", "  prod: {runtime: kubernetes, port_env: HTTP_PORT}\n", "pipeline.yaml:3:41: environment prod: port_env: is read only by the local runtime", nil},
+		{"env on kubernetes", "  prod:\n    runtime: kubernetes\n    env: {A: b}\n", "pipeline.yaml:5:10: environment prod: env: is read only by the local runtime", nil},
+		{"prometheus rules on kubernetes", "  prod:\n    runtime: kubernetes\n    prometheus: {rules: [deploy/alerts.yaml]}\n", "pipeline.yaml:5:25: environment prod: prometheus.rules: are loaded into a Prometheus the local runtime runs", nil},
+		{"bad namespace", "  prod:\n    runtime: kubernetes\n    kubernetes: {namespace: Pay_Ments}\n", `pipeline.yaml:5:29: environment prod: kubernetes.namespace "Pay_Ments" is not a namespace name`, nil},
+		{"bad release", "  prod:\n    runtime: kubernetes\n    kubernetes: {release: \"pay ments\"}\n", `pipeline.yaml:5:27: environment prod: kubernetes.release "pay ments" is not a Helm release name`, nil},
+		{"long release", "  prod:\n    runtime: kubernetes\n    kubernetes: {release: " + strings.Repeat("a", 54) + "}\n", `is not a Helm release name (lower-case letters, digits, - and ., at most 53)`, nil},
+		{"negative timeout", "  prod:\n    runtime: kubernetes\n    kubernetes: {timeout: -1m}\n", `pipeline.yaml:5:27: duration "-1m" must not be negative`, nil},
+		{"bad image value path", "  prod:\n    runtime: kubernetes\n    kubernetes: {image_values: {digest: \"image..digest\"}}\n", `pipeline.yaml:5:41: environment prod: kubernetes.image_values.digest "image..digest" must be a dotted values path`, nil},
+		{"same image values", "  prod:\n    runtime: kubernetes\n    kubernetes: {image_values: {repository: image.ref, digest: image.ref}}\n", `kubernetes.image_values: repository and digest name the same value "image.ref"`, nil},
+		{"templated kubeconfig", "  prod:\n    runtime: kubernetes\n    kubernetes: {kubeconfig: \"${env.X}\"}\n", `kubernetes.kubeconfig may not hold ${...}`, nil},
+		{"unknown kubernetes field", "  prod:\n    runtime: kubernetes\n    kubernetes: {cluster: x}\n", `pipeline.yaml:5:18: unknown field "cluster"`, nil},
 		{"unknown field", "  prod: {replicas: 2}\n", `pipeline.yaml:3:10: unknown field "replicas"`, nil},
 		{"missing values", "  prod: {values: [deploy/chart/values-locl.yaml]}\n", "pipeline.yaml:3:19: environment prod: values: deploy/chart/values-locl.yaml does not exist in the repository (did you mean deploy/chart/values-local.yaml?)", ErrPathNotFound},
 		{"values escape", "  prod: {values: [../secret.yaml]}\n", `leaves the repository`, ErrPathOutside},
@@ -156,6 +170,66 @@ func TestParseEnvironmentsErrors(t *testing.T) {
 				t.Errorf("errors.Is(%v): false for %v", tc.is, err)
 			}
 		})
+	}
+}
+
+func TestParseKubernetesEnvironment(t *testing.T) {
+	repo := envRepo(t)
+	src := `name: p
+environments:
+  staging:
+    runtime: kubernetes
+    set: {replicaCount: 2}
+    policy: [deploy/policy.yaml]
+    require: [tests]
+    prometheus: {url: "http://prometheus.monitoring:9090"}
+  prod:
+    runtime: kubernetes
+    kubernetes:
+      kubeconfig: ~/.kube/prod
+      context: prod-eks
+      namespace: payments
+      release: payment-service
+      timeout: 10m
+      image_values: {repository: app.image.repo, digest: app.image.sha}
+` + envStages
+	reg := NewRegistry(nil, []string{"postgres", "redis", "sqs"})
+	reg.Gates = []string{"tests"}
+	p, err := Parse("pipeline.yaml", []byte(src), reg, WithRepository(repo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		got  Kubernetes
+		want Kubernetes
+	}{
+		{"defaults", *p.Environments["staging"].Kubernetes, Kubernetes{
+			Release: "staging", Timeout: DefaultKubernetesTimeout,
+			ImageValues: &ImageValues{Repository: "image.repository", Digest: "image.digest"},
+		}},
+		{"given", *p.Environments["prod"].Kubernetes, Kubernetes{
+			Kubeconfig: "~/.kube/prod", Context: "prod-eks", Namespace: "payments", Release: "payment-service", Timeout: 10 * time.Minute,
+			ImageValues: &ImageValues{Repository: "app.image.repo", Digest: "app.image.sha"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, want := tc.got, tc.want
+			got.Pos, got.At = yamlx.Pos{}, nil
+			iv := *got.ImageValues
+			iv.Pos, iv.At = yamlx.Pos{}, nil
+			got.ImageValues = &iv
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v (image values %+v), want %+v (image values %+v)", got, *got.ImageValues, want, *want.ImageValues)
+			}
+		})
+	}
+	if got := p.Environments["prod"].PortEnv; got != "" {
+		t.Errorf("port_env of a kubernetes environment: got %q, want none", got)
+	}
+	if got := p.Environments["staging"].Runtime; got != RuntimeKubernetes {
+		t.Errorf("runtime: got %q, want kubernetes", got)
 	}
 }
 

@@ -58,3 +58,17 @@ func (o *EnvRollback) Validate() error {
 	}
 	return nil
 }
+
+// EnvSource are the flags of `gantry env status|history|rollback` that
+// find a kubernetes environment: its entry in the pipeline file says
+// which cluster, namespace and release it is.
+type EnvSource struct {
+	Pipeline string
+	Dir      string
+}
+
+// AddFlags registers --file and --dir.
+func (o *EnvSource) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Pipeline, "file", "", "pipeline file declaring the environment; a runtime: kubernetes environment is read from its cluster (default DIR/.gantry/pipeline.yaml when it exists)")
+	fs.StringVar(&o.Dir, "dir", ".", "repository of the pipeline file and the files the environment names")
+}

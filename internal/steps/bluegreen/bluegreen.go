@@ -164,6 +164,9 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 	if err != nil {
 		return nil, fmt.Errorf("blue-green: %w", err)
 	}
+	if e.Runtime == spec.RuntimeKubernetes {
+		return nil, fmt.Errorf("blue-green: environment %s runs on Kubernetes: the blue-green step does not drive a cluster's Argo Rollout yet; deploy it with uses: deploy (it stops at the Rollout's promotion pause)", e.Name)
+	}
 	monitors, err := p.MonitorsFor(s.cfg.Monitors)
 	if err != nil {
 		return nil, fmt.Errorf("blue-green: with.monitors: %w", err)

@@ -606,3 +606,33 @@ func TestFollowSurvivesServeRestart(t *testing.T) {
 		t.Errorf("a serve that never comes back: error %v, want one saying so", err)
 	}
 }
+
+// TestKubernetesEnvironmentRefused: until the step drives a cluster's
+// Rollout, a kubernetes environment is refused, never rolled out by the
+// serve process's local runtime.
+func TestKubernetesEnvironmentRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "chart"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chart", "Chart.yaml"), []byte("apiVersion: v2\nname: c\nversion: 0.1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env, _, _ := steptest.NewEnv(t, dir, "promote-prod", "bluegreen")
+	env.PipelineFile, env.PipelineSource = ".gantry/pipeline.yaml", []byte("name: k\nenvironments:\n  prod: {chart: chart, runtime: kubernetes}\nstages: []\n")
+	connected := false
+	s, err := NewKind(func(context.Context, string) (Controller, error) {
+		connected = true
+		return nil, errors.New("not reached")
+	}).New(steptest.Inputs{YAML: "{environment: prod, image: " + pushed + "}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Run(context.Background(), env)
+	if err == nil || !strings.Contains(err.Error(), "environment prod runs on Kubernetes: the blue-green step does not drive a cluster's Argo Rollout yet") {
+		t.Errorf("got %v, want the kubernetes refusal", err)
+	}
+	if connected {
+		t.Error("the step reached for gantry serve")
+	}
+}

@@ -110,6 +110,25 @@ func (s *deployStep) Run(ctx context.Context, env *step.Env) (*step.Result, erro
 	}
 	fmt.Fprintf(out, "deploying %s to %s (image from %s)\n", image, e.Name, from)
 	runID, _ := strconv.ParseInt(env.RunID, 10, 64)
+	if e.Runtime == spec.RuntimeKubernetes {
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
+		res, err := DeployKubernetes(dctx, Request{
+			Dir: env.Dir, Environment: e, Image: image,
+			DefaultKey: DefaultKey(env), StateDir: env.StateDir,
+			Who: "run " + env.RunID, Run: runID, Reason: "deploy",
+		}, env.Log, out)
+		if err != nil {
+			return nil, err
+		}
+		return &step.Result{
+			Outputs: map[string]any{
+				"url": "", "revision": res.Revision.Number, "digest": res.Revision.Digest, "previous_digest": res.Previous,
+				"sink_url": "", "prometheus_url": res.PrometheusURL,
+			},
+			Summary: fmt.Sprintf("%s revision %d (helm release %s) runs %s", e.Name, res.Revision.Number, e.Kubernetes.Release, shortDigest(res.Revision.Digest)),
+		}, nil
+	}
 	built, err := Build(ctx, Request{
 		Dir: env.Dir, Environment: e, Image: image,
 		Expr:       spec.EnvironmentExprEnv(env.Git, env.RunID, p.Name, VarsMap(env.Vars)),

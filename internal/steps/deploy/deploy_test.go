@@ -333,3 +333,33 @@ func TestPolicyFromStateDir(t *testing.T) {
 		t.Errorf("log lacks %q:\n%s", want, log)
 	}
 }
+
+// TestDeployKubernetesNeedsNoServe: a runtime: kubernetes environment is
+// deployed by the step itself; the serve process is never asked, and a
+// kubeconfig that cannot be read is the error.
+func TestDeployKubernetesNeedsNoServe(t *testing.T) {
+	env, _ := exampleEnv(t)
+	missing := filepath.Join(t.TempDir(), "no-kubeconfig")
+	env.PipelineSource = []byte(`name: payment-service
+environments:
+  staging:
+    runtime: kubernetes
+    kubernetes: {kubeconfig: ` + missing + `, namespace: payments}
+stages: []
+`)
+	connected := false
+	s, err := NewKind(func(context.Context, string) (runtime.Deployer, error) {
+		connected = true
+		return &recorder{}, nil
+	}).New(steptest.Inputs{YAML: "environment: staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Run(context.Background(), env)
+	if err == nil || !strings.Contains(err.Error(), "environment staging: kubernetes: load the client configuration (kubeconfig \""+missing+"\"") {
+		t.Errorf("got %v, want the kubeconfig named in the error", err)
+	}
+	if connected {
+		t.Error("the step reached for gantry serve for a kubernetes environment")
+	}
+}

@@ -76,27 +76,11 @@ func Build(ctx context.Context, r Request) (*Built, error) {
 	for i := range res.Workloads {
 		res.Workloads[i].Env = overlay(res.Workloads[i].Env, extra)
 	}
-	es := runtime.EnvironmentSpec{
-		Services: spec.Files(e.Services),
-		Require:  spec.Files(e.Require),
-		Key:      e.Key,
+	es, notes, err := AdmissionSpec(r)
+	if err != nil {
+		return nil, err
 	}
-	if es.Key == "" {
-		es.Key = r.DefaultKey
-	} else if !strings.Contains(es.Key, "://") {
-		// The serve process verifies; it does not run in the repository.
-		es.Key = filepath.Join(r.Dir, filepath.FromSlash(es.Key))
-	}
-	var notes []string
-	if es.Policies, notes, err = readPolicies(r.Dir, r.StateDir, spec.Files(e.Policy)); err != nil {
-		return nil, fmt.Errorf("environment %s: policy: %w", e.Name, err)
-	}
-	if pr := e.Prometheus; pr != nil {
-		es.PrometheusURL = pr.URL
-		if es.AlertRules, err = readFiles(r.Dir, spec.Files(pr.Rules)); err != nil {
-			return nil, fmt.Errorf("environment %s: prometheus rules: %w", e.Name, err)
-		}
-	}
+	es.Services = spec.Files(e.Services)
 	return &Built{
 		Request: runtime.DeployRequest{
 			Environment: e.Name, Workloads: res.Workloads, Spec: es,
@@ -121,6 +105,35 @@ func overlay(env, extra []string) []string {
 		}
 	}
 	return out
+}
+
+// AdmissionSpec reads what the environment demands of an image and the
+// files it names (policies, the serve process's key path, alert rules):
+// the runtime.EnvironmentSpec without the local runtime's services.
+func AdmissionSpec(r Request) (runtime.EnvironmentSpec, []string, error) {
+	e := r.Environment
+	es := runtime.EnvironmentSpec{
+		Require: spec.Files(e.Require),
+		Key:     e.Key,
+	}
+	if es.Key == "" {
+		es.Key = r.DefaultKey
+	} else if !strings.Contains(es.Key, "://") {
+		// The serve process verifies; it does not run in the repository.
+		es.Key = filepath.Join(r.Dir, filepath.FromSlash(es.Key))
+	}
+	var notes []string
+	var err error
+	if es.Policies, notes, err = readPolicies(r.Dir, r.StateDir, spec.Files(e.Policy)); err != nil {
+		return es, nil, fmt.Errorf("environment %s: policy: %w", e.Name, err)
+	}
+	if pr := e.Prometheus; pr != nil {
+		es.PrometheusURL = pr.URL
+		if es.AlertRules, err = readFiles(r.Dir, spec.Files(pr.Rules)); err != nil {
+			return es, nil, fmt.Errorf("environment %s: prometheus rules: %w", e.Name, err)
+		}
+	}
+	return es, notes, nil
 }
 
 func readFiles(dir string, names []string) ([]runtime.File, error) {

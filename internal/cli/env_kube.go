@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-ci/gantry/internal/cli/options"
+	"github.com/gantry-ci/gantry/internal/kube"
+	"github.com/gantry-ci/gantry/internal/signing"
+	"github.com/gantry-ci/gantry/internal/spec"
+	"github.com/gantry-ci/gantry/internal/steps/builtin"
+	"github.com/gantry-ci/gantry/internal/steps/deploy"
+)
+
+// kubeEnvironment returns the deployer of env when the pipeline file
+// (--file, or DIR/.gantry/pipeline.yaml when it exists) declares it with
+// runtime: kubernetes; nil when the environment is the serve process's.
+func kubeEnvironment(cmd *cobra.Command, g *options.Global, src *options.EnvSource, env string) (*kube.Deployer, error) {
+	dir, err := filepath.Abs(src.Dir)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	file := pipelinePath(dir, src.Pipeline)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		if src.Pipeline == "" && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, usageErr(fmt.Errorf("read pipeline: %w", err))
+	}
+	var services []string
+	for n := range builtin.Services() {
+		services = append(services, n)
+	}
+	sort.Strings(services)
+	p, err := spec.ParseEnvironments(file, data, services, dir)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	e, ok := p.Environments[env]
+	if !ok || e.Runtime != spec.RuntimeKubernetes {
+		return nil, nil
+	}
+	stateDir, err := g.ResolveStateDir()
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := deploy.Kubernetes(deploy.Request{
+		Dir: dir, Environment: e, StateDir: stateDir,
+		DefaultKey: filepath.Join(signing.DefaultKeyDir(stateDir), signing.PublicKeyFile),
+	}, nil)
+	if err != nil {
+		return nil, failed(err)
+	}
+	return d, nil
+}
+
+// kubeRollback is a rollbacker's path for a kubernetes environment: Helm
+// rollback to the revision before the latest one that served. A failed
+// revision was applied to the cluster (unlike on the local runtime), so
+// it is rolled back too.
+func (r *rollbacker) kubeRollback(ctx context.Context, env, who, reason string) error {
+	d, _, err := deploy.Kubernetes(deploy.Request{
+		Dir: r.dir, Environment: r.kube, StateDir: r.stateDir,
+		DefaultKey: filepath.Join(signing.DefaultKeyDir(r.stateDir), signing.PublicKeyFile),
+	}, r.log)
+	if err != nil {
+		return fmt.Errorf("roll back %s: %w", env, err)
+	}
+	from := ""
+	if hist, err := d.History(ctx); err == nil && len(hist) > 0 {
+		from = hist[len(hist)-1].Digest
+	}
+	rev, err := d.Rollback(ctx, 0, who, reason)
+	if errors.Is(err, kube.ErrNoRelease) || errors.Is(err, kube.ErrNoRevision) {
+		fmt.Fprintf(r.out, "rollback %s: nothing rolled back: %v\n", env, err)
+		r.log.Info("nothing rolled back", "environment", env, "reason", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("roll back %s: %w", env, err)
+	}
+	fmt.Fprintln(r.out, rollbackLine(env, from, rev))
+	r.log.Info("rolled back", "environment", env, "from", from, "to", rev.Digest, "revision", rev.Number)
+	return nil
+}

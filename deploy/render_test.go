@@ -171,4 +171,3 @@ func secretRef(e *corev1.EnvVar) (name, key string) {
 	}
 	return e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key
 }
-

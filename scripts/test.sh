@@ -37,7 +37,7 @@ if [ ! -x "$cosign" ] || [ "$(go version -m "$cosign" | awk '$1 == "mod" {print 
 	go -C tools/cosign build -o "$cosign" github.com/sigstore/cosign/v2/cmd/cosign
 fi
 echo "==> gantry tests (unit, integration with real services and peer tools, e2e)"
-go test -count=1 -timeout 60m $(go list ./... | grep -v -e '/internal/kubetest$' -e '/internal/admissionhook$' -e '/deploy$')
+go test -count=1 -timeout 60m $(go list ./... | grep -v -e '/internal/kubetest$' -e '/internal/admissionhook$' -e '/gantry-ci/gantry/deploy$')
 echo "==> waiting for the Kubernetes test bed's build"
 if ! wait "$testbed"; then
 	cat "$testbed_log" >&2

@@ -168,6 +168,7 @@ persistence: {enabled: false}
 server:
   repos: [https://github.com/acme/app.git, "git@github.com:acme/lib.git#trunk"]
   workers: 4
+  origins: ["https://ci.example.com", "https://gantry.internal:8443"]
 webhooks: {existingSecret: hooks}
 git: {ssh: {existingSecret: deploy-key}}
 oidc:
@@ -205,7 +206,7 @@ ingress:
 			if got, want := flagValues(c.Args, "repo"), []string{"https://github.com/acme/app.git", "git@github.com:acme/lib.git#trunk"}; !slices.Equal(got, want) {
 				t.Errorf("--repo %q, want %q", got, want)
 			}
-			if got, want := flagValues(c.Args, "origin"), []string{"https://ci.example.com"}; !slices.Equal(got, want) {
+			if got, want := flagValues(c.Args, "origin"), []string{"https://ci.example.com", "https://gantry.internal:8443"}; !slices.Equal(got, want) {
 				t.Errorf("--origin %q, want %q", got, want)
 			}
 			if len(spec.InitContainers) != 1 {

@@ -68,6 +68,15 @@ postgresql:
 	if !bytes.Contains(tlsSecret["tls.crt"], []byte("BEGIN CERTIFICATE")) {
 		t.Fatalf("generated tls.crt is not a PEM certificate: %.60q", tlsSecret["tls.crt"])
 	}
+	pg, err := b.Client.AppsV1().StatefulSets(ns).Get(ctx, "ci-postgresql", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The webhook secret the upgrade turns on.
+	hooks := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hooks", Namespace: ns}, Data: map[string][]byte{"secret": []byte("0123456789abcdef0123456789abcdef")}}
+	if _, err := b.Client.CoreV1().Secrets(ns).Create(ctx, hooks, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// An upgrade that changes the configuration rolls the Deployment
 	// and keeps what was generated at install.
@@ -75,7 +84,8 @@ postgresql:
 	up.Namespace = ns
 	up.Timeout = 2 * time.Minute
 	rel, err = up.RunWithContext(ctx, testRelease, loadChart(t), values(t, base+`
-server: {workers: 3, origins: ["https://ci.example.com"]}
+server: {workers: 3, origins: ["https://ci.example.com"], repos: ["https://github.com/acme/app.git"]}
+webhooks: {existingSecret: hooks}
 `))
 	if err != nil {
 		t.Fatalf("helm upgrade: %v", err)
@@ -94,13 +104,20 @@ server: {workers: 3, origins: ["https://ci.example.com"]}
 			args := p.Spec.Containers[0].Args
 			w, _ := flag(args, "workers")
 			o, _ := flag(args, "origin")
-			seen = append(seen, fmt.Sprintf("%s (%s): --workers %q --origin %q", p.Name, p.Status.Phase, w, o))
-			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && w == "3" && o == "https://ci.example.com" {
+			h, _ := flag(args, "webhook-secret-file")
+			seen = append(seen, fmt.Sprintf("%s (%s, %d init containers): --workers %q --origin %q --webhook-secret-file %q", p.Name, p.Status.Phase, len(p.Spec.InitContainers), w, o, h))
+			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && w == "3" && o == "https://ci.example.com" &&
+				h == "/run/gantry/secrets/webhook-secret" && len(p.Spec.InitContainers) == 1 {
 				return nil
 			}
 		}
-		return fmt.Errorf("no running pod with --workers 3 --origin https://ci.example.com; pods: %v", seen)
+		return fmt.Errorf("no running pod with the upgraded flags and the secret files' init container; pods: %v", seen)
 	})
+	if got, err := b.Client.AppsV1().StatefulSets(ns).Get(ctx, "ci-postgresql", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if got.Generation != pg.Generation {
+		t.Errorf("PostgreSQL's StatefulSet after gantry's upgrade: generation %d, was %d; an upgrade of gantry's configuration must not restart the database", got.Generation, pg.Generation)
+	}
 	if got := secretData(ctx, t, b.Client, ns, "ci-postgresql"); !bytes.Equal(got["password"], pgSecret["password"]) {
 		t.Error("the upgrade changed the generated PostgreSQL password; the database was initialised with the old one")
 	}

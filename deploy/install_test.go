@@ -179,6 +179,55 @@ webhooks: {existingSecret: hooks}
 	}
 }
 
+// With SQLite the store is on the state dir's claim: one replica, no
+// PostgreSQL, the claim bound.
+func TestInstallSQLite(t *testing.T) {
+	b := kubetest.Start(t)
+	ctx := t.Context()
+	const ns = "gantry-chart-sqlite"
+	if _, err := b.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	makeVolume(ctx, t, b.Client, "gantry-chart-sqlite-state")
+	cfg := helmConfig(t, b.Kubeconfig, ns)
+	inst := action.NewInstall(cfg)
+	inst.ReleaseName = testRelease
+	inst.Namespace = ns
+	if _, err := inst.RunWithContext(ctx, loadChart(t), values(t, `
+postgresql: {enabled: false}
+persistence: {storageClass: `+storageClass+`, size: 1Gi}
+`)); err != nil {
+		t.Fatalf("helm install: %v", err)
+	}
+	eventually(t, "the gantry Deployment ready", func(ctx context.Context) error {
+		d, err := b.Client.AppsV1().Deployments(ns).Get(ctx, "ci-gantry", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if err := deploymentReady(d, 1); err != nil {
+			return fmt.Errorf("%w%s", err, podStates(ctx, b.Client, ns, "app.kubernetes.io/name=gantry"))
+		}
+		return nil
+	})
+	pvc, err := b.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "ci-gantry-state", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName != "gantry-chart-sqlite-state" {
+		t.Errorf("state claim %s bound to %q, want Bound to gantry-chart-sqlite-state", pvc.Status.Phase, pvc.Spec.VolumeName)
+	}
+	sets, err := b.Client.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sets.Items) != 0 {
+		t.Errorf("%d StatefulSets with SQLite, want none", len(sets.Items))
+	}
+	if _, err := action.NewUninstall(cfg).Run(testRelease); err != nil {
+		t.Fatalf("helm uninstall: %v", err)
+	}
+}
+
 // helmConfig is the Helm SDK's configuration for the bed's cluster,
 // releases stored as Secrets as helm does.
 func helmConfig(t *testing.T, kubeconfig, ns string) *action.Configuration {
@@ -231,7 +280,10 @@ func waitReady(t *testing.T, c kubernetes.Interface, ns string, minGeneration in
 		if err != nil {
 			return err
 		}
-		return deploymentReady(d, minGeneration)
+		if err := deploymentReady(d, minGeneration); err != nil {
+			return fmt.Errorf("%w%s", err, podStates(ctx, c, ns, "app.kubernetes.io/name=gantry"))
+		}
+		return nil
 	})
 	eventually(t, "the PostgreSQL StatefulSet ready", func(ctx context.Context) error {
 		s, err := c.AppsV1().StatefulSets(ns).Get(ctx, "ci-postgresql", metav1.GetOptions{})

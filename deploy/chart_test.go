@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/base64"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -357,8 +358,13 @@ func checkNoSecretOutsideSecrets(t *testing.T, o objects) {
 				if strings.Contains(e.Name, "PASSWORD") && e.Value != "" {
 					t.Errorf("container %s: %s in clear", c.Name, e.Name)
 				}
-				if strings.Contains(e.Value, ":") && strings.Contains(e.Value, "@") && strings.Contains(e.Value[strings.Index(e.Value, "://")+3:strings.Index(e.Value, "@")], ":") {
-					t.Errorf("container %s: %s holds a password: %s", c.Name, e.Name, e.Value)
+				if u, err := url.Parse(e.Value); err == nil && u.User != nil {
+					if _, has := u.User.Password(); has {
+						t.Errorf("container %s: %s holds a password: %s", c.Name, e.Name, e.Value)
+					}
+				}
+				if strings.Contains(e.Value, "password=") {
+					t.Errorf("container %s: %s holds a password parameter: %s", c.Name, e.Name, e.Value)
 				}
 			}
 		}

@@ -65,8 +65,10 @@ var combinations = []struct {
 			if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 				t.Errorf("strategy %q with a state dir volume, want Recreate", d.Spec.Strategy.Type)
 			}
-			if find[*corev1.PersistentVolumeClaim](o, "ci-gantry-state") == nil {
+			if pvc := find[*corev1.PersistentVolumeClaim](o, "ci-gantry-state"); pvc == nil {
 				t.Errorf("no PersistentVolumeClaim ci-gantry-state among %v", kinds(o))
+			} else if got := pvc.Annotations["helm.sh/resource-policy"]; got != "keep" {
+				t.Errorf("state claim's resource policy %q, want keep: helm uninstall must not delete the store", got)
 			}
 			if len(d.Spec.Template.Spec.InitContainers) != 0 {
 				t.Errorf("init containers %v without secret files, want none", d.Spec.Template.Spec.InitContainers)

@@ -125,8 +125,9 @@ webhooks: {existingSecret: hooks}
 		t.Error("the upgrade generated a new TLS key")
 	}
 
-	// Uninstall removes every object of the release; the StatefulSet's
-	// data claim stays (Kubernetes keeps volume claim templates' claims).
+	// Uninstall removes every object of the release but the data: the
+	// StatefulSet's claim (Kubernetes keeps volume claim templates'
+	// claims) and the state dir's (helm.sh/resource-policy: keep).
 	un := action.NewUninstall(cfg)
 	un.Wait = false
 	if _, err := un.Run(testRelease); err != nil {
@@ -154,8 +155,6 @@ webhooks: {existingSecret: hooks}
 			_, err = c.CoreV1().Secrets(ns).Get(ctx, s, metav1.GetOptions{})
 			check("Secret/"+s, err)
 		}
-		_, err = c.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "ci-gantry-state", metav1.GetOptions{})
-		check("PersistentVolumeClaim/ci-gantry-state", err)
 		_, err = c.CoreV1().ServiceAccounts(ns).Get(ctx, "ci-gantry", metav1.GetOptions{})
 		check("ServiceAccount/ci-gantry", err)
 		_, err = c.NetworkingV1().NetworkPolicies(ns).Get(ctx, "ci-postgresql", metav1.GetOptions{})
@@ -165,8 +164,10 @@ webhooks: {existingSecret: hooks}
 		}
 		return nil
 	})
-	if _, err := b.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-ci-postgresql-0", metav1.GetOptions{}); err != nil {
-		t.Errorf("PostgreSQL's data claim after uninstall: %v; want it kept", err)
+	for _, claim := range []string{"data-ci-postgresql-0", "ci-gantry-state"} {
+		if _, err := b.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{}); err != nil {
+			t.Errorf("claim %s after uninstall: %v; want it kept", claim, err)
+		}
 	}
 	list := action.NewList(cfg)
 	list.All = true

@@ -20,7 +20,7 @@ testbed_log=$(mktemp)
 testbed_start=$(date +%s)
 bash scripts/testbed/build.sh >"$testbed_log" 2>&1 &
 testbed=$!
-kube_pkgs=(./internal/kubetest/ ./internal/admissionhook/ ./internal/kube/argo/ ./internal/kube/)
+kube_pkgs=(./internal/kubetest/ ./internal/admissionhook/ ./internal/kube/ ./internal/kube/argo/ ./deploy/)
 # A failing vet ends the script; the installs and builds need not go on.
 trap 'kill "$deps" "$testbed" 2>/dev/null || true; rm -f "$testbed_log"' EXIT
 echo "==> go vet (while the prerequisites install)"
@@ -37,7 +37,8 @@ if [ ! -x "$cosign" ] || [ "$(go version -m "$cosign" | awk '$1 == "mod" {print 
 	go -C tools/cosign build -o "$cosign" github.com/sigstore/cosign/v2/cmd/cosign
 fi
 echo "==> gantry tests (unit, integration with real services and peer tools, e2e)"
-go test -count=1 -timeout 60m $(go list ./... | grep -v -e '/internal/kubetest$' -e '/internal/admissionhook$' -e '/internal/kube/argo$' -e '/internal/kube$')
+# Every package but those of the bed, which run after it.
+go test -count=1 -timeout 60m $(go list ./... | grep -vxF -f <(go list "${kube_pkgs[@]}"))
 echo "==> waiting for the Kubernetes test bed's build"
 if ! wait "$testbed"; then
 	cat "$testbed_log" >&2

@@ -20,7 +20,7 @@ testbed_log=$(mktemp)
 testbed_start=$(date +%s)
 bash scripts/testbed/build.sh >"$testbed_log" 2>&1 &
 testbed=$!
-kube_pkgs=(./internal/kubetest/ ./internal/admissionhook/ ./internal/kube/ ./internal/kube/argo/ ./deploy/)
+kube_pkgs=(./internal/kubetest/ ./internal/admissionhook/ ./internal/kube/ ./internal/kube/argo/ ./internal/steps/bluegreen/ ./deploy/)
 # A failing vet ends the script; the installs and builds need not go on.
 trap 'kill "$deps" "$testbed" 2>/dev/null || true; rm -f "$testbed_log"' EXIT
 echo "==> go vet (while the prerequisites install)"

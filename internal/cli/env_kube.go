@@ -13,8 +13,11 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/kube"
+	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/spec"
+	"github.com/gantry-ci/gantry/internal/steps/bluegreen"
 	"github.com/gantry-ci/gantry/internal/steps/builtin"
 	"github.com/gantry-ci/gantry/internal/steps/deploy"
 )
@@ -23,6 +26,36 @@ import (
 // (--file, or DIR/.gantry/pipeline.yaml when it exists) declares it with
 // runtime: kubernetes; nil when the environment is the serve process's.
 func kubeEnvironment(cmd *cobra.Command, g *options.Global, src *options.EnvSource, env string) (*kube.Deployer, error) {
+	r, err := kubeRequest(g, src, env)
+	if r == nil || err != nil {
+		return nil, err
+	}
+	d, _, err := deploy.Kubernetes(*r, nil)
+	if err != nil {
+		return nil, failed(err)
+	}
+	return d, nil
+}
+
+// kubeRoller returns the rollout controller of env when the pipeline file
+// declares it with runtime: kubernetes (its cluster's Argo Rollouts
+// controller); nil when the environment is the serve process's.
+func kubeRoller(g *options.Global, src *options.EnvSource, env string) (*bluegreen.KubeRoller, error) {
+	r, err := kubeRequest(g, src, env)
+	if r == nil || err != nil {
+		return nil, err
+	}
+	kr, err := bluegreen.NewKubeRoller(*r, nil)
+	if err != nil {
+		return nil, failed(err)
+	}
+	return kr, nil
+}
+
+// kubeRequest reads env from the pipeline file: nil when it is not a
+// kubernetes environment (or there is no pipeline file at the default
+// path).
+func kubeRequest(g *options.Global, src *options.EnvSource, env string) (*deploy.Request, error) {
 	dir, err := filepath.Abs(src.Dir)
 	if err != nil {
 		return nil, usageErr(err)
@@ -52,14 +85,27 @@ func kubeEnvironment(cmd *cobra.Command, g *options.Global, src *options.EnvSour
 	if err != nil {
 		return nil, err
 	}
-	d, _, err := deploy.Kubernetes(deploy.Request{
+	return &deploy.Request{
 		Dir: dir, Environment: e, StateDir: stateDir,
 		DefaultKey: filepath.Join(signing.DefaultKeyDir(stateDir), signing.PublicKeyFile),
-	}, nil)
-	if err != nil {
-		return nil, failed(err)
+	}, nil
+}
+
+// callRoller calls the rollout controller of env: its cluster's for a
+// kubernetes environment of the pipeline file, else gantry serve's (local,
+// or the server of --server).
+func callRoller[T any](cmd *cobra.Command, g *options.Global, remote *options.Remote, src *options.EnvSource, env string, call func(context.Context, runtime.Roller) (T, error)) (T, error) {
+	if !remote.Enabled() {
+		kr, err := kubeRoller(g, src, env)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		if kr != nil {
+			return call(cmd.Context(), kr)
+		}
 	}
-	return d, nil
+	return callServeAt(cmd, g, remote, func(ctx context.Context, c *serve.Client) (T, error) { return call(ctx, c) })
 }
 
 // kubeRollback is a rollbacker's path for a kubernetes environment: Helm

@@ -16,7 +16,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/cli/options"
 	"github.com/gantry-ci/gantry/internal/engine"
 	"github.com/gantry-ci/gantry/internal/runtime"
-	"github.com/gantry-ci/gantry/internal/serve"
 	"github.com/gantry-ci/gantry/internal/spec"
 	"github.com/gantry-ci/gantry/internal/steps/bluegreen"
 	"github.com/gantry-ci/gantry/internal/store"
@@ -48,7 +47,7 @@ func newRolloutPromoteCmd(g *options.Global) *cobra.Command {
 		Short: "End a rollout's pause (--full: also skip the remaining analysis) and switch the active URL to green",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return rolloutVerb(cmd, g, args[0], "promote", &o.RolloutAuth, func(ctx context.Context, c *serve.Client, env, who string) (runtime.RolloutStatus, error) {
+			return rolloutVerb(cmd, g, args[0], "promote", &o.RolloutAuth, func(ctx context.Context, c runtime.Roller, env, who string) (runtime.RolloutStatus, error) {
 				return c.Promote(ctx, env, o.Full, who)
 			})
 		},
@@ -68,7 +67,7 @@ func newRolloutAbortCmd(g *options.Global) *cobra.Command {
 			if reason == "" {
 				reason = "aborted by hand"
 			}
-			return rolloutVerb(cmd, g, args[0], "abort", &o.RolloutAuth, func(ctx context.Context, c *serve.Client, env, who string) (runtime.RolloutStatus, error) {
+			return rolloutVerb(cmd, g, args[0], "abort", &o.RolloutAuth, func(ctx context.Context, c runtime.Roller, env, who string) (runtime.RolloutStatus, error) {
 				return c.Abort(ctx, env, who, reason)
 			})
 		},
@@ -84,7 +83,7 @@ func newRolloutRetryCmd(g *options.Global) *cobra.Command {
 		Short: "Start an aborted rollout's cycle again, with a fresh analysis",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return rolloutVerb(cmd, g, args[0], "retry", o, func(ctx context.Context, c *serve.Client, env, who string) (runtime.RolloutStatus, error) {
+			return rolloutVerb(cmd, g, args[0], "retry", o, func(ctx context.Context, c runtime.Roller, env, who string) (runtime.RolloutStatus, error) {
 				return c.Retry(ctx, env, who)
 			})
 		},
@@ -103,7 +102,7 @@ func newRolloutUndoCmd(g *options.Global) *cobra.Command {
 			if err := o.Validate(); err != nil {
 				return usageErr(err)
 			}
-			return rolloutVerb(cmd, g, args[0], "undo", &o.RolloutAuth, func(ctx context.Context, c *serve.Client, env, who string) (runtime.RolloutStatus, error) {
+			return rolloutVerb(cmd, g, args[0], "undo", &o.RolloutAuth, func(ctx context.Context, c runtime.Roller, env, who string) (runtime.RolloutStatus, error) {
 				return c.Undo(ctx, env, o.ToRevision, who)
 			})
 		},
@@ -119,6 +118,7 @@ func newRolloutHistoryCmd(g *options.Global) *cobra.Command {
 func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 	o := &options.RolloutStatus{}
 	remote := &options.Remote{}
+	src := &options.EnvSource{}
 	cmd := &cobra.Command{
 		Use:   "status ENV",
 		Short: "Show the rollout: phase, step, revisions, URLs, conditions, analyses, monitors (--watch: follow it)",
@@ -135,9 +135,9 @@ func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 				return usageErr(err)
 			}
 			if o.Watch {
-				return watchRollout(cmd, g, remote, env)
+				return watchRollout(cmd, g, remote, src, env)
 			}
-			st, err := callServeAt(cmd, g, remote, func(ctx context.Context, c *serve.Client) (runtime.RolloutStatus, error) {
+			st, err := callRoller(cmd, g, remote, src, env, func(ctx context.Context, c runtime.Roller) (runtime.RolloutStatus, error) {
 				return c.RolloutStatus(ctx, env)
 			})
 			if err != nil {
@@ -154,18 +154,19 @@ func newRolloutStatusCmd(g *options.Global) *cobra.Command {
 	}
 	o.AddFlags(cmd.Flags())
 	remote.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags())
 	return cmd
 }
 
 // watchRollout prints the rollout's changes until it is Healthy (exit 0)
 // or Degraded (exit 1, with the failure).
-func watchRollout(cmd *cobra.Command, g *options.Global, remote *options.Remote, env string) error {
+func watchRollout(cmd *cobra.Command, g *options.Global, remote *options.Remote, src *options.EnvSource, env string) error {
 	out := cmd.OutOrStdout()
 	pr := bluegreen.NewProgress(out)
 	pr.Clean = terminalSafe
 	var last runtime.RolloutStatus
 	paused := -1
-	_, err := callServeAt(cmd, g, remote, func(ctx context.Context, c *serve.Client) (struct{}, error) {
+	_, err := callRoller(cmd, g, remote, src, env, func(ctx context.Context, c runtime.Roller) (struct{}, error) {
 		return struct{}{}, c.Watch(ctx, env, func(st runtime.RolloutStatus) bool {
 			last = st
 			pr.Report(st)
@@ -264,7 +265,7 @@ func printRollout(tw *tabwriter.Writer, st runtime.RolloutStatus) {
 // rolloutVerb checks the caller's role for verb on env, records the
 // decision in the audit log, then calls the serve process.
 func rolloutVerb(cmd *cobra.Command, g *options.Global, arg, verb string, auth *options.RolloutAuth,
-	call func(ctx context.Context, c *serve.Client, env, who string) (runtime.RolloutStatus, error)) error {
+	call func(ctx context.Context, c runtime.Roller, env, who string) (runtime.RolloutStatus, error)) error {
 	if err := auth.Validate(); err != nil {
 		return usageErr(err)
 	}
@@ -280,7 +281,7 @@ func rolloutVerb(cmd *cobra.Command, g *options.Global, arg, verb string, auth *
 			return err
 		}
 	}
-	st, err := callServeAt(cmd, g, &auth.Remote, func(ctx context.Context, c *serve.Client) (runtime.RolloutStatus, error) {
+	st, err := callRoller(cmd, g, &auth.Remote, &options.EnvSource{Dir: auth.Dir}, env, func(ctx context.Context, c runtime.Roller) (runtime.RolloutStatus, error) {
 		return call(ctx, c, env, who)
 	})
 	if err != nil {

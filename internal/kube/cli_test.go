@@ -164,3 +164,57 @@ stages:
 		t.Errorf("after the run the Deployment runs %s, want %s", got, img(1))
 	}
 }
+
+// TestCLIRolloutKubernetes drives the blue/green Rollout of a
+// runtime: kubernetes environment with gantry rollout: the verbs act on
+// the cluster's Argo Rollouts controller, no serve process involved.
+func TestCLIRolloutKubernetes(t *testing.T) {
+	b := kubetest.Start(t)
+	repo := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "bluegreen"), filepath.Join(repo, "deploy", "chart"))
+	pipeline := fmt.Sprintf(`name: web
+environments:
+  prod:
+    runtime: kubernetes
+    kubernetes: {kubeconfig: %q, namespace: cli-bg, release: web, timeout: 2m}
+stages: []
+`, b.Kubeconfig)
+	if err := os.MkdirAll(filepath.Join(repo, ".gantry"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, ".gantry", "pipeline.yaml"), []byte(pipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := []string{"--state-dir", t.TempDir()}
+	for _, n := range []int{1, 2} {
+		if code, out := gantry(t, append(g, "deploy", fmt.Sprintf("registry.example/web@sha256:%064x", n), "--env", "prod", "--dir", repo)...); code != 0 {
+			t.Fatalf("gantry deploy %d: exit %d\n%s", n, code, out)
+		}
+	}
+	status := func() string {
+		t.Helper()
+		code, out := gantry(t, append(g, "rollout", "status", "prod", "--dir", repo, "-o", "json")...)
+		if code != 0 {
+			t.Fatalf("gantry rollout status: exit %d\n%s", code, out)
+		}
+		return out
+	}
+	if out := status(); !strings.Contains(out, `"phase": "Paused"`) || !strings.Contains(out, fmt.Sprintf(`"digest": "sha256:%064x"`, 2)) {
+		t.Fatalf("after the second deploy: want Paused on digest 2\n%s", out)
+	}
+	code, out := gantry(t, append(g, "rollout", "promote", "prod", "--dir", repo)...)
+	if code != 0 || !strings.Contains(out, "prod: promote by") {
+		t.Fatalf("gantry rollout promote: exit %d\n%s", code, out)
+	}
+	code, out = gantry(t, append(g, "rollout", "status", "prod", "--dir", repo, "--watch")...)
+	if code != 0 {
+		t.Fatalf("gantry rollout status --watch: exit %d, want 0 once Healthy\n%s", code, out)
+	}
+	if out := status(); !strings.Contains(out, `"phase": "Healthy"`) {
+		t.Errorf("after the promotion: want Healthy\n%s", out)
+	}
+	code, out = gantry(t, append(g, "rollout", "abort", "prod", "--dir", repo)...)
+	if code != 2 {
+		t.Errorf("gantry rollout abort of a completed rollout: exit %d, want 2 (not allowed in its state)\n%s", code, out)
+	}
+}

@@ -164,9 +164,6 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 	if err != nil {
 		return nil, fmt.Errorf("blue-green: %w", err)
 	}
-	if e.Runtime == spec.RuntimeKubernetes {
-		return nil, fmt.Errorf("blue-green: environment %s runs on Kubernetes: the blue-green step does not drive a cluster's Argo Rollout yet; deploy it with uses: deploy (it stops at the Rollout's promotion pause)", e.Name)
-	}
 	monitors, err := p.MonitorsFor(s.cfg.Monitors)
 	if err != nil {
 		return nil, fmt.Errorf("blue-green: with.monitors: %w", err)
@@ -179,6 +176,14 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 	}
 	fmt.Fprintf(out, "rolling %s out to %s blue/green (image from %s)\n", image, e.Name, from)
 	runID, _ := strconv.ParseInt(env.RunID, 10, 64)
+	if e.Runtime == spec.RuntimeKubernetes {
+		st, err := s.runKubernetes(ctx, deploy.Request{
+			Dir: env.Dir, Environment: e, Image: image,
+			DefaultKey: deploy.DefaultKey(env), StateDir: env.StateDir,
+			Who: "run " + env.RunID, Run: runID, Reason: "blue-green rollout",
+		}, e, monitors, env.Log, out)
+		return result(e, st, err)
+	}
 	built, err := deploy.Build(ctx, deploy.Request{
 		Dir: env.Dir, Environment: e, Image: image,
 		Expr:       spec.EnvironmentExprEnv(env.Git, env.RunID, p.Name, deploy.VarsMap(env.Vars)),
@@ -217,14 +222,20 @@ func (s *blueGreenStep) Run(ctx context.Context, env *step.Env) (*step.Result, e
 		return nil, err
 	}
 	st, err = Follow(ctx, c, e.Name, st, monitors, out)
+	return result(e, st, err)
+}
+
+// result is the step's outcome once the rollout was followed to st.
+func result(e *spec.Environment, st runtime.RolloutStatus, err error) (*step.Result, error) {
 	outputs := map[string]any{"url": st.ActiveURL, "preview_url": st.PreviewURL, "digest": st.Digest, "revision": st.Desired, "phase": string(st.Phase)}
 	if err != nil {
 		return &step.Result{Outputs: outputs}, err
 	}
-	return &step.Result{
-		Outputs: outputs,
-		Summary: fmt.Sprintf("%s revision %d %s, serving %s at %s", e.Name, st.Desired, st.Phase, shortDigest(st.Digest), st.ActiveURL),
-	}, nil
+	summary := fmt.Sprintf("%s revision %d %s, serving %s", e.Name, st.Desired, st.Phase, shortDigest(st.Digest))
+	if st.ActiveURL != "" {
+		summary += " at " + st.ActiveURL
+	}
+	return &step.Result{Outputs: outputs, Summary: summary}, nil
 }
 
 // apply puts the step's inputs into the chart's strategy: the traffic

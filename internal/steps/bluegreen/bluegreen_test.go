@@ -607,10 +607,10 @@ func TestFollowSurvivesServeRestart(t *testing.T) {
 	}
 }
 
-// TestKubernetesEnvironmentRefused: until the step drives a cluster's
-// Rollout, a kubernetes environment is refused, never rolled out by the
-// serve process's local runtime.
-func TestKubernetesEnvironmentRefused(t *testing.T) {
+// TestKubernetesEnvironmentNeedsNoServe: a kubernetes environment is
+// rolled out through its cluster, never by the serve process's local
+// runtime; an unreachable cluster is named in the error.
+func TestKubernetesEnvironmentNeedsNoServe(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "chart"), 0o755); err != nil {
 		t.Fatal(err)
@@ -618,8 +618,9 @@ func TestKubernetesEnvironmentRefused(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "chart", "Chart.yaml"), []byte("apiVersion: v2\nname: c\nversion: 0.1.0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	missing := filepath.Join(t.TempDir(), "no-kubeconfig")
 	env, _, _ := steptest.NewEnv(t, dir, "promote-prod", "bluegreen")
-	env.PipelineFile, env.PipelineSource = ".gantry/pipeline.yaml", []byte("name: k\nenvironments:\n  prod: {chart: chart, runtime: kubernetes}\nstages: []\n")
+	env.PipelineFile, env.PipelineSource = ".gantry/pipeline.yaml", []byte("name: k\nenvironments:\n  prod: {chart: chart, runtime: kubernetes, kubernetes: {kubeconfig: "+missing+"}}\nstages: []\n")
 	connected := false
 	s, err := NewKind(func(context.Context, string) (Controller, error) {
 		connected = true
@@ -629,8 +630,8 @@ func TestKubernetesEnvironmentRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Run(context.Background(), env)
-	if err == nil || !strings.Contains(err.Error(), "environment prod runs on Kubernetes: the blue-green step does not drive a cluster's Argo Rollout yet") {
-		t.Errorf("got %v, want the kubernetes refusal", err)
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("got %v, want the missing kubeconfig named", err)
 	}
 	if connected {
 		t.Error("the step reached for gantry serve")

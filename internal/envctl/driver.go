@@ -274,6 +274,9 @@ func (c *Controller) promote(ctx context.Context, en *env, r *record) error {
 		x.Status.Step, x.Status.Phase = runtime.StepPostPromotion, runtime.RolloutProgressing
 		x.Status.Stable, x.Status.ScaleDownAt, x.Status.PauseUntil = x.Status.Desired, at, time.Time{}
 		x.Status.Message = "promoted: active on green"
+		// Monitors count from this promotion on (a retry's earlier
+		// results say nothing of it).
+		x.Status.PromotedAt, x.Status.Monitors = time.Now().UTC(), nil
 		if oldRev != 0 {
 			x.Retiring = append(x.Retiring, retiring{Revision: oldRev, At: at})
 		}

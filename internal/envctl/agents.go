@@ -137,11 +137,12 @@ func (c *Controller) ReportMonitors(ctx context.Context, location string, report
 		targets = append(targets, target{en, rep})
 	}
 	for _, t := range targets {
-		n, failed, cycle, err := c.recordAgent(ctx, t.en, location, t.rep)
+		n, names, failed, cycle, err := c.recordAgent(ctx, t.en, location, t.rep)
 		if err != nil {
 			return res, err
 		}
 		res.Recorded += n
+		res.Failed = append(res.Failed, names...)
 		res.Ignored += len(t.rep.Results) - n
 		if failed == "" {
 			continue
@@ -187,16 +188,17 @@ func checkResult(r *record, location string, mr runtime.MonitorResult) error {
 
 // recordAgent records the results of rep from location when the rollout
 // is still in the window for rep's revision; it returns how many it
-// recorded, why the first failing one failed ("" for none) and the cycle
-// they were recorded in.
-func (c *Controller) recordAgent(ctx context.Context, en *env, location string, rep runtime.MonitorReport) (int, string, int, error) {
+// recorded, the failing ones (ENV/MONITOR), why the first failed ("" for
+// none) and the cycle they were recorded in.
+func (c *Controller) recordAgent(ctx context.Context, en *env, location string, rep runtime.MonitorReport) (int, []string, string, int, error) {
 	var n, cycle int
 	var failed string
+	var names []string
 	_, err := c.update(ctx, en, false, func(x *record) error {
 		if !inWindow(x) || x.Status.Desired != rep.Revision {
 			return errStale
 		}
-		cycle = x.Cycle
+		n, names, failed, cycle = 0, nil, "", x.Cycle
 		for _, mr := range rep.Results {
 			mr.Location = location
 			if mr.At.After(time.Now()) {
@@ -218,8 +220,11 @@ func (c *Controller) recordAgent(ctx context.Context, en *env, location string, 
 				x.Status.Monitors[i] = mr
 			}
 			n++
-			if !mr.OK && failed == "" {
-				failed = fmt.Sprintf("monitor %s from %s failed: %s", mr.Monitor, mr.Location, mr.Message)
+			if !mr.OK {
+				names = append(names, en.name+"/"+mr.Monitor)
+				if failed == "" {
+					failed = fmt.Sprintf("monitor %s from %s failed: %s", mr.Monitor, mr.Location, mr.Message)
+				}
 			}
 		}
 		if n == 0 {
@@ -228,12 +233,12 @@ func (c *Controller) recordAgent(ctx context.Context, en *env, location string, 
 		return nil
 	})
 	if errors.Is(err, errStale) {
-		return 0, "", 0, nil
+		return 0, nil, "", 0, nil
 	}
 	if err != nil {
-		return 0, "", 0, fmt.Errorf("record monitor results of %s: %w", en.name, err)
+		return 0, nil, "", 0, fmt.Errorf("record monitor results of %s: %w", en.name, err)
 	}
-	return n, failed, cycle, nil
+	return n, names, failed, cycle, nil
 }
 
 // cleanMessage drops control characters from an agent's message: it is

@@ -155,9 +155,11 @@ type MonitorReport struct {
 // over or that another revision replaced (the agent catches up at its
 // next poll); Aborted names the environments a failing result aborted.
 type MonitorReportResult struct {
-	Recorded int      `json:"recorded"`
-	Ignored  int      `json:"ignored"`
-	Aborted  []string `json:"aborted,omitempty"`
+	Recorded int `json:"recorded"`
+	Ignored  int `json:"ignored"`
+	// Failed names the failing results recorded, as ENV/MONITOR.
+	Failed  []string `json:"failed,omitempty"`
+	Aborted []string `json:"aborted,omitempty"`
 }
 
 // MonitorAgents is the optional ability of a Roller to serve probe

@@ -33,7 +33,7 @@ func (f *fakeAgents) MonitorAssignments(_ context.Context, location string) ([]r
 		return nil, nil
 	}
 	return []runtime.MonitorAssignment{{Environment: "prod", Revision: 2, URL: "http://127.0.0.1:30081",
-		Until: time.Date(2026, 3, 1, 10, 5, 0, 0, time.UTC),
+		Until:    time.Date(2026, 3, 1, 10, 5, 0, 0, time.UTC),
 		Monitors: []runtime.Monitor{{Name: "health", Method: "GET", Path: "/healthz", Interval: time.Second, Locations: []string{"local", "eu-west"}}}}}, nil
 }
 

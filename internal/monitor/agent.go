@@ -93,7 +93,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer tr.CloseIdleConnections()
 		c = NewClient(tr)
 	}
+	a.mu.Lock()
 	a.pending = map[assignKey][]runtime.MonitorResult{}
+	a.mu.Unlock()
 	a.urgent = make(chan struct{}, 1)
 
 	checks := map[checkKey]*running{}

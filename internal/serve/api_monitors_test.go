@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -192,4 +193,28 @@ func TestMonitorClient(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != CodeInvalidRequest {
 		t.Errorf("report of an unknown monitor: %v, want an invalid_request APIError", err)
 	}
+}
+
+// FuzzMonitorReport: whatever an agent sends, the endpoint answers 200,
+// 400 or 413 with a JSON body, never a 500 or a panic.
+func FuzzMonitorReport(f *testing.F) {
+	f.Add(reportBody("eu-west", true, "health"))
+	f.Add(reportBody("eu-west", false, "login"))
+	f.Add(`{"location":"eu-west","reports":[{"environment":"prod","revision":2,"results":[{"monitor":"health","at":"x"}]}]}`)
+	f.Add(`{"location":"local","reports":null}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		api := NewAPI(newRecorder(), func() Health { return Health{} }, func() {}, context.Background(), nil)
+		api.SetRoller(&fakeAgents{})
+		req := httptest.NewRequest("POST", "/api/v1/monitors/results", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		withIdentity(as("agent-eu", auth.RoleDeveloper), api.Handler()).ServeHTTP(w, req)
+		switch w.Code {
+		case 200, 400, 413:
+		default:
+			t.Errorf("body %q: answered %d %s", body, w.Code, w.Body)
+		}
+		if !json.Valid(w.Body.Bytes()) {
+			t.Errorf("body %q: answer is not JSON: %s", body, w.Body)
+		}
+	})
 }

@@ -287,7 +287,7 @@ func (a *Agent) send(ctx context.Context, log *slog.Logger) bool {
 			for _, env := range res.Aborted {
 				log.Warn("a failing result aborted the rollout", "environment", env)
 			}
-		case errors.Is(err, runtime.ErrInvalidRequest):
+		case errors.Is(err, runtime.ErrInvalidRequest), errors.Is(err, runtime.ErrNoRollout):
 			log.Error("the server refused the results; dropping them", "environment", k.env, "revision", k.rev, "err", err)
 		default:
 			log.Warn("report the results; trying again", "environment", k.env, "err", err)

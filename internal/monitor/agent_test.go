@@ -201,3 +201,38 @@ func TestAgentConfig(t *testing.T) {
 		})
 	}
 }
+
+// refusingServer assigns like fakeServer but refuses every report as
+// the server refuses one for an environment that is gone.
+type refusingServer struct {
+	fakeServer
+	refused atomic.Int64
+}
+
+func (f *refusingServer) ReportMonitors(context.Context, string, []runtime.MonitorReport) (runtime.MonitorReportResult, error) {
+	f.refused.Add(1)
+	return runtime.MonitorReportResult{}, fmt.Errorf("environment prod: %w", runtime.ErrNoRollout)
+}
+
+// TestAgentDropsRefusedResults: results the server refuses for good are
+// dropped, not held and sent again.
+func TestAgentDropsRefusedResults(t *testing.T) {
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer svc.Close()
+	f := &refusingServer{fakeServer: fakeServer{url: svc.URL}}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &Agent{Server: f, Location: "eu-west", Poll: time.Hour, Flush: 50 * time.Millisecond}
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitUntil(t, "a refused report", func() bool { return f.refused.Load() > 0 })
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	held := len(a.pending[assignKey{"prod", 2}])
+	a.mu.Unlock()
+	if held != 0 {
+		t.Errorf("%d refused results held, want them dropped", held)
+	}
+}

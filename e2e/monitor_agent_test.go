@@ -58,8 +58,9 @@ func agentMain(t *testing.T, v string) string {
 // TestMonitorAgent runs a real gantry serve --listen and a real gantry
 // monitor agent --location eu-west: with the agent running a rollout
 // completes and both locations show passes (the agent checking the URL
-// of --agent-url); a release that fails only the agent's check is
-// aborted with traffic back on blue; with no agent the gate holds,
+// of --agent-url); the server restarts under the agent, which carries
+// on; a release that fails only the agent's check is aborted with
+// traffic back on blue; with no agent the gate holds,
 // naming the silent location, and once the post-promotion window is over
 // the step fails while the release stays.
 func TestMonitorAgent(t *testing.T) {
@@ -107,18 +108,30 @@ func TestMonitorAgent(t *testing.T) {
 	defer front.Close()
 
 	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := e.cmd(ctx, "serve", "--listen", addr, "--agent-url", "prod="+front.URL)
-	srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }
-	srv.WaitDelay = time.Minute
 	var srvLog syncBuffer
-	srv.Stdout, srv.Stderr = &srvLog, &srvLog
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
+	// startServe starts gantry serve --listen; the returned func stops
+	// it with SIGTERM, as a user does (it stops the instances it
+	// started), and waits.
+	startServe := func() (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		srv := e.cmd(ctx, "serve", "--listen", addr, "--agent-url", "prod="+front.URL)
+		srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }
+		srv.WaitDelay = time.Minute
+		srv.Stdout, srv.Stderr = &srvLog, &srvLog
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				cancel()
+				_ = srv.Wait()
+			})
+		}
 	}
+	stopServe := startServe()
 	t.Cleanup(func() {
-		cancel()
-		_ = srv.Wait()
+		stopServe()
 		if t.Failed() {
 			t.Logf("gantry serve:\n%s", srvLog.String())
 		}
@@ -193,6 +206,18 @@ func TestMonitorAgent(t *testing.T) {
 	}
 	if got := get(t, active); got != "v2" {
 		t.Errorf("after v2 the active URL answers %q, want v2", got)
+	}
+
+	// The server restarts under the agent, which carries on.
+	stopServe()
+	stopServe = startServe()
+	waitHTTP(t, base+"/login")
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(agentLog.String(), "the server answers again") {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not come back to the restarted server")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// bad: fails only the agent's pay check; aborted, back on blue.

@@ -194,9 +194,15 @@ func (c *Controller) recordAgent(ctx context.Context, en *env, location string, 
 	var n, cycle int
 	var failed string
 	var names []string
+	b := en.bg()
 	_, err := c.update(ctx, en, false, func(x *record) error {
 		if !inWindow(x) || x.Status.Desired != rep.Revision {
 			return errStale
+		}
+		// update holds b.mu.
+		from := b.watching
+		if b.watchCycle != x.Cycle || b.watchRev != x.Status.Desired || from.IsZero() {
+			return errStale // this process does not watch the window yet
 		}
 		n, names, failed, cycle = 0, nil, "", x.Cycle
 		for _, mr := range rep.Results {
@@ -204,8 +210,8 @@ func (c *Controller) recordAgent(ctx context.Context, en *env, location string, 
 			if mr.At.After(time.Now()) {
 				mr.At = time.Now().UTC() // an agent's clock ahead does not outlive its results
 			}
-			if mr.At.Before(x.Status.PromotedAt) {
-				continue // checked before this promotion
+			if mr.At.Before(x.Status.PromotedAt) || mr.At.Before(from) {
+				continue // checked before this promotion, or before this process watched it
 			}
 			mr.Message = cleanMessage(mr.Message)
 			i := slices.IndexFunc(x.Status.Monitors, func(m runtime.MonitorResult) bool {

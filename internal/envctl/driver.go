@@ -404,6 +404,12 @@ func (c *Controller) stepPromoted(ctx context.Context, en *env, r *record) error
 	if err != nil {
 		return err
 	}
+	b := en.bg()
+	b.mu.Lock()
+	if b.watchCycle != r.Cycle || b.watchRev != r.Status.Desired || b.watching.IsZero() {
+		b.watching, b.watchCycle, b.watchRev = time.Now().UTC(), r.Cycle, r.Status.Desired
+	}
+	b.mu.Unlock()
 	mctx, stopMonitors := context.WithCancel(ctx)
 	monitorFailed := make(chan string, 1)
 	var wg sync.WaitGroup

@@ -13,18 +13,19 @@ var update = flag.Bool("update", false, "rewrite the generated parts of docs/ser
 // actionDocs says what each action covers, for the table in
 // docs/server.md. A new action without a line here fails the test.
 var actionDocs = map[Action]string{
-	ActionRead:         "read runs, stages, steps, logs, artifacts, evidence, environments, rollouts, approvals, exceptions; the server's health",
-	ActionRunCreate:    "start a run",
-	ActionRunCancel:    "cancel a run",
-	ActionRunRetry:     "retry a run",
-	ActionDeploy:       "deploy to an environment",
-	ActionEnvRollback:  "roll an environment back",
-	ActionApprove:      "approve or reject a waiting stage (the approvers file must also name the user)",
-	ActionRollout:      "start, promote, abort, retry and undo blue/green rollouts",
-	ActionExceptions:   "manage risk exceptions",
-	ActionAuditRead:    "read the audit log",
-	ActionUsersManage:  "manage users and tokens over the API (no such endpoint yet: `gantry user` and `gantry token` act on the store as the state dir's owner)",
-	ActionServerManage: "stop the server",
+	ActionRead:          "read runs, stages, steps, logs, artifacts, evidence, environments, rollouts, approvals, exceptions; the server's health",
+	ActionRunCreate:     "start a run",
+	ActionRunCancel:     "cancel a run",
+	ActionRunRetry:      "retry a run",
+	ActionDeploy:        "deploy to an environment",
+	ActionEnvRollback:   "roll an environment back",
+	ActionApprove:       "approve or reject a waiting stage (the approvers file must also name the user)",
+	ActionRollout:       "start, promote, abort, retry and undo blue/green rollouts",
+	ActionMonitorReport: "as a probe agent (`gantry monitor agent`): read the monitors to run from its location and report their results (a failing one aborts a rollout in its post-promotion window, as a failing local monitor does)",
+	ActionExceptions:    "manage risk exceptions",
+	ActionAuditRead:     "read the audit log",
+	ActionUsersManage:   "manage users and tokens over the API (no such endpoint yet: `gantry user` and `gantry token` act on the store as the state dir's owner)",
+	ActionServerManage:  "stop the server",
 }
 
 const (

@@ -46,40 +46,45 @@ type Action string
 // logs, artifacts, evidence, environments, rollouts, approvals and
 // exceptions; the audit log is read by admins only.
 const (
-	ActionRead         Action = "read"
-	ActionRunCreate    Action = "runs.create"
-	ActionRunCancel    Action = "runs.cancel"
-	ActionRunRetry     Action = "runs.retry"
-	ActionDeploy       Action = "environments.deploy"
-	ActionEnvRollback  Action = "environments.rollback"
-	ActionApprove      Action = "approvals.decide"
-	ActionRollout      Action = "rollouts.operate"
-	ActionExceptions   Action = "exceptions.manage"
-	ActionAuditRead    Action = "audit.read"
-	ActionUsersManage  Action = "users.manage"
-	ActionServerManage Action = "server.manage"
+	ActionRead        Action = "read"
+	ActionRunCreate   Action = "runs.create"
+	ActionRunCancel   Action = "runs.cancel"
+	ActionRunRetry    Action = "runs.retry"
+	ActionDeploy      Action = "environments.deploy"
+	ActionEnvRollback Action = "environments.rollback"
+	ActionApprove     Action = "approvals.decide"
+	ActionRollout     Action = "rollouts.operate"
+	// ActionMonitorReport is a probe agent's (gantry monitor agent):
+	// read its monitor assignments and report results. A failing result
+	// in a rollout's post-promotion window aborts the rollout.
+	ActionMonitorReport Action = "monitors.report"
+	ActionExceptions    Action = "exceptions.manage"
+	ActionAuditRead     Action = "audit.read"
+	ActionUsersManage   Action = "users.manage"
+	ActionServerManage  Action = "server.manage"
 )
 
 // minRole is the weakest role allowed each action.
 var minRole = map[Action]Role{
-	ActionRead:         RoleViewer,
-	ActionRunCreate:    RoleDeveloper,
-	ActionRunCancel:    RoleDeveloper,
-	ActionRunRetry:     RoleDeveloper,
-	ActionDeploy:       RoleDeveloper,
-	ActionEnvRollback:  RoleOncallLead,
-	ActionApprove:      RoleOncallLead,
-	ActionRollout:      RoleOncallLead,
-	ActionExceptions:   RoleAdmin,
-	ActionAuditRead:    RoleAdmin,
-	ActionUsersManage:  RoleAdmin,
-	ActionServerManage: RoleAdmin,
+	ActionRead:          RoleViewer,
+	ActionRunCreate:     RoleDeveloper,
+	ActionRunCancel:     RoleDeveloper,
+	ActionRunRetry:      RoleDeveloper,
+	ActionDeploy:        RoleDeveloper,
+	ActionEnvRollback:   RoleOncallLead,
+	ActionApprove:       RoleOncallLead,
+	ActionRollout:       RoleOncallLead,
+	ActionMonitorReport: RoleDeveloper,
+	ActionExceptions:    RoleAdmin,
+	ActionAuditRead:     RoleAdmin,
+	ActionUsersManage:   RoleAdmin,
+	ActionServerManage:  RoleAdmin,
 }
 
 // Actions lists every action, for tests that check each role against each.
 func Actions() []Action {
 	return []Action{ActionRead, ActionRunCreate, ActionRunCancel, ActionRunRetry, ActionDeploy,
-		ActionEnvRollback, ActionApprove, ActionRollout, ActionExceptions, ActionAuditRead,
+		ActionEnvRollback, ActionApprove, ActionRollout, ActionMonitorReport, ActionExceptions, ActionAuditRead,
 		ActionUsersManage, ActionServerManage}
 }
 

@@ -10,8 +10,8 @@ func TestRoleCan(t *testing.T) {
 	// Each role may do exactly the actions whose weakest role it reaches.
 	want := map[Role][]Action{
 		RoleViewer:     {ActionRead},
-		RoleDeveloper:  {ActionRead, ActionRunCreate, ActionRunCancel, ActionRunRetry, ActionDeploy},
-		RoleOncallLead: {ActionRead, ActionRunCreate, ActionRunCancel, ActionRunRetry, ActionDeploy, ActionEnvRollback, ActionApprove, ActionRollout},
+		RoleDeveloper:  {ActionRead, ActionRunCreate, ActionRunCancel, ActionRunRetry, ActionDeploy, ActionMonitorReport},
+		RoleOncallLead: {ActionRead, ActionRunCreate, ActionRunCancel, ActionRunRetry, ActionDeploy, ActionMonitorReport, ActionEnvRollback, ActionApprove, ActionRollout},
 		RoleAdmin:      Actions(),
 	}
 	for _, r := range Roles() {

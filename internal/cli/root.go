@@ -62,6 +62,7 @@ func New() *cobra.Command {
 		newInfraCmd(g),
 		newDeployCmd(g),
 		newAdmissionCmd(g),
+		newMonitorCmd(g),
 	)
 	strictArgs(root)
 	return root

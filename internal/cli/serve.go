@@ -52,12 +52,12 @@ const (
 // when it works here, else plain processes, logged with the reason), the
 // admission rules, the services steps may use, and the webhook sink that
 // deployed services reach over TCP.
-func newDeployer(ctx context.Context, stateDir, storeURL string, logger *slog.Logger) (serve.Deployer, error) {
+func newDeployer(ctx context.Context, stateDir, storeURL string, agentURLs map[string]string, logger *slog.Logger) (serve.Deployer, error) {
 	st, err := store.Open(ctx, stateDir, store.WithLogger(logger), store.WithURL(storeURL))
 	if err != nil {
 		return nil, fmt.Errorf("open the store of %s: %w", stateDir, err)
 	}
-	d, err := buildDelivery(ctx, stateDir, st, logger)
+	d, err := buildDelivery(ctx, stateDir, st, agentURLs, logger)
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
@@ -79,7 +79,7 @@ func ensureServe(ctx context.Context, stateDir string) (runtime.Deployer, error)
 // plain processes even where runc works.
 const IsolationEnv = "GANTRY_ISOLATION"
 
-func buildDelivery(ctx context.Context, stateDir string, st *store.Store, logger *slog.Logger) (*delivery, error) {
+func buildDelivery(ctx context.Context, stateDir string, st *store.Store, agentURLs map[string]string, logger *slog.Logger) (*delivery, error) {
 	envDir := filepath.Join(stateDir, "envs")
 	ropts := []local.Option{local.WithLogger(logger)}
 	switch v := os.Getenv(IsolationEnv); v {
@@ -129,8 +129,10 @@ func buildDelivery(ctx context.Context, stateDir string, st *store.Store, logger
 			s.PrometheusURL = d.proms.url(env)
 		},
 		ServingServices: d.proms.serving,
-		// Monitors run from this process: location "local".
-		Monitor: monitor.Run,
+		// Monitors run from this process: location "local"; agents on
+		// other machines check AgentURLs (gantry monitor agent).
+		Monitor:   monitor.Run,
+		AgentURLs: agentURLs,
 	})
 	if err != nil {
 		ln.Close()
@@ -317,6 +319,7 @@ func newServeCmd(g *options.Global) *cobra.Command {
 	oo := &options.OIDC{}
 	qo := &options.ServeQueue{}
 	var vo serve.Verification
+	au := &options.AgentURLs{}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the long-lived gantry process of the state dir (environments, embedded registry, API) in the foreground",
@@ -350,6 +353,13 @@ to --workers at once, each a child gantry run in its own workspace.`,
 					return usageErr(fmt.Errorf("--verify-registry %q: want a registry host, HOST or HOST:PORT", r))
 				}
 			}
+			agentURLs, err := au.Map()
+			if err != nil {
+				return usageErr(err)
+			}
+			if len(agentURLs) > 0 && lo.Listen == "" {
+				return usageErr(errors.New("--agent-url needs --listen: probe agents reach the server on the TCP listener"))
+			}
 			if qo.WebhookSecretFile != "" && lo.Listen == "" {
 				return usageErr(errors.New("--webhook-secret-file needs --listen: webhooks are received on the TCP listener"))
 			}
@@ -379,7 +389,7 @@ to --workers at once, each a child gantry run in its own workspace.`,
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			ctx := cmd.Context()
-			d, err := newDeployer(ctx, stateDir, storeURL, logger)
+			d, err := newDeployer(ctx, stateDir, storeURL, agentURLs, logger)
 			if err != nil {
 				return failed(fmt.Errorf("start the environment controller: %w", err))
 			}
@@ -442,6 +452,7 @@ to --workers at once, each a child gantry run in its own workspace.`,
 	qo.AddFlags(cmd.Flags())
 	cmd.Flags().StringArrayVar(&vo.Keys, "verify-key", nil, "a public key file or KMS URI the evidence API checks image signatures with (repeatable; default: the state dir's key)")
 	cmd.Flags().StringArrayVar(&vo.Registries, "verify-registry", nil, "a registry host (HOST[:PORT]) whose images the evidence API reads, besides the embedded registry (repeatable)")
+	au.AddFlags(cmd.Flags())
 	cmd.AddCommand(newServeStopCmd(g), newServeStatusCmd(g))
 	return cmd
 }

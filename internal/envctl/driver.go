@@ -274,6 +274,9 @@ func (c *Controller) promote(ctx context.Context, en *env, r *record) error {
 		x.Status.Step, x.Status.Phase = runtime.StepPostPromotion, runtime.RolloutProgressing
 		x.Status.Stable, x.Status.ScaleDownAt, x.Status.PauseUntil = x.Status.Desired, at, time.Time{}
 		x.Status.Message = "promoted: active on green"
+		// Monitors count from this promotion on (a retry's earlier
+		// results say nothing of it).
+		x.Status.PromotedAt, x.Status.Monitors = time.Now().UTC(), nil
 		if oldRev != 0 {
 			x.Retiring = append(x.Retiring, retiring{Revision: oldRev, At: at})
 		}
@@ -401,6 +404,12 @@ func (c *Controller) stepPromoted(ctx context.Context, en *env, r *record) error
 	if err != nil {
 		return err
 	}
+	b := en.bg()
+	b.mu.Lock()
+	if b.watchCycle != r.Cycle || b.watchRev != r.Status.Desired || b.watching.IsZero() {
+		b.watching, b.watchCycle, b.watchRev = time.Now().UTC(), r.Cycle, r.Status.Desired
+	}
+	b.mu.Unlock()
 	mctx, stopMonitors := context.WithCancel(ctx)
 	monitorFailed := make(chan string, 1)
 	var wg sync.WaitGroup

@@ -88,6 +88,11 @@ type Config struct {
 	// result, until ctx ends (serve wires monitor.Run). Without it a
 	// rollout with monitors is refused.
 	Monitor func(ctx context.Context, baseURL string, ms []runtime.Monitor, report func(runtime.MonitorResult))
+	// AgentURLs maps an environment to the URL probe agents on other
+	// machines check (gantry serve --agent-url ENV=URL): the address of
+	// its active proxy as the network outside reaches it. An environment
+	// without one is given its active URL as this process has it.
+	AgentURLs map[string]string
 }
 
 // Controller is the environment controller. It is safe for concurrent use.

@@ -103,6 +103,15 @@ type blueGreen struct {
 	// active proxy (green served, then an abort switched back to blue).
 	activeDrain func(context.Context) error
 	retiring    map[int][]runtime.Instance
+
+	// watching is when this process's driver began the post-promotion
+	// window of revision watchRev's cycle watchCycle (guarded by mu): probe agents' results
+	// count from then on only, as the local monitors' do (results from
+	// before, such as those of a serve restart, when the instances were
+	// down, say nothing of the release).
+	watching   time.Time
+	watchCycle int
+	watchRev   int
 }
 
 func (en *env) bg() *blueGreen {

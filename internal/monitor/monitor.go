@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -246,4 +247,20 @@ func loop(ctx context.Context, c *http.Client, baseURL string, m runtime.Monitor
 		case <-t.C:
 		}
 	}
+}
+
+// locationRE is a location name: a DNS label (RFC 1123), lower case.
+var locationRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ErrLocation is wrapped by ValidLocation's error.
+var ErrLocation = errors.New("invalid location name")
+
+// ValidLocation checks a probe location's name: 1 to 63 lower-case
+// letters, digits and '-', starting and ending with a letter or digit
+// (a DNS label, such as eu-west or dc2).
+func ValidLocation(name string) error {
+	if !locationRE.MatchString(name) {
+		return fmt.Errorf("%w %q: want 1 to 63 of a-z, 0-9 and -, starting and ending with a letter or digit (like a DNS label: eu-west)", ErrLocation, name)
+	}
+	return nil
 }

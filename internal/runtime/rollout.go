@@ -122,6 +122,56 @@ type MonitorResult struct {
 	Message  string        `json:"message,omitempty"` // why it failed
 }
 
+// LocationLocal is the probe location of the gantry server itself; any
+// other location is a probe agent (gantry monitor agent) that reports
+// through MonitorAgents.
+const LocationLocal = "local"
+
+// MonitorAssignment is what one probe agent checks for one rollout in its
+// post-promotion window: the monitors that list the agent's location,
+// against URL.
+type MonitorAssignment struct {
+	Environment string `json:"environment"`
+	// Revision is the promoted revision; a result names it, so that a
+	// result for an earlier rollout is not counted for this one.
+	Revision int `json:"revision"`
+	// URL is the environment's active URL as agents reach it.
+	URL string `json:"url"`
+	// Until is the end of the post-promotion window (the old revision's
+	// scale-down deadline).
+	Until    time.Time `json:"until"`
+	Monitors []Monitor `json:"monitors"`
+}
+
+// MonitorReport carries a probe agent's results for one rollout.
+type MonitorReport struct {
+	Environment string          `json:"environment"`
+	Revision    int             `json:"revision"`
+	Results     []MonitorResult `json:"results"`
+}
+
+// MonitorReportResult says what became of a report: Recorded results
+// count; Ignored ones came for a rollout whose post-promotion window is
+// over or that another revision replaced (the agent catches up at its
+// next poll); Aborted names the environments a failing result aborted.
+type MonitorReportResult struct {
+	Recorded int `json:"recorded"`
+	Ignored  int `json:"ignored"`
+	// Failed names the failing results recorded, as ENV/MONITOR.
+	Failed  []string `json:"failed,omitempty"`
+	Aborted []string `json:"aborted,omitempty"`
+}
+
+// MonitorAgents is the optional ability of a Roller to serve probe
+// agents on other machines: what they check, and their results, which
+// count as the local ones do (the gate and the auto-abort). A result for
+// a monitor or location the rollout does not pair is an
+// ErrInvalidRequest.
+type MonitorAgents interface {
+	MonitorAssignments(ctx context.Context, location string) ([]MonitorAssignment, error)
+	ReportMonitors(ctx context.Context, location string, reports []MonitorReport) (MonitorReportResult, error)
+}
+
 // RolloutRequest asks an environment to roll a new revision out
 // blue/green.
 type RolloutRequest struct {
@@ -207,7 +257,11 @@ type RolloutStatus struct {
 	// when a paused rollout promotes itself (autoPromotionSeconds).
 	ScaleDownAt time.Time `json:"scaleDownAt,omitzero"`
 	PauseUntil  time.Time `json:"pauseUntil,omitzero"`
-	Updated     time.Time `json:"updated"`
+	// PromotedAt is when the active URL switched to the desired revision:
+	// monitors count from then on (Monitors holds results of this
+	// promotion only).
+	PromotedAt time.Time `json:"promotedAt,omitzero"`
+	Updated    time.Time `json:"updated"`
 }
 
 // ErrNoRollout is returned for an environment that has no rollout.

@@ -129,6 +129,7 @@ func (a *API) mux() *router {
 		mux.Handle("POST /api/v1/queue/{id}/retry", a.runQueue)
 	}
 	a.mountRuns(mux)
+	a.mountMonitors(mux)
 	return mux
 }
 
@@ -368,27 +369,7 @@ func (s *streamWriter) close() (started bool) {
 
 // decode reads a JSON body strictly into v, answering 400 or 413 itself.
 func decode(w http.ResponseWriter, r *http.Request, what string, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("data after the JSON value")
-		}
-	}
-	if err == nil {
-		return true
-	}
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		writeErrorBody(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("%s: body larger than %d bytes", what, tooLarge.Limit))
-		return false
-	}
-	if errors.Is(err, io.EOF) {
-		err = errors.New("empty body")
-	}
-	writeErrorBody(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("decode the %s: %v", what, err))
-	return false
+	return decodeLimit(w, r, what, v, maxBody)
 }
 
 // writeError answers with the deployer's error and its code.

@@ -53,7 +53,8 @@ type Monitor struct {
 	// Interval is the time between checks (default 30s).
 	Interval time.Duration `yaml:"interval"`
 	// Locations are the probe agents that run the check (default
-	// [local]).
+	// [local]): local is the gantry server itself, any other name (a
+	// DNS label) the agents started with gantry monitor agent --location.
 	Locations []yamlx.String `yaml:"locations"`
 
 	Pos yamlx.Pos       `yaml:"-"`
@@ -212,8 +213,11 @@ func (v *validator) checkMonitor(m *Monitor, n *yaml.Node) {
 		switch {
 		case seen[l.Value]:
 			v.errAt(l.Pos, "monitor %s: location %q is listed twice", m.Name, l.Value)
-		case l.Value != LocationLocal:
-			v.errAt(l.Pos, "monitor %s: location %q: only %q (the gantry server itself) is built; probe agents on other machines (gantry monitor agent --server) need the server's network API, which is not built yet", m.Name, l.Value, LocationLocal)
+		case l.Value == LocationLocal:
+		default:
+			if err := monitor.ValidLocation(l.Value); err != nil {
+				v.errAt(l.Pos, "monitor %s: location: %v; %q is the gantry server itself, any other name a probe agent (gantry monitor agent --location NAME)", m.Name, err, LocationLocal)
+			}
 		}
 		seen[l.Value] = true
 	}

@@ -32,7 +32,7 @@ monitors:
       - {path: 'labels.app\.kubernetes\.io/name', equals: null}
     latency: 500ms
     interval: 10s
-    locations: [local]
+    locations: [local, eu-west-1, dc2]
 ` + envStages
 
 func TestMonitorsGood(t *testing.T) {
@@ -60,7 +60,7 @@ func TestMonitorsGood(t *testing.T) {
 				{Path: "metadata", Equals: json.RawMessage(`{"a":[1,true,null]}`)},
 				{Path: `labels.app\.kubernetes\.io/name`, Equals: json.RawMessage(`null`)},
 			},
-			Latency: 500 * time.Millisecond, Interval: 10 * time.Second, Locations: []string{"local"},
+			Latency: 500 * time.Millisecond, Interval: 10 * time.Second, Locations: []string{"local", "eu-west-1", "dc2"},
 		},
 	}
 	if !reflect.DeepEqual(all, want) {
@@ -124,7 +124,11 @@ func TestMonitorsErrors(t *testing.T) {
 		{"bad duration", "{path: /, interval: often}", `p.yaml:3:26: invalid duration "often"`},
 		{"latency over interval", "{path: /, latency: 2m}", "p.yaml:3:25: monitor m: latency 2m0s is longer than the interval 30s"},
 		{"latency zero", "{path: /, latency: 0s}", "p.yaml:3:25: monitor m: latency must be more than 0"},
-		{"other location", "{path: /, locations: [local, eu-west-1]}", `p.yaml:3:35: monitor m: location "eu-west-1": only "local" (the gantry server itself) is built; probe agents on other machines (gantry monitor agent --server) need the server's network API, which is not built yet`},
+		{"location upper case", "{path: /, locations: [local, EU-West]}", `p.yaml:3:35: monitor m: location: invalid location name "EU-West": want 1 to 63 of a-z, 0-9 and -`},
+		{"location with a dot", "{path: /, locations: [eu.west]}", `p.yaml:3:28: monitor m: location: invalid location name "eu.west"`},
+		{"location ends with -", "{path: /, locations: [eu-]}", `p.yaml:3:28: monitor m: location: invalid location name "eu-"`},
+		{"location too long", "{path: /, locations: [" + strings.Repeat("a", 64) + "]}", `p.yaml:3:28: monitor m: location: invalid location name "aaaa`},
+		{"location twice", "{path: /, locations: [eu-west, eu-west]}", `p.yaml:3:37: monitor m: location "eu-west" is listed twice`},
 		{"location twice", "{path: /, locations: [local, local]}", `p.yaml:3:35: monitor m: location "local" is listed twice`},
 		{"no locations", "{path: /, locations: []}", "p.yaml:3:27: monitor m: locations is empty"},
 		{"bad header name", "{path: /, header: {'X Token': a}}", `p.yaml:3:25: monitor m: header name "X Token" is not a valid HTTP field name`},

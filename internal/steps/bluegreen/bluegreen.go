@@ -357,6 +357,11 @@ func requestDigest(req runtime.RolloutRequest) string {
 // Degraded (aborted, automatically or by hand).
 var ErrDegraded = errors.New("rollout degraded")
 
+// ErrMonitorsSilent is wrapped by Follow's error when the post-promotion
+// window ended while a monitor location had not passed (a probe agent
+// that never reported): the release stays, the step fails.
+var ErrMonitorsSilent = errors.New("synthetic monitors not passed from every location")
+
 // ErrSuperseded is wrapped by Follow's error when another rollout of the
 // environment replaced the one followed.
 var ErrSuperseded = errors.New("rollout superseded")
@@ -368,13 +373,16 @@ var ErrSuperseded = errors.New("rollout superseded")
 // rollout that is Healthy while the old revision waits out its scale-down
 // delay counts once every monitor has passed from every location (the
 // seed's gate: synthetic monitors green); one failing aborts the rollout,
-// which ends Degraded.
+// which ends Degraded. A location with no pass since the promotion (a
+// probe agent that is silent) holds the step, saying which and since
+// when; if the post-promotion window ends so, the release stays Healthy
+// and the step fails with ErrMonitorsSilent.
 func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime.RolloutStatus, monitors []runtime.Monitor, out io.Writer) (runtime.RolloutStatus, error) {
 	pr := NewProgress(out)
 	last := first
 	var end error
 	pausedFor := -1
-	waitingMonitors := false
+	waitingFor := ""
 	visit := func(st runtime.RolloutStatus) bool {
 		if first.Digest != "" && st.Digest != first.Digest {
 			end = fmt.Errorf("%s: %w: revision %d (%s) is being rolled out instead of %s", envName, ErrSuperseded, st.Desired, shortDigest(st.Digest), shortDigest(first.Digest))
@@ -384,14 +392,23 @@ func Follow(ctx context.Context, r runtime.Roller, envName string, first runtime
 		pr.Report(st)
 		switch st.Phase {
 		case runtime.RolloutHealthy:
-			if st.Step != runtime.StepCompleted && !monitorsPassed(monitors, st.Monitors) {
-				if !waitingMonitors {
-					waitingMonitors = true
-					fmt.Fprintf(out, "%s: waiting for every synthetic monitor to pass from every location\n", envName)
+			missing := notPassed(monitors, st)
+			switch {
+			case len(missing) == 0:
+				return false
+			case st.Step == runtime.StepCompleted:
+				if !st.PromotedAt.IsZero() {
+					end = fmt.Errorf("%s: %w: the post-promotion window ended (the previous revision is scaled down) without a passing check of %s; "+
+						"the release is not aborted (a silent probe is not a failing one), but the monitors' gate is not met",
+						envName, ErrMonitorsSilent, strings.Join(missing, "; "))
 				}
-				return true
+				return false
 			}
-			return false
+			if w := strings.Join(missing, "; "); w != waitingFor {
+				waitingFor = w
+				fmt.Fprintf(out, "%s: waiting for every synthetic monitor to pass from every location: %s\n", envName, cleanText(w))
+			}
+			return true
 		case runtime.RolloutDegraded:
 			end = fmt.Errorf("%s: %w: %s", envName, ErrDegraded, Failure(st))
 			return false
@@ -474,21 +491,34 @@ func controllerGone(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// monitorsPassed reports whether results holds a passing check of every
-// monitor from every one of its locations.
-func monitorsPassed(monitors []runtime.Monitor, results []runtime.MonitorResult) bool {
-	ok := map[[2]string]bool{}
-	for _, r := range results {
-		ok[[2]string{r.Monitor, r.Location}] = r.OK
+// notPassed lists the monitor locations of monitors whose latest check
+// in st did not pass, each saying why: no result since the promotion (a
+// silent location) or its failure.
+func notPassed(monitors []runtime.Monitor, st runtime.RolloutStatus) []string {
+	latest := map[[2]string]runtime.MonitorResult{}
+	for _, r := range st.Monitors {
+		latest[[2]string{r.Monitor, r.Location}] = r
 	}
+	since := "the promotion"
+	if !st.PromotedAt.IsZero() {
+		since += " at " + st.PromotedAt.UTC().Format(time.RFC3339)
+	}
+	var out []string
 	for _, m := range monitors {
 		for _, loc := range m.Locations {
-			if !ok[[2]string{m.Name, loc}] {
-				return false
+			r, ok := latest[[2]string{m.Name, loc}]
+			switch {
+			case ok && r.OK:
+			case ok:
+				out = append(out, fmt.Sprintf("%s from %s: failed at %s: %s", m.Name, loc, r.At.UTC().Format(time.RFC3339), r.Message))
+			case loc == runtime.LocationLocal:
+				out = append(out, fmt.Sprintf("%s from %s: no result since %s", m.Name, loc, since))
+			default:
+				out = append(out, fmt.Sprintf("%s from %s: no result since %s (is gantry monitor agent --location %s running?)", m.Name, loc, since, loc))
 			}
 		}
 	}
-	return true
+	return out
 }
 
 func shortDigest(d string) string {

@@ -637,3 +637,56 @@ func TestKubernetesEnvironmentNeedsNoServe(t *testing.T) {
 		t.Error("the step reached for gantry serve")
 	}
 }
+
+// TestFollowSilentLocation: a location that never reports holds the gate
+// with a message naming it and since when; when the post-promotion
+// window ends without its pass the step fails (ErrMonitorsSilent) while
+// the release stays Healthy. A first rollout (no promotion) waits for no
+// monitor.
+func TestFollowSilentLocation(t *testing.T) {
+	monitors := []runtime.Monitor{{Name: "health", Locations: []string{"local", "eu-west"}}}
+	promoted := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	healthy := st(runtime.RolloutHealthy, runtime.StepScaleDown)
+	healthy.PromotedAt = promoted
+	localOK := healthy
+	localOK.Monitors = []runtime.MonitorResult{{Monitor: "health", Location: "local", OK: true}}
+	completed := localOK
+	completed.Step = runtime.StepCompleted
+	bothOK := localOK
+	bothOK.Monitors = append(bothOK.Monitors, runtime.MonitorResult{Monitor: "health", Location: "eu-west", OK: true})
+
+	t.Run("silent past the window", func(t *testing.T) {
+		var out bytes.Buffer
+		got, err := Follow(context.Background(), &scriptedRoller{script: []runtime.RolloutStatus{healthy, localOK, completed}}, "prod",
+			st(runtime.RolloutProgressing, runtime.StepPostPromotion), monitors, &out)
+		wantWait := "prod: waiting for every synthetic monitor to pass from every location: health from eu-west: no result since the promotion at 2026-03-01T10:00:00Z (is gantry monitor agent --location eu-west running?)"
+		if !strings.Contains(out.String(), wantWait) {
+			t.Errorf("output does not name the silent location:\n%s\nwant a line %q", &out, wantWait)
+		}
+		if !errors.Is(err, ErrMonitorsSilent) || errors.Is(err, ErrDegraded) {
+			t.Fatalf("error %v, want ErrMonitorsSilent (not Degraded)", err)
+		}
+		for _, want := range []string{"health from eu-west: no result since the promotion at 2026-03-01T10:00:00Z", "the release is not aborted"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+		if got.Phase != runtime.RolloutHealthy || got.Step != runtime.StepCompleted {
+			t.Errorf("ended at %s %s, want Healthy completed", got.Phase, got.Step)
+		}
+	})
+	t.Run("reports in time", func(t *testing.T) {
+		got, err := Follow(context.Background(), &scriptedRoller{script: []runtime.RolloutStatus{healthy, localOK, bothOK, completed}}, "prod",
+			st(runtime.RolloutProgressing, runtime.StepPostPromotion), monitors, &bytes.Buffer{})
+		if err != nil || got.Phase != runtime.RolloutHealthy {
+			t.Errorf("ended at %s, %v; want Healthy, no error", got.Phase, err)
+		}
+	})
+	t.Run("first rollout", func(t *testing.T) {
+		first := st(runtime.RolloutHealthy, runtime.StepCompleted)
+		got, err := Follow(context.Background(), &scriptedRoller{script: []runtime.RolloutStatus{first}}, "prod", first, monitors, &bytes.Buffer{})
+		if err != nil || got.Phase != runtime.RolloutHealthy {
+			t.Errorf("ended at %s, %v; want Healthy, no error", got.Phase, err)
+		}
+	})
+}

@@ -52,14 +52,27 @@ func copyDir(t *testing.T, from, to string) {
 	}
 }
 
+// chartRepo writes a repository holding testdata/CHART as deploy/chart
+// and pipeline as its pipeline file.
+func chartRepo(t *testing.T, chart, pipeline string) string {
+	t.Helper()
+	repo := t.TempDir()
+	copyDir(t, filepath.Join("testdata", chart), filepath.Join(repo, "deploy", "chart"))
+	if err := os.MkdirAll(filepath.Join(repo, ".gantry"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, ".gantry", "pipeline.yaml"), []byte(pipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return repo
+}
+
 // TestCLIKubernetesEnvironment drives a runtime: kubernetes environment
 // of a pipeline file through gantry deploy, gantry env status, history
 // and rollback: no serve process, the cluster holds the state.
 func TestCLIKubernetesEnvironment(t *testing.T) {
 	b := kubetest.Start(t)
-	repo := t.TempDir()
-	copyDir(t, filepath.Join("testdata", "web"), filepath.Join(repo, "deploy", "chart"))
-	pipeline := fmt.Sprintf(`name: web
+	repo := chartRepo(t, "web", fmt.Sprintf(`name: web
 environments:
   staging:
     runtime: kubernetes
@@ -68,13 +81,7 @@ environments:
 stages:
   - name: s
     steps: [{name: a, run: "true"}]
-`, b.Kubeconfig)
-	if err := os.MkdirAll(filepath.Join(repo, ".gantry"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(repo, ".gantry", "pipeline.yaml"), []byte(pipeline), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, b.Kubeconfig))
 	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = repo
@@ -170,21 +177,13 @@ stages:
 // the cluster's Argo Rollouts controller, no serve process involved.
 func TestCLIRolloutKubernetes(t *testing.T) {
 	b := kubetest.Start(t)
-	repo := t.TempDir()
-	copyDir(t, filepath.Join("testdata", "bluegreen"), filepath.Join(repo, "deploy", "chart"))
-	pipeline := fmt.Sprintf(`name: web
+	repo := chartRepo(t, "bluegreen", fmt.Sprintf(`name: web
 environments:
   prod:
     runtime: kubernetes
     kubernetes: {kubeconfig: %q, namespace: cli-bg, release: web, timeout: 2m}
 stages: []
-`, b.Kubeconfig)
-	if err := os.MkdirAll(filepath.Join(repo, ".gantry"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(repo, ".gantry", "pipeline.yaml"), []byte(pipeline), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, b.Kubeconfig))
 	g := []string{"--state-dir", t.TempDir()}
 	for _, n := range []int{1, 2} {
 		if code, out := gantry(t, append(g, "deploy", fmt.Sprintf("registry.example/web@sha256:%064x", n), "--env", "prod", "--dir", repo)...); code != 0 {

@@ -52,6 +52,25 @@ environments:
 	return dir, []byte(pipeline)
 }
 
+// kubeRollerOf is the rollout controller of the repository's prod, as
+// gantry rollout reaches it.
+func kubeRollerOf(t *testing.T, dir string, pipeline []byte) *KubeRoller {
+	t.Helper()
+	p, err := spec.ParseEnvironments(".gantry/pipeline.yaml", pipeline, nil, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := p.FindEnvironment("prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := NewKubeRoller(deploy.Request{Dir: dir, Environment: prod}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
 func kubeImage(n int) string {
 	return fmt.Sprintf("registry.example/web@sha256:%064x", n)
 }
@@ -92,15 +111,7 @@ func TestBlueGreenOnKubernetes(t *testing.T) {
 	}
 	stable := activeHash(t, b)
 
-	e, err := spec.ParseEnvironments(".gantry/pipeline.yaml", pipeline, nil, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, _ := e.FindEnvironment("prod")
-	kr, err := NewKubeRoller(deploy.Request{Dir: dir, Environment: prod}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := kubeRollerOf(t, dir, pipeline)
 	type ended struct {
 		res *step.Result
 		out string
@@ -167,15 +178,7 @@ func TestKubernetesRefusesLocalOnlyInputs(t *testing.T) {
 			t.Errorf("with %s: got %v, want %q\n%s", tc.with, err, tc.want, out)
 		}
 	}
-	e, err := spec.ParseEnvironments(".gantry/pipeline.yaml", pipeline, nil, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, _ := e.FindEnvironment("prod")
-	kr, err := NewKubeRoller(deploy.Request{Dir: dir, Environment: prod}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := kubeRollerOf(t, dir, pipeline)
 	if _, err := kr.RolloutStatus(context.Background(), "prod"); !errors.Is(err, runtime.ErrNoRollout) {
 		t.Errorf("after the refusals: rollout status %v, want ErrNoRollout (nothing installed)", err)
 	}

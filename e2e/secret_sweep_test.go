@@ -358,6 +358,7 @@ func TestSecretNeverLeaves(t *testing.T) {
 	for _, p := range []string{"", "/revisions", "/logs", "/rollout", "/rollout/watch", "/rollout/events"} {
 		add("GET /api/v1/environments/{env}"+p, sweepRequest{method: "GET", path: "/api/v1/environments/staging" + p, stream: true})
 	}
+	add("GET /api/v1/monitors/assignments", get("/api/v1/monitors/assignments?location=eu-west", 200))
 	add("GET /auth/session")
 	add("GET /auth/methods", get("/auth/methods", 200))
 	add("GET /auth/oidc/login", get("/auth/oidc/login"))
@@ -375,6 +376,8 @@ func TestSecretNeverLeaves(t *testing.T) {
 	later("POST /api/v1/runs")
 	later("POST /api/v1/queue/{id}/retry", sweepRequest{method: "POST", path: "/api/v1/queue/" + item.ID + "/retry"})
 	later("POST /api/v1/runs/{id}/cancel", sweepRequest{method: "POST", path: fmt.Sprintf("/api/v1/runs/%d/cancel", waiting[len(waiting)-1])})
+	later("POST /api/v1/monitors/results", sweepRequest{method: "POST", path: "/api/v1/monitors/results",
+		body: `{"location": "eu-west", "reports": [{"environment": "staging", "revision": 1, "results": [{"monitor": "health", "location": "eu-west", "at": "2026-11-30T10:00:00Z", "ok": true, "latency": 1000000}]}]}`})
 	later("POST /webhooks/{provider}")
 	later("POST /logout", sweepRequest{method: "POST", path: "/logout", session: true, ok: []int{204}})
 	later("POST /api/v1/shutdown", sweepRequest{method: "POST", path: "/api/v1/shutdown"})

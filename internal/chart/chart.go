@@ -156,7 +156,7 @@ func Render(ctx context.Context, repo, chartDir string, o Options) (*Result, err
 			return nil, fmt.Errorf("%w: %q is not REPO@sha256:...: %w", ErrNotPinned, o.Image, err)
 		}
 		pin = &d
-		if img, ok := lookup(ch.Values, "image"); ok {
+		if img, ok := Lookup(ch.Values, "image"); ok {
 			if m, ok := img.(map[string]any); ok {
 				if _, ok := m["digest"]; ok {
 					_ = SetValue(vals, "image.repository", d.Context().Name())

@@ -276,7 +276,7 @@ func FuzzSetPath(f *testing.F) {
 		if err := SetValue(vals, path, 1); err != nil {
 			t.Fatalf("SetValue(%q): %v", path, err)
 		}
-		if v, ok := lookup(vals, keys...); !ok || v != 1 {
+		if v, ok := Lookup(vals, keys...); !ok || v != 1 {
 			t.Fatalf("lookup %q: got %v, %v", keys, v, ok)
 		}
 	})

@@ -113,8 +113,9 @@ func mergeValues(dst, src map[string]any) map[string]any {
 	return out
 }
 
-// lookup returns the value at keys in vals.
-func lookup(vals map[string]any, keys ...string) (any, bool) {
+// Lookup returns the value at keys in vals (a chart's values, nested
+// maps).
+func Lookup(vals map[string]any, keys ...string) (any, bool) {
 	var cur any = vals
 	for _, k := range keys {
 		m, ok := cur.(map[string]any)

@@ -444,22 +444,13 @@ func (d *Deployer) imageOf(rel *release.Release) string {
 	return r + "@" + dg
 }
 
+// lookupPath returns the value at the dotted values path p in vals.
 func lookupPath(vals map[string]any, p string) (any, bool) {
 	keys, err := gchart.ParseSetPath(p)
 	if err != nil {
 		return nil, false
 	}
-	var cur any = vals
-	for _, k := range keys {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
+	return gchart.Lookup(vals, keys...)
 }
 
 func statusOf(s release.Status) string {

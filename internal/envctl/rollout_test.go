@@ -595,6 +595,11 @@ func rolloutHelper() {
 		if (step == runtime.StepPrePromotion || step == runtime.StepPostPromotion) && (len(st.Analyses) == 0 || len(st.Analyses[0].Runs[0].Metrics) == 0) {
 			return true
 		}
+		// Paused: the pause itself recorded (its phase and auto-promotion
+		// deadline are written after the step).
+		if step == runtime.StepPaused && st.Phase != runtime.RolloutPaused {
+			return true
+		}
 		return false
 	})
 	if err != nil {

@@ -1,7 +1,6 @@
 package bluegreen
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/step"
 	"github.com/gantry-ci/gantry/internal/steps/deploy"
 	"github.com/gantry-ci/gantry/internal/steps/steptest"
+	"github.com/gantry-ci/gantry/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
@@ -78,32 +77,14 @@ func kubeImage(n int) string {
 	return fmt.Sprintf("registry.example/web@sha256:%064x", n)
 }
 
-// lockedBuffer is a step's log that the test reads while the step writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runStep runs a blue-green step of image on the repository.
 func runStep(t *testing.T, dir string, pipeline []byte, with string) (*step.Result, string, error) {
 	t.Helper()
-	return runStepLogged(t, dir, pipeline, with, &lockedBuffer{})
+	return runStepLogged(t, dir, pipeline, with, &syncbuf.Buffer{})
 }
 
 // runStepLogged is runStep writing the step's log to out as it runs.
-func runStepLogged(t *testing.T, dir string, pipeline []byte, with string, out *lockedBuffer) (*step.Result, string, error) {
+func runStepLogged(t *testing.T, dir string, pipeline []byte, with string, out *syncbuf.Buffer) (*step.Result, string, error) {
 	t.Helper()
 	env, _, _ := steptest.NewEnv(t, dir, "promote-prod", "rollout")
 	env.Stdout, env.Log = out, slog.New(slog.NewTextHandler(out, nil))
@@ -146,7 +127,7 @@ func TestBlueGreenOnKubernetes(t *testing.T) {
 		err error
 	}
 	done := make(chan ended, 1)
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	go func() {
 		res, out, err := runStepLogged(t, dir, pipeline, "{environment: prod, image: "+kubeImage(2)+", monitors: []}", log)
 		done <- ended{res, out, err}

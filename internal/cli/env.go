@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,20 +38,38 @@ func envArg(name string) (string, error) {
 
 func newEnvLsCmd(g *options.Global) *cobra.Command {
 	out := &options.Output{}
+	src := &options.EnvSource{}
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List the environments: URL, current revision, digest, instances ready",
-		Args:  cobra.NoArgs,
+		Long: `List the environments of the state dir's gantry serve, then the pipeline
+file's runtime: kubernetes environments, read from their clusters (a
+release not installed yet has no revision). With kubernetes environments
+and no gantry serve running, only those are listed.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.Validate(); err != nil {
 				return usageErr(err)
 			}
-			envs, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) ([]runtime.EnvironmentStatus, error) {
-				return c.List(ctx)
-			})
+			kreqs, err := kubeRequests(g, src)
 			if err != nil {
 				return err
 			}
+			envs, err := callServe(cmd, g, func(ctx context.Context, c *serve.Client) ([]runtime.EnvironmentStatus, error) {
+				return c.List(ctx)
+			})
+			if ee := (*ExitError)(nil); errors.As(err, &ee) && ee.Code == ExitNotRunning && len(kreqs) > 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "gantry serve is not running: listing the pipeline file's kubernetes environments only")
+				err = nil
+			}
+			if err != nil {
+				return err
+			}
+			kenvs, err := kubeStatuses(cmd.Context(), kreqs)
+			if err != nil {
+				return err
+			}
+			envs = append(envs, kenvs...)
 			return printAs(cmd.OutOrStdout(), out.Format, envs, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "NAME\tURL\tREVISION\tDIGEST\tREADY")
 				for _, e := range envs {
@@ -70,6 +89,7 @@ func newEnvLsCmd(g *options.Global) *cobra.Command {
 		},
 	}
 	out.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags())
 	return cmd
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -56,6 +58,16 @@ func kubeRoller(g *options.Global, src *options.EnvSource, env string) (*bluegre
 // kubernetes environment (or there is no pipeline file at the default
 // path).
 func kubeRequest(g *options.Global, src *options.EnvSource, env string) (*deploy.Request, error) {
+	reqs, err := kubeRequests(g, src)
+	if err != nil {
+		return nil, err
+	}
+	return reqs[env], nil
+}
+
+// kubeRequests reads the pipeline file's kubernetes environments, by
+// name: none when there is no pipeline file at the default path.
+func kubeRequests(g *options.Global, src *options.EnvSource) (map[string]*deploy.Request, error) {
 	dir, err := filepath.Abs(src.Dir)
 	if err != nil {
 		return nil, usageErr(err)
@@ -77,18 +89,21 @@ func kubeRequest(g *options.Global, src *options.EnvSource, env string) (*deploy
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	e, ok := p.Environments[env]
-	if !ok || e.Runtime != spec.RuntimeKubernetes {
-		return nil, nil
+	reqs := map[string]*deploy.Request{}
+	for name, e := range p.Environments {
+		if e.Runtime != spec.RuntimeKubernetes {
+			continue
+		}
+		stateDir, err := g.ResolveStateDir()
+		if err != nil {
+			return nil, err
+		}
+		reqs[name] = &deploy.Request{
+			Dir: dir, Environment: e, StateDir: stateDir,
+			DefaultKey: filepath.Join(signing.DefaultKeyDir(stateDir), signing.PublicKeyFile),
+		}
 	}
-	stateDir, err := g.ResolveStateDir()
-	if err != nil {
-		return nil, err
-	}
-	return &deploy.Request{
-		Dir: dir, Environment: e, StateDir: stateDir,
-		DefaultKey: filepath.Join(signing.DefaultKeyDir(stateDir), signing.PublicKeyFile),
-	}, nil
+	return reqs, nil
 }
 
 // callRoller calls the rollout controller of env: its cluster's for a
@@ -136,4 +151,25 @@ func (r *rollbacker) kubeRollback(ctx context.Context, env, who, reason string) 
 	fmt.Fprintln(r.out, rollbackLine(env, from, rev))
 	r.log.Info("rolled back", "environment", env, "from", from, "to", rev.Digest, "revision", rev.Number)
 	return nil
+}
+
+// kubeStatuses is the status of each kubernetes environment of reqs, by
+// name; one whose release is not installed yet has no current revision.
+func kubeStatuses(ctx context.Context, reqs map[string]*deploy.Request) ([]runtime.EnvironmentStatus, error) {
+	var out []runtime.EnvironmentStatus
+	for _, name := range slices.Sorted(maps.Keys(reqs)) {
+		d, _, err := deploy.Kubernetes(*reqs[name], nil)
+		if err != nil {
+			return nil, failed(err)
+		}
+		st, err := d.Status(ctx)
+		if errors.Is(err, kube.ErrNoRelease) {
+			st, err = runtime.EnvironmentStatus{Name: name}, nil
+		}
+		if err != nil {
+			return nil, kubeErr(err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }

@@ -78,10 +78,13 @@ environments:
     runtime: kubernetes
     set: {replicas: 1}
     kubernetes: {kubeconfig: %q, namespace: cli-ns, release: web, timeout: 2m}
+  later:
+    runtime: kubernetes
+    kubernetes: {kubeconfig: %q, namespace: cli-later, release: web}
 stages:
   - name: s
     steps: [{name: a, run: "true"}]
-`, b.Kubeconfig))
+`, b.Kubeconfig, b.Kubeconfig))
 	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = repo
@@ -97,7 +100,14 @@ stages:
 			t.Fatalf("gantry deploy %d: exit %d\n%s\nwant exit 0 and %q", n, code, out, want)
 		}
 	}
-	code, out := gantry(t, append(g, "env", "history", "staging", "--dir", repo)...)
+	// gantry env ls lists it without a serve process, with its revision
+	// and ready pod, and a kubernetes environment not installed yet.
+	code, out := gantry(t, append(g, "env", "ls", "--dir", repo, "-o", "json")...)
+	if code != 0 || !strings.Contains(out, `"name": "staging"`) || !strings.Contains(out, `"number": 2`) || !strings.Contains(out, `"name": "later"`) ||
+		!strings.Contains(out, "gantry serve is not running: listing the pipeline file's kubernetes environments only") {
+		t.Errorf("gantry env ls: exit %d\n%s\nwant staging at revision 2 and later, without a serve process", code, out)
+	}
+	code, out = gantry(t, append(g, "env", "history", "staging", "--dir", repo)...)
 	if code != 0 || !strings.Contains(out, "superseded") || !strings.Contains(out, "serving") {
 		t.Errorf("gantry env history: exit %d\n%s\nwant revisions 1 superseded and 2 serving", code, out)
 	}

@@ -84,8 +84,15 @@ var combinations = []struct {
 			if tls == nil || tls.Type != corev1.SecretTypeTLS {
 				t.Fatalf("TLS secret = %v, want a generated kubernetes.io/tls Secret", tls)
 			}
-			if c.StartupProbe == nil || c.StartupProbe.HTTPGet == nil || c.StartupProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
-				t.Errorf("startup probe %v, want an HTTPS GET", c.StartupProbe)
+			// The paths gantry serve answers without a login
+			// (internal/serve/probes.go).
+			for _, p := range []struct {
+				name, path string
+				probe      *corev1.Probe
+			}{{"startup", "/healthz", c.StartupProbe}, {"liveness", "/healthz", c.LivenessProbe}, {"readiness", "/readyz", c.ReadinessProbe}} {
+				if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Scheme != corev1.URISchemeHTTPS || p.probe.HTTPGet.Path != p.path {
+					t.Errorf("%s probe %v, want an HTTPS GET of %s", p.name, p.probe, p.path)
+				}
 			}
 		},
 	},

@@ -225,7 +225,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	var tcpSrv *http.Server
 	tcpDone := make(chan error, 1)
 	if tcpLn != nil {
-		tcpSrv = newTCPServer(TCPHandler(cfg.Auth, api.Handler(), cfg.Webhooks), logger, tlsCfg)
+		tcpSrv = newTCPServer(TCPHandler(cfg.Auth, api.Handler(), api.Probes(), cfg.Webhooks), logger, tlsCfg)
 		go func() { tcpDone <- tcpSrv.Serve(tcpLn) }()
 		if cfg.tcpAddr != nil {
 			cfg.tcpAddr(tcpLn.Addr())

@@ -62,10 +62,16 @@ func CheckListen(addr string, withTLS bool) error {
 // TCPHandler is the handler of the TCP listener: the audit of every
 // state-changing request around a mux of /api/v1/ (a's middleware, then
 // api), /webhooks/ (webhooks, authenticated by their own signatures;
-// nil answers 404), and a's login endpoints (/login, /logout, /auth/).
-func TCPHandler(a *auth.Service, api http.Handler, webhooks http.Handler) http.Handler {
+// nil answers 404), a's login endpoints (/login, /logout, /auth/), and
+// the probes /healthz and /readyz (API.Probes, without a login; nil
+// leaves them to the web UI's 404).
+func TCPHandler(a *auth.Service, api, probes, webhooks http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", a.Authenticate(api))
+	if probes != nil {
+		mux.Handle("GET /healthz", probes)
+		mux.Handle("GET /readyz", probes)
+	}
 	if webhooks != nil {
 		mux.Handle("/webhooks/", webhooks)
 	} else {

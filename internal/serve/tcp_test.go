@@ -434,7 +434,7 @@ func TestTCPBodyDeadline(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	})
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = newTCPServer(TCPHandler(svc, http.NotFoundHandler(), hooks), slog.New(slog.DiscardHandler), nil)
+	srv.Config = newTCPServer(TCPHandler(svc, http.NotFoundHandler(), nil, hooks), slog.New(slog.DiscardHandler), nil)
 	srv.Config.ReadTimeout = 50 * time.Millisecond
 	srv.Start()
 	defer srv.Close()

@@ -281,3 +281,54 @@ func testAnyBytesInText(t *testing.T, be *backend) {
 		t.Errorf("step: got %+v, %v; want message and summary %q", steps, err, want)
 	}
 }
+
+// TestPostgresPing: Ping answers while the database takes connections,
+// fails (naming the store, not its password) once it refuses them and
+// its connections are ended, and answers again when it takes them back:
+// gantry serve's readiness probe follows the database.
+func TestPostgresPing(t *testing.T) {
+	be := pgBackend(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := be.open(t, dir)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a serving database: %v", err)
+	}
+	u, err := url.Parse(be.url(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin := pgServer.admin
+	if _, err := admin.Exec(`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	allow := func() {
+		if _, err := admin.Exec(`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS true`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer allow()
+	if _, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+	// The pool may hand out a connection ended under it first; a later
+	// Ping dials anew and is refused.
+	err = s.Ping(ctx)
+	if err == nil {
+		err = s.Ping(ctx)
+	}
+	if err == nil {
+		t.Fatal("Ping after the database refused connections: nil, want an error")
+	}
+	if !strings.Contains(err.Error(), s.Location()) {
+		t.Errorf("Ping error %q does not name the store %s", err, s.Location())
+	}
+	if p, ok := u.User.Password(); ok && p != "" && strings.Contains(err.Error(), p) {
+		t.Errorf("Ping error %q holds the database password", err)
+	}
+	allow()
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping once the database takes connections again: %v", err)
+	}
+}

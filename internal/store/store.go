@@ -401,6 +401,16 @@ func (s *Store) Location() string { return s.location }
 // Backend is "sqlite" or "postgres".
 func (s *Store) Backend() string { return s.d.name }
 
+// Ping checks that the database answers, through the readers' pool
+// (SQLite's single writer connection may be held by a long write that
+// says nothing of the database's health; on PostgreSQL it is one pool).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("store %s: %w", s.location, err)
+	}
+	return nil
+}
+
 // Close releases the locks of runs still open in this process (the next
 // Open marks them interrupted) and closes the database.
 func (s *Store) Close() error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	goruntime "runtime"
 	"strings"
 	"sync"
@@ -85,7 +87,7 @@ func TestMonitorAgent(t *testing.T) {
 	if out, err := add.CombinedOutput(); err != nil {
 		t.Fatalf("user add: %v\n%s", err, out)
 	}
-	tr := e.gantry("token", "create", "--user", "agent-eu")
+	tr := e.gantry("token", "create", "--user", "agent-eu", "--location", "eu-west")
 	if tr.code != 0 {
 		t.Fatalf("token create: exit %d\n%s", tr.code, tr.stderr)
 	}
@@ -141,6 +143,29 @@ func TestMonitorAgent(t *testing.T) {
 	})
 	base := "http://" + addr
 	waitHTTP(t, base+"/login")
+
+	// An agent whose token is not bound to its location is refused and
+	// stops at once (a person's token may not send results that can
+	// abort a release), as is one bound to another location.
+	for _, loc := range []string{"", "us-east"} {
+		args := []string{"token", "create", "--user", "agent-eu"}
+		if loc != "" {
+			args = append(args, "--location", loc)
+		}
+		tr := e.gantry(args...)
+		if tr.code != 0 {
+			t.Fatalf("token create: exit %d\n%s", tr.code, tr.stderr)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		wrong := e.cmd(ctx, "monitor", "agent", "--server", base, "--location", "eu-west")
+		wrong.Env = append(wrong.Env, "GANTRY_TOKEN="+strings.TrimSpace(tr.stdout))
+		out, err := wrong.CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 77 || !strings.Contains(string(out), "the server refuses this agent") {
+			t.Errorf("agent with a token bound to %q: %v, want exit 77 saying it is refused\n%s", loc, err, out)
+		}
+	}
 
 	status := func() runtime.RolloutStatus {
 		t.Helper()

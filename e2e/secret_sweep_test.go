@@ -67,6 +67,9 @@ type sweepRequest struct {
 	// session: sent with the browser session (cookie and CSRF token)
 	// instead of the API token.
 	session bool
+	// agent: sent with a probe agent's token (bound to eu-west) instead
+	// of the admin's.
+	agent bool
 	// stream: an endpoint that may keep the connection open; what
 	// arrived before the deadline is swept.
 	stream bool
@@ -120,6 +123,11 @@ func TestSecretNeverLeaves(t *testing.T) {
 		t.Fatalf("token create: exit %d %s", tok.code, tok.stderr)
 	}
 	token := strings.TrimSpace(tok.stdout)
+	tok = e.gantry("token", "create", "--user", "ada", "--location", "eu-west")
+	if tok.code != 0 {
+		t.Fatalf("token create --location: exit %d %s", tok.code, tok.stderr)
+	}
+	agentToken := strings.TrimSpace(tok.stdout)
 	hookSecret := "sweep-webhook-secret-0123456789"
 	secretFile := filepath.Join(t.TempDir(), "webhook-secret")
 	if err := os.WriteFile(secretFile, []byte(hookSecret+"\n"), 0o600); err != nil {
@@ -170,6 +178,8 @@ func TestSecretNeverLeaves(t *testing.T) {
 		if q.session {
 			req.Header.Set("X-CSRF-Token", csrf)
 			req.Header.Set("Origin", base)
+		} else if q.agent {
+			req.Header.Set("Authorization", "Bearer "+agentToken)
 		} else if strings.HasPrefix(q.path, "/api/") {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -358,7 +368,8 @@ func TestSecretNeverLeaves(t *testing.T) {
 	for _, p := range []string{"", "/revisions", "/logs", "/rollout", "/rollout/watch", "/rollout/events"} {
 		add("GET /api/v1/environments/{env}"+p, sweepRequest{method: "GET", path: "/api/v1/environments/staging" + p, stream: true})
 	}
-	add("GET /api/v1/monitors/assignments", get("/api/v1/monitors/assignments?location=eu-west", 200))
+	add("GET /api/v1/monitors/assignments", sweepRequest{method: "GET", path: "/api/v1/monitors/assignments?location=eu-west", agent: true, ok: []int{200}},
+		get("/api/v1/monitors/assignments?location=eu-west", 403))
 	add("GET /auth/session")
 	add("GET /auth/methods", get("/auth/methods", 200))
 	add("GET /auth/oidc/login", get("/auth/oidc/login"))
@@ -376,7 +387,7 @@ func TestSecretNeverLeaves(t *testing.T) {
 	later("POST /api/v1/runs")
 	later("POST /api/v1/queue/{id}/retry", sweepRequest{method: "POST", path: "/api/v1/queue/" + item.ID + "/retry"})
 	later("POST /api/v1/runs/{id}/cancel", sweepRequest{method: "POST", path: fmt.Sprintf("/api/v1/runs/%d/cancel", waiting[len(waiting)-1])})
-	later("POST /api/v1/monitors/results", sweepRequest{method: "POST", path: "/api/v1/monitors/results",
+	later("POST /api/v1/monitors/results", sweepRequest{method: "POST", path: "/api/v1/monitors/results", agent: true,
 		body: `{"location": "eu-west", "reports": [{"environment": "staging", "revision": 1, "results": [{"monitor": "health", "location": "eu-west", "at": "2026-11-30T10:00:00Z", "ok": true, "latency": 1000000}]}]}`})
 	later("POST /webhooks/{provider}")
 	later("POST /logout", sweepRequest{method: "POST", path: "/logout", session: true, ok: []int{204}})

@@ -21,7 +21,7 @@ var actionDocs = map[Action]string{
 	ActionEnvRollback:   "roll an environment back",
 	ActionApprove:       "approve or reject a waiting stage (the approvers file must also name the user)",
 	ActionRollout:       "start, promote, abort, retry and undo blue/green rollouts",
-	ActionMonitorReport: "as a probe agent (`gantry monitor agent`): read the monitors to run from its location and report their results (a failing one aborts a rollout in its post-promotion window, as a failing local monitor does)",
+	ActionMonitorReport: "as a probe agent (`gantry monitor agent`), with a token bound to its location (`gantry token create --location`): read the monitors to run from there and report their results (a failing one aborts a rollout in its post-promotion window, as a failing local monitor does)",
 	ActionExceptions:    "manage risk exceptions",
 	ActionAuditRead:     "read the audit log",
 	ActionUsersManage:   "manage users and tokens over the API (no such endpoint yet: `gantry user` and `gantry token` act on the store as the state dir's owner)",

@@ -123,6 +123,11 @@ type Identity struct {
 	// Remote is where the request came from (an IP address, or
 	// "unix" for the socket), for the audit log.
 	Remote string
+	// Location is the probe location the caller's API token is bound to
+	// (gantry token create --location): a probe agent's token, which may
+	// report monitors for that location and do nothing else. "" for
+	// every other identity.
+	Location string
 }
 
 type identityKey struct{}
@@ -147,9 +152,14 @@ type ForbiddenError struct {
 	Role   Role
 	Action Action
 	Need   Role
+	// Why, when set, is the reason other than the role.
+	Why string
 }
 
 func (e *ForbiddenError) Error() string {
+	if e.Why != "" {
+		return fmt.Sprintf("%s may not %s: %s", e.Who, e.Action, e.Why)
+	}
 	if e.Need == "" {
 		return fmt.Sprintf("%s (role %s) may not %s", e.Who, e.Role, e.Action)
 	}
@@ -157,11 +167,23 @@ func (e *ForbiddenError) Error() string {
 }
 
 // Authorize returns the identity ctx carries when its role may do a:
-// ErrUnauthenticated without one, a *ForbiddenError when the role is too weak.
+// ErrUnauthenticated without one, a *ForbiddenError when the role is too
+// weak or the credential is not for a. Reporting monitors takes a token
+// bound to a probe location (or the socket), and such a token does
+// nothing else: a monitor result can abort a release, so the right to
+// send one is an agent's credential, not a person's role.
 func Authorize(ctx context.Context, a Action) (Identity, error) {
 	id, ok := FromContext(ctx)
 	if !ok {
 		return Identity{}, ErrUnauthenticated
+	}
+	if id.Location != "" && a != ActionMonitorReport {
+		return id, &ForbiddenError{Who: id.Name, Role: id.Role, Action: a,
+			Why: fmt.Sprintf("its token is a probe agent's, bound to location %s, and may only report monitors", id.Location)}
+	}
+	if a == ActionMonitorReport && id.Location == "" && id.Method != MethodSocket {
+		return id, &ForbiddenError{Who: id.Name, Role: id.Role, Action: a,
+			Why: "reporting monitors takes an API token bound to the agent's location (gantry token create --user NAME --location LOCATION)"}
 	}
 	if !id.Role.Can(a) {
 		need, _ := MinRole(a)

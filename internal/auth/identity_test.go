@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -60,5 +61,38 @@ func TestAuthorize(t *testing.T) {
 	}
 	if got, want := err.Error(), "dev1 (role developer) may not approvals.decide: it needs the role oncall-lead"; got != want {
 		t.Errorf("message %q, want %q", got, want)
+	}
+}
+
+// TestAuthorizeProbeAgents: monitors.report takes a token bound to a
+// location (or the socket); a bound token may do nothing else, whatever
+// its user's role.
+func TestAuthorizeProbeAgents(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		id     Identity
+		action Action
+		ok     bool
+		says   string
+	}{
+		{"bound token reports", Identity{Name: "agent-eu", Role: RoleDeveloper, Method: MethodToken, Location: "eu-west"}, ActionMonitorReport, true, ""},
+		{"bound token reads nothing", Identity{Name: "agent-eu", Role: RoleAdmin, Method: MethodToken, Location: "eu-west"}, ActionRead, false,
+			"agent-eu may not read: its token is a probe agent's, bound to location eu-west, and may only report monitors"},
+		{"unbound admin token", Identity{Name: "ada", Role: RoleAdmin, Method: MethodToken}, ActionMonitorReport, false,
+			"ada may not monitors.report: reporting monitors takes an API token bound to the agent's location"},
+		{"a session", Identity{Name: "ada", Role: RoleAdmin, Method: MethodPassword}, ActionMonitorReport, false, "takes an API token bound"},
+		{"the socket", Identity{Name: "root", Role: RoleAdmin, Method: MethodSocket}, ActionMonitorReport, true, ""},
+		{"bound viewer", Identity{Name: "vic", Role: RoleViewer, Method: MethodToken, Location: "eu-west"}, ActionMonitorReport, false, "needs the role developer"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Authorize(WithIdentity(context.Background(), tt.id), tt.action)
+			var fe *ForbiddenError
+			switch {
+			case tt.ok && err != nil:
+				t.Errorf("Authorize: %v, want allowed", err)
+			case !tt.ok && (!errors.As(err, &fe) || !strings.Contains(err.Error(), tt.says)):
+				t.Errorf("Authorize: %v, want a ForbiddenError saying %q", err, tt.says)
+			}
+		})
 	}
 }

@@ -282,7 +282,7 @@ func (s *Service) identifyToken(ctx context.Context, r *http.Request, h string) 
 			s.log.Warn("record the use of an API token", "token", rec.ID, "err", err)
 		}
 	}
-	return Identity{Name: u.Name, Role: role, Method: MethodToken, Remote: remoteAddr(r)}, nil
+	return Identity{Name: u.Name, Role: role, Method: MethodToken, Remote: remoteAddr(r), Location: rec.Location}, nil
 }
 
 // identifySession returns the identity of the session whose id is sid.

@@ -175,19 +175,35 @@ func status(resp *http.Response) int { return resp.StatusCode }
 const annPW = "vellum-oxbow-Trident-48-quasar"
 
 // TestEachRoleEachAction asks for every action as every role, with an
-// API token and with a session, through the real middleware.
+// API token, with a session and with a probe agent's token (bound to a
+// location), through the real middleware: reporting monitors takes the
+// agent's token, which may do nothing else.
 func TestEachRoleEachAction(t *testing.T) {
 	h := newHarness(t, nil)
 	for _, role := range Roles() {
 		name := "u-" + string(role)
 		h.addUser(name, role, annPW)
 		tok, _ := h.token(name, 0)
+		agentTok, rec, err := h.admin.NewToken(context.Background(), name, TokenOptions{Label: "probe", Location: "eu-west"})
+		if err != nil || rec.Location != "eu-west" {
+			t.Fatalf("agent token: %+v, %v", rec, err)
+		}
 		sid, info := h.login(name, annPW)
 		for _, a := range Actions() {
 			want := http.StatusForbidden
-			if role.Can(a) {
+			if role.Can(a) && a != ActionMonitorReport {
 				want = http.StatusOK
 			}
+			wantAgent := http.StatusForbidden
+			if role.Can(a) && a == ActionMonitorReport {
+				wantAgent = http.StatusOK
+			}
+			t.Run(string(role)+"/"+string(a)+"/agent-token", func(t *testing.T) {
+				resp := h.do("POST", "/act/"+string(a), "", "", map[string]string{"Authorization": "Bearer " + agentTok})
+				if got := status(resp); got != wantAgent {
+					t.Errorf("%s with a token bound to eu-west, %s: status %d, want %d", role, a, got, wantAgent)
+				}
+			})
 			t.Run(string(role)+"/"+string(a)+"/token", func(t *testing.T) {
 				resp := h.do("POST", "/act/"+string(a), "", "", map[string]string{"Authorization": "Bearer " + tok})
 				if got := status(resp); got != want {

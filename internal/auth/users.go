@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/gantry-ci/gantry/internal/monitor"
+	"github.com/gantry-ci/gantry/internal/runtime"
 	"github.com/gantry-ci/gantry/internal/store"
 )
 
@@ -115,10 +117,34 @@ func (a *Admin) RemoveUser(ctx context.Context, name string) error {
 // maxLabel bounds a token's label.
 const maxLabel = 100
 
+// TokenOptions are what a new API token is: a label for gantry token
+// ls, a lifetime (0: no expiry), and for a probe agent's token the
+// monitor location it is bound to.
+type TokenOptions struct {
+	Label    string
+	TTL      time.Duration
+	Location string
+}
+
 // CreateToken makes an API token for user, valid for ttl (0: no
 // expiry), and returns it: the only time it exists outside the caller's
 // hands, for the store keeps its hash only.
 func (a *Admin) CreateToken(ctx context.Context, user, label string, ttl time.Duration) (string, store.APIToken, error) {
+	return a.NewToken(ctx, user, TokenOptions{Label: label, TTL: ttl})
+}
+
+// NewToken is CreateToken with every option: a token with a Location
+// is a probe agent's (see Authorize).
+func (a *Admin) NewToken(ctx context.Context, user string, o TokenOptions) (string, store.APIToken, error) {
+	label, ttl := o.Label, o.TTL
+	if o.Location != "" {
+		if err := monitor.ValidLocation(o.Location); err != nil {
+			return "", store.APIToken{}, fmt.Errorf("token location: %w", err)
+		}
+		if o.Location == runtime.LocationLocal {
+			return "", store.APIToken{}, fmt.Errorf("token location %q is the gantry server's own; name the agent's location (eu-west)", o.Location)
+		}
+	}
 	if ttl < 0 {
 		return "", store.APIToken{}, fmt.Errorf("token lifetime %s is negative", ttl)
 	}
@@ -129,14 +155,18 @@ func (a *Admin) CreateToken(ctx context.Context, user, label string, ttl time.Du
 	if err != nil {
 		return "", store.APIToken{}, err
 	}
-	rec := store.APIToken{ID: id, User: user, Label: label, Hash: secretHash(tok)}
+	rec := store.APIToken{ID: id, User: user, Label: label, Hash: secretHash(tok), Location: o.Location}
 	if ttl > 0 {
 		rec.Expires = a.now().Add(ttl).UTC()
 	}
 	if err := a.Store.AddToken(ctx, &rec); err != nil {
 		return "", store.APIToken{}, fmt.Errorf("create a token for %s: %w", user, err)
 	}
-	if err := a.audit(ctx, "token.create", rec.ID, "user="+user); err != nil {
+	detail := "user=" + user
+	if o.Location != "" {
+		detail += " location=" + o.Location
+	}
+	if err := a.audit(ctx, "token.create", rec.ID, detail); err != nil {
 		return "", store.APIToken{}, err
 	}
 	return tok, rec, nil

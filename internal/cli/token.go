@@ -29,7 +29,7 @@ Only the state dir's owner (or root) runs these; every change is audited.`,
 func newTokenCreateCmd(g *options.Global) *cobra.Command {
 	o := &options.TokenCreate{}
 	cmd := &cobra.Command{
-		Use:   "create --user NAME [--expires 90d] [--name LABEL]",
+		Use:   "create --user NAME [--expires 90d] [--name LABEL] [--location LOCATION]",
 		Short: "Create a token and print it (once) on standard output",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,7 +42,7 @@ func newTokenCreateCmd(g *options.Global) *cobra.Command {
 				return err
 			}
 			defer done()
-			tok, rec, err := adm.CreateToken(cmd.Context(), o.User, o.Name, ttl)
+			tok, rec, err := adm.NewToken(cmd.Context(), o.User, auth.TokenOptions{Label: o.Name, TTL: ttl, Location: o.Location})
 			if err != nil {
 				return userErr(err)
 			}
@@ -52,7 +52,11 @@ func newTokenCreateCmd(g *options.Global) *cobra.Command {
 			}
 			// The token alone on stdout (for $(...) and pipes); what it
 			// is on stderr.
-			fmt.Fprintf(cmd.ErrOrStderr(), "token %s for %s, %s; it is shown only now:\n", rec.ID, o.User, exp)
+			what := ""
+			if rec.Location != "" {
+				what = ", a probe agent's for location " + rec.Location
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s for %s%s, %s; it is shown only now:\n", rec.ID, o.User, what, exp)
 			fmt.Fprintln(cmd.OutOrStdout(), tok)
 			return nil
 		},
@@ -66,6 +70,7 @@ type tokenView struct {
 	ID       string     `json:"id"`
 	User     string     `json:"user"`
 	Name     string     `json:"name,omitempty"`
+	Location string     `json:"location,omitempty"`
 	Created  time.Time  `json:"created"`
 	Expires  *time.Time `json:"expires,omitempty"`
 	LastUsed *time.Time `json:"lastUsed,omitempty"`
@@ -85,7 +90,7 @@ func newTokenLsCmd(g *options.Global) *cobra.Command {
 	out := &options.Output{}
 	cmd := &cobra.Command{
 		Use:   "ls [--user NAME]",
-		Short: "List tokens: id, user, label, expiry, last use, state",
+		Short: "List tokens: id, user, label, probe location, expiry, last use, state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.Validate(); err != nil {
@@ -110,13 +115,14 @@ func newTokenLsCmd(g *options.Global) *cobra.Command {
 				case !t.Expires.IsZero() && !now.Before(t.Expires):
 					state = "expired"
 				}
-				views = append(views, tokenView{ID: t.ID, User: t.User, Name: t.Label, Created: t.Created,
+				views = append(views, tokenView{ID: t.ID, User: t.User, Name: t.Label, Location: t.Location, Created: t.Created,
 					Expires: timePtr(t.Expires), LastUsed: timePtr(t.LastUsed), Revoked: timePtr(t.Revoked), State: state})
 			}
 			return printAs(cmd.OutOrStdout(), out.Format, views, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tUSER\tNAME\tEXPIRES\tLAST USED\tSTATE")
+				fmt.Fprintln(tw, "ID\tUSER\tNAME\tLOCATION\tEXPIRES\tLAST USED\tSTATE")
 				for _, v := range views {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, terminalSafe(v.User), terminalSafe(v.Name), orDash(v.Expires), orDash(v.LastUsed), v.State)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, terminalSafe(v.User), terminalSafe(v.Name), dash(v.Location),
+						orDash(v.Expires), orDash(v.LastUsed), v.State)
 				}
 			})
 		},

@@ -140,4 +140,25 @@ func TestTokenCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(ls), &toks); err != nil || len(toks) != 1 || toks[0]["state"] != "revoked" || toks[0]["expires"] == nil {
 		t.Errorf("token ls -o json = %s (%v), want one revoked token with an expiry", ls, err)
 	}
+
+	// A probe agent's token: bound to a location, shown by ls; a bad
+	// location is bad usage, the server's own is refused.
+	out, errs, code = runCLIState(t, state, "", "token", "create", "--user", "ann", "--location", "eu-west")
+	if code != 0 || !strings.Contains(errs, "a probe agent's for location eu-west") {
+		t.Fatalf("token create --location: exit %d, stderr %q", code, errs)
+	}
+	ls, _, _ = runCLIState(t, state, "", "token", "ls", "--user", "ann", "-o", "json")
+	toks = nil
+	if err := json.Unmarshal([]byte(ls), &toks); err != nil || len(toks) != 2 || toks[1]["location"] != "eu-west" || toks[0]["location"] != nil {
+		t.Errorf("token ls -o json = %s (%v), want the agent's token second, bound to eu-west, and the first unbound", ls, err)
+	}
+	if ls, _, _ := runCLIState(t, state, "", "token", "ls"); !strings.Contains(ls, "LOCATION") || !strings.Contains(ls, "eu-west") {
+		t.Errorf("token ls does not show the location:\n%s", ls)
+	}
+	if _, errs, code := runCLIState(t, state, "", "token", "create", "--user", "ann", "--location", "EU West"); code != 2 || !strings.Contains(errs, `invalid location name "EU West"`) {
+		t.Errorf("token create --location 'EU West': exit %d %q, want 2", code, errs)
+	}
+	if _, errs, code := runCLIState(t, state, "", "token", "create", "--user", "ann", "--location", "local"); code != 1 || !strings.Contains(errs, "the gantry server's own") {
+		t.Errorf("token create --location local: exit %d %q, want 1", code, errs)
+	}
 }

@@ -43,6 +43,11 @@ type Agent struct {
 	// Client runs the checks (nil: NewClient(nil)).
 	Client *http.Client
 	Logger *slog.Logger
+	// Refused reports whether an error of the server is a refusal of the
+	// agent's credential (a revoked token, one not bound to the
+	// location): asking again cannot help, so Run returns it. nil: every
+	// error is asked again.
+	Refused func(error) bool
 
 	mu      sync.Mutex
 	pending map[assignKey][]runtime.MonitorResult
@@ -71,7 +76,8 @@ type running struct {
 
 // Run runs the agent until ctx ends; then it stops every check, sends
 // what results it holds (bounded by a few seconds) and returns nil. It
-// returns an error only for a configuration it cannot run with.
+// returns an error only for a configuration it cannot run with, or a
+// server that refuses it (Refused).
 func (a *Agent) Run(ctx context.Context) error {
 	if a.Server == nil {
 		return errors.New("monitor agent: no server")
@@ -112,10 +118,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Go(func() { a.flushLoop(ctx, flush, log) })
+	flushCtx, stopFlush := context.WithCancel(ctx)
+	wg.Go(func() { a.flushLoop(flushCtx, flush, log) })
 	defer func() {
 		stopAll(func(checkKey) bool { return false })
-		wg.Wait() // the flush loop ends with ctx
+		stopFlush()
+		wg.Wait()
 		// A last report of what is held, bounded.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		a.send(sctx, log)
@@ -129,6 +137,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 			return nil
+		case err != nil && a.Refused != nil && a.Refused(err):
+			return fmt.Errorf("monitor agent: the server refuses this agent: %w", err)
 		case err != nil:
 			backoff = min(max(2*backoff, time.Second), MaxBackoff)
 			wait = backoff

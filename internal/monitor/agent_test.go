@@ -236,3 +236,32 @@ func TestAgentDropsRefusedResults(t *testing.T) {
 		t.Errorf("%d refused results held, want them dropped", held)
 	}
 }
+
+// deniedServer refuses the agent's credential, as a server does for a
+// token not bound to the agent's location.
+type deniedServer struct{ fakeServer }
+
+var errDenied = errors.New("refused by gantry serve")
+
+func (d *deniedServer) MonitorAssignments(context.Context, string) ([]runtime.MonitorAssignment, error) {
+	return nil, errDenied
+}
+
+// TestAgentStopsWhenRefused: a refusal of the agent's credential ends
+// Run with it, on its own (asking again cannot help); without Refused it
+// is asked again until the context ends.
+func TestAgentStopsWhenRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := &Agent{Server: &deniedServer{}, Location: "eu-west", Poll: 50 * time.Millisecond,
+		Refused: func(err error) bool { return errors.Is(err, errDenied) }}
+	err := a.Run(ctx)
+	if !errors.Is(err, errDenied) || ctx.Err() != nil {
+		t.Fatalf("Run: %v (context %v), want the refusal before the context ended", err, ctx.Err())
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelShort()
+	if err := (&Agent{Server: &deniedServer{}, Location: "eu-west", Poll: 50 * time.Millisecond}).Run(short); err != nil {
+		t.Errorf("Run without Refused: %v, want nil once the context ends", err)
+	}
+}

@@ -218,9 +218,16 @@ func newAPIEnv(t *testing.T) *apiEnv {
 type caller struct {
 	name string
 	role auth.Role
+	// location binds the caller's token to a probe location.
+	location string
 }
 
 func as(name string, role auth.Role) caller { return caller{name: name, role: role} }
+
+// agentAt is a probe agent's caller: a token bound to location.
+func agentAt(name string, role auth.Role, location string) caller {
+	return caller{name: name, role: role, location: location}
+}
 
 var (
 	nobody = caller{}
@@ -237,7 +244,7 @@ func withIdentity(c caller, h http.Handler) http.Handler {
 func withMethod(c caller, m auth.Method, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.role != "" {
-			r = r.WithContext(auth.WithIdentity(r.Context(), auth.Identity{Name: c.name, Role: c.role, Method: m, Remote: "192.0.2.1"}))
+			r = r.WithContext(auth.WithIdentity(r.Context(), auth.Identity{Name: c.name, Role: c.role, Method: m, Remote: "192.0.2.1", Location: c.location}))
 		}
 		h.ServeHTTP(w, r)
 	})

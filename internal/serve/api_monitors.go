@@ -59,9 +59,9 @@ func (a *API) withAgents(h func(http.ResponseWriter, *http.Request, auth.Identit
 	}
 }
 
-// agentLocation checks the location an agent names: a DNS label, and
-// not the server's own.
-func agentLocation(w http.ResponseWriter, loc string) bool {
+// agentLocation checks the location an agent names: a DNS label, not
+// the server's own, and the one its token is bound to (403 otherwise).
+func agentLocation(w http.ResponseWriter, id auth.Identity, loc string) bool {
 	if loc == runtime.LocationLocal {
 		badRequest(w, "location %q is the gantry server itself; start the agent with a name of its own (--location eu-west)", loc)
 		return false
@@ -70,12 +70,17 @@ func agentLocation(w http.ResponseWriter, loc string) bool {
 		badRequest(w, "location: %v", err)
 		return false
 	}
+	if id.Location != "" && loc != id.Location {
+		writeErrorBody(w, http.StatusForbidden, CodeForbidden,
+			fmt.Sprintf("%s may not report monitors from location %s: its token is bound to location %s", id.Name, loc, id.Location))
+		return false
+	}
 	return true
 }
 
-func (a *API) getAssignments(w http.ResponseWriter, r *http.Request, _ auth.Identity, agents runtime.MonitorAgents) {
+func (a *API) getAssignments(w http.ResponseWriter, r *http.Request, id auth.Identity, agents runtime.MonitorAgents) {
 	loc := r.URL.Query().Get("location")
-	if !agentLocation(w, loc) {
+	if !agentLocation(w, id, loc) {
 		return
 	}
 	as, err := agents.MonitorAssignments(r.Context(), loc)
@@ -94,7 +99,7 @@ func (a *API) postResults(w http.ResponseWriter, r *http.Request, id auth.Identi
 	if !decodeLimit(w, r, "monitor report", &req, maxReportBody) {
 		return
 	}
-	if !agentLocation(w, req.Location) {
+	if !agentLocation(w, id, req.Location) {
 		return
 	}
 	if len(req.Reports) == 0 {

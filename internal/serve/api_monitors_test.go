@@ -68,8 +68,11 @@ func TestMonitorEndpoints(t *testing.T) {
 	e := newAPIEnv(t)
 	agents := &fakeAgents{}
 	e.api.SetRoller(agents)
-	dev := as("agent-eu", auth.RoleDeveloper)
-	lead := as("lee", auth.RoleOncallLead)
+	dev := agentAt("agent-eu", auth.RoleDeveloper, "eu-west")
+	lead := agentAt("lee", auth.RoleOncallLead, "eu-west")
+	boundAdmin := agentAt("ada", auth.RoleAdmin, "eu-west")
+	boundViewer := agentAt("vic", auth.RoleViewer, "eu-west")
+	us := agentAt("agent-us", auth.RoleDeveloper, "us-east")
 	const assign = "/api/v1/monitors/assignments?location=eu-west"
 	const results = "/api/v1/monitors/results"
 	good := reportBody("eu-west", true, "health")
@@ -82,20 +85,25 @@ func TestMonitorEndpoints(t *testing.T) {
 		says           string
 	}{
 		{"assignments without identity", nobody, "GET", assign, "", 401, "not logged in"},
-		{"viewer may not read assignments", viewer, "GET", assign, "", 403, "needs the role developer"},
+		{"viewer may not read assignments", boundViewer, "GET", assign, "", 403, "needs the role developer"},
 		{"developer reads assignments", dev, "GET", assign, "", 200, `"url":"http://127.0.0.1:30081"`},
 		{"oncall-lead reads assignments", lead, "GET", assign, "", 200, `"environment":"prod"`},
-		{"admin reads assignments", admin, "GET", assign, "", 200, `"revision":2`},
-		{"no assignments elsewhere", dev, "GET", "/api/v1/monitors/assignments?location=us-east", "", 200, `"assignments":[]`},
+		{"admin reads assignments", boundAdmin, "GET", assign, "", 200, `"revision":2`},
+		{"an unbound token may not read assignments", admin, "GET", assign, "", 403, "takes an API token bound to the agent's location"},
+		{"another location's assignments", dev, "GET", "/api/v1/monitors/assignments?location=us-east", "", 403, "its token is bound to location eu-west"},
+		{"no assignments elsewhere", us, "GET", "/api/v1/monitors/assignments?location=us-east", "", 200, `"assignments":[]`},
 		{"no location", dev, "GET", "/api/v1/monitors/assignments", "", 400, `invalid location name \"\"`},
 		{"bad location", dev, "GET", "/api/v1/monitors/assignments?location=EU_West", "", 400, `invalid location name \"EU_West\"`},
 		{"local is the server", dev, "GET", "/api/v1/monitors/assignments?location=local", "", 400, "is the gantry server itself"},
 
 		{"report without identity", nobody, "POST", results, good, 401, "not logged in"},
-		{"viewer may not report", viewer, "POST", results, good, 403, "needs the role developer"},
+		{"viewer may not report", boundViewer, "POST", results, good, 403, "needs the role developer"},
 		{"developer reports", dev, "POST", results, good, 200, `"recorded":1`},
 		{"oncall-lead reports", lead, "POST", results, good, 200, `"recorded":1`},
-		{"admin reports", admin, "POST", results, good, 200, `"recorded":1`},
+		{"admin reports", boundAdmin, "POST", results, good, 200, `"recorded":1`},
+		{"an unbound token may not report", as("dee", auth.RoleDeveloper), "POST", results, good, 403, "takes an API token bound to the agent's location"},
+		{"a report for another location", dev, "POST", results, reportBody("us-east", false, "health"), 403, "may not report monitors from location us-east"},
+		{"an agent's token does nothing else", dev, "GET", "/api/v1/runs", "", 403, "bound to location eu-west, and may only report monitors"},
 		{"empty body", dev, "POST", results, "", 400, "empty body"},
 		{"not JSON", dev, "POST", results, "{", 400, "decode the monitor report"},
 		{"unknown field", dev, "POST", results, `{"location":"eu-west","reports":[],"token":"x"}`, 400, `unknown field \"token\"`},
@@ -103,7 +111,7 @@ func TestMonitorEndpoints(t *testing.T) {
 		{"no reports", dev, "POST", results, `{"location":"eu-west","reports":[]}`, 400, "no reports"},
 		{"report as local", dev, "POST", results, reportBody("local", true, "health"), 400, "is the gantry server itself"},
 		{"report bad location", dev, "POST", results, reportBody("eu west", true, "health"), 400, `invalid location name \"eu west\"`},
-		{"wrong location", dev, "POST", results, reportBody("us-east", true, "health"), 400, "monitor health does not run from us-east"},
+		{"wrong location", us, "POST", results, reportBody("us-east", true, "health"), 400, "monitor health does not run from us-east"},
 		{"unknown monitor", dev, "POST", results, reportBody("eu-west", true, "login"), 400, "monitor login does not run from eu-west"},
 		{"too large", dev, "POST", results, `{"location":"eu-west","reports":[{"environment":"` + strings.Repeat("x", maxReportBody) + `"}]}`, 413, "body larger than 1048576 bytes"},
 	}
@@ -129,7 +137,7 @@ func TestMonitorEndpoints(t *testing.T) {
 func TestMonitorReportAudit(t *testing.T) {
 	e := newAPIEnv(t)
 	e.api.SetRoller(&fakeAgents{})
-	dev := as("agent-eu", auth.RoleDeveloper)
+	dev := agentAt("agent-eu", auth.RoleDeveloper, "eu-west")
 	ctx := context.Background()
 	before, err := e.st.AuditLog(ctx, 0)
 	must(t, err)
@@ -162,7 +170,7 @@ func TestMonitorReportAudit(t *testing.T) {
 func TestMonitorEndpointsWithoutAgents(t *testing.T) {
 	e := newAPIEnv(t)
 	e.api.SetRoller(&fakeRoller{})
-	resp, body := e.call(t, as("d", auth.RoleDeveloper), "GET", "/api/v1/monitors/assignments?location=eu-west", "")
+	resp, body := e.call(t, agentAt("d", auth.RoleDeveloper, "eu-west"), "GET", "/api/v1/monitors/assignments?location=eu-west", "")
 	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(string(body), "takes no results from probe agents") {
 		t.Errorf("got %s %s, want 501", resp.Status, body)
 	}
@@ -174,7 +182,7 @@ func TestMonitorClient(t *testing.T) {
 	e := newAPIEnv(t)
 	agents := &fakeAgents{}
 	e.api.SetRoller(agents)
-	srv := newTestServer(t, withIdentity(as("agent-eu", auth.RoleDeveloper), e.api.Handler()))
+	srv := newTestServer(t, withIdentity(agentAt("agent-eu", auth.RoleDeveloper, "eu-west"), e.api.Handler()))
 	c, err := NewRemote(srv.URL, "tok")
 	must(t, err)
 	ctx := context.Background()
@@ -196,7 +204,8 @@ func TestMonitorClient(t *testing.T) {
 }
 
 // FuzzMonitorReport: whatever an agent sends, the endpoint answers 200,
-// 400 or 413 with a JSON body, never a 500 or a panic.
+// 400, 403 (another location's) or 413 with a JSON body, never a 500 or
+// a panic.
 func FuzzMonitorReport(f *testing.F) {
 	f.Add(reportBody("eu-west", true, "health"))
 	f.Add(reportBody("eu-west", false, "login"))
@@ -207,9 +216,9 @@ func FuzzMonitorReport(f *testing.F) {
 		api.SetRoller(&fakeAgents{})
 		req := httptest.NewRequest("POST", "/api/v1/monitors/results", strings.NewReader(body))
 		w := httptest.NewRecorder()
-		withIdentity(as("agent-eu", auth.RoleDeveloper), api.Handler()).ServeHTTP(w, req)
+		withIdentity(agentAt("agent-eu", auth.RoleDeveloper, "eu-west"), api.Handler()).ServeHTTP(w, req)
 		switch w.Code {
-		case 200, 400, 413:
+		case 200, 400, 403, 413:
 		default:
 			t.Errorf("body %q: answered %d %s", body, w.Code, w.Body)
 		}

@@ -31,6 +31,9 @@ type APIToken struct {
 	User  string
 	Label string
 	Hash  string
+	// Location binds a probe agent's token to the monitor location it
+	// reports for ("" : an ordinary token).
+	Location string
 	// Created, Expires (zero: never), LastUsed and Revoked (zero: not
 	// revoked).
 	Created, Expires, LastUsed, Revoked time.Time
@@ -187,8 +190,8 @@ func (s *Store) AddToken(ctx context.Context, t *APIToken) error {
 		case err != nil:
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, user_name, label, hash, created, expires) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`, t.ID, t.User, t.Label, t.Hash, toNanos(now), toNanos(t.Expires))
+		res, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, user_name, label, hash, created, expires, location) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, t.ID, t.User, t.Label, t.Hash, toNanos(now), toNanos(t.Expires), t.Location)
 		if err != nil {
 			return err
 		}
@@ -202,14 +205,14 @@ func (s *Store) AddToken(ctx context.Context, t *APIToken) error {
 	})
 }
 
-const tokenColumns = `id, user_name, label, hash, created, expires, last_used, revoked`
+const tokenColumns = `id, user_name, label, hash, created, expires, last_used, revoked, location`
 
 func scanToken(sc interface{ Scan(...any) error }) (APIToken, error) {
 	var (
 		t                               APIToken
 		created, expires, used, revoked int64
 	)
-	if err := sc.Scan(&t.ID, &t.User, &t.Label, &t.Hash, &created, &expires, &used, &revoked); err != nil {
+	if err := sc.Scan(&t.ID, &t.User, &t.Label, &t.Hash, &created, &expires, &used, &revoked, &t.Location); err != nil {
 		return APIToken{}, err
 	}
 	t.Created, t.Expires, t.LastUsed, t.Revoked = fromNanos(created), fromNanos(expires), fromNanos(used), fromNanos(revoked)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -88,11 +89,17 @@ func TestTokensAndSessions(t *testing.T) {
 		if err := s.AddToken(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.AddToken(ctx, &APIToken{ID: "t-agent", User: "ann", Hash: "agent", Location: "eu-west"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.TokenByHash(ctx, "agent"); err != nil || got.Location != "eu-west" {
+			t.Errorf("a probe agent's token: %+v, %v; want it bound to eu-west", got, err)
+		}
 		got, err := s.TokenByHash(ctx, "abc")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.ID != "t1" || got.User != "ann" || got.Label != "ci" || !got.Expires.Equal(exp) || !got.Revoked.IsZero() {
+		if got.ID != "t1" || got.User != "ann" || got.Label != "ci" || !got.Expires.Equal(exp) || !got.Revoked.IsZero() || got.Location != "" {
 			t.Errorf("TokenByHash = %+v, want t1 of ann labelled ci expiring %v, not revoked", got, exp)
 		}
 		if err := s.TouchToken(ctx, "t1", t0); err != nil {
@@ -108,8 +115,9 @@ func TestTokensAndSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list) != 1 || list[0].Revoked.IsZero() || !list[0].LastUsed.Equal(t0) {
-			t.Errorf("Tokens(ann) = %+v, want t1 revoked, last used %v", list, t0)
+		i := slices.IndexFunc(list, func(t APIToken) bool { return t.ID == "t1" })
+		if len(list) != 2 || i < 0 || list[i].Revoked.IsZero() || !list[i].LastUsed.Equal(t0) {
+			t.Errorf("Tokens(ann) = %+v, want t-agent and t1, t1 revoked, last used %v", list, t0)
 		}
 
 		now := time.Now()

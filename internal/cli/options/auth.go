@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/gantry-ci/gantry/internal/monitor"
 )
 
 // UserRole is the --role flag of gantry user add.
@@ -22,16 +24,18 @@ func (o *UserRole) AddFlags(fs *pflag.FlagSet) {
 
 // TokenCreate are the flags of gantry token create.
 type TokenCreate struct {
-	User    string
-	Expires string
-	Name    string
+	User     string
+	Expires  string
+	Name     string
+	Location string
 }
 
-// AddFlags registers --user, --expires and --name.
+// AddFlags registers --user, --expires, --name and --location.
 func (o *TokenCreate) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.User, "user", "", "the user the token acts as (required)")
 	fs.StringVar(&o.Expires, "expires", "90d", "lifetime: a number of days (90d), a Go duration (12h) or never")
 	fs.StringVar(&o.Name, "name", "", "a label to recognise the token by in gantry token ls")
+	fs.StringVar(&o.Location, "location", "", "make a probe agent's token, bound to this monitor location (eu-west): it may report monitors from there and do nothing else")
 }
 
 // Lifetime returns the --expires duration; 0 means never.
@@ -43,6 +47,11 @@ func (o *TokenCreate) Lifetime() (time.Duration, error) {
 func (o *TokenCreate) Validate() error {
 	if o.User == "" {
 		return errors.New("--user is required")
+	}
+	if o.Location != "" {
+		if err := monitor.ValidLocation(o.Location); err != nil {
+			return fmt.Errorf("--location: %w", err)
+		}
 	}
 	_, err := o.Lifetime()
 	return err

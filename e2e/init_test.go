@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,11 +127,6 @@ func TestInitRealModules(t *testing.T) {
 	if os.Getenv("GANTRY_VULN_DB") == "" {
 		testenv.Missing(t, "GANTRY_VULN_DB", "scripts/env.sh sets it to the shared Go vulnerability database")
 	}
-	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
-	if err != nil {
-		t.Fatalf("go env GOMODCACHE: %v", err)
-	}
-	modcache := strings.TrimSpace(string(out))
 	state := t.TempDir()
 	for _, m := range []struct {
 		name, module string
@@ -166,11 +163,7 @@ func TestInitRealModules(t *testing.T) {
 		},
 	} {
 		t.Run(m.name, func(t *testing.T) {
-			path, version, _ := strings.Cut(m.module, "@")
-			src := filepath.Join(modcache, escapeModulePath(path)+"@"+version)
-			if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
-				testenv.Missing(t, m.module, "go mod download "+m.module)
-			}
+			src := moduleSource(t, m.module)
 			e := &env{t: t, state: state, repo: t.TempDir()}
 			copyTree(t, src, e.repo)
 			e.commitAll("initial import")
@@ -228,16 +221,17 @@ func TestInitRealModules(t *testing.T) {
 	}
 }
 
-// escapeModulePath is the module cache's spelling of a module path:
-// upper-case letters become '!' and the lower-case letter.
-func escapeModulePath(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if 'A' <= r && r <= 'Z' {
-			b.WriteByte('!')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
+// moduleSource is the directory of module@version in the module cache,
+// downloaded through the Go module proxy when it is not there yet (a
+// cold cache holds only what builds needed).
+func moduleSource(t *testing.T, module string) string {
+	t.Helper()
+	cmd := exec.Command("go", "mod", "download", "-json", module)
+	cmd.Dir = t.TempDir() // outside any module
+	out, err := cmd.Output()
+	var info struct{ Dir, Error string }
+	if jerr := json.Unmarshal(out, &info); jerr != nil || err != nil || info.Error != "" || info.Dir == "" {
+		testenv.Missing(t, module, fmt.Sprintf("go mod download %s: %v %s", module, err, info.Error))
 	}
-	return b.String()
+	return info.Dir
 }

@@ -90,13 +90,15 @@ func kubeRequests(g *options.Global, src *options.EnvSource) (map[string]*deploy
 		return nil, usageErr(err)
 	}
 	reqs := map[string]*deploy.Request{}
+	stateDir := ""
 	for name, e := range p.Environments {
 		if e.Runtime != spec.RuntimeKubernetes {
 			continue
 		}
-		stateDir, err := g.ResolveStateDir()
-		if err != nil {
-			return nil, err
+		if stateDir == "" {
+			if stateDir, err = g.ResolveStateDir(); err != nil {
+				return nil, err
+			}
 		}
 		reqs[name] = &deploy.Request{
 			Dir: dir, Environment: e, StateDir: stateDir,

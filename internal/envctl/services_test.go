@@ -88,6 +88,9 @@ func TestPostgresDataSurvivesRedeployAndRestart(t *testing.T) {
 		}
 		return err
 	})
+	// Running is not serving: the proxy takes the instance once its
+	// readiness probe passes.
+	waitFor(t, 30*time.Second, "staging does not answer after the restart", func() error { return answers(f.url("staging")) })
 	if got := psqlRun("select id from payments"); got != "7" {
 		t.Errorf("after a restart: select = %q, want 7", got)
 	}

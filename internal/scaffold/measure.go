@@ -33,6 +33,9 @@ type Measurement struct {
 	// FailedTests are the tests (and packages that did not build) that
 	// failed when init ran them.
 	FailedTests []string
+	// Uncounted are the packages whose tests failed before they wrote
+	// coverage (a panic, a build failure): Coverage leaves them out.
+	Uncounted []string
 	// Gosec counts the gosec findings at or above the sast step's default
 	// fail_on (warning) that no gantry:ignore covers, by rule.
 	Gosec map[string]int
@@ -144,6 +147,11 @@ func (m *Measurement) tests(ctx context.Context, dir string, o MeasureOptions) {
 	}
 	pct := cov.Total.Percent()
 	m.Coverage = &pct
+	for _, p := range rep.Packages {
+		if _, ok := cov.Packages[p.Name]; p.Status == gotest.StatusFail && !ok {
+			m.Uncounted = append(m.Uncounted, p.Name)
+		}
+	}
 }
 
 // gosec runs the sast step's gosec over the module, gantry:ignore

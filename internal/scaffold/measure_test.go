@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -69,17 +70,24 @@ func TestMeasureCoverageIsTheGateNumber(t *testing.T) {
 	}
 }
 
-// TestMeasureFailingTests reports the tests that fail at init.
+// TestMeasureFailingTests reports the tests that fail at init, and the
+// packages whose tests ended before writing coverage (a panic): the
+// coverage leaves them out and the notes say so.
 func TestMeasureFailingTests(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		testenv.Missing(t, "go", "install Go")
 	}
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"go.mod":      "module example.com/red\n\ngo 1.22\n",
-		"red.go":      "package red\n\n// One is 1.\nfunc One() int { return 1 }\n",
-		"red_test.go": "package red\n\nimport \"testing\"\n\nfunc TestOne(t *testing.T) {\n\tif One() != 2 {\n\t\tt.Error(\"want 2\")\n\t}\n}\n",
+		"go.mod":            "module example.com/red\n\ngo 1.22\n",
+		"red.go":            "package red\n\n// One is 1.\nfunc One() int { return 1 }\n",
+		"red_test.go":       "package red\n\nimport \"testing\"\n\nfunc TestOne(t *testing.T) {\n\tif One() != 2 {\n\t\tt.Error(\"want 2\")\n\t}\n}\n",
+		"boom/boom.go":      "package boom\n\n// Two is 2.\nfunc Two() int { return 2 }\n",
+		"boom/boom_test.go": "package boom\n\nimport \"testing\"\n\nfunc TestTwo(t *testing.T) {\n\tvar m map[string]int\n\tm[\"x\"] = Two()\n}\n",
 	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -92,12 +100,22 @@ func TestMeasureFailingTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := m.FailedTests, []string{"example.com/red.TestOne"}; len(got) != 1 || got[0] != want[0] {
+	slices.Sort(m.FailedTests)
+	if got, want := m.FailedTests, []string{"example.com/red.TestOne", "example.com/red/boom.TestTwo"}; !slices.Equal(got, want) {
 		t.Errorf("failed tests: got %v, want %v", got, want)
+	}
+	if got, want := m.Uncounted, []string{"example.com/red/boom"}; !slices.Equal(got, want) {
+		t.Errorf("packages left out of the coverage: got %v, want %v", got, want)
+	}
+	if m.Coverage == nil || *m.Coverage != 100 {
+		t.Errorf("coverage = %v (%s), want 100%% (red's one statement; boom left out)", m.Coverage, m.CoverageNote)
 	}
 	p := scaffold.Generate(r, scaffold.Options{Measured: m})
 	if !containsLine(p.Notes, "tests fail today") {
 		t.Errorf("notes do not say tests fail: %v", p.Notes)
+	}
+	if !containsLine(p.Notes, "leaves out example.com/red/boom, whose tests failed before writing coverage") {
+		t.Errorf("notes do not say the coverage leaves boom out: %v", p.Notes)
 	}
 }
 

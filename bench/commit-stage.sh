@@ -14,7 +14,7 @@
 #            manifests peer test; kustomize only if on PATH),
 #            commitlint --from --to (npm).
 # Prints each command's wall time, the totals and the ratio.
-# Needs: go, git; helm (go install helm.sh/helm/v3/cmd/helm@v3.22.0),
+# Needs: go, git; helm (scripts/test.sh builds it from tools/helm),
 # commitlint (npm i -g @commitlint/cli @commitlint/config-conventional).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)

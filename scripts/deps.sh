@@ -12,11 +12,12 @@
 #     step kind, on the system node), also into the tool cache; fauxqs -g and a Node.js
 #     24 in /opt/payment-node for the example's own script
 #     (examples/payment-service/scripts/integration-env.sh), not for gantry;
-#   - Go tools used as peers in tests: helm, kubeconform, govulncheck, k6,
+#   - Go tools used as peers in tests: kubeconform, govulncheck, k6,
 #     terraform (when none is on PATH); versitygw v1.8.0 and terraform
 #     v1.5.7 for the infra tests, in the tool cache
-#     (cosign is built by scripts/test.sh from tools/cosign, after go vet
-#     has compiled the packages it shares with gantry).
+#     (cosign and helm are built by scripts/test.sh from tools/cosign and
+#     tools/helm, after go vet has compiled the packages they share with
+#     gantry).
 # golangci-lint and tflint are installed by gantry itself on first use
 # (into $GANTRY_TOOL_CACHE). Run as root on a fresh machine.
 #
@@ -152,7 +153,6 @@ install_cached_tool() { # name package version
 }
 install_cached_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint v2.15.0
 install_cached_tool tflint github.com/terraform-linters/tflint v0.64.0
-install_go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 install_go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # Peers that CI=true tests require (internal/testenv): k6 (the k6 step's

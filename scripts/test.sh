@@ -36,6 +36,14 @@ if [ ! -x "$cosign" ] || [ "$(go version -m "$cosign" | awk '$1 == "mod" {print 
 	echo "==> building cosign $cosign_version (tools/cosign)"
 	go -C tools/cosign build -o "$cosign" github.com/sigstore/cosign/v2/cmd/cosign
 fi
+# helm, the peer of the helm-lint and helm-template tests: the helm of
+# gantry's Helm SDK version, built from tools/helm the same way.
+helm_version=$(go -C tools/helm list -m -f '{{.Version}}' helm.sh/helm/v3)
+helm=$(go env GOPATH)/bin/helm
+if [ ! -x "$helm" ] || [ "$(go version -m "$helm" | awk '$1 == "mod" {print $3}')" != "$helm_version" ]; then
+	echo "==> building helm $helm_version (tools/helm)"
+	go -C tools/helm build -ldflags "-X helm.sh/helm/v3/internal/version.version=$helm_version" -o "$helm" helm.sh/helm/v3/cmd/helm
+fi
 echo "==> gantry tests (unit, integration with real services and peer tools, e2e)"
 # Every package but those of the bed, which run after it.
 go test -count=1 -timeout 60m $(go list ./... | grep -vxF -f <(go list "${kube_pkgs[@]}"))

@@ -3,23 +3,57 @@ package helmcheck
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/modfile"
+
 	"github.com/gantry-ci/gantry/internal/findings"
 	"github.com/gantry-ci/gantry/internal/proc"
 	"github.com/gantry-ci/gantry/internal/testenv"
 )
 
+// helmBin is the helm peer: the helm of gantry's SDK version, which
+// scripts/test.sh builds from tools/helm.
 func helmBin(t *testing.T) string {
 	bin, err := exec.LookPath("helm")
 	if err != nil {
-		testenv.Missing(t, "helm", "go install helm.sh/helm/v3/cmd/helm@v3.22.0")
+		testenv.Missing(t, "helm", "go -C tools/helm build -o \"$(go env GOPATH)/bin/helm\" helm.sh/helm/v3/cmd/helm (scripts/test.sh does)")
+	}
+	out, err := exec.Command(bin, "version", "--template", "{{.Version}}").Output()
+	if err != nil {
+		t.Fatalf("helm version: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != SDKVersion {
+		t.Fatalf("the helm peer at %s is %s, want the SDK's %s: scripts/test.sh builds it from tools/helm", bin, got, SDKVersion)
 	}
 	return bin
+}
+
+// TestSDKVersionIsGoMod: SDKVersion, which step caches key on, is the
+// helm.sh/helm/v3 that go.mod requires.
+func TestSDKVersionIsGoMod(t *testing.T) {
+	data, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := modfile.ParseLax("go.mod", data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.Require {
+		if r.Mod.Path == "helm.sh/helm/v3" {
+			if r.Mod.Version != SDKVersion {
+				t.Errorf("SDKVersion = %s, go.mod requires helm.sh/helm/v3 %s", SDKVersion, r.Mod.Version)
+			}
+			return
+		}
+	}
+	t.Error("go.mod does not require helm.sh/helm/v3")
 }
 
 func runHelm(t *testing.T, args ...string) (string, error) {

@@ -172,7 +172,12 @@ func newEnvLogsCmd(g *options.Global) *cobra.Command {
 				return err
 			}
 			if kd != nil {
-				return failed(fmt.Errorf("%s runs on Kubernetes (release %s in namespace %s): gantry env logs does not read pod logs yet; gantry env status names the pods", env, kd.Release(), kd.Namespace()))
+				// Interrupted, --follow ends without an error (main's
+				// context ends on SIGINT and SIGTERM).
+				if err := kd.Logs(cmd.Context(), o.Follow, cmd.OutOrStdout()); err != nil {
+					return kubeErr(err)
+				}
+				return nil
 			}
 			_, err = callServe(cmd, g, func(ctx context.Context, c *serve.Client) (struct{}, error) {
 				return struct{}{}, c.Logs(ctx, env, o.Follow, cmd.OutOrStdout())

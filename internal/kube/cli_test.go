@@ -115,6 +115,16 @@ stages:
 	if code != 0 || !strings.Contains(out, `"number": 2`) || !strings.Contains(out, `"state": "ready"`) {
 		t.Errorf("gantry env status: exit %d\n%s\nwant revision 2 with a ready instance", code, out)
 	}
+	// gantry env logs: the pods' logs through the API server (kwok's
+	// kubelet API serves kubetest.PodLog), each line prefixed with its pod.
+	code, out = gantry(t, append(g, "env", "logs", "staging", "--dir", repo)...)
+	if code != 0 || !kubetest.HasPodLogs(out, "web-web-") {
+		t.Errorf("gantry env logs: exit %d\n%s\nwant the lines %q, each prefixed with a pod of web-web", code, out, kubetest.PodLog)
+	}
+	code, out = gantry(t, append(g, "env", "logs", "later", "--dir", repo)...)
+	if code != 1 || !strings.Contains(out, "has no revision yet") {
+		t.Errorf("gantry env logs of an environment not installed: exit %d\n%s\nwant exit 1, no revision yet", code, out)
+	}
 	code, out = gantry(t, append(g, "env", "rollback", "staging", "--dir", repo)...)
 	if want := fmt.Sprintf("staging: revision 3 serves sha256:%064x", 1); code != 0 || !strings.Contains(out, want) {
 		t.Errorf("gantry env rollback: exit %d\n%s\nwant %q", code, out, want)

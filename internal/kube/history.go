@@ -56,23 +56,42 @@ func (d *Deployer) History(ctx context.Context) ([]runtime.Revision, error) {
 // its workloads as instances.
 func (d *Deployer) Status(ctx context.Context) (runtime.EnvironmentStatus, error) {
 	st := runtime.EnvironmentStatus{Name: d.t.Environment}
-	hist, err := d.releases()
+	cur, err := d.current()
 	if err != nil {
 		return st, err
-	}
-	cur := hist[len(hist)-1]
-	for _, r := range slices.Backward(hist) {
-		if r.Info.Status == release.StatusDeployed {
-			cur = r
-			break
-		}
 	}
 	rev := d.revision(cur)
 	st.Current = &rev
-	objs, err := parseManifest(cur.Manifest)
-	if err != nil {
-		return st, err
+	pods, err := d.pods(ctx, cur)
+	for _, p := range pods {
+		st.Instances = append(st.Instances, instanceOf(&p))
 	}
+	return st, err
+}
+
+// current is the release revision that serves (the newest deployed one),
+// else the newest.
+func (d *Deployer) current() (*release.Release, error) {
+	hist, err := d.releases()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range slices.Backward(hist) {
+		if r.Info.Status == release.StatusDeployed {
+			return r, nil
+		}
+	}
+	return hist[len(hist)-1], nil
+}
+
+// pods lists the pods of rel's workloads (Deployments, StatefulSets and
+// Rollouts), workload by workload in the manifest's order.
+func (d *Deployer) pods(ctx context.Context, rel *release.Release) ([]corev1.Pod, error) {
+	objs, err := parseManifest(rel.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	var out []corev1.Pod
 	for _, o := range objs {
 		switch o.Kind {
 		case "Deployment", "StatefulSet", "Rollout":
@@ -81,7 +100,7 @@ func (d *Deployer) Status(ctx context.Context) (runtime.EnvironmentStatus, error
 		}
 		ws, err := d.state(ctx, &o)
 		if err != nil {
-			return st, explain(fmt.Sprintf("read the status of %s/%s", o.Kind, o.Name), err)
+			return out, explain(fmt.Sprintf("read the status of %s/%s", o.Kind, o.Name), err)
 		}
 		if ws.selector == nil {
 			continue
@@ -92,13 +111,11 @@ func (d *Deployer) Status(ctx context.Context) (runtime.EnvironmentStatus, error
 		}
 		pods, err := d.c.Client.CoreV1().Pods(d.namespaceOf(&o)).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 		if err != nil {
-			return st, explain("list the pods of "+o.Kind+"/"+o.Name, err)
+			return out, explain("list the pods of "+o.Kind+"/"+o.Name, err)
 		}
-		for i := range pods.Items {
-			st.Instances = append(st.Instances, instanceOf(&pods.Items[i]))
-		}
+		out = append(out, pods.Items...)
 	}
-	return st, nil
+	return out, nil
 }
 
 func instanceOf(p *corev1.Pod) runtime.InstanceStatus {

@@ -1,9 +1,11 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +23,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/admission"
 	"github.com/gantry-ci/gantry/internal/kubetest"
 	"github.com/gantry-ci/gantry/internal/runtime"
+	"github.com/gantry-ci/gantry/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
@@ -441,4 +444,39 @@ func rollout(t *testing.T, b *kubetest.Bed, ns, name string) *rollouts.Rollout {
 		t.Fatal(err)
 	}
 	return &ro
+}
+
+// TestLogs reads the logs of every serving pod, and with follow streams
+// them until the context ends, which is not an error.
+func TestLogs(t *testing.T) {
+	b := kubetest.Start(t)
+	ctx := context.Background()
+	d := newDeployer(t, b.Kubeconfig, "logs-ns", "logs")
+	if err := d.Logs(ctx, false, io.Discard); !errors.Is(err, ErrNoRelease) {
+		t.Errorf("logs before a deploy: got %v, want ErrNoRelease", err)
+	}
+	if _, err := d.Deploy(ctx, webRequest(webImage(1), map[string]any{"replicas": 2})); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := d.Logs(ctx, false, &out); err != nil {
+		t.Fatal(err)
+	}
+	pods := map[string]bool{}
+	for l := range strings.Lines(out.String()) {
+		pod, _, _ := strings.Cut(l, " | ")
+		pods[pod] = true
+	}
+	if len(pods) != 2 || !kubetest.HasPodLogs(out.String(), "logs-web-") {
+		t.Errorf("logs of two pods:\n%s\nwant the lines %q for each of two pods", out.String(), kubetest.PodLog)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var followed syncbuf.Buffer
+	if err := d.Logs(fctx, true, &followed); err != nil {
+		t.Errorf("logs --follow ended by its context: %v, want nil", err)
+	}
+	if !kubetest.HasPodLogs(followed.String(), "logs-web-") {
+		t.Errorf("logs --follow:\n%s\nwant the lines %q for each pod", followed.String(), kubetest.PodLog)
+	}
 }

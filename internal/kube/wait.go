@@ -375,13 +375,9 @@ func eventTime(e corev1.Event) time.Time {
 }
 
 // lastLogs reads the last lines of each started container of p, or says
-// why there are none (never started; a node that serves no logs, as
-// kwok's fake nodes).
+// why there are none (never started; a node that serves no logs).
 func (d *Deployer) lastLogs(ctx context.Context, p *corev1.Pod) []string {
-	started := map[string]bool{}
-	for _, cs := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
-		started[cs.Name] = cs.State.Running != nil || cs.State.Terminated != nil || cs.RestartCount > 0
-	}
+	started := ranContainers(p)
 	var out []string
 	tail, limit := int64(10), int64(4096)
 	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {

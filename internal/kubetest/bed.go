@@ -137,6 +137,51 @@ type Bed struct {
 	components []*component
 }
 
+// PodLog is what every container of the bed logs: kwok serves it as the
+// kubelet would (GET .../pods/NAME/log), from a file in the CRI log
+// format that a real kubelet reads.
+var PodLog = []string{"listening on :8080", "ready"}
+
+// HasPodLogs reports whether out, what `gantry env logs` printed, holds
+// PodLog for each of its pods, whose names start with prefix: lines
+// "POD | TEXT", those of several pods possibly interleaved.
+func HasPodLogs(out, prefix string) bool {
+	byPod := map[string][]string{}
+	for l := range strings.Lines(out) {
+		pod, text, ok := strings.Cut(strings.TrimSuffix(l, "\n"), " | ")
+		if !ok || !strings.HasPrefix(pod, prefix) {
+			return false
+		}
+		byPod[pod] = append(byPod[pod], text)
+	}
+	for _, lines := range byPod {
+		if !slices.Equal(lines, PodLog) {
+			return false
+		}
+	}
+	return len(byPod) > 0
+}
+
+// writePodLog writes PodLog in the CRI log format and the kwok
+// configuration that serves it for every container.
+func writePodLog(dir string) (config string, err error) {
+	var b strings.Builder
+	for _, l := range PodLog {
+		fmt.Fprintf(&b, "2026-01-01T00:00:00.000000000Z stdout F %s\n", l)
+	}
+	logs := filepath.Join(dir, "container.log")
+	if err := os.WriteFile(logs, []byte(b.String()), 0o600); err != nil {
+		return "", err
+	}
+	config = filepath.Join(dir, "kwok.yaml")
+	return config, os.WriteFile(config, []byte(`apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata: {name: bed}
+spec:
+  logs:
+  - logsFile: `+logs+"\n"), 0o600)
+}
+
 type component struct {
 	name   string
 	log    string
@@ -247,11 +292,11 @@ func start(ctx context.Context, bins binaries) (b *Bed, err error) {
 			_ = b.Stop()
 		}
 	}()
-	ports, err := freePorts(5)
+	ports, err := freePorts(6)
 	if err != nil {
 		return b, err
 	}
-	etcdPort, peerPort, apiPort, argoMetrics, argoHealth := ports[0], ports[1], ports[2], ports[3], ports[4]
+	etcdPort, peerPort, apiPort, argoMetrics, argoHealth, kubeletPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 
 	ca, err := NewCA("gantry kube test bed CA")
 	if err != nil {
@@ -264,6 +309,16 @@ func start(ctx context.Context, bins binaries) (b *Bed, err error) {
 	}
 	servingCert, servingKey, err := ca.writeIssued(dir, "apiserver", "kube-apiserver", nil,
 		"127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+	if err != nil {
+		return b, err
+	}
+	// kwok's kubelet API (pod logs), which the apiserver reaches at the
+	// nodes' InternalIP.
+	kubeletCert, kubeletKey, err := ca.writeIssued(dir, "kubelet", "kwok", nil, "127.0.0.1")
+	if err != nil {
+		return b, err
+	}
+	kwokConfig, err := writePodLog(dir)
 	if err != nil {
 		return b, err
 	}
@@ -310,7 +365,8 @@ func start(ctx context.Context, bins binaries) (b *Bed, err error) {
 		"--client-ca-file", caFile, "--service-account-key-file", saPub, "--service-account-signing-key-file", saKey,
 		"--service-account-issuer", "https://kubernetes.default.svc", "--service-cluster-ip-range", "10.0.0.0/24",
 		"--authorization-mode", "Node,RBAC", "--disable-admission-plugins", "ServiceAccount",
-		"--enable-priority-and-fairness=false", "--profiling=false", "--endpoint-reconciler-type", "none"); err != nil {
+		"--enable-priority-and-fairness=false", "--profiling=false", "--endpoint-reconciler-type", "none",
+		"--kubelet-preferred-address-types", "InternalIP"); err != nil {
 		return b, err
 	}
 	if err := b.wait(ctx, "kube-apiserver", func(ctx context.Context) error {
@@ -337,7 +393,9 @@ func start(ctx context.Context, bins binaries) (b *Bed, err error) {
 	}
 	if err := b.run(ctx, "kwok", bins.kwok, "--kubeconfig", b.Kubeconfig, "--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
-		"--cidr", "10.244.0.1/16", "--node-ip", "10.0.1.1"); err != nil {
+		"--cidr", "10.244.0.1/16", "--node-ip", "127.0.0.1", "--node-port", strconv.Itoa(kubeletPort),
+		"--server-address", "127.0.0.1:"+strconv.Itoa(kubeletPort),
+		"--tls-cert-file", kubeletCert, "--tls-private-key-file", kubeletKey, "--config", kwokConfig); err != nil {
 		return b, err
 	}
 	for _, n := range Nodes {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,18 @@ func TestDeploymentPodsRun(t *testing.T) {
 		}
 		return nil
 	})
+	// The pods' logs come through the apiserver from kwok's kubelet API.
+	pods, err := b.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := b.Client.CoreV1().Pods("default").GetLogs(pods.Items[0].Name, &corev1.PodLogOptions{Container: "web"}).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("logs of %s: %v", pods.Items[0].Name, err)
+	}
+	if got, want := string(data), strings.Join(PodLog, "\n")+"\n"; got != want {
+		t.Errorf("logs of %s: got %q, want %q", pods.Items[0].Name, got, want)
+	}
 	eventually(t, "the deployment available", func(ctx context.Context) error {
 		got, err := b.Client.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {

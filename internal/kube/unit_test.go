@@ -53,6 +53,48 @@ func TestDeploymentState(t *testing.T) {
 	}
 }
 
+// TestStaleTimeout: a ProgressDeadlineExceeded condition names the
+// ReplicaSet that timed out; it is this rollout's failure only while
+// that ReplicaSet is the deployment's current revision.
+func TestStaleTimeout(t *testing.T) {
+	const revision = "deployment.kubernetes.io/revision"
+	dep := func(rev, msg string) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{revision: rev}},
+			Status: appsv1.DeploymentStatus{Conditions: []appsv1.DeploymentCondition{
+				{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Message: `ReplicaSet "other" has timed out progressing.`},
+				{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: msg},
+			}},
+		}
+	}
+	rs := func(rev string) *appsv1.ReplicaSet {
+		return &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{revision: rev}}}
+	}
+	const msg = `ReplicaSet "web-68b4fb54f4" has timed out progressing.`
+	if name, ok := timedOutReplicaSet(dep("3", msg)); !ok || name != "web-68b4fb54f4" {
+		t.Errorf("timedOutReplicaSet: got %q %v, want web-68b4fb54f4", name, ok)
+	}
+	if name, ok := timedOutReplicaSet(dep("3", "timed out")); ok {
+		t.Errorf("timedOutReplicaSet of an unknown message: got %q, want none", name)
+	}
+	for _, tc := range []struct {
+		name          string
+		depRev, rsRev string
+		stale         bool
+	}{
+		{"this rollout's", "2", "2", false},
+		{"a rollback's first status", "3", "2", true},
+		{"no revision on the deployment", "", "2", false},
+		{"no revision on the replicaset", "3", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := staleTimeout(dep(tc.depRev, msg), rs(tc.rsRev)); got != tc.stale {
+				t.Errorf("staleTimeout: got %v, want %v", got, tc.stale)
+			}
+		})
+	}
+}
+
 func TestRolloutState(t *testing.T) {
 	ro := func(gen int64, observed string, phase rollouts.RolloutPhase, pause ...rollouts.PauseReason) *rollouts.Rollout {
 		r := &rollouts.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "pay", Generation: gen}}

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	rollouts "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -139,7 +141,18 @@ func (d *Deployer) state(ctx context.Context, o *object) (workloadState, error) 
 		if err != nil {
 			return workloadState{}, err
 		}
-		return deploymentState(dep), nil
+		st := deploymentState(dep)
+		if rs, ok := timedOutReplicaSet(dep); ok && st.fatal {
+			got, err := d.c.Client.AppsV1().ReplicaSets(ns).Get(ctx, rs, metav1.GetOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return workloadState{}, err
+			}
+			if err != nil || staleTimeout(dep, got) {
+				st.fatal = false
+				st.status = "the deployment controller has not taken up the new spec yet (the progress deadline of an earlier rollout, ReplicaSet " + rs + ", passed)"
+			}
+		}
+		return st, nil
 	case "StatefulSet":
 		ss, err := d.c.Client.AppsV1().StatefulSets(ns).Get(ctx, o.Name, metav1.GetOptions{})
 		if err != nil {
@@ -192,6 +205,36 @@ func deploymentState(dep *appsv1.Deployment) workloadState {
 		st.ready, st.status = true, fmt.Sprintf("%d of %d replicas available", s.AvailableReplicas, want)
 	}
 	return st
+}
+
+// timedOutRS reads the name of the ReplicaSet from the message of the
+// deployment controller's ProgressDeadlineExceeded condition.
+var timedOutRS = regexp.MustCompile(`^ReplicaSet "([^"]+)" has timed out progressing`)
+
+// timedOutReplicaSet names the ReplicaSet whose progress deadline dep's
+// Progressing condition says has passed.
+func timedOutReplicaSet(dep *appsv1.Deployment) (string, bool) {
+	for _, c := range dep.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+			if m := timedOutRS.FindStringSubmatch(c.Message); m != nil {
+				return m[1], true
+			}
+		}
+	}
+	return "", false
+}
+
+// staleTimeout reports whether the ReplicaSet rs that timed out belongs
+// to an earlier rollout of dep than its current one. A rollback to a
+// revision whose ReplicaSet still runs makes no progress the controller
+// can count (its pods are ready already), so the controller's first
+// status for the new spec keeps the previous rollout's timed-out
+// condition until the old pods are gone: that is not this rollout
+// failing.
+func staleTimeout(dep *appsv1.Deployment, rs *appsv1.ReplicaSet) bool {
+	const revision = "deployment.kubernetes.io/revision"
+	cur, was := dep.Annotations[revision], rs.Annotations[revision]
+	return cur != "" && was != "" && cur != was
 }
 
 func statefulSetState(ss *appsv1.StatefulSet) workloadState {

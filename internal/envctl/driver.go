@@ -607,6 +607,9 @@ func (c *Controller) abort(ctx context.Context, en *env, who, reason string, cyc
 		return nil, err
 	}
 	defer unlock()
+	en.mu.Lock()
+	p := en.proxy
+	en.mu.Unlock()
 	var promoted bool
 	r, err := c.update(ctx, en, true, func(x *record) error {
 		switch x.Status.Step {
@@ -620,6 +623,12 @@ func (c *Controller) abort(ctx context.Context, en *env, who, reason string, cyc
 		}
 		if cycle != 0 && x.Cycle != cycle {
 			return fmt.Errorf("abort %s: cycle %d is over: %w", en.name, cycle, runtime.ErrRolloutState)
+		}
+		if !promoted && p != nil {
+			// Before the abort shows: whoever sees it finds no active
+			// traffic going to green. (Should the record not be written,
+			// the next reconcile routes the split again.)
+			p.SetSplit(nil)
 		}
 		x.Status.Step, x.Status.Phase = runtime.StepAborted, runtime.RolloutDegraded
 		x.Status.AbortedBy, x.Status.Message = who, reason
@@ -648,14 +657,7 @@ func (c *Controller) abort(ctx context.Context, en *env, who, reason string, cyc
 		return nil, err
 	}
 	b := en.bg()
-	en.mu.Lock()
-	p := en.proxy
-	en.mu.Unlock()
-	if !promoted {
-		if p != nil {
-			p.SetSplit(nil)
-		}
-	} else {
+	if promoted {
 		blue := b.retiring[r.Blue]
 		if len(blue) == 0 {
 			// Not running here (a restart): started again first.

@@ -56,10 +56,12 @@ func (a *API) logStep(w http.ResponseWriter, r *http.Request, runID int64) (stag
 	return "", "", false
 }
 
-// getRunLogs answers a run's log, or one step's, as a page of lines. A
-// step's log is read a page at a time from the store: ?after= (a line
-// number) and ?limit= (default maxLimit) range it. The whole run's comes
-// in one page.
+// getRunLogs answers a run's log, or one step's, as a page of lines read
+// a page at a time from the store: ?after= and ?limit= (default
+// maxLimit) range it. A step's log is in line order, and after is a line
+// number; the whole run's is in the order its lines were appended (as
+// the stream sends them), and after is the cursor of the previous page's
+// next.
 func (a *API) getRunLogs(w http.ResponseWriter, r *http.Request, _ auth.Identity) {
 	run, ok := a.loadRun(w, r)
 	if !ok {
@@ -73,30 +75,31 @@ func (a *API) getRunLogs(w http.ResponseWriter, r *http.Request, _ auth.Identity
 	var after int64
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 || stage == "" {
-			badRequest(w, "query parameter after: want a line number (0 or more) of one step's log (with stage and step), not %q", v)
+		if err != nil || n < 0 {
+			badRequest(w, "query parameter after: want a line number of one step's log, or the next of a page of the whole run's (0 or more), not %q", v)
 			return
 		}
 		after = n
-	}
-	if stage == "" {
-		if q.Get("limit") != "" {
-			badRequest(w, "query parameter limit: only one step's log (with stage and step) is paginated")
-			return
-		}
-		lines, err := a.runs.Store.Logs(r.Context(), run.ID, "", "", 0)
-		if err != nil {
-			a.writeError(w, r, fmt.Sprintf("logs of run %d", run.ID), err)
-			return
-		}
-		writeJSON(w, http.StatusOK, logPage(lines, false))
-		return
 	}
 	limit := maxLimit
 	if q.Get("limit") != "" {
 		if limit, ok = pageLimit(w, r); !ok {
 			return
 		}
+	}
+	if stage == "" {
+		lines, next, err := a.runs.Store.LogsAfterLimit(r.Context(), run.ID, "", "", after, limit)
+		if err != nil {
+			a.writeError(w, r, fmt.Sprintf("logs of run %d", run.ID), err)
+			return
+		}
+		page := logPage(lines, false)
+		if len(lines) == limit {
+			// More may follow: a full page's next is the cursor after it.
+			page.Next = strconv.FormatInt(next, 10)
+		}
+		writeJSON(w, http.StatusOK, page)
+		return
 	}
 	lines, more, err := a.runs.Store.StepLogPage(r.Context(), run.ID, stage, step, after, limit)
 	if err != nil {

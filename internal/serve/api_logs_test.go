@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -72,6 +73,67 @@ func TestStepLogPages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunLogPages: the whole run's log comes page by page from the
+// store, in the order its lines were appended (two steps' interleaved
+// here), each line once, next the cursor of the stream's event IDs.
+func TestRunLogPages(t *testing.T) {
+	e := newAPIEnv(t)
+	ctx := context.Background()
+	run := &store.Run{Pipeline: "p", Event: "push", Branch: "main"}
+	must(t, e.st.CreateRun(ctx, run))
+	var want []string
+	for _, step := range []string{"unit", "lint"} {
+		must(t, e.st.PutStep(ctx, &store.Step{RunID: run.ID, Stage: "build", Name: step, Kind: "script", Status: store.StatusPassed}))
+	}
+	// Batches of 10 lines, the steps' batches alternating.
+	for b := range (2*maxLimit + 3 + 9) / 10 {
+		step := []string{"unit", "lint"}[b%2]
+		batch := make([]store.LogLine, 10)
+		for i := range batch {
+			batch[i].Text = fmt.Sprintf("%s %d", step, 10*b+i)
+			want = append(want, batch[i].Text)
+		}
+		must(t, e.st.AppendLogs(ctx, run.ID, "build", step, batch))
+	}
+	for _, pageSize := range []int{maxLimit, 7} {
+		t.Run(fmt.Sprintf("limit %d", pageSize), func(t *testing.T) {
+			var got []string
+			target := fmt.Sprintf("/api/v1/runs/%d/logs?limit=%d", run.ID, pageSize)
+			for pages := 1; target != ""; pages++ {
+				resp, body := e.call(t, viewer, "GET", target, "")
+				if resp.StatusCode != 200 {
+					t.Fatalf("GET %s: %s %s", target, resp.Status, body)
+				}
+				var page Page[runview.LogLine]
+				must(t, json.Unmarshal(body, &page))
+				if len(page.Items) > pageSize {
+					t.Fatalf("page %d: %d lines, want at most %d", pages, len(page.Items), pageSize)
+				}
+				for _, l := range page.Items {
+					got = append(got, l.Text)
+				}
+				target = ""
+				if page.Next != "" {
+					target = fmt.Sprintf("/api/v1/runs/%d/logs?limit=%d&after=%s", run.ID, pageSize, page.Next)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("got %d lines, want %d in the order appended; first differing at %d", len(got), len(want), firstDiff(got, want))
+			}
+		})
+	}
+}
+
+// firstDiff is the index of the first element where a and b differ.
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
 
 // TestLogStreamOfALongLog: a step's log longer than a few of the

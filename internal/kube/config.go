@@ -2,8 +2,8 @@
 // environment is a Helm release of the repository's chart, installed and
 // upgraded with the Helm SDK through client-go (never helm or kubectl),
 // with the image pinned by digest, admitted as on the local runtime,
-// waited for until its workloads (Deployments, StatefulSets, Argo
-// Rollouts) are ready as their status says, and rolled back through
+// waited for until its workloads (Deployments, StatefulSets, DaemonSets,
+// Argo Rollouts) are ready as their status says, and rolled back through
 // Helm's release history. The verbs on an Argo Rollout are in
 // internal/kube/argo.
 package kube

@@ -84,8 +84,8 @@ func (d *Deployer) current() (*release.Release, error) {
 	return hist[len(hist)-1], nil
 }
 
-// pods lists the pods of rel's workloads (Deployments, StatefulSets and
-// Rollouts), workload by workload in the manifest's order.
+// pods lists the pods of rel's workloads (Deployments, StatefulSets,
+// DaemonSets and Rollouts), workload by workload in the manifest's order.
 func (d *Deployer) pods(ctx context.Context, rel *release.Release) ([]corev1.Pod, error) {
 	objs, err := parseManifest(rel.Manifest)
 	if err != nil {
@@ -94,7 +94,7 @@ func (d *Deployer) pods(ctx context.Context, rel *release.Release) ([]corev1.Pod
 	var out []corev1.Pod
 	for _, o := range objs {
 		switch o.Kind {
-		case "Deployment", "StatefulSet", "Rollout":
+		case "Deployment", "StatefulSet", "DaemonSet", "Rollout":
 		default:
 			continue
 		}

@@ -480,3 +480,34 @@ func TestLogs(t *testing.T) {
 		t.Errorf("logs --follow:\n%s\nwant the lines %q for each pod", followed.String(), kubetest.PodLog)
 	}
 }
+
+// TestDaemonSetWaited: a DaemonSet of the chart is waited for, one pod
+// per node, and its pods are the environment's instances.
+func TestDaemonSetWaited(t *testing.T) {
+	b := kubetest.Start(t)
+	ctx := context.Background()
+	d := newDeployer(t, b.Kubeconfig, "agent-ns", "agent")
+	if _, err := d.Deploy(ctx, webRequest(webImage(1), map[string]any{"replicas": 1, "agent": true})); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := b.Client.AppsV1().DaemonSets("agent-ns").Get(ctx, "agent-agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := int32(len(kubetest.Nodes)); ds.Status.NumberAvailable != n || ds.Status.UpdatedNumberScheduled != n {
+		t.Errorf("deploy returned with %d of %d nodes' agent pods available (%d updated), want all", ds.Status.NumberAvailable, n, ds.Status.UpdatedNumberScheduled)
+	}
+	st, err := d.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := 0
+	for _, in := range st.Instances {
+		if strings.HasPrefix(in.ID, "agent-agent-") && in.State == "ready" {
+			agents++
+		}
+	}
+	if agents != len(kubetest.Nodes) {
+		t.Errorf("status: %d ready agent pods among %+v, want one per node (%d)", agents, st.Instances, len(kubetest.Nodes))
+	}
+}

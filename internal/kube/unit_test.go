@@ -53,6 +53,37 @@ func TestDeploymentState(t *testing.T) {
 	}
 }
 
+func TestDaemonSetState(t *testing.T) {
+	ds := func(gen, observed int64, desired, updated, available int32) *appsv1.DaemonSet {
+		return &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Generation: gen},
+			Status: appsv1.DaemonSetStatus{ObservedGeneration: observed, DesiredNumberScheduled: desired,
+				UpdatedNumberScheduled: updated, NumberAvailable: available},
+		}
+	}
+	onDelete := ds(2, 2, 2, 0, 2)
+	onDelete.Spec.UpdateStrategy.Type = appsv1.OnDeleteDaemonSetStrategyType
+	for _, tc := range []struct {
+		name   string
+		d      *appsv1.DaemonSet
+		ready  bool
+		status string
+	}{
+		{"not observed", ds(2, 1, 2, 2, 2), false, "has not seen the new spec"},
+		{"updating", ds(2, 2, 2, 1, 2), false, "1 of 2 nodes run the updated pod"},
+		{"unavailable", ds(2, 2, 2, 2, 1), false, "1 of 2 nodes' pods available"},
+		{"ready", ds(2, 2, 2, 2, 2), true, "2 of 2 nodes' pods available"},
+		{"on delete: old pods count", onDelete, true, "2 of 2 nodes' pods available"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := daemonSetState(tc.d)
+			if got.ready != tc.ready || got.fatal || !strings.Contains(got.status, tc.status) {
+				t.Errorf("got ready %v fatal %v %q, want ready %v %q", got.ready, got.fatal, got.status, tc.ready, tc.status)
+			}
+		})
+	}
+}
+
 // TestStaleTimeout: a ProgressDeadlineExceeded condition names the
 // ReplicaSet that timed out; it is this rollout's failure only while
 // that ReplicaSet is the deployment's current revision.

@@ -81,7 +81,7 @@ func (d *Deployer) waitReady(ctx context.Context, objs []object) (string, error)
 	var workloads []object
 	for _, o := range objs {
 		switch o.Kind {
-		case "Deployment", "StatefulSet", "Rollout":
+		case "Deployment", "StatefulSet", "DaemonSet", "Rollout":
 			workloads = append(workloads, o)
 		}
 	}
@@ -159,6 +159,12 @@ func (d *Deployer) state(ctx context.Context, o *object) (workloadState, error) 
 			return workloadState{}, err
 		}
 		return statefulSetState(ss), nil
+	case "DaemonSet":
+		ds, err := d.c.Client.AppsV1().DaemonSets(ns).Get(ctx, o.Name, metav1.GetOptions{})
+		if err != nil {
+			return workloadState{}, err
+		}
+		return daemonSetState(ds), nil
 	case "Rollout":
 		u, err := d.c.Dynamic.Resource(rolloutsResource).Namespace(ns).Get(ctx, o.Name, metav1.GetOptions{})
 		if err != nil {
@@ -252,6 +258,24 @@ func statefulSetState(ss *appsv1.StatefulSet) workloadState {
 		st.status = "the rolling update has not finished (current revision " + s.CurrentRevision + ", update " + s.UpdateRevision + ")"
 	default:
 		st.ready, st.status = true, fmt.Sprintf("%d of %d replicas ready", s.ReadyReplicas, want)
+	}
+	return st
+}
+
+// daemonSetState: every node that should run the DaemonSet's pod runs
+// the new one, available.
+func daemonSetState(ds *appsv1.DaemonSet) workloadState {
+	st := workloadState{selector: ds.Spec.Selector}
+	s := ds.Status
+	switch {
+	case s.ObservedGeneration < ds.Generation:
+		st.status = "the daemonset controller has not seen the new spec yet"
+	case ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType && s.UpdatedNumberScheduled < s.DesiredNumberScheduled:
+		st.status = fmt.Sprintf("%d of %d nodes run the updated pod", s.UpdatedNumberScheduled, s.DesiredNumberScheduled)
+	case s.NumberAvailable < s.DesiredNumberScheduled:
+		st.status = fmt.Sprintf("%d of %d nodes' pods available", s.NumberAvailable, s.DesiredNumberScheduled)
+	default:
+		st.ready, st.status = true, fmt.Sprintf("%d of %d nodes' pods available", s.NumberAvailable, s.DesiredNumberScheduled)
 	}
 	return st
 }

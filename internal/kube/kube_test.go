@@ -470,14 +470,23 @@ func TestLogs(t *testing.T) {
 	if len(pods) != 2 || !kubetest.HasPodLogs(out.String(), "logs-web-") {
 		t.Errorf("logs of two pods:\n%s\nwant the lines %q for each of two pods", out.String(), kubetest.PodLog)
 	}
-	fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// Following: once both pods' lines have come, the command is
+	// interrupted, which ends it without an error.
+	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var followed syncbuf.Buffer
-	if err := d.Logs(fctx, true, &followed); err != nil {
-		t.Errorf("logs --follow ended by its context: %v, want nil", err)
+	done := make(chan error, 1)
+	go func() { done <- d.Logs(fctx, true, &followed) }()
+	deadline := time.Now().Add(time.Minute)
+	for !(strings.Count(followed.String(), "\n") == 2*len(kubetest.PodLog) && kubetest.HasPodLogs(followed.String(), "logs-web-")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("logs --follow after a minute:\n%s\nwant the lines %q for each of two pods", followed.String(), kubetest.PodLog)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if !kubetest.HasPodLogs(followed.String(), "logs-web-") {
-		t.Errorf("logs --follow:\n%s\nwant the lines %q for each pod", followed.String(), kubetest.PodLog)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("logs --follow ended by its context: %v, want nil", err)
 	}
 }
 

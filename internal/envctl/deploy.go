@@ -134,11 +134,13 @@ func (c *Controller) deploy(ctx context.Context, en *env, req runtime.DeployRequ
 		return fail(err.Error(), err)
 	}
 	if err := c.waitReady(ctx, req.Workloads, insts); err != nil {
-		c.stopAll(context.WithoutCancel(ctx), insts)
 		msg := err.Error()
 		if errors.Is(err, runtime.ErrNotReady) {
+			// What they answered, read before they stop (stopped, they
+			// answer no probe).
 			msg = probeAnswers(insts)
 		}
+		c.stopAll(context.WithoutCancel(ctx), insts)
 		return fail(msg, err)
 	}
 	// Switch: the proxy sends new requests to the new instances, the record

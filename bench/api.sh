@@ -6,8 +6,8 @@
 #   (a) API latency p50/p99 at CLIENTS (default 50) concurrent clients
 #       over keep-alive connections, DURATION (default 20 s) per endpoint
 #       after a 2 s warm-up: the run list (first page of 50), a run, the
-#       run's whole 1,000-line log (one page), one page of 500 lines of
-#       its step log. Measured by bench/apiclient (Go) and, side by side on
+#       first page of the run's whole 1,000-line log (500 lines), one page
+#       of 500 lines of its step log. Measured by bench/apiclient (Go) and, side by side on
 #       the same server, by k6 (CLIENTS virtual users, constant, same
 #       duration) when it is installed.
 #   (b) webhook -> run started at 50 concurrent signed deliveries
@@ -58,7 +58,7 @@ export function handleSummary(data) {
 JS
 
 for target in "run list|/api/v1/runs" "a run|/api/v1/runs/$run" \
-  "whole run log (1,000 lines)|/api/v1/runs/$run/logs" \
+  "whole run log, first page (500 of 1,000 lines)|/api/v1/runs/$run/logs" \
   "step log page (500 lines)|/api/v1/runs/$run/logs?stage=build&step=unit"; do
   name=${target%%|*}
   path=${target#*|}

@@ -27,23 +27,25 @@ echo "==> go vet (while the prerequisites install)"
 go vet ./...
 wait "$deps"
 . scripts/env.sh
+# Peers built from a module of tools/ against gantry's dependency
+# versions, so that the packages go vet just compiled are reused; rebuilt
+# when the binary is not of the version that module requires.
+build_peer() { # name module package [go build flags...]; VERSION in the flags is the version
+	local name=$1 module=$2 pkg=$3 version bin
+	shift 3
+	version=$(go -C "tools/$name" list -m -f '{{.Version}}' "$module")
+	bin=$(go env GOPATH)/bin/$name
+	if [ ! -x "$bin" ] || [ "$(go version -m "$bin" | awk '$1 == "mod" {print $3}')" != "$version" ]; then
+		echo "==> building $name $version (tools/$name)"
+		go -C "tools/$name" build "${@//VERSION/$version}" -o "$bin" "$pkg"
+	fi
+}
 # cosign, the peer of the signing tests: the real cosign of tools/cosign's
-# go.mod, built against gantry's dependency versions so that the packages
-# go vet just compiled are reused.
-cosign_version=$(go -C tools/cosign list -m -f '{{.Version}}' github.com/sigstore/cosign/v2)
-cosign=$(go env GOPATH)/bin/cosign
-if [ ! -x "$cosign" ] || [ "$(go version -m "$cosign" | awk '$1 == "mod" {print $3}')" != "$cosign_version" ]; then
-	echo "==> building cosign $cosign_version (tools/cosign)"
-	go -C tools/cosign build -o "$cosign" github.com/sigstore/cosign/v2/cmd/cosign
-fi
+# go.mod.
+build_peer cosign github.com/sigstore/cosign/v2 github.com/sigstore/cosign/v2/cmd/cosign
 # helm, the peer of the helm-lint and helm-template tests: the helm of
-# gantry's Helm SDK version, built from tools/helm the same way.
-helm_version=$(go -C tools/helm list -m -f '{{.Version}}' helm.sh/helm/v3)
-helm=$(go env GOPATH)/bin/helm
-if [ ! -x "$helm" ] || [ "$(go version -m "$helm" | awk '$1 == "mod" {print $3}')" != "$helm_version" ]; then
-	echo "==> building helm $helm_version (tools/helm)"
-	go -C tools/helm build -ldflags "-X helm.sh/helm/v3/internal/version.version=$helm_version" -o "$helm" helm.sh/helm/v3/cmd/helm
-fi
+# gantry's Helm SDK version (helm version reports it).
+build_peer helm helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm -ldflags "-X helm.sh/helm/v3/internal/version.version=VERSION"
 echo "==> gantry tests (unit, integration with real services and peer tools, e2e)"
 # Every package but those of the bed, which run after it.
 go test -count=1 -timeout 60m $(go list ./... | grep -vxF -f <(go list "${kube_pkgs[@]}"))
